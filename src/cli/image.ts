@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { copyImage } from '../oci/copy.js';
+import { StrataError } from '../oci/errors.js';
+import { resolveImage } from '../oci/image.js';
+import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, ...value.split(',').filter(Boolean)];
+}
+
+function storeOptions(opts: { insecureRegistry?: string[] }): StoreOptions {
+  return { insecureRegistries: opts.insecureRegistry ?? [] };
+}
+
+function parsePlatform(text: string | undefined): PlatformWanted {
+  if (!text) return hostPlatform();
+  const [os, architecture, variant] = text.split('/');
+  if (!os || !architecture) throw new StrataError(`--platform "${text}": expected os/arch[/variant], e.g. linux/amd64`);
+  return { os, architecture, ...(variant ? { variant } : {}) };
+}
+
+/** `strata image …`: crane-like verbs over registries and OCI layouts. */
+export function registerImageCommands(program: Command): void {
+  const image = program.command('image').description('copy and read images in registries and OCI layouts (REF is a registry reference or oci:<dir>[:<tag>])');
+  const insecure = (c: Command): Command => c.option('--insecure-registry <host>', 'use plain HTTP or unverified TLS for this registry (repeatable)', collect, []);
+
+  insecure(image.command('copy <src> <dst>').description('copy an image or index, keeping digests; only missing blobs are sent'))
+    .option('-q, --quiet', 'print only the digest')
+    .action(async (src: string, dst: string, opts: { insecureRegistry?: string[]; quiet?: boolean }) => {
+      const so = storeOptions(opts);
+      const from = await openTarget(parseTarget(src), so);
+      const to = await openTarget(parseTarget(dst), { ...so, create: true });
+      const r = await copyImage(from.store, from.id, to.store, to.tag);
+      if (opts.quiet) process.stdout.write(`${r.digest}\n`);
+      else process.stdout.write(`copied ${src} → ${dst}\n  digest ${r.digest}\n  blobs: ${r.uploaded} sent (${r.bytesUploaded} bytes), ${r.mounted} mounted, ${r.existing} already there\n`);
+    });
+
+  insecure(image.command('manifest <ref>').description('print the manifest or index exactly as stored')).action(async (ref: string, opts: { insecureRegistry?: string[] }) => {
+    const t = await openTarget(parseTarget(ref), storeOptions(opts));
+    const m = await t.store.getManifest(t.id);
+    process.stdout.write(m.bytes);
+    process.stdout.write('\n');
+  });
+
+  insecure(image.command('config <ref>').description("print the image's config (from the host platform's manifest of an index)"))
+    .option('--platform <os/arch[/variant]>', 'platform to choose from an index')
+    .action(async (ref: string, opts: { insecureRegistry?: string[]; platform?: string }) => {
+      const t = await openTarget(parseTarget(ref), storeOptions(opts));
+      const img = await resolveImage(t.store, t.id, parsePlatform(opts.platform));
+      process.stdout.write(img.configBytes);
+      process.stdout.write('\n');
+    });
+
+  insecure(image.command('digest <ref>').description('print the digest of the manifest or index a reference points at')).action(async (ref: string, opts: { insecureRegistry?: string[] }) => {
+    const t = await openTarget(parseTarget(ref), storeOptions(opts));
+    const m = await t.store.getManifest(t.id);
+    process.stdout.write(`${m.digest}\n`);
+  });
+
+  insecure(image.command('tags <repo>').description('list the tags of a repository or layout')).action(async (repo: string, opts: { insecureRegistry?: string[] }) => {
+    const t = await openTarget(parseTarget(repo), storeOptions(opts));
+    for (const tag of await t.store.listTags()) process.stdout.write(`${tag}\n`);
+  });
+}

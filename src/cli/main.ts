@@ -1,0 +1,31 @@
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.js';
+import { registerImageCommands } from './image.js';
+import { reportError } from './output.js';
+
+export function buildProgram(): Command {
+  const program = new Command('strata')
+    .description('Cloud Native Buildpacks without a Docker engine: build, publish, inspect and rebase OCI images')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`strata: error: ${str.replace(/^error: /, '').trim()}\n`) })
+    .showHelpAfterError(false);
+  program
+    .command('version')
+    .description('print the strata version')
+    .action(() => {
+      process.stdout.write(`${VERSION}\n`);
+    });
+  registerImageCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    return reportError(err);
+  }
+}

@@ -1,0 +1,67 @@
+import type { Digest } from './digest.js';
+import { StrataError } from './errors.js';
+import { mapLimit } from './limit.js';
+import type { Descriptor, ParsedManifest } from './manifest.js';
+import type { ImageStore } from './store.js';
+
+export interface CopyResult {
+  digest: Digest;
+  mediaType: string;
+  uploaded: number;
+  mounted: number;
+  existing: number;
+  bytesUploaded: number;
+}
+
+export interface CopyOptions {
+  /** Blob transfers at once. */
+  concurrency?: number;
+  onBlob?: (desc: Descriptor, outcome: 'uploaded' | 'mounted' | 'exists') => void;
+}
+
+/**
+ * Copies an image or a whole index from one store to another byte for byte, so digests are kept. Only blobs the
+ * destination lacks are sent (mounted when both are repositories of one registry); manifests go last, children
+ * before their index, so a failure never leaves the tag pointing at something incomplete.
+ */
+export async function copyImage(src: ImageStore, srcId: string | undefined, dst: ImageStore, dstTag: string | undefined, options: CopyOptions = {}): Promise<CopyResult> {
+  const result: CopyResult = { digest: '' as Digest, mediaType: '', uploaded: 0, mounted: 0, existing: 0, bytesUploaded: 0 };
+  const top = await src.getManifest(srcId);
+  await copyTree(top, src, dst, dstTag, options, result);
+  result.digest = top.digest;
+  result.mediaType = top.mediaType;
+  return result;
+}
+
+async function copyTree(m: ParsedManifest, src: ImageStore, dst: ImageStore, tag: string | undefined, options: CopyOptions, result: CopyResult): Promise<void> {
+  if (m.kind === 'index') {
+    for (const child of m.index.manifests) {
+      const cm = await src.getManifest(child.digest);
+      await copyTree(cm, src, dst, undefined, options, result);
+    }
+  } else {
+    const blobs = [m.manifest.config, ...m.manifest.layers];
+    await mapLimit(blobs, options.concurrency ?? 4, async (desc) => {
+      if (desc.urls?.length && /foreign|nondistributable/.test(desc.mediaType)) return;
+      const outcome = await copyBlob(src, dst, desc);
+      if (outcome === 'uploaded') {
+        result.uploaded++;
+        result.bytesUploaded += desc.size;
+      } else if (outcome === 'mounted') result.mounted++;
+      else result.existing++;
+      options.onBlob?.(desc, outcome);
+    });
+  }
+  await dst.putManifest(m.bytes, m.mediaType, tag);
+}
+
+/** Moves one blob, mounting across repositories of one registry when possible. */
+export async function copyBlob(src: ImageStore, dst: ImageStore, desc: Descriptor): Promise<'uploaded' | 'mounted' | 'exists'> {
+  const open = async (start: number, end: number) => (start === 0 && end === desc.size ? src.getBlob(desc) : src.getBlobRange(desc.digest, start, end));
+  try {
+    return await dst.putBlob(desc, open, src.mountHint?.());
+  } catch (err) {
+    if (err instanceof StrataError) throw err;
+    throw new StrataError(`copying blob ${desc.digest} from ${src.description} to ${dst.description}: ${(err as Error).message}`, 1, { cause: err });
+  }
+}

@@ -1,0 +1,81 @@
+import { Readable } from 'node:stream';
+import { sha256, type Digest } from './digest.js';
+import type { HistoryEntry, ImageConfig } from './config.js';
+import { encodeJson, type Descriptor, type ImageManifest, type PlatformWanted } from './manifest.js';
+import { MediaType } from './mediatype.js';
+import type { ImageStore } from './store.js';
+
+export interface AddedLayer {
+  descriptor: Descriptor;
+  diffID: Digest;
+  history?: HistoryEntry;
+}
+
+/** A fresh config for an image with no base. */
+export function emptyConfig(platform: PlatformWanted, created?: Date): ImageConfig {
+  return {
+    architecture: platform.architecture,
+    os: platform.os,
+    ...(platform.variant ? { variant: platform.variant } : {}),
+    ...(created ? { created: created.toISOString() } : {}),
+    config: {},
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  };
+}
+
+export function emptyManifest(): ImageManifest {
+  return { schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: sha256('{}'), size: 2 }, layers: [] };
+}
+
+/**
+ * Appends layers to an image, returning new config and manifest objects (inputs untouched). History gets one entry
+ * per layer so tools that pair history with layers stay aligned.
+ */
+export function appendLayers(config: ImageConfig, manifest: ImageManifest, layers: AddedLayer[]): { config: ImageConfig; manifest: ImageManifest } {
+  const history = [...(config.history ?? [])];
+  const hadHistory = (config.history?.length ?? 0) > 0 || config.rootfs.diff_ids.length === 0;
+  for (const l of layers) if (hadHistory) history.push(l.history ?? {});
+  return {
+    config: { ...config, rootfs: { type: 'layers', diff_ids: [...config.rootfs.diff_ids, ...layers.map((l) => l.diffID)] }, ...(hadHistory ? { history } : {}) },
+    manifest: { ...manifest, layers: [...manifest.layers, ...layers.map((l) => l.descriptor)] },
+  };
+}
+
+/** Keeps the first `n` layers (and their history entries), for replacing the top of an image. */
+export function truncateLayers(config: ImageConfig, manifest: ImageManifest, n: number): { config: ImageConfig; manifest: ImageManifest } {
+  const history = config.history ? takeHistoryForLayers(config.history, n) : undefined;
+  return {
+    config: { ...config, rootfs: { type: 'layers', diff_ids: config.rootfs.diff_ids.slice(0, n) }, ...(history ? { history } : {}) },
+    manifest: { ...manifest, layers: manifest.layers.slice(0, n) },
+  };
+}
+
+function takeHistoryForLayers(history: HistoryEntry[], n: number): HistoryEntry[] {
+  const out: HistoryEntry[] = [];
+  let layers = 0;
+  for (const h of history) {
+    if (!h.empty_layer) {
+      if (layers === n) break;
+      layers++;
+    }
+    out.push(h);
+  }
+  return out;
+}
+
+/**
+ * Writes config then manifest (layers must already be in the store). The manifest's media types follow the
+ * manifest kind, so a Docker base stays a Docker image and an OCI base an OCI image.
+ */
+export async function writeImage(store: ImageStore, config: ImageConfig, manifest: ImageManifest, tag: string | undefined): Promise<{ digest: Digest; manifestBytes: Buffer; configDigest: Digest }> {
+  const docker = manifest.mediaType === MediaType.DockerManifest;
+  const configBytes = encodeJson(config);
+  const configDesc: Descriptor = { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: sha256(configBytes), size: configBytes.length };
+  await store.putBlob(configDesc, async () => Readable.from([configBytes]));
+  const out: ImageManifest = { ...manifest, config: configDesc };
+  if (!docker) out.mediaType = MediaType.OciManifest;
+  const manifestBytes = encodeJson(out);
+  const digest = await store.putManifest(manifestBytes, out.mediaType ?? MediaType.OciManifest, tag);
+  return { digest, manifestBytes, configDigest: configDesc.digest };
+}

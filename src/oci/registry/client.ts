@@ -1,0 +1,338 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { VerifyingStream, sha256, type Digest } from '../digest.js';
+import { StrataError, errorMessage } from '../errors.js';
+import { parseManifest, type Descriptor, type ParsedManifest } from '../manifest.js';
+import { MANIFEST_ACCEPT } from '../mediatype.js';
+import { isLoopbackRegistry, registryApiHost } from '../reference.js';
+import type { BlobOpener, ImageStore, MountHint } from '../store.js';
+import { header, readBody, send, type HttpRequest, type HttpResponse } from './http.js';
+
+/** Supplies Authorization headers and answers challenges; the anonymous one does neither. */
+export interface Authorizer {
+  authorization(scope: string): Promise<string | undefined>;
+  /** Given a 401's WWW-Authenticate header, prepares credentials; true when a retry may now succeed. */
+  challenge(wwwAuthenticate: string, scope: string): Promise<boolean>;
+}
+
+export const anonymous: Authorizer = {
+  authorization: async () => undefined,
+  challenge: async () => false,
+};
+
+export interface RegistryOptions {
+  /** Plain HTTP or unverified TLS for this registry (`--insecure-registry`). */
+  insecure?: boolean;
+  authorizer?: Authorizer;
+  /** Extra CA certificates (PEM). */
+  ca?: string[];
+  /** Blobs larger than this go up in PATCH chunks of `chunkSize`. */
+  monolithicMax?: number;
+  chunkSize?: number;
+  timeoutMs?: number;
+}
+
+const DEFAULT_MONOLITHIC_MAX = 32 << 20;
+const DEFAULT_CHUNK = 32 << 20;
+
+interface RegistryErrorBody {
+  errors?: { code?: string; message?: string; detail?: unknown }[];
+}
+
+/** A client for one registry host speaking the distribution API v2. */
+export class RegistryClient {
+  private baseUrl?: URL;
+  readonly authorizer: Authorizer;
+
+  constructor(
+    readonly registry: string,
+    private readonly options: RegistryOptions = {},
+  ) {
+    this.authorizer = options.authorizer ?? anonymous;
+  }
+
+  /** HTTPS unless the registry is loopback or named insecure; an insecure one falls back to HTTP if TLS fails. */
+  async base(): Promise<URL> {
+    if (this.baseUrl) return this.baseUrl;
+    const host = registryApiHost(this.registry);
+    if (isLoopbackRegistry(this.registry)) {
+      this.baseUrl = new URL(`http://${host}`);
+    } else if (this.options.insecure) {
+      const tryHttps = new URL(`https://${host}`);
+      try {
+        const res = await send({ method: 'GET', url: new URL('/v2/', tryHttps), tls: this.tls(), timeoutMs: 10_000 });
+        res.body.resume();
+        this.baseUrl = tryHttps;
+      } catch {
+        this.baseUrl = new URL(`http://${host}`);
+      }
+    } else {
+      this.baseUrl = new URL(`https://${host}`);
+    }
+    return this.baseUrl;
+  }
+
+  private tls(): HttpRequest['tls'] {
+    return { rejectUnauthorized: !this.options.insecure, ...(this.options.ca?.length ? { ca: this.options.ca } : {}) };
+  }
+
+  /**
+   * Sends a request with authorization for `scope`, answering one 401 challenge by re-authorizing and retrying.
+   * The body is an opener so a retry can send it again.
+   */
+  async request(req: Omit<HttpRequest, 'url'> & { path: string | URL }, scope: string): Promise<HttpResponse> {
+    const base = await this.base();
+    const url = typeof req.path === 'string' ? new URL(req.path, base) : req.path;
+    for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { ...(req.headers ?? {}) };
+      const auth = await this.authorizer.authorization(scope);
+      if (auth) headers.Authorization = auth;
+      let res: HttpResponse;
+      try {
+        res = await send({ ...req, url, headers, tls: this.tls(), timeoutMs: req.timeoutMs ?? this.options.timeoutMs });
+      } catch (err) {
+        throw this.networkError(err);
+      }
+      if (res.status === 401 && attempt === 0) {
+        const challenge = header(res, 'www-authenticate') ?? '';
+        res.body.resume();
+        if (await this.authorizer.challenge(challenge, scope)) continue;
+        throw new StrataError(`registry ${this.registry}: authentication required for ${scopeWhat(scope)}; run \`strata login ${this.registry}\``);
+      }
+      return res;
+    }
+  }
+
+  networkError(err: unknown): StrataError {
+    if (err instanceof StrataError) return err;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const hint = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? ': is it running and is the address right?' : '';
+    const tls = /certificate|self.signed|SSL|EPROTO/i.test(`${code} ${errorMessage(err)}`) ? ' (TLS problem: use --insecure-registry for a registry without valid HTTPS)' : '';
+    return new StrataError(`cannot reach registry ${this.registry} (${code || errorMessage(err)})${hint}${tls}`, 1, { cause: err });
+  }
+
+  async failure(res: HttpResponse, what: string): Promise<StrataError> {
+    let detail = `HTTP ${res.status}`;
+    try {
+      const text = (await readBody(res, 1 << 20)).toString('utf8');
+      const body = JSON.parse(text) as RegistryErrorBody;
+      const e = body.errors?.[0];
+      if (e) detail = `${e.code ?? res.status}: ${e.message ?? ''}`.trim();
+    } catch {
+      res.body.destroy();
+    }
+    if (res.status === 401 || res.status === 403) {
+      return new StrataError(`registry ${this.registry}: ${what}: access denied (${detail}); check your credentials with \`strata login ${this.registry}\``);
+    }
+    return new StrataError(`registry ${this.registry}: ${what}: ${detail}`);
+  }
+
+  /** Checks the registry answers the v2 API. */
+  async ping(): Promise<void> {
+    const res = await this.request({ method: 'GET', path: '/v2/' }, '');
+    res.body.resume();
+    if (res.status !== 200) throw new StrataError(`registry ${this.registry} does not speak the distribution API v2 (GET /v2/ gave HTTP ${res.status})`);
+  }
+
+  repository(repository: string): RegistryRepository {
+    return new RegistryRepository(this, repository, this.options);
+  }
+}
+
+function scopeWhat(scope: string): string {
+  const [, repo, actions] = scope.split(':');
+  return repo ? `${actions ?? 'pull'} on ${repo}` : 'the registry';
+}
+
+export function pullScope(repository: string): string {
+  return `repository:${repository}:pull`;
+}
+
+export function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
+/** One repository of a registry, as an ImageStore. */
+export class RegistryRepository implements ImageStore {
+  readonly description: string;
+  constructor(
+    readonly client: RegistryClient,
+    readonly repository: string,
+    private readonly options: RegistryOptions = {},
+  ) {
+    this.description = `${client.registry}/${repository}`;
+  }
+
+  private path(rest: string): string {
+    return `/v2/${this.repository}/${rest}`;
+  }
+
+  mountHint(): MountHint {
+    return { registry: this.client.registry, repository: this.repository };
+  }
+
+  async getManifest(tagOrDigest = 'latest'): Promise<ParsedManifest> {
+    const res = await this.client.request({ method: 'GET', path: this.path(`manifests/${tagOrDigest}`), headers: { Accept: MANIFEST_ACCEPT } }, pullScope(this.repository));
+    const where = `${this.description}${tagOrDigest.startsWith('sha256:') ? '@' : ':'}${tagOrDigest}`;
+    if (res.status === 404) {
+      res.body.resume();
+      throw new StrataError(`${where}: manifest not found`);
+    }
+    if (res.status !== 200) throw await this.client.failure(res, `reading manifest ${where}`);
+    const bytes = await readBody(res, 4 << 20);
+    if (tagOrDigest.startsWith('sha256:') && sha256(bytes) !== tagOrDigest) {
+      throw new StrataError(`${where}: registry returned a manifest whose content hashes to ${sha256(bytes)}`);
+    }
+    return parseManifest(bytes, header(res, 'content-type'), where);
+  }
+
+  /** The digest a tag points at, from a HEAD request (no manifest body moved). */
+  async headManifest(tagOrDigest: string): Promise<{ digest: Digest; mediaType: string; size: number } | undefined> {
+    const res = await this.client.request({ method: 'HEAD', path: this.path(`manifests/${tagOrDigest}`), headers: { Accept: MANIFEST_ACCEPT } }, pullScope(this.repository));
+    res.body.resume();
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw await this.client.failure(res, `checking manifest ${this.description}:${tagOrDigest}`);
+    const digest = header(res, 'docker-content-digest');
+    if (!digest?.startsWith('sha256:')) {
+      const m = await this.getManifest(tagOrDigest);
+      return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length };
+    }
+    return { digest: digest as Digest, mediaType: header(res, 'content-type') ?? '', size: Number(header(res, 'content-length') ?? -1) };
+  }
+
+  async getBlob(desc: Descriptor): Promise<Readable> {
+    const raw = await this.getBlobRange(desc.digest);
+    const verify = new VerifyingStream(desc.digest, desc.size >= 0 ? desc.size : undefined, this.description);
+    pipeline(raw, verify).catch((e: Error) => verify.destroy(e));
+    return verify;
+  }
+
+  /** The raw blob, or a byte range [start, end) of it, unverified (ranges cannot be hashed on their own). */
+  async getBlobRange(digest: Digest, start?: number, end?: number): Promise<Readable> {
+    const headers: Record<string, string> = {};
+    if (start !== undefined && end !== undefined) headers.Range = `bytes=${start}-${end - 1}`;
+    const res = await this.client.request({ method: 'GET', path: this.path(`blobs/${digest}`), headers, followRedirects: true }, pullScope(this.repository));
+    if (res.status === 404) {
+      res.body.resume();
+      throw new StrataError(`${this.description}: blob ${digest} not found`);
+    }
+    if (res.status !== 200 && res.status !== 206) throw await this.client.failure(res, `reading blob ${digest}`);
+    if (start !== undefined && start > 0 && res.status !== 206) {
+      res.body.destroy();
+      throw new StrataError(`${this.description}: registry ignored a range request for blob ${digest}`);
+    }
+    return res.body;
+  }
+
+  async getBlobBytes(desc: Descriptor): Promise<Buffer> {
+    const stream = await this.getBlob(desc);
+    const chunks: Buffer[] = [];
+    for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+    return Buffer.concat(chunks);
+  }
+
+  async hasBlob(digest: Digest): Promise<boolean> {
+    const res = await this.client.request({ method: 'HEAD', path: this.path(`blobs/${digest}`), followRedirects: true }, pullScope(this.repository));
+    res.body.resume();
+    if (res.status === 200) return true;
+    if (res.status === 404) return false;
+    throw await this.client.failure(res, `checking blob ${digest}`);
+  }
+
+  async putBlob(desc: Descriptor, open: BlobOpener, mount?: MountHint): Promise<'uploaded' | 'mounted' | 'exists'> {
+    if (await this.hasBlob(desc.digest)) return 'exists';
+    const scope = pushScope(this.repository);
+    let location: URL;
+    const canMount = mount && mount.registry === this.client.registry && mount.repository !== this.repository;
+    if (canMount) {
+      const q = new URLSearchParams({ mount: desc.digest, from: mount.repository });
+      const res = await this.client.request({ method: 'POST', path: this.path(`blobs/uploads/?${q}`), headers: { 'Content-Length': '0' } }, `${scope} repository:${mount.repository}:pull`);
+      res.body.resume();
+      if (res.status === 201) return 'mounted';
+      if (res.status !== 202) throw await this.client.failure(res, `mounting blob ${desc.digest} from ${mount.repository}`);
+      location = await this.uploadLocation(res);
+    } else {
+      location = await this.startUpload(scope);
+    }
+    const monolithicMax = this.options.monolithicMax ?? DEFAULT_MONOLITHIC_MAX;
+    if (desc.size <= monolithicMax) {
+      await this.finishUpload(location, desc, scope, desc.size === 0 ? Buffer.alloc(0) : () => open(0, desc.size), desc.size);
+    } else {
+      const chunk = this.options.chunkSize ?? DEFAULT_CHUNK;
+      for (let offset = 0; offset < desc.size; offset += chunk) {
+        const end = Math.min(desc.size, offset + chunk);
+        const res = await this.client.request(
+          {
+            method: 'PATCH',
+            path: location,
+            headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${offset}-${end - 1}`, 'Content-Length': String(end - offset) },
+            body: () => open(offset, end),
+          },
+          scope,
+        );
+        res.body.resume();
+        if (res.status !== 202) throw await this.client.failure(res, `uploading blob ${desc.digest} (bytes ${offset}-${end - 1})`);
+        location = await this.uploadLocation(res);
+      }
+      await this.finishUpload(location, desc, scope, Buffer.alloc(0), 0);
+    }
+    return 'uploaded';
+  }
+
+  private async startUpload(scope: string): Promise<URL> {
+    // A POST with ?digest= and a body would be one request, but Debian's registry accepts it and drops the body,
+    // so every upload is POST, then PUT (or PATCH…PUT).
+    const res = await this.client.request({ method: 'POST', path: this.path('blobs/uploads/'), headers: { 'Content-Length': '0' } }, scope);
+    res.body.resume();
+    if (res.status !== 202) throw await this.client.failure(res, `starting an upload to ${this.description}`);
+    return this.uploadLocation(res);
+  }
+
+  private async uploadLocation(res: HttpResponse): Promise<URL> {
+    const loc = header(res, 'location');
+    if (!loc) throw new StrataError(`registry ${this.client.registry}: upload response has no Location header`);
+    return new URL(loc, await this.client.base());
+  }
+
+  private async finishUpload(location: URL, desc: Descriptor, scope: string, body: Buffer | (() => Promise<Readable>), length: number): Promise<void> {
+    const url = new URL(location);
+    url.searchParams.set('digest', desc.digest);
+    const res = await this.client.request(
+      { method: 'PUT', path: url, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(length) }, body },
+      scope,
+    );
+    res.body.resume();
+    if (res.status !== 201) throw await this.client.failure(res, `uploading blob ${desc.digest}`);
+  }
+
+  async putManifest(bytes: Buffer, mediaType: string, tag?: string): Promise<Digest> {
+    const digest = sha256(bytes);
+    const res = await this.client.request(
+      { method: 'PUT', path: this.path(`manifests/${tag ?? digest}`), headers: { 'Content-Type': mediaType, 'Content-Length': String(bytes.length) }, body: bytes },
+      pushScope(this.repository),
+    );
+    res.body.resume();
+    if (res.status !== 201) throw await this.client.failure(res, `writing manifest ${this.description}:${tag ?? digest}`);
+    const returned = header(res, 'docker-content-digest');
+    if (returned && returned !== digest) throw new StrataError(`registry ${this.client.registry} stored manifest as ${returned}, expected ${digest}`);
+    return digest;
+  }
+
+  async listTags(): Promise<string[]> {
+    const tags: string[] = [];
+    let next: string | undefined = this.path('tags/list?n=1000');
+    while (next) {
+      const res: HttpResponse = await this.client.request({ method: 'GET', path: next }, pullScope(this.repository));
+      if (res.status === 404) {
+        res.body.resume();
+        throw new StrataError(`${this.description}: repository not found`);
+      }
+      if (res.status !== 200) throw await this.client.failure(res, `listing tags of ${this.description}`);
+      const body = JSON.parse((await readBody(res)).toString('utf8')) as { tags?: string[] | null };
+      tags.push(...(body.tags ?? []));
+      const link = header(res, 'link');
+      next = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/)?.[1];
+    }
+    return tags;
+  }
+}

@@ -1,0 +1,102 @@
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export interface HttpRequest {
+  method: string;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: Buffer | (() => Promise<Readable>);
+  /** Idle time with no bytes moving before the request fails. */
+  timeoutMs?: number;
+  /** Follow 3xx for GET/HEAD (blob downloads are often redirected to storage). */
+  followRedirects?: boolean;
+  tls?: { rejectUnauthorized: boolean; ca?: string | Buffer | (string | Buffer)[] };
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: IncomingMessage;
+  url: URL;
+}
+
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+const httpsAgents = new Map<string, https.Agent>();
+
+function agentFor(url: URL, tls: HttpRequest['tls']): http.Agent {
+  if (url.protocol === 'http:') return httpAgent;
+  const key = `${tls?.rejectUnauthorized === false ? 'insecure' : 'secure'}:${tls?.ca ? 'ca' : ''}`;
+  let agent = httpsAgents.get(key);
+  if (!agent) {
+    agent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: tls?.rejectUnauthorized !== false, ...(tls?.ca ? { ca: tls.ca } : {}) });
+    httpsAgents.set(key, agent);
+  }
+  return agent;
+}
+
+/** One HTTP exchange, streaming both ways. The caller must consume or destroy `body`. */
+export async function send(req: HttpRequest): Promise<HttpResponse> {
+  let url = req.url;
+  let headers = { ...(req.headers ?? {}) };
+  for (let hop = 0; hop < 6; hop++) {
+    const res = await sendOnce({ ...req, url, headers });
+    const location = res.headers.location;
+    if (req.followRedirects && res.status >= 300 && res.status < 400 && location && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.body.resume();
+      const next = new URL(location, url);
+      // Credentials are for the registry, not for whatever storage it redirects to.
+      if (next.host !== url.host) {
+        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'));
+      }
+      url = next;
+      continue;
+    }
+    return res;
+  }
+  throw new Error(`too many redirects from ${req.url.host}`);
+}
+
+function sendOnce(req: HttpRequest): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const mod = req.url.protocol === 'https:' ? https : http;
+    const r = mod.request(req.url, { method: req.method, headers: req.headers, agent: agentFor(req.url, req.tls) });
+    const timeout = req.timeoutMs ?? 120_000;
+    r.setTimeout(timeout, () => r.destroy(Object.assign(new Error(`no response for ${timeout / 1000}s`), { code: 'ETIMEDOUT' })));
+    r.on('error', reject);
+    r.on('response', (res) => {
+      res.setTimeout(timeout, () => res.destroy(Object.assign(new Error(`stalled for ${timeout / 1000}s`), { code: 'ETIMEDOUT' })));
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res, url: req.url });
+    });
+    const body = req.body;
+    if (body === undefined) r.end();
+    else if (Buffer.isBuffer(body)) r.end(body);
+    else {
+      body()
+        .then((stream) => pipeline(stream, r))
+        .catch((e: Error) => r.destroy(e));
+    }
+  });
+}
+
+export async function readBody(res: HttpResponse, limit = 16 << 20): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) {
+      res.body.destroy();
+      throw new Error(`response from ${res.url.host} is larger than ${limit} bytes`);
+    }
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function header(res: HttpResponse, name: string): string | undefined {
+  const v = res.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export { Readable };

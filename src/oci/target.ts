@@ -1,0 +1,60 @@
+import { StrataError } from './errors.js';
+import { OciLayout } from './layout.js';
+import { Reference } from './reference.js';
+import { RegistryClient, type RegistryOptions } from './registry/client.js';
+import type { ImageStore } from './store.js';
+
+/** Where an image lives, as a user names it: `oci:<dir>[:<tag>|@<digest>]` or a registry reference. */
+export type ImageTarget =
+  | { kind: 'layout'; dir: string; tag?: string; digest?: string; text: string }
+  | { kind: 'registry'; ref: Reference; text: string };
+
+export function parseTarget(text: string): ImageTarget {
+  if (text.startsWith('oci:')) {
+    let rest = text.slice(4);
+    if (!rest) throw new StrataError(`invalid image "${text}": oci: needs a directory, as oci:<dir>[:<tag>]`);
+    let digest: string | undefined;
+    const at = rest.lastIndexOf('@sha256:');
+    if (at >= 0) {
+      digest = rest.slice(at + 1);
+      rest = rest.slice(0, at);
+    }
+    let tag: string | undefined;
+    const colon = rest.lastIndexOf(':');
+    if (colon > 0 && !rest.slice(colon + 1).includes('/')) {
+      tag = rest.slice(colon + 1);
+      rest = rest.slice(0, colon);
+      if (!/^[\w][\w.-]{0,127}$/.test(tag)) throw new StrataError(`invalid image "${text}": "${tag}" is not a valid tag`);
+    }
+    return { kind: 'layout', dir: rest, text, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
+  }
+  return { kind: 'registry', ref: Reference.parse(text), text };
+}
+
+export interface StoreOptions {
+  insecureRegistries?: string[];
+  registryOptions?: (registry: string) => RegistryOptions;
+}
+
+const clients = new Map<string, RegistryClient>();
+
+export function registryClient(registry: string, options: StoreOptions = {}): RegistryClient {
+  const insecure = options.insecureRegistries?.includes(registry) ?? false;
+  const key = `${registry}|${insecure}`;
+  let client = clients.get(key);
+  if (!client) {
+    client = new RegistryClient(registry, { insecure, ...(options.registryOptions?.(registry) ?? {}) });
+    clients.set(key, client);
+  }
+  return client;
+}
+
+/** Opens the store behind a target; `id` is what to read (tag or digest), `tag` is what a write names. */
+export async function openTarget(target: ImageTarget, options: StoreOptions & { create?: boolean } = {}): Promise<{ store: ImageStore; id: string | undefined; tag: string | undefined }> {
+  if (target.kind === 'layout') {
+    const layout = await OciLayout.open(target.dir, { create: options.create ?? false });
+    return { store: layout, id: target.digest ?? target.tag, tag: target.tag ?? 'latest' };
+  }
+  const repo = registryClient(target.ref.registry, options).repository(target.ref.repository);
+  return { store: repo, id: target.ref.identifier, tag: target.ref.tag };
+}
