@@ -64,7 +64,12 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   const dirTimes: { path: string; mtime: Date }[] = [];
   const extract = tar.extract();
   const feeding = pipeline(decompressIfGzip(input), extract);
-  feeding.catch(() => undefined);
+  // A broken input (truncated gzip, dropped connection) must also fail the entry being written, or the write
+  // waits forever for bytes that will not come.
+  const feedFailed = new Promise<never>((_, reject) => {
+    feeding.catch(reject);
+  });
+  feedFailed.catch(() => undefined);
 
   /** Makes sure every parent of `parts` is a real directory inside target, creating missing ones. */
   const ensureParents = async (parts: string[], name: string): Promise<string> => {
@@ -91,7 +96,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
     await rm(path, { recursive: true, force: true });
   };
 
-  try {
+  const consume = async (): Promise<void> => {
     for await (const entry of extract) {
       const h = entry.header;
       const parts = safeComponents(h.name, label);
@@ -137,7 +142,13 @@ export async function extractLayer(input: Readable, target: string, options: Ext
           // O_EXCL|O_NOFOLLOW: never write through whatever might have appeared at this path.
           const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
           const fh = await open(path, flags, 0o600);
-          await pipeline(entry, fh.createWriteStream());
+          const sink = fh.createWriteStream();
+          try {
+            await Promise.race([pipeline(entry, sink), feedFailed]);
+          } catch (err) {
+            sink.destroy();
+            throw err;
+          }
           if (chown) await lchown(path, h.uid, h.gid);
           await chmod(path, mode);
           await utimes(path, h.mtime, h.mtime);
@@ -171,6 +182,9 @@ export async function extractLayer(input: Readable, target: string, options: Ext
           entry.resume();
       }
     }
+  };
+  try {
+    await Promise.race([consume(), feedFailed]);
     await feeding;
   } catch (err) {
     extract.destroy();
