@@ -137,7 +137,7 @@ test('a truncated gzip layer fails with the layer named', async () => {
     const chunks: Buffer[] = [];
     for await (const c of await tarOf([{ name: 'f', body: 'y'.repeat(100000) }]) as AsyncIterable<Buffer>) chunks.push(c);
     const gz = gzipSync(Buffer.concat(chunks));
-    await assert.rejects(extractLayer(Readable.from([gz.subarray(0, gz.length / 2)]), a.target, { label: 'sha256:abc' }), /^sha256:abc: cannot extract/);
+    await assert.rejects(extractLayer(Readable.from([gz.subarray(0, gz.length / 2)]), a.target, { label: 'sha256:abc' }), /sha256:abc: cannot extract: unexpected end of file/);
   } finally {
     await a.cleanup();
   }
