@@ -1,0 +1,40 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { treeEntries, writeLayerFile } from '../../src/oci/layer.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import { appendLayers, emptyConfig, emptyManifest, writeImage } from '../../src/oci/mutate.js';
+import { hostPlatform } from '../../src/oci/manifest.js';
+import type { Digest } from '../../src/oci/digest.js';
+import { tempDir } from './proc.js';
+
+/** Writes files (path → content) under a directory. */
+export async function writeTree(root: string, files: Record<string, string | Buffer>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), content);
+  }
+}
+
+/** Makes a single-platform image in a layout, one layer per file map, with strata's own layer writer. */
+export async function makeLayoutImage(dir: string, tag: string, layers: Record<string, string | Buffer>[], labels: Record<string, string> = {}): Promise<{ layout: OciLayout; digest: Digest }> {
+  const layout = await OciLayout.open(dir, { create: true });
+  let config = emptyConfig(hostPlatform());
+  config.config = { Env: ['PATH=/usr/bin:/bin'], Labels: labels };
+  let manifest = emptyManifest();
+  const work = await tempDir();
+  try {
+    for (const [i, files] of layers.entries()) {
+      const src = join(work.path, `l${i}`);
+      await mkdir(src, { recursive: true });
+      await writeTree(src, files);
+      const tmp = join(layout.root, `.layer-${i}-${process.pid}`);
+      const info = await writeLayerFile(treeEntries(src), tmp);
+      await layout.adoptBlobFile(tmp, info.digest);
+      ({ config, manifest } = appendLayers(config, manifest, [{ descriptor: { mediaType: info.mediaType, digest: info.digest, size: info.size }, diffID: info.diffID, history: { created_by: `test layer ${i}` } }]));
+    }
+  } finally {
+    await work.cleanup();
+  }
+  const { digest } = await writeImage(layout, config, manifest, tag);
+  return { layout, digest };
+}
