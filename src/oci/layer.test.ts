@@ -61,7 +61,7 @@ test('layer entries: lexical order, parents, owners, modes, mtime, symlink and h
     const listing = execFileSync('tar', ['--numeric-owner', '--full-time', '-tvzf', join(t.path, 'l.tgz')], { env: { ...process.env, TZ: 'UTC' } }).toString().trim().split('\n');
     const names = listing.map((l) => l.split(/\s+/).slice(5).join(' '));
     assert.deepEqual(names, [
-      'layers', 'layers/bp', 'layers/bp/layer', 'layers/bp/layer/a-dir', 'layers/bp/layer/b', 'layers/bp/layer/b/nested',
+      'layers/', 'layers/bp/', 'layers/bp/layer/', 'layers/bp/layer/a-dir/', 'layers/bp/layer/b/', 'layers/bp/layer/b/nested/',
       'layers/bp/layer/b/nested/file.txt', 'layers/bp/layer/b/secret', 'layers/bp/layer/hard link to layers/bp/layer/b/nested/file.txt',
       'layers/bp/layer/link -> b/nested/file.txt', 'layers/bp/layer/run.sh',
     ]);
