@@ -71,3 +71,18 @@ test('strata pulls what skopeo pushed into a layout that umoci can read', async 
   await runOk('umoci', ['unpack', '--image', `${dest}:base`, join(work.path, 'bundle2')]);
   assert.equal(await readFile(join(work.path, 'bundle2/rootfs/etc/os-release'), 'utf8'), 'ID=test\n');
 });
+
+test('a Docker schema 2 image (skopeo --format v2s2) is copied by strata with its media types and digest', async () => {
+  const src = join(work.path, 'umoci-v2s2');
+  await umociImage(src, 'd');
+  await runOk('skopeo', ['copy', '--dest-tls-verify=false', '--format', 'v2s2', `oci:${src}:d`, `docker://${reg.host}/interop/docker:d`]);
+  const raw = await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/interop/docker:d`]);
+  const repo = new RegistryClient(reg.host).repository('interop/docker');
+  const m = await repo.getManifest('d');
+  assert.equal(m.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  assert.equal(m.digest, sha256(Buffer.from(raw)));
+  const dest = await OciLayout.open(join(work.path, 'docker-layout'), { create: true });
+  const r = await copyImage(repo, 'd', dest, 'd');
+  assert.equal(r.digest, m.digest);
+  assert.equal((await dest.getManifest('d')).mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+});
