@@ -1,24 +1,14 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startRegistry, type TestRegistry } from '../harness/registry.js';
-import { run, runOk, tempDir } from '../harness/proc.js';
+import { registryFixture } from '../harness/registry.js';
+import { run, runOk } from '../harness/proc.js';
 import { writeTree } from '../harness/images.js';
 import { PROJECT_ROOT } from '../../src/version.js';
 
 const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
-let reg: TestRegistry;
-let work: { path: string; cleanup: () => Promise<void> };
-
-before(async () => {
-  reg = await startRegistry();
-  work = await tempDir();
-});
-after(async () => {
-  await reg?.stop();
-  await work?.cleanup();
-});
+const fx = registryFixture();
 
 test('bin/strata --help and version', async () => {
   const help = await run(STRATA, ['--help']);
@@ -30,29 +20,29 @@ test('bin/strata --help and version', async () => {
 });
 
 test('image copy round-trips an umoci image between a layout and the registry with identical digests', async () => {
-  const rootfs = join(work.path, 'rootfs');
+  const rootfs = join(fx.work, 'rootfs');
   await writeTree(rootfs, { 'bin/tool': '#!/bin/sh\n', 'etc/conf': 'x=1\n' });
   await chmod(join(rootfs, 'bin/tool'), 0o755);
-  const src = join(work.path, 'src');
+  const src = join(fx.work, 'src');
   await runOk('umoci', ['init', '--layout', src]);
   await runOk('umoci', ['new', '--image', `${src}:v1`]);
   await runOk('umoci', ['insert', '--image', `${src}:v1`, rootfs, '/']);
   const original = (await runOk(STRATA, ['image', 'digest', `oci:${src}:v1`])).trim();
   assert.match(original, /^sha256:[a-f0-9]{64}$/);
 
-  const pushed = await runOk(STRATA, ['image', 'copy', `oci:${src}:v1`, `${reg.host}/cli/app:v1`]);
+  const pushed = await runOk(STRATA, ['image', 'copy', `oci:${src}:v1`, `${fx.reg.host}/cli/app:v1`]);
   assert.match(pushed, new RegExp(`digest ${original}`));
-  assert.equal((await runOk(STRATA, ['image', 'digest', `${reg.host}/cli/app:v1`])).trim(), original);
+  assert.equal((await runOk(STRATA, ['image', 'digest', `${fx.reg.host}/cli/app:v1`])).trim(), original);
 
-  const back = join(work.path, 'back');
-  await runOk(STRATA, ['image', 'copy', '-q', `${reg.host}/cli/app:v1`, `oci:${back}:again`]);
+  const back = join(fx.work, 'back');
+  await runOk(STRATA, ['image', 'copy', '-q', `${fx.reg.host}/cli/app:v1`, `oci:${back}:again`]);
   assert.equal((await runOk(STRATA, ['image', 'digest', `oci:${back}:again`])).trim(), original);
 
-  const second = await runOk(STRATA, ['image', 'copy', `oci:${back}:again`, `${reg.host}/cli/app:v2`]);
+  const second = await runOk(STRATA, ['image', 'copy', `oci:${back}:again`, `${fx.reg.host}/cli/app:v2`]);
   assert.match(second, /0 sent \(0 bytes\)/, 'nothing re-sent');
-  assert.deepEqual((await runOk(STRATA, ['image', 'tags', `${reg.host}/cli/app`])).trim().split('\n').sort(), ['v1', 'v2']);
+  assert.deepEqual((await runOk(STRATA, ['image', 'tags', `${fx.reg.host}/cli/app`])).trim().split('\n').sort(), ['v1', 'v2']);
 
-  const manifest = JSON.parse(await runOk(STRATA, ['image', 'manifest', `${reg.host}/cli/app:v1`])) as { layers: unknown[] };
+  const manifest = JSON.parse(await runOk(STRATA, ['image', 'manifest', `${fx.reg.host}/cli/app:v1`])) as { layers: unknown[] };
   assert.equal(manifest.layers.length, 1);
   const config = JSON.parse(await runOk(STRATA, ['image', 'config', `oci:${back}:again`])) as { rootfs: { diff_ids: string[] } };
   assert.equal(config.rootfs.diff_ids.length, 1);
@@ -62,8 +52,8 @@ test('bad input: one line naming the problem, non-zero exit, no stack', async ()
   const cases: [string[], RegExp][] = [
     [['image', 'digest', 'Bad:Ref'], /^strata: error: invalid image reference "Bad:Ref": repository names must be lowercase$/],
     [['image', 'digest', '127.0.0.1:1/none/here:x'], /^strata: error: cannot reach registry 127\.0\.0\.1:1 \(ECONNREFUSED\)/],
-    [['image', 'digest', `${reg.host}/none/here:x`], /^strata: error: 127\.0\.0\.1:\d+\/none\/here:x: manifest not found$/],
-    [['image', 'digest', `oci:${join(work.path, 'nope')}`], /^strata: error: oci:.*nope: not an OCI image layout \(no oci-layout file\)$/],
+    [['image', 'digest', `${fx.reg.host}/none/here:x`], /^strata: error: 127\.0\.0\.1:\d+\/none\/here:x: manifest not found$/],
+    [['image', 'digest', `oci:${join(fx.work, 'nope')}`], /^strata: error: oci:.*nope: not an OCI image layout \(no oci-layout file\)$/],
     [['image', 'frobnicate'], /^strata: error: unknown command 'frobnicate'/],
   ];
   for (const [args, re] of cases) {

@@ -1,3 +1,4 @@
+import { before, after } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
@@ -95,4 +96,24 @@ ${authYaml}`;
       await dir.cleanup();
     },
   };
+}
+
+/**
+ * Registers before/after hooks that start a registry and a temp work dir for the calling test file; the returned
+ * object is filled in once the hooks have run.
+ */
+export function registryFixture(auth: RegistryAuth = {}): { reg: TestRegistry; work: string } {
+  const ctx = {} as { reg: TestRegistry; work: string };
+  let cleanup: (() => Promise<void>) | undefined;
+  before(async () => {
+    ctx.reg = await startRegistry(auth);
+    const dir = await tempDir();
+    ctx.work = dir.path;
+    cleanup = dir.cleanup;
+  });
+  after(async () => {
+    await ctx.reg?.stop();
+    await cleanup?.();
+  });
+  return ctx;
 }
