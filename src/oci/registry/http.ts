@@ -1,6 +1,7 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 export interface HttpRequest {
