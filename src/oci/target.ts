@@ -3,6 +3,8 @@ import { OciLayout } from './layout.js';
 import { Reference } from './reference.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import type { ImageStore } from './store.js';
+import { CredentialAuthorizer } from './registry/auth.js';
+import { lookupCredential } from './registry/credentials.js';
 
 /** Where an image lives, as a user names it: `oci:<dir>[:<tag>|@<digest>]` or a registry reference. */
 export type ImageTarget =
@@ -43,7 +45,8 @@ export function registryClient(registry: string, options: StoreOptions = {}): Re
   const key = `${registry}|${insecure}`;
   let client = clients.get(key);
   if (!client) {
-    client = new RegistryClient(registry, { insecure, ...(options.registryOptions?.(registry) ?? {}) });
+    const authorizer = new CredentialAuthorizer(registry, () => lookupCredential(registry), { rejectUnauthorized: !insecure });
+    client = new RegistryClient(registry, { insecure, authorizer, ...(options.registryOptions?.(registry) ?? {}) });
     clients.set(key, client);
   }
   return client;

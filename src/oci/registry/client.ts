@@ -11,8 +11,11 @@ import { header, readBody, send, type HttpRequest, type HttpResponse } from './h
 /** Supplies Authorization headers and answers challenges; the anonymous one does neither. */
 export interface Authorizer {
   authorization(scope: string): Promise<string | undefined>;
-  /** Given a 401's WWW-Authenticate header, prepares credentials; true when a retry may now succeed. */
-  challenge(wwwAuthenticate: string, scope: string): Promise<boolean>;
+  /**
+   * Given a 401's WWW-Authenticate header and the Authorization the refused request carried, prepares credentials;
+   * true when a retry may now succeed. Requests run concurrently, so a challenge may already have been answered.
+   */
+  challenge(wwwAuthenticate: string, scope: string, sent: string | undefined): Promise<boolean>;
 }
 
 export const anonymous: Authorizer = {
@@ -96,7 +99,7 @@ export class RegistryClient {
       if (res.status === 401 && attempt === 0) {
         const challenge = header(res, 'www-authenticate') ?? '';
         res.body.resume();
-        if (await this.authorizer.challenge(challenge, scope)) continue;
+        if (await this.authorizer.challenge(challenge, scope, auth)) continue;
         throw new StrataError(`registry ${this.registry}: authentication required for ${scopeWhat(scope)}; run \`strata login ${this.registry}\``);
       }
       return res;

@@ -1,0 +1,113 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { StrataError } from '../errors.js';
+
+/** What a registry login can be: a user and password, an identity (refresh) token, or a ready header value. */
+export type Credential =
+  | { kind: 'basic'; username: string; password: string }
+  | { kind: 'identity-token'; token: string }
+  | { kind: 'header'; value: string };
+
+export interface DockerConfigFile {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string; [k: string]: unknown }>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
+  [key: string]: unknown;
+}
+
+const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
+
+export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.DOCKER_CONFIG || join(homedir(), '.docker'), 'config.json');
+}
+
+export async function readDockerConfig(path: string): Promise<DockerConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return {};
+  }
+  try {
+    return JSON.parse(text) as DockerConfigFile;
+  } catch {
+    throw new StrataError(`${path}: not valid JSON; fix or remove it`);
+  }
+}
+
+/** `auths` keys may carry a scheme and path (`https://index.docker.io/v1/`); compare hosts. */
+export function authKeyHost(key: string): string {
+  if (key === DOCKER_HUB_KEY) return 'docker.io';
+  return key.replace(/^[a-z]+:\/\//, '').replace(/\/.*$/, '');
+}
+
+export function configKeyFor(registry: string): string {
+  return registry === 'docker.io' ? DOCKER_HUB_KEY : registry;
+}
+
+function runHelper(name: string, registry: string, configPath: string): Promise<Credential | undefined> {
+  const program = `docker-credential-${name}`;
+  return new Promise((resolve, reject) => {
+    const child = execFile(program, ['get'], { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => {
+      if (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+          reject(new StrataError(`credential helper ${program} (named in ${configPath} for ${registry}) is not installed or not on PATH`));
+          return;
+        }
+        // Helpers answer "credentials not found" with a non-zero exit: that means anonymous, not failure.
+        if (/not found/i.test(stdout)) resolve(undefined);
+        else reject(new StrataError(`credential helper ${program} failed for ${registry}: ${stdout.trim().split('\n')[0] || `exit ${String(err.code)}`}`));
+        return;
+      }
+      try {
+        const out = JSON.parse(stdout) as { Username?: string; Secret?: string };
+        if (!out.Secret) resolve(undefined);
+        else if (out.Username === '<token>') resolve({ kind: 'identity-token', token: out.Secret });
+        else resolve({ kind: 'basic', username: out.Username ?? '', password: out.Secret });
+      } catch {
+        reject(new StrataError(`credential helper ${program} gave output that is not JSON for ${registry}`));
+      }
+    });
+    child.stdin?.end(configKeyFor(registry));
+  });
+}
+
+/**
+ * Finds credentials for a registry the way the Docker CLI does: `CNB_REGISTRY_AUTH` first (the Platform API's
+ * way), then config.json's `credHelpers` for the host, its `credsStore`, and its `auths` entries.
+ */
+export async function lookupCredential(registry: string, env: NodeJS.ProcessEnv = process.env): Promise<Credential | undefined> {
+  const cnb = env.CNB_REGISTRY_AUTH;
+  if (cnb) {
+    let parsed: Record<string, string>;
+    try {
+      parsed = JSON.parse(cnb) as Record<string, string>;
+    } catch {
+      throw new StrataError('CNB_REGISTRY_AUTH is not valid JSON: expected {"<registry>": "<Authorization header value>"}');
+    }
+    const value = parsed[registry] ?? parsed[configKeyFor(registry)];
+    if (value) return { kind: 'header', value };
+  }
+  const path = dockerConfigPath(env);
+  const config = await readDockerConfig(path);
+  const helper = config.credHelpers?.[registry] ?? config.credHelpers?.[configKeyFor(registry)];
+  if (helper) return runHelper(helper, registry, path);
+  if (config.credsStore) {
+    const fromStore = await runHelper(config.credsStore, registry, path);
+    if (fromStore) return fromStore;
+  }
+  for (const [key, entry] of Object.entries(config.auths ?? {})) {
+    if (authKeyHost(key) !== registry) continue;
+    if (entry.identitytoken) return { kind: 'identity-token', token: entry.identitytoken };
+    if (entry.auth) {
+      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon < 0) throw new StrataError(`${path}: the auth entry for ${key} is not base64 of "user:password"`);
+      return { kind: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    }
+    if (entry.username !== undefined && entry.password !== undefined) return { kind: 'basic', username: entry.username, password: entry.password };
+  }
+  return undefined;
+}
