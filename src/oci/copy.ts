@@ -55,9 +55,13 @@ async function copyTree(m: ParsedManifest, src: ImageStore, dst: ImageStore, tag
   await dst.putManifest(m.bytes, m.mediaType, tag);
 }
 
-/** Moves one blob, mounting across repositories of one registry when possible. */
+/**
+ * Moves one blob, mounting across repositories of one registry when possible. The source sends raw bytes: every
+ * destination verifies the digest itself (a layout as it writes, a registry on the final PUT), so hashing on the
+ * way out too would hash each layer twice.
+ */
 export async function copyBlob(src: ImageStore, dst: ImageStore, desc: Descriptor): Promise<'uploaded' | 'mounted' | 'exists'> {
-  const open = async (start: number, end: number) => (start === 0 && end === desc.size ? src.getBlob(desc) : src.getBlobRange(desc.digest, start, end));
+  const open = (start: number, end: number) => src.getBlobRange(desc.digest, start, end);
   try {
     return await dst.putBlob(desc, open, src.mountHint?.());
   } catch (err) {
