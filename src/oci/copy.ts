@@ -1,5 +1,5 @@
 import type { Digest } from './digest.js';
-import { StrataError } from './errors.js';
+import { StrataError, isTransient, sleep } from './errors.js';
 import { mapLimit } from './limit.js';
 import type { Descriptor, ParsedManifest } from './manifest.js';
 import type { ImageStore } from './store.js';
@@ -62,10 +62,17 @@ async function copyTree(m: ParsedManifest, src: ImageStore, dst: ImageStore, tag
  */
 export async function copyBlob(src: ImageStore, dst: ImageStore, desc: Descriptor): Promise<'uploaded' | 'mounted' | 'exists'> {
   const open = (start: number, end: number) => src.getBlobRange(desc.digest, start, end);
-  try {
-    return await dst.putBlob(desc, open, src.mountHint?.());
-  } catch (err) {
-    if (err instanceof StrataError) throw err;
-    throw new StrataError(`copying blob ${desc.digest} from ${src.description} to ${dst.description}: ${(err as Error).message}`, 1, { cause: err });
+  // Registries retry their own requests; this covers a download that breaks mid-stream, which only a new read cures.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await dst.putBlob(desc, open, src.mountHint?.());
+    } catch (err) {
+      if (isTransient(err) && attempt < 3) {
+        await sleep(500 * 2 ** attempt);
+        continue;
+      }
+      if (err instanceof StrataError) throw err;
+      throw new StrataError(`copying blob ${desc.digest} from ${src.description} to ${dst.description}: ${(err as Error).message}`, 1, { cause: err });
+    }
   }
 }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VerifyingStream, sha256, type Digest } from '../digest.js';
-import { StrataError, errorMessage } from '../errors.js';
+import { StrataError, errorMessage, isTransient, sleep } from '../errors.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from '../manifest.js';
 import { MANIFEST_ACCEPT } from '../mediatype.js';
 import { isLoopbackRegistry, registryApiHost } from '../reference.js';
@@ -33,7 +33,17 @@ export interface RegistryOptions {
   monolithicMax?: number;
   chunkSize?: number;
   timeoutMs?: number;
+  /** Attempts after the first for transient failures (resets, stalls, 5xx, 429); default 5. */
+  retries?: number;
+  /** First backoff delay; it doubles per attempt, with jitter. */
+  retryBaseMs?: number;
 }
+
+/** Statuses a registry or the proxy in front of it uses for "try again". */
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const MAX_BACKOFF_MS = 10_000;
+/** Responses still failing after every retry, so callers do not retry them again. */
+const exhausted = new WeakSet<HttpResponse>();
 
 const DEFAULT_MONOLITHIC_MAX = 32 << 20;
 const DEFAULT_CHUNK = 32 << 20;
@@ -79,14 +89,29 @@ export class RegistryClient {
     return { rejectUnauthorized: !this.options.insecure, ...(this.options.ca?.length ? { ca: this.options.ca } : {}) };
   }
 
+  get retries(): number {
+    return this.options.retries ?? 5;
+  }
+
+  /** Exponential backoff with jitter, or the registry's Retry-After when it gives one. */
+  async backoff(attempt: number, retryAfter?: string): Promise<void> {
+    const asked = retryAfter !== undefined && /^\d+$/.test(retryAfter) ? Number(retryAfter) * 1000 : undefined;
+    const base = this.options.retryBaseMs ?? 250;
+    const ms = asked ?? Math.min(MAX_BACKOFF_MS, base * 2 ** attempt) * (0.5 + Math.random() / 2);
+    await sleep(Math.min(ms, 60_000));
+  }
+
   /**
    * Sends a request with authorization for `scope`, answering one 401 challenge by re-authorizing and retrying.
-   * The body is an opener so a retry can send it again.
+   * Transient failures are retried with backoff unless `retry` is false (uploads of partial data, whose recovery
+   * needs the upload's offset, handle their own). The body is an opener so a retry can send it again.
    */
-  async request(req: Omit<HttpRequest, 'url'> & { path: string | URL }, scope: string): Promise<HttpResponse> {
+  async request(req: Omit<HttpRequest, 'url'> & { path: string | URL; retry?: boolean }, scope: string): Promise<HttpResponse> {
     const base = await this.base();
     const url = typeof req.path === 'string' ? new URL(req.path, base) : req.path;
-    for (let attempt = 0; ; attempt++) {
+    const retries = req.retry === false ? 0 : this.retries;
+    let challenged = false;
+    for (let attempt = 0; ; ) {
       const headers: Record<string, string> = { ...(req.headers ?? {}) };
       const auth = await this.authorizer.authorization(scope);
       if (auth) headers.Authorization = auth;
@@ -94,14 +119,25 @@ export class RegistryClient {
       try {
         res = await send({ ...req, url, headers, tls: this.tls(), timeoutMs: req.timeoutMs ?? this.options.timeoutMs });
       } catch (err) {
-        throw this.networkError(err);
+        const e = this.networkError(err);
+        if (e.transient && attempt >= retries && retries > 0) throw new StrataError(`${e.message}; gave up after ${attempt + 1} attempts`, 1, { cause: err });
+        if (!e.transient || attempt >= retries) throw e;
+        await this.backoff(attempt++);
+        continue;
       }
-      if (res.status === 401 && attempt === 0) {
+      if (res.status === 401 && !challenged) {
+        challenged = true;
         const challenge = header(res, 'www-authenticate') ?? '';
         res.body.resume();
         if (await this.authorizer.challenge(challenge, scope, auth)) continue;
         throw new StrataError(`registry ${this.registry}: authentication required for ${scopeWhat(scope)}; run \`strata login ${this.registry}\``);
       }
+      if (RETRY_STATUS.has(res.status) && attempt < retries) {
+        res.body.resume();
+        await this.backoff(attempt++, header(res, 'retry-after'));
+        continue;
+      }
+      if (RETRY_STATUS.has(res.status) && retries > 0) exhausted.add(res);
       return res;
     }
   }
@@ -111,7 +147,7 @@ export class RegistryClient {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     const hint = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? ': is it running and is the address right?' : '';
     const tls = /certificate|self.signed|SSL|EPROTO/i.test(`${code} ${errorMessage(err)}`) ? ' (TLS problem: use --insecure-registry for a registry without valid HTTPS)' : '';
-    return new StrataError(`cannot reach registry ${this.registry} (${code || errorMessage(err)})${hint}${tls}`, 1, { cause: err });
+    return new StrataError(`cannot reach registry ${this.registry} (${code || errorMessage(err)})${hint}${tls}`, 1, { cause: err, transient: isTransient(err) });
   }
 
   async failure(res: HttpResponse, what: string): Promise<StrataError> {
@@ -127,7 +163,8 @@ export class RegistryClient {
     if (res.status === 401 || res.status === 403) {
       return new StrataError(`registry ${this.registry}: ${what}: access denied (${detail}); check your credentials with \`strata login ${this.registry}\``);
     }
-    return new StrataError(`registry ${this.registry}: ${what}: ${detail}`);
+    const gaveUp = exhausted.has(res);
+    return new StrataError(`registry ${this.registry}: ${what}: ${detail}${gaveUp ? '; gave up after retrying' : ''}`, 1, { transient: RETRY_STATUS.has(res.status) && !gaveUp });
   }
 
   /** Checks the registry answers the v2 API. */
@@ -245,7 +282,7 @@ export class RegistryRepository implements ImageStore {
   async putBlob(desc: Descriptor, open: BlobOpener, mount?: MountHint): Promise<'uploaded' | 'mounted' | 'exists'> {
     if (await this.hasBlob(desc.digest)) return 'exists';
     const scope = pushScope(this.repository);
-    let location: URL;
+    let location: URL | undefined;
     const canMount = mount && mount.registry === this.client.registry && mount.repository !== this.repository;
     if (canMount) {
       const q = new URLSearchParams({ mount: desc.digest, from: mount.repository });
@@ -254,32 +291,72 @@ export class RegistryRepository implements ImageStore {
       if (res.status === 201) return 'mounted';
       if (res.status !== 202) throw await this.client.failure(res, `mounting blob ${desc.digest} from ${mount.repository}`);
       location = await this.uploadLocation(res);
-    } else {
-      location = await this.startUpload(scope);
     }
-    const monolithicMax = this.options.monolithicMax ?? DEFAULT_MONOLITHIC_MAX;
-    if (desc.size <= monolithicMax) {
-      await this.finishUpload(location, desc, scope, desc.size === 0 ? Buffer.alloc(0) : () => open(0, desc.size), desc.size);
-    } else {
-      const chunk = this.options.chunkSize ?? DEFAULT_CHUNK;
-      for (let offset = 0; offset < desc.size; offset += chunk) {
-        const end = Math.min(desc.size, offset + chunk);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        location ??= await this.startUpload(scope);
+        await this.sendBlob(location, desc, open, scope);
+        return 'uploaded';
+      } catch (err) {
+        // The session is abandoned; the blob starts over in a fresh one.
+        location = undefined;
+        if (!isTransient(err)) throw err;
+        if (attempt >= this.client.retries) throw new StrataError(`${errorMessage(err)}; gave up after ${attempt + 1} attempts`, 1, { cause: err });
+        await this.client.backoff(attempt);
+      }
+    }
+  }
+
+  /** Sends a blob into an open upload session: one PUT, or PATCH chunks that resume where the registry says. */
+  private async sendBlob(location: URL, desc: Descriptor, open: BlobOpener, scope: string): Promise<void> {
+    if (desc.size <= (this.options.monolithicMax ?? DEFAULT_MONOLITHIC_MAX)) {
+      await this.finishUpload(location, desc, scope, desc.size === 0 ? Buffer.alloc(0) : () => open(0, desc.size), desc.size, false);
+      return;
+    }
+    const chunk = this.options.chunkSize ?? DEFAULT_CHUNK;
+    let offset = 0;
+    let failures = 0;
+    while (offset < desc.size) {
+      const end = Math.min(desc.size, offset + chunk);
+      const from = offset;
+      try {
         const res = await this.client.request(
           {
             method: 'PATCH',
             path: location,
-            headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${offset}-${end - 1}`, 'Content-Length': String(end - offset) },
-            body: () => open(offset, end),
+            headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `${from}-${end - 1}`, 'Content-Length': String(end - from) },
+            body: () => open(from, end),
+            retry: false,
           },
           scope,
         );
         res.body.resume();
-        if (res.status !== 202) throw await this.client.failure(res, `uploading blob ${desc.digest} (bytes ${offset}-${end - 1})`);
+        // 416: our idea of the offset is stale (a broken PATCH landed late); ask again.
+        if (res.status === 416) throw new StrataError(`registry ${this.client.registry}: upload offset mismatch at ${from}`, 1, { transient: true });
+        if (res.status !== 202) throw await this.client.failure(res, `uploading blob ${desc.digest} (bytes ${from}-${end - 1})`);
         location = await this.uploadLocation(res);
+        offset = end;
+      } catch (err) {
+        if (!isTransient(err) || failures >= this.client.retries) throw err;
+        await this.client.backoff(failures++);
+        ({ location, offset } = await this.uploadStatus(location, scope));
       }
-      await this.finishUpload(location, desc, scope, Buffer.alloc(0), 0);
     }
-    return 'uploaded';
+    await this.finishUpload(location, desc, scope, Buffer.alloc(0), 0, failures > 0);
+  }
+
+  /** How much of an interrupted upload the registry holds (its Range header), and where to continue it. */
+  private async uploadStatus(location: URL, scope: string): Promise<{ location: URL; offset: number }> {
+    const res = await this.client.request({ method: 'GET', path: location }, scope);
+    res.body.resume();
+    if (res.status !== 204 && res.status !== 200) {
+      const e = await this.client.failure(res, 'resuming an interrupted upload');
+      throw new StrataError(e.message, 1, { transient: true });
+    }
+    const range = header(res, 'range')?.match(/^(?:bytes=)?0-(\d+)$/);
+    // "0-0" is ambiguous (empty, or one byte); starting from 0 is safe because a wrong guess gets a 416.
+    const last = range ? Number(range[1]) : 0;
+    return { location: header(res, 'location') ? await this.uploadLocation(res) : location, offset: last === 0 ? 0 : last + 1 };
   }
 
   private async startUpload(scope: string): Promise<URL> {
@@ -297,15 +374,23 @@ export class RegistryRepository implements ImageStore {
     return new URL(loc, await this.client.base());
   }
 
-  private async finishUpload(location: URL, desc: Descriptor, scope: string, body: Buffer | (() => Promise<Readable>), length: number): Promise<void> {
+  /**
+   * Closes an upload with the digest. Not retried in place: a PUT that broke may have appended part of its body,
+   * so the caller starts a new session. After a resumed chunked upload a digest mismatch is retried the same way,
+   * because a broken PATCH can land after the offset was read.
+   */
+  private async finishUpload(location: URL, desc: Descriptor, scope: string, body: Buffer | (() => Promise<Readable>), length: number, resumed: boolean): Promise<void> {
     const url = new URL(location);
     url.searchParams.set('digest', desc.digest);
     const res = await this.client.request(
-      { method: 'PUT', path: url, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(length) }, body },
+      { method: 'PUT', path: url, headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(length) }, body, retry: false },
       scope,
     );
     res.body.resume();
-    if (res.status !== 201) throw await this.client.failure(res, `uploading blob ${desc.digest}`);
+    if (res.status === 201) return;
+    const e = await this.client.failure(res, `uploading blob ${desc.digest}`);
+    if (resumed && res.status === 400) throw new StrataError(e.message, 1, { transient: true });
+    throw e;
   }
 
   async putManifest(bytes: Buffer, mediaType: string, tag?: string): Promise<Digest> {
