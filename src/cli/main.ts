@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { registerImageCommands } from './image.js';
+import { registerLoginCommands } from './login.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
       process.stdout.write(`${VERSION}\n`);
     });
   registerImageCommands(program);
+  registerLoginCommands(program);
   return program;
 }
 

@@ -5,6 +5,7 @@ import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import type { ImageStore } from './store.js';
 import { CredentialAuthorizer } from './registry/auth.js';
 import { lookupCredential } from './registry/credentials.js';
+import { registryCAs } from './registry/tls.js';
 
 /** Where an image lives, as a user names it: `oci:<dir>[:<tag>|@<digest>]` or a registry reference. */
 export type ImageTarget =
@@ -45,8 +46,9 @@ export function registryClient(registry: string, options: StoreOptions = {}): Re
   const key = `${registry}|${insecure}`;
   let client = clients.get(key);
   if (!client) {
-    const authorizer = new CredentialAuthorizer(registry, () => lookupCredential(registry), { rejectUnauthorized: !insecure });
-    client = new RegistryClient(registry, { insecure, authorizer, ...(options.registryOptions?.(registry) ?? {}) });
+    const ca = registryCAs(registry);
+    const authorizer = new CredentialAuthorizer(registry, () => lookupCredential(registry), { rejectUnauthorized: !insecure, ...(ca ? { ca } : {}) });
+    client = new RegistryClient(registry, { insecure, authorizer, ...(ca ? { ca } : {}), ...(options.registryOptions?.(registry) ?? {}) });
     clients.set(key, client);
   }
   return client;

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { connect, type Socket } from 'node:net';
 import { freePort, tempDir } from './proc.js';
 
 export interface TestRegistry {
@@ -17,6 +18,8 @@ export interface TestRegistry {
 }
 
 export interface RegistryAuth {
+  /** Serve HTTPS with this certificate, on `address` (default 127.0.0.1). */
+  tls?: { certificate: string; key: string; address: string };
   htpasswd?: string;
   token?: { realm: string; service: string; issuer: string; rootcertbundle: string };
 }
@@ -51,8 +54,8 @@ storage:
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:${port}
-${authYaml}`;
+  addr: ${auth.tls?.address ?? '127.0.0.1'}:${port}
+${auth.tls ? `  tls:\n    certificate: ${auth.tls.certificate}\n    key: ${auth.tls.key}\n` : ''}${authYaml}`;
   const configPath = join(dir.path, 'config.yml');
   await writeFile(configPath, config);
   const logPath = join(dir.path, 'registry.log');
@@ -60,11 +63,15 @@ ${authYaml}`;
   const child: ChildProcess = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);
-  const host = `127.0.0.1:${port}`;
+  const host = `${auth.tls?.address ?? '127.0.0.1'}:${port}`;
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited early: ${await readFile(logPath, 'utf8').catch(() => '')}`);
     try {
+      if (auth.tls) {
+        await new Promise<void>((resolve, reject) => connect(port, auth.tls!.address).once('connect', function (this: Socket) { this.destroy(); resolve(); }).once('error', reject));
+        break;
+      }
       const res = await fetch(`http://${host}/v2/`);
       if (res.status === 200 || res.status === 401) break;
     } catch {
@@ -100,13 +107,14 @@ ${authYaml}`;
 
 /**
  * Registers before/after hooks that start a registry and a temp work dir for the calling test file; the returned
- * object is filled in once the hooks have run.
+ * object is filled in once the hooks have run. `auth` may be a function, for settings known only once an earlier
+ * hook has run (a token server's port).
  */
-export function registryFixture(auth: RegistryAuth = {}): { reg: TestRegistry; work: string } {
+export function registryFixture(auth: RegistryAuth | (() => RegistryAuth) = {}): { reg: TestRegistry; work: string } {
   const ctx = {} as { reg: TestRegistry; work: string };
   let cleanup: (() => Promise<void>) | undefined;
   before(async () => {
-    ctx.reg = await startRegistry(auth);
+    ctx.reg = await startRegistry(typeof auth === 'function' ? auth() : auth);
     const dir = await tempDir();
     ctx.work = dir.path;
     cleanup = dir.cleanup;

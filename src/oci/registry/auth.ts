@@ -35,7 +35,7 @@ export class CredentialAuthorizer implements Authorizer {
   constructor(
     private readonly registry: string,
     private readonly lookup: () => Promise<Credential | undefined>,
-    private readonly tls: { rejectUnauthorized: boolean } = { rejectUnauthorized: true },
+    private readonly tls: { rejectUnauthorized: boolean; ca?: string[] } = { rejectUnauthorized: true },
   ) {}
 
   private cred(): Promise<Credential | undefined> {

@@ -110,7 +110,8 @@ export class RegistryClient {
     const base = await this.base();
     const url = typeof req.path === 'string' ? new URL(req.path, base) : req.path;
     const retries = req.retry === false ? 0 : this.retries;
-    let challenged = false;
+    // Two rounds: one to learn the scheme and get a token, one more if the registry refuses that token (expired).
+    let challenges = 0;
     for (let attempt = 0; ; ) {
       const headers: Record<string, string> = { ...(req.headers ?? {}) };
       const auth = await this.authorizer.authorization(scope);
@@ -125,8 +126,8 @@ export class RegistryClient {
         await this.backoff(attempt++);
         continue;
       }
-      if (res.status === 401 && !challenged) {
-        challenged = true;
+      if (res.status === 401 && challenges < 2) {
+        challenges++;
         const challenge = header(res, 'www-authenticate') ?? '';
         res.body.resume();
         if (await this.authorizer.challenge(challenge, scope, auth)) continue;

@@ -47,31 +47,42 @@ export function configKeyFor(registry: string): string {
   return registry === 'docker.io' ? DOCKER_HUB_KEY : registry;
 }
 
-function runHelper(name: string, registry: string, configPath: string): Promise<Credential | undefined> {
+/**
+ * Runs `docker-credential-<name> <action>` with `input` on stdin, per Docker's credential-helper protocol.
+ * Resolves with stdout; a non-zero exit rejects with the helper's first line of output in the error.
+ */
+export function callHelper(name: string, action: 'get' | 'store' | 'erase', input: string, registry: string, configPath: string): Promise<{ ok: boolean; stdout: string }> {
   const program = `docker-credential-${name}`;
   return new Promise((resolve, reject) => {
-    const child = execFile(program, ['get'], { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => {
-      if (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-          reject(new StrataError(`credential helper ${program} (named in ${configPath} for ${registry}) is not installed or not on PATH`));
-          return;
-        }
-        // Helpers answer "credentials not found" with a non-zero exit: that means anonymous, not failure.
-        if (/not found/i.test(stdout)) resolve(undefined);
-        else reject(new StrataError(`credential helper ${program} failed for ${registry}: ${stdout.trim().split('\n')[0] || `exit ${String(err.code)}`}`));
+    const child = execFile(program, [action], { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => {
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+        reject(new StrataError(`credential helper ${program} (named in ${configPath} for ${registry}) is not installed or not on PATH`));
         return;
       }
-      try {
-        const out = JSON.parse(stdout) as { Username?: string; Secret?: string };
-        if (!out.Secret) resolve(undefined);
-        else if (out.Username === '<token>') resolve({ kind: 'identity-token', token: out.Secret });
-        else resolve({ kind: 'basic', username: out.Username ?? '', password: out.Secret });
-      } catch {
-        reject(new StrataError(`credential helper ${program} gave output that is not JSON for ${registry}`));
-      }
+      resolve({ ok: !err, stdout });
     });
-    child.stdin?.end(configKeyFor(registry));
+    // A helper may exit without reading its input; that is not our failure.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input);
   });
+}
+
+async function runHelper(name: string, registry: string, configPath: string): Promise<Credential | undefined> {
+  const program = `docker-credential-${name}`;
+  const { ok, stdout } = await callHelper(name, 'get', configKeyFor(registry), registry, configPath);
+  if (!ok) {
+    // Helpers answer "credentials not found" with a non-zero exit: that means anonymous, not failure.
+    if (/not found/i.test(stdout)) return undefined;
+    throw new StrataError(`credential helper ${program} failed for ${registry}: ${stdout.trim().split('\n')[0] || 'non-zero exit'}`);
+  }
+  try {
+    const out = JSON.parse(stdout) as { Username?: string; Secret?: string };
+    if (!out.Secret) return undefined;
+    if (out.Username === '<token>') return { kind: 'identity-token', token: out.Secret };
+    return { kind: 'basic', username: out.Username ?? '', password: out.Secret };
+  } catch {
+    throw new StrataError(`credential helper ${program} gave output that is not JSON for ${registry}`);
+  }
 }
 
 /**

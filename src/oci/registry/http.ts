@@ -1,5 +1,6 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import { createHash } from 'node:crypto';
 
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,10 +26,25 @@ export interface HttpResponse {
 
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const httpsAgents = new Map<string, https.Agent>();
+const caKeys = new WeakMap<object, string>();
+
+/** Agents are shared per trust setting; a CA list is identified by its content, hashed once per list object. */
+function caKey(ca: NonNullable<HttpRequest['tls']>['ca']): string {
+  if (!ca) return '';
+  const list = Array.isArray(ca) ? ca : [ca];
+  let key = caKeys.get(list);
+  if (!key) {
+    const h = createHash('sha256');
+    for (const c of list) h.update(c);
+    key = h.digest('hex');
+    if (Array.isArray(ca)) caKeys.set(ca, key);
+  }
+  return key;
+}
 
 function agentFor(url: URL, tls: HttpRequest['tls']): http.Agent {
   if (url.protocol === 'http:') return httpAgent;
-  const key = `${tls?.rejectUnauthorized === false ? 'insecure' : 'secure'}:${tls?.ca ? 'ca' : ''}`;
+  const key = `${tls?.rejectUnauthorized === false ? 'insecure' : 'secure'}:${caKey(tls?.ca)}`;
   let agent = httpsAgents.get(key);
   if (!agent) {
     agent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: tls?.rejectUnauthorized !== false, ...(tls?.ca ? { ca: tls.ca } : {}) });
