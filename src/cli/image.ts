@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { copyImage } from '../oci/copy.js';
+import { EngineClient } from '../oci/engine/client.js';
+import { loadIntoEngine, openEngineImage } from '../oci/engine/transfer.js';
 import { StrataError } from '../oci/errors.js';
 import { resolveImage } from '../oci/image.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
@@ -25,15 +27,28 @@ export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('copy and read images in registries and OCI layouts (REF is a registry reference or oci:<dir>[:<tag>])');
   const insecure = (c: Command): Command => c.option('--insecure-registry <host>', 'use plain HTTP or unverified TLS for this registry (repeatable)', collect, []);
 
-  insecure(image.command('copy <src> <dst>').description('copy an image or index, keeping digests; only missing blobs are sent'))
+  insecure(image.command('copy <src> <dst>').description('copy an image or index, keeping digests; only missing blobs are sent; docker-daemon:NAME:TAG is the engine at DOCKER_HOST'))
     .option('-q, --quiet', 'print only the digest')
-    .action(async (src: string, dst: string, opts: { insecureRegistry?: string[]; quiet?: boolean }) => {
+    .option('--platform <os/arch[/variant]>', 'platform to load into an engine from an index')
+    .action(async (src: string, dst: string, opts: { insecureRegistry?: string[]; quiet?: boolean; platform?: string }) => {
       const so = storeOptions(opts);
-      const from = await openTarget(parseTarget(src), so);
-      const to = await openTarget(parseTarget(dst), { ...so, create: true });
-      const r = await copyImage(from.store, from.id, to.store, to.tag);
-      if (opts.quiet) process.stdout.write(`${r.digest}\n`);
-      else process.stdout.write(`copied ${src} → ${dst}\n  digest ${r.digest}\n  blobs: ${r.uploaded} sent (${r.bytesUploaded} bytes), ${r.mounted} mounted, ${r.existing} already there\n`);
+      const srcTarget = parseTarget(src);
+      const dstTarget = parseTarget(dst);
+      const engine = srcTarget.kind === 'engine' || dstTarget.kind === 'engine' ? EngineClient.fromEnv() : undefined;
+      const from = srcTarget.kind === 'engine' ? await openEngineImage(engine!, srcTarget.name) : { ...(await openTarget(srcTarget, so)), close: async () => undefined };
+      try {
+        if (dstTarget.kind === 'engine') {
+          const id = await loadIntoEngine(from.store, from.id, engine!, dstTarget.name, parsePlatform(opts.platform));
+          process.stdout.write(opts.quiet ? `${id}\n` : `loaded ${src} → ${engine!.description} as ${dstTarget.name}\n  image ID ${id}\n`);
+          return;
+        }
+        const to = await openTarget(dstTarget, { ...so, create: true });
+        const r = await copyImage(from.store, from.id, to.store, to.tag);
+        if (opts.quiet) process.stdout.write(`${r.digest}\n`);
+        else process.stdout.write(`copied ${src} → ${dst}\n  digest ${r.digest}\n  blobs: ${r.uploaded} sent (${r.bytesUploaded} bytes), ${r.mounted} mounted, ${r.existing} already there\n`);
+      } finally {
+        await from.close();
+      }
     });
 
   insecure(image.command('manifest <ref>').description('print the manifest or index exactly as stored')).action(async (ref: string, opts: { insecureRegistry?: string[] }) => {

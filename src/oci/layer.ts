@@ -129,10 +129,15 @@ export async function* treeEntries(root: string, options: TreeOptions = {}): Asy
  * data. Owners are the caller's uid/gid with empty names; every mtime is the same.
  */
 export async function writeLayer(entries: AsyncIterable<LayerEntry>, out: Writable, options: LayerWriteOptions = {}): Promise<LayerInfo> {
+  const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
+  return compressLayer(tarBytes, out, options.level);
+}
+
+/** Gzips an existing tar stream as a layer blob, learning its diffID and digest in the same pass. */
+export async function compressLayer(tarBytes: Readable, out: Writable, level = DEFAULT_GZIP_LEVEL): Promise<LayerInfo> {
   const diff = new DigestStream();
   const blob = new DigestStream();
-  const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
-  await pipeline(tarBytes, diff, new ParallelGzip(options.level ?? DEFAULT_GZIP_LEVEL), blob, out);
+  await pipeline(tarBytes, diff, new ParallelGzip(level), blob, out);
   return { diffID: diff.digest, digest: blob.digest, size: blob.size, uncompressedSize: diff.size, mediaType: MediaType.OciLayerGzip };
 }
 

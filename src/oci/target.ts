@@ -7,9 +7,13 @@ import { CredentialAuthorizer } from './registry/auth.js';
 import { lookupCredential } from './registry/credentials.js';
 import { registryCAs } from './registry/tls.js';
 
-/** Where an image lives, as a user names it: `oci:<dir>[:<tag>|@<digest>]` or a registry reference. */
+/**
+ * Where an image lives, as a user names it: `oci:<dir>[:<tag>|@<digest>]`, `docker-daemon:<name>[:<tag>]` (the
+ * engine DOCKER_HOST names, skopeo's spelling) or a registry reference.
+ */
 export type ImageTarget =
   | { kind: 'layout'; dir: string; tag?: string; digest?: string; text: string }
+  | { kind: 'engine'; name: string; text: string }
   | { kind: 'registry'; ref: Reference; text: string };
 
 export function parseTarget(text: string): ImageTarget {
@@ -30,6 +34,11 @@ export function parseTarget(text: string): ImageTarget {
       if (!/^[\w][\w.-]{0,127}$/.test(tag)) throw new StrataError(`invalid image "${text}": "${tag}" is not a valid tag`);
     }
     return { kind: 'layout', dir: rest, text, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
+  }
+  if (text.startsWith('docker-daemon:')) {
+    const ref = Reference.parse(text.slice('docker-daemon:'.length));
+    if (ref.digest && !ref.tag) throw new StrataError(`invalid image "${text}": an engine image is named by name:tag, not by digest`);
+    return { kind: 'engine', name: (ref.tag ? ref : ref.withTag('latest')).familiar(), text };
   }
   return { kind: 'registry', ref: Reference.parse(text), text };
 }
@@ -56,6 +65,7 @@ export function registryClient(registry: string, options: StoreOptions = {}): Re
 
 /** Opens the store behind a target; `id` is what to read (tag or digest), `tag` is what a write names. */
 export async function openTarget(target: ImageTarget, options: StoreOptions & { create?: boolean } = {}): Promise<{ store: ImageStore; id: string | undefined; tag: string | undefined }> {
+  if (target.kind === 'engine') throw new StrataError(`${target.text}: an engine image cannot be used here; copy it to oci:<dir> or a registry first`);
   if (target.kind === 'layout') {
     const layout = await OciLayout.open(target.dir, { create: options.create ?? false });
     return { store: layout, id: target.digest ?? target.tag, tag: target.tag ?? 'latest' };
