@@ -1,0 +1,41 @@
+/** What a buildpack can run on, or what a run image is (`[[targets]]`, `[run-image.target]`). */
+export interface Target {
+  os?: string;
+  arch?: string;
+  variant?: string;
+  distros?: Distro[];
+}
+
+export interface Distro {
+  name?: string;
+  version?: string;
+}
+
+/** A run image's own target: one distro at most. */
+export interface ImageTarget {
+  id?: string;
+  os?: string;
+  arch?: string;
+  variant?: string;
+  distro?: Distro;
+}
+
+const eq = (a: string | undefined, b: string | undefined): boolean => !a || !b || a === b;
+
+/** A buildpack target fits an image when os, arch and variant agree (empty matches anything) and a listed distro matches. */
+export function targetMatches(bp: Target, image: ImageTarget): boolean {
+  if (!eq(bp.os, image.os) || !eq(bp.arch, image.arch) || !eq(bp.variant, image.variant)) return false;
+  if (!bp.distros?.length) return true;
+  return bp.distros.some((d) => Boolean(image.distro) && eq(d.name, image.distro?.name) && eq(d.version, image.distro?.version));
+}
+
+export function anyTargetMatches(targets: Target[], image: ImageTarget): boolean {
+  return targets.length === 0 || targets.some((t) => targetMatches(t, image));
+}
+
+/** The deprecated stacks that name a known target; `*` and unknown stacks say nothing beyond Linux. */
+export function stackTarget(stackId: string): Target {
+  if (stackId === '*') return {};
+  if (stackId === 'io.buildpacks.stacks.bionic') return { os: 'linux', arch: 'amd64', distros: [{ name: 'ubuntu', version: '18.04' }] };
+  return { os: 'linux' };
+}
