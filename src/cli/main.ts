@@ -22,6 +22,11 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // The lifecycle keeps the Platform API's Go-style single-dash flags, which commander does not parse.
+  if (argv[0] === 'lifecycle') {
+    const { lifecycleMain } = await import('../lifecycle/cli.js');
+    return lifecycleMain('lifecycle', argv.slice(1));
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });

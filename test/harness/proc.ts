@@ -11,9 +11,19 @@ export interface RunResult {
 }
 
 /** Runs a program to completion, never throwing on a non-zero exit: tests assert on the code. */
-export function run(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<RunResult> {
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  input?: string;
+  /** Run as this user and group (the test runs as root; buildpacks must not). */
+  uid?: number;
+  gid?: number;
+}
+
+export function run(cmd: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, maxBuffer: 64 << 20, encoding: 'utf8' }, (err, stdout, stderr) => {
+    const ids = options.uid !== undefined ? { uid: options.uid, gid: options.gid ?? options.uid } : {};
+    const child = execFile(cmd, args, { env: options.env ?? process.env, cwd: options.cwd, maxBuffer: 64 << 20, encoding: 'utf8', ...ids }, (err, stdout, stderr) => {
       if (err && typeof (err as { code?: unknown }).code !== 'number') {
         reject(err);
         return;
@@ -25,7 +35,7 @@ export function run(cmd: string, args: string[], options: { env?: NodeJS.Process
 }
 
 /** Runs a program and fails with its stderr when it exits non-zero. */
-export async function runOk(cmd: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<string> {
+export async function runOk(cmd: string, args: string[], options: RunOptions = {}): Promise<string> {
   const r = await run(cmd, args, options);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
   return r.stdout;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds everything from a checkout: the TypeScript, the static C launcher, and dist/lifecycle/ — the lifecycle as a
+# builder carries it, with one name per phase (links to the multi-call entry) and the launcher binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc -p tsconfig.json
+make -s -C launcher
+out=dist/lifecycle
+rm -rf "$out.tmp"
+mkdir -p "$out.tmp"
+for phase in lifecycle detector builder analyzer restorer exporter rebaser creator; do
+  ln -s ../../bin/lifecycle "$out.tmp/$phase"
+done
+cp launcher/build/launcher "$out.tmp/launcher"
+rm -rf "$out"
+mv "$out.tmp" "$out"
