@@ -1,0 +1,101 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../src/version.js';
+import { run, runOk, tempDir, type RunResult } from './proc.js';
+
+/** The unprivileged user buildpacks run as in these tests (the detector and builder refuse root). */
+export const CNB_UID = 1000;
+
+export interface BuildpackSpec {
+  id: string;
+  version?: string;
+  api?: string;
+  /** bash body of bin/detect (default: pass) */
+  detect?: string;
+  /** bash body of bin/build (default: nothing) */
+  build?: string;
+  /** extra TOML appended to buildpack.toml, e.g. [[order]] for a composite */
+  toml?: string;
+  /** extra keys in the [buildpack] table */
+  buildpackKeys?: string;
+  composite?: boolean;
+}
+
+export async function writeBuildpack(buildpacksDir: string, spec: BuildpackSpec): Promise<string> {
+  const version = spec.version ?? '1.0.0';
+  const dir = join(buildpacksDir, spec.id.replace(/\//g, '_'), version);
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await writeFile(join(dir, 'buildpack.toml'), `api = "${spec.api ?? '0.12'}"\n[buildpack]\nid = "${spec.id}"\nversion = "${version}"\n${spec.buildpackKeys ?? ''}\n${spec.toml ?? ''}\n`);
+  if (!spec.composite) {
+    for (const [name, body] of [['detect', spec.detect ?? 'exit 0'], ['build', spec.build ?? 'exit 0']] as const) {
+      await writeFile(join(dir, 'bin', name), `#!/usr/bin/env bash\nset -eu\n${body}\n`);
+      await chmod(join(dir, 'bin', name), 0o755);
+    }
+  }
+  return dir;
+}
+
+export interface Workspace {
+  root: string;
+  app: string;
+  layers: string;
+  platform: string;
+  buildpacks: string;
+  buildConfig: string;
+  /** Writes order.toml from groups of `id@version[?]` (`?` = optional). */
+  order(groups: string[][]): Promise<string>;
+  /** Runs a lifecycle phase as the build user with the workspace's dirs as flags. */
+  phase(name: string, extra?: string[], env?: Record<string, string>, options?: { order?: boolean; root?: boolean }): Promise<RunResult>;
+  launch(argv0: string, args: string[], env?: Record<string, string>): Promise<RunResult>;
+  cleanup(): Promise<void>;
+}
+
+export function orderToml(groups: string[][], key = 'order'): string {
+  return groups
+    .map((g) => `[[${key}]]\n${g.map((e) => {
+      const optional = e.endsWith('?');
+      const [id, version] = e.replace(/\?$/, '').split('@');
+      return `  [[${key}.group]]\n  id = "${id}"\n  version = "${version ?? '1.0.0'}"\n${optional ? '  optional = true\n' : ''}`;
+    }).join('')}`)
+    .join('\n');
+}
+
+export async function workspace(): Promise<Workspace> {
+  const t = await tempDir('strata-lc-');
+  const root = t.path;
+  const ws = {
+    root,
+    app: join(root, 'workspace'),
+    layers: join(root, 'layers'),
+    platform: join(root, 'platform'),
+    buildpacks: join(root, 'buildpacks'),
+    buildConfig: join(root, 'build-config'),
+  };
+  for (const d of Object.values(ws)) await mkdir(d, { recursive: true });
+  const baseEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({ PATH: '/usr/local/bin:/usr/bin:/bin', HOME: root, CNB_PLATFORM_API: '0.15', ...extra });
+  const chown = () => runOk('chown', ['-R', `${CNB_UID}:${CNB_UID}`, root]);
+  return {
+    ...ws,
+    async order(groups) {
+      const path = join(root, 'order.toml');
+      await writeFile(path, orderToml(groups));
+      return path;
+    },
+    async phase(name, extra = [], env = {}, options = {}) {
+      await chown();
+      const flags = ['-app', ws.app, '-layers', ws.layers, '-platform', ws.platform, '-buildpacks', ws.buildpacks, '-build-config', ws.buildConfig, '-log-level', 'debug'];
+      if (name === 'detector' && options.order !== false) flags.push('-order', join(root, 'order.toml'));
+      const user = options.root ? {} : { uid: CNB_UID, gid: CNB_UID };
+      return run(join(PROJECT_ROOT, 'dist', 'lifecycle', name), [...flags, ...extra], { ...user, env: baseEnv(env), cwd: root });
+    },
+    async launch(argv0, args, env = {}) {
+      await chown();
+      const dir = join(root, 'process');
+      await mkdir(dir, { recursive: true });
+      const link = join(dir, argv0);
+      await runOk('ln', ['-sf', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), link]);
+      return run(link, args, { uid: CNB_UID, gid: CNB_UID, env: baseEnv({ CNB_LAYERS_DIR: ws.layers, CNB_APP_DIR: ws.app, PATH: `/cnb/process:/usr/local/bin:/usr/bin:/bin`, ...env }), cwd: root });
+    },
+    cleanup: t.cleanup,
+  };
+}
