@@ -147,8 +147,9 @@ export async function build(inputs: BuilderInputs): Promise<BuildMetadata> {
         }
         if (inputs.platformApi.atLeast('0.8')) await copySboms(desc, bpLayers, layersDir, layers);
       } catch (err) {
-        if (err instanceof StrataError && !(err.message.includes(desc.id))) throw new StrataError(`buildpack ${who}: ${err.message}`, Exit.BuildError, { cause: err });
-        throw phaseError(err, Exit.BuildError);
+        const message = err instanceof Error ? err.message : String(err);
+        if (message.startsWith(`buildpack ${who}`)) throw phaseError(err, Exit.BuildError);
+        throw new StrataError(`buildpack ${who}: ${message}`, Exit.BuildError, { cause: err });
       }
     }
     const md: BuildMetadata = {
