@@ -8,9 +8,16 @@ export type Table = Record<string, unknown>;
 /** A problem in a CNB file; phases map it to their own exit code. */
 export class SpecError extends StrataError {}
 
+/** smol-toml builds tables without prototypes; models and their consumers expect ordinary objects. */
+function ordinary(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(ordinary);
+  if (isTable(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, ordinary(v)]));
+  return value;
+}
+
 export function parseToml(text: string, file: string): Table {
   try {
-    return parse(text) as Table;
+    return ordinary(parse(text)) as Table;
   } catch (err) {
     const where = err instanceof TomlError ? ` at line ${err.line}` : '';
     throw new SpecError(`${file}: invalid TOML${where}: ${(err as Error).message.split('\n')[0]}`);

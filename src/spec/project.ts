@@ -1,0 +1,81 @@
+import { ApiVersion } from './api.js';
+import { Fields, SpecError, readToml, type Table } from './toml.js';
+
+/** A buildpack reference in project.toml: by id (and version), by uri, or an inline script. */
+export interface ProjectBuildpack {
+  id?: string;
+  version?: string;
+  uri?: string;
+  script?: { api: string; shell: string; inline: string };
+}
+
+/** project.toml as the platform reads it (Project Descriptor 0.2, and the older unversioned form). */
+export interface ProjectDescriptor {
+  schemaVersion: string;
+  id?: string;
+  name?: string;
+  version?: string;
+  licenses: { type?: string; uri?: string }[];
+  metadata?: Table;
+  builder?: string;
+  include: string[];
+  exclude: string[];
+  group: ProjectBuildpack[];
+  pre: ProjectBuildpack[];
+  post: ProjectBuildpack[];
+  env: { name: string; value: string }[];
+}
+
+function buildpackRef(f: Fields): ProjectBuildpack {
+  const id = f.str('id');
+  const version = f.str('version');
+  const uri = f.str('uri');
+  const script = f.has('script') ? f.sub('script') : undefined;
+  const kinds = [version, uri, script].filter((x) => x !== undefined).length;
+  if (kinds > 1) throw new SpecError(`${f.where}: use one of version, uri or script`);
+  if (!id && !uri) throw new SpecError(`${f.where}: a buildpack needs an id or a uri`);
+  if (script && !id) throw new SpecError(`${f.where}: an inline script buildpack needs an id`);
+  return {
+    ...(id ? { id } : {}),
+    ...(version ? { version } : {}),
+    ...(uri ? { uri } : {}),
+    ...(script ? { script: { api: script.reqStr('api'), shell: script.str('shell') ?? '/bin/sh', inline: script.reqStr('inline') } } : {}),
+  };
+}
+
+export function parseProject(table: Table, file: string): ProjectDescriptor {
+  const f = new Fields(table, file);
+  const meta = f.sub('_');
+  const schemaVersion = meta.str('schema-version') ?? '0.1';
+  if (ApiVersion.parse(schemaVersion, `${file}: schema-version`).compare('0.2') > 0) throw new SpecError(`${file}: schema-version ${schemaVersion} is not supported (0.1 and 0.2 are)`);
+  // 0.1 keeps project data under [project] and build settings under [build]; 0.2 under [_] and [io.buildpacks].
+  const legacy = schemaVersion === '0.1' && !f.has('_');
+  const project = legacy ? f.sub('project') : meta;
+  const io = legacy ? f.sub('build') : f.sub('io').sub('buildpacks');
+  const include = io.strArray('include') ?? [];
+  const exclude = io.strArray('exclude') ?? [];
+  if (include.length && exclude.length) throw new SpecError(`${file}: set include or exclude, not both`);
+  const groupKey = legacy ? 'buildpacks' : 'group';
+  const metadata = legacy ? f.free('metadata') : meta.free('metadata');
+  const str = (k: string) => project.str(k);
+  return {
+    schemaVersion,
+    ...(str('id') ? { id: str('id') } : {}),
+    ...(str('name') ? { name: str('name') } : {}),
+    ...(str('version') ? { version: str('version') } : {}),
+    licenses: project.list('licenses').map((l) => ({ ...(l.str('type') ? { type: l.str('type') } : {}), ...(l.str('uri') ? { uri: l.str('uri') } : {}) })),
+    ...(metadata ? { metadata } : {}),
+    ...(io.str('builder') ? { builder: io.str('builder') } : {}),
+    include,
+    exclude,
+    group: io.list(groupKey).map(buildpackRef),
+    pre: io.sub('pre').list('group').map(buildpackRef),
+    post: io.sub('post').list('group').map(buildpackRef),
+    env: io.sub('build').list('env').concat(legacy ? io.list('env') : []).map((e) => ({ name: e.reqStr('name'), value: e.str('value') ?? '' })),
+  };
+}
+
+export async function readProject(path: string): Promise<ProjectDescriptor | undefined> {
+  const t = await readToml(path);
+  return t ? parseProject(t, path) : undefined;
+}

@@ -1,0 +1,10 @@
+import { writeToml } from './toml.js';
+
+/** report.toml, written by the exporter and the rebaser. */
+export interface ReportFile {
+  image: { tags: string[]; digest?: string; imageId?: string; manifestSize?: number };
+}
+
+export async function writeReport(path: string, r: ReportFile): Promise<void> {
+  await writeToml(path, { image: { tags: r.image.tags, digest: r.image.digest, 'image-id': r.image.imageId, 'manifest-size': r.image.manifestSize } });
+}
