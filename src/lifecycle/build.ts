@@ -2,7 +2,6 @@ import { copyFile, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
-import type { ApiVersion } from '../spec/api.js';
 import { SBOM_MEDIA_TYPES, descriptorDir, escapeId, readDescriptor, type BuildpackDescriptor } from '../spec/buildpack.js';
 import { parseBuildToml } from '../spec/buildtoml.js';
 import type { GroupEntry } from '../spec/group.js';
@@ -10,27 +9,16 @@ import { parseLaunch, type Label, type Slice } from '../spec/launch.js';
 import { NOT_LAYERS, parseLayerToml, type LayerMetadata } from '../spec/layer.js';
 import { writeMetadata, type BuildMetadata, type MetadataProcess } from '../spec/metadata.js';
 import { writeBuildpackPlan, type PlanEntry } from '../spec/plan.js';
-import type { ImageTarget } from '../spec/target.js';
 import { readToml } from '../spec/toml.js';
-import { buildpackEnv, targetEnv } from './detect.js';
+import { buildpackEnv, targetEnv, type BuildpackRunInputs } from './detect.js';
 import { applyEnvDir, applyLayerRoot, buildpackBaseEnv } from './env.js';
 import { runProgram } from './exec.js';
 import { Exit, phaseError } from './exit.js';
-import type { Logger } from './log.js';
 
-export interface BuilderInputs {
+export interface BuilderInputs extends BuildpackRunInputs {
   group: GroupEntry[];
   plan: PlanEntry[];
   layersDir: string;
-  appDir: string;
-  platformDir: string;
-  buildpacksDir: string;
-  buildConfigDir: string;
-  platformApi: ApiVersion;
-  target: ImageTarget;
-  execEnv: string;
-  hostEnv: NodeJS.ProcessEnv;
-  log: Logger;
 }
 
 /** Files a build may leave at the top of `<layers>` besides buildpack dirs. */

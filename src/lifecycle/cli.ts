@@ -9,7 +9,7 @@ import { readPlanFile, writePlanFile } from '../spec/plan.js';
 import { readSystemFile } from '../spec/system.js';
 import type { ImageTarget } from '../spec/target.js';
 import { build } from './build.js';
-import { Detector } from './detect.js';
+import { Detector, type BuildpackRunInputs } from './detect.js';
 import { Exit, phaseError } from './exit.js';
 import { parseFlags, type FlagDef, type FlagValues } from './flags.js';
 import { createLogger, parseLogLevel, type Logger } from './log.js';
@@ -70,6 +70,20 @@ function execEnv(env: NodeJS.ProcessEnv): string {
   return v;
 }
 
+async function runInputs(v: FlagValues, { api, env, log }: PhaseContext): Promise<BuildpackRunInputs> {
+  return {
+    buildpacksDir: v.str('buildpacks')!,
+    appDir: v.str('app')!,
+    platformDir: v.str('platform')!,
+    buildConfigDir: v.str('build-config')!,
+    platformApi: api,
+    target: await runTarget(v.str('analyzed')!),
+    execEnv: execEnv(env),
+    hostEnv: env,
+    log,
+  };
+}
+
 const PHASES: Record<string, Phase> = {
   detector: {
     refuseRoot: true,
@@ -88,19 +102,7 @@ const PHASES: Record<string, Phase> = {
       const orderPath = v.str('order') ?? ((await exists(layersOrder)) ? layersOrder : '/cnb/order.toml');
       const order = await readOrderFile(orderPath);
       const system = api.atLeast('0.15') ? await readSystemFile(v.str('system')!) : undefined;
-      const detector = new Detector({
-        order: order.order,
-        ...(system ? { system } : {}),
-        buildpacksDir: v.str('buildpacks')!,
-        appDir: v.str('app')!,
-        platformDir: v.str('platform')!,
-        buildConfigDir: v.str('build-config')!,
-        platformApi: api,
-        target: await runTarget(v.str('analyzed')!),
-        execEnv: execEnv(env),
-        hostEnv: env,
-        log,
-      });
+      const detector = new Detector({ order: order.order, ...(system ? { system } : {}), ...(await runInputs(v, { api, env, log })) });
       const out = await detector.run();
       await writeGroupFile(v.str('group')!, { group: out.group, groupExtensions: [] });
       await writePlanFile(v.str('plan')!, out.plan);
@@ -114,20 +116,7 @@ const PHASES: Record<string, Phase> = {
       const group = await readGroupFile(v.str('group')!);
       const plan = await readPlanFile(v.str('plan')!);
       await mkdir(v.str('layers')!, { recursive: true });
-      await build({
-        group: group.group,
-        plan: plan.entries,
-        layersDir: v.str('layers')!,
-        appDir: v.str('app')!,
-        platformDir: v.str('platform')!,
-        buildpacksDir: v.str('buildpacks')!,
-        buildConfigDir: v.str('build-config')!,
-        platformApi: api,
-        target: await runTarget(v.str('analyzed')!),
-        execEnv: execEnv(env),
-        hostEnv: env,
-        log,
-      });
+      await build({ group: group.group, plan: plan.entries, layersDir: v.str('layers')!, ...(await runInputs(v, { api, env, log })) });
     },
   },
 };

@@ -17,9 +17,8 @@ import { Exit } from './exit.js';
 import type { Logger } from './log.js';
 import { resolveGroup, type DetectedElement, type Verdict } from './resolve.js';
 
-export interface DetectorInputs {
-  order: Order;
-  system?: SystemFile;
+/** What both phases that run buildpack code need: the dirs of spec §2, the target and the environments. */
+export interface BuildpackRunInputs {
   buildpacksDir: string;
   appDir: string;
   platformDir: string;
@@ -30,6 +29,11 @@ export interface DetectorInputs {
   execEnv: string;
   hostEnv: NodeJS.ProcessEnv;
   log: Logger;
+}
+
+export interface DetectorInputs extends BuildpackRunInputs {
+  order: Order;
+  system?: SystemFile;
 }
 
 export interface DetectOutput {

@@ -99,3 +99,13 @@ export async function workspace(): Promise<Workspace> {
     cleanup: t.cleanup,
   };
 }
+
+/** Runs a test body in a fresh workspace and removes it afterwards. */
+export async function withWorkspace(fn: (ws: Workspace) => Promise<void>): Promise<void> {
+  const ws = await workspace();
+  try {
+    await fn(ws);
+  } finally {
+    await ws.cleanup();
+  }
+}

@@ -3,20 +3,13 @@ import assert from 'node:assert/strict';
 import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
-import { workspace, writeBuildpack, type Workspace } from '../harness/buildpacks.js';
+import { withWorkspace, writeBuildpack, type Workspace } from '../harness/buildpacks.js';
 import { PROJECT_ROOT } from '../../src/version.js';
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 const plain = <T>(v: unknown): T => JSON.parse(JSON.stringify(v)) as T;
 
-async function withWs(fn: (ws: Workspace) => Promise<void>): Promise<void> {
-  const ws = await workspace();
-  try {
-    await fn(ws);
-  } finally {
-    await ws.cleanup();
-  }
-}
+const withWs = withWorkspace;
 
 async function detectAndBuild(ws: Workspace, order: string[][]): Promise<{ detect: string; build: { code: number; stdout: string; stderr: string } }> {
   await ws.order(order);

@@ -3,16 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
-import { workspace, writeBuildpack, orderToml, type Workspace } from '../harness/buildpacks.js';
+import { withWorkspace, writeBuildpack, orderToml, type Workspace } from '../harness/buildpacks.js';
 
-async function withWs(fn: (ws: Workspace) => Promise<void>): Promise<void> {
-  const ws = await workspace();
-  try {
-    await fn(ws);
-  } finally {
-    await ws.cleanup();
-  }
-}
+const withWs = withWorkspace;
 
 const groupIds = async (ws: Workspace): Promise<string[]> => ((parse(await readFile(join(ws.layers, 'group.toml'), 'utf8')) as { group: { id: string }[] }).group ?? []).map((g) => g.id);
 
