@@ -1,10 +1,31 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { run, runOk, tempDir, type RunResult } from './proc.js';
 
 /** The unprivileged user buildpacks run as in these tests (the detector and builder refuse root). */
 export const CNB_UID = 1000;
+
+let runtime: Promise<string> | undefined;
+
+/**
+ * Where the build user can run the lifecycle from: the checkout itself when that user can read it, otherwise a copy
+ * of what the lifecycle needs at run time (a CI checkout under /root is not readable by uid 1000).
+ */
+export function lifecycleRoot(): Promise<string> {
+  runtime ??= (async () => {
+    const probe = await run('test', ['-r', join(PROJECT_ROOT, 'bin', 'lifecycle')], { uid: CNB_UID, gid: CNB_UID });
+    if (probe.code === 0) return PROJECT_ROOT;
+    const copy = await mkdtemp(join(tmpdir(), 'strata-runtime-'));
+    await chmod(copy, 0o755);
+    for (const part of ['bin', 'dist', 'node_modules', 'package.json']) await runOk('cp', ['-a', join(PROJECT_ROOT, part), copy]);
+    process.once('exit', () => rmSync(copy, { recursive: true, force: true }));
+    return copy;
+  })();
+  return runtime;
+}
 
 export interface BuildpackSpec {
   id: string;
@@ -86,14 +107,14 @@ export async function workspace(): Promise<Workspace> {
       const flags = ['-app', ws.app, '-layers', ws.layers, '-platform', ws.platform, '-buildpacks', ws.buildpacks, '-build-config', ws.buildConfig, '-log-level', 'debug'];
       if (name === 'detector' && options.order !== false) flags.push('-order', join(root, 'order.toml'));
       const user = options.root ? {} : { uid: CNB_UID, gid: CNB_UID };
-      return run(join(PROJECT_ROOT, 'dist', 'lifecycle', name), [...flags, ...extra], { ...user, env: baseEnv(env), cwd: root });
+      return run(join(await lifecycleRoot(), 'dist', 'lifecycle', name), [...flags, ...extra], { ...user, env: baseEnv(env), cwd: root });
     },
     async launch(argv0, args, env = {}) {
       await chown();
       const dir = join(root, 'process');
       await mkdir(dir, { recursive: true });
       const link = join(dir, argv0);
-      await runOk('ln', ['-sf', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), link]);
+      await runOk('ln', ['-sf', join(await lifecycleRoot(), 'dist', 'lifecycle', 'launcher'), link]);
       return run(link, args, { uid: CNB_UID, gid: CNB_UID, env: baseEnv({ CNB_LAYERS_DIR: ws.layers, CNB_APP_DIR: ws.app, PATH: `/cnb/process:/usr/local/bin:/usr/bin:/bin`, ...env }), cwd: root });
     },
     cleanup: t.cleanup,
