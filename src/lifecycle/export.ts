@@ -1,0 +1,252 @@
+import { createReadStream } from 'node:fs';
+import { access, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { withLabels, type HistoryEntry, type ImageConfig } from '../oci/config.js';
+import { copyBlob } from '../oci/copy.js';
+import type { Digest } from '../oci/digest.js';
+import { StrataError } from '../oci/errors.js';
+import type { ResolvedImage } from '../oci/image.js';
+import { parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo } from '../oci/layer.js';
+import type { Descriptor } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatype.js';
+import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
+import type { ImageStore } from '../oci/store.js';
+import type { ApiVersion } from '../spec/api.js';
+import { escapeId } from '../spec/buildpack.js';
+import type { GroupEntry } from '../spec/group.js';
+import { readMetadata, type BuildMetadata } from '../spec/metadata.js';
+import type { ProjectMetadata } from '../spec/projectmeta.js';
+import { readStore } from '../spec/storetoml.js';
+import type { Table } from '../spec/toml.js';
+import { readLayers } from './build.js';
+import { Exit } from './exit.js';
+import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
+import type { Logger } from './log.js';
+import { appSlices } from './slices.js';
+
+export interface ExportTarget {
+  store: ImageStore;
+  tag: string | undefined;
+  /** As the user named it, for report.toml. */
+  name: string;
+}
+
+export interface ExporterInputs {
+  group: GroupEntry[];
+  layersDir: string;
+  appDir: string;
+  launcherPath: string;
+  runImage: ResolvedImage;
+  /** `runImage` as named (tag or digest ref) and the mirrors recorded for rebase. */
+  runImageName: string;
+  runImageReference: string;
+  runImageMirrors: string[];
+  /** The previous image, whose layers are reused by diffID. */
+  previous?: { image: ResolvedImage; metadata: LifecycleMetadata };
+  outputs: ExportTarget[];
+  uid: number;
+  gid: number;
+  platformApi: ApiVersion;
+  processType?: string;
+  projectMetadata: ProjectMetadata;
+  execEnv: string;
+  created: Date;
+  log: Logger;
+}
+
+export interface ExportResult {
+  digest: Digest;
+  manifestSize: number;
+  tags: string[];
+  /** diffIDs reused from the previous image (not uploaded). */
+  reused: string[];
+  metadata: LifecycleMetadata;
+}
+
+/**
+ * Composes the app image on the run image in the order of spec §9.1 — launch layers, SBOM, app slices, launcher,
+ * config, process types — with the lifecycle labels, and writes it to every output. A layer whose diffID the previous
+ * image already has is taken from there (mounted or already present), never uploaded again.
+ */
+export async function exportImage(inputs: ExporterInputs): Promise<ExportResult> {
+  const { layersDir, log } = inputs;
+  const md = await readMetadata(join(layersDir, 'config', 'metadata.toml'));
+  const staging = await mkdtemp(join(tmpdir(), 'strata-export-'));
+  const docker = inputs.runImage.manifest.manifest.mediaType === MediaType.DockerManifest;
+  const added: AddedLayer[] = [];
+  const reused: string[] = [];
+  const previousLayers = new Map<string, { desc: Descriptor; store: ImageStore }>();
+  if (inputs.previous) {
+    const p = inputs.previous.image;
+    p.config.rootfs.diff_ids.forEach((d, i) => previousLayers.set(d, { desc: p.manifest.manifest.layers[i]!, store: p.store }));
+  }
+  let counter = 0;
+
+  /** Makes a layer from entries, or reuses the previous image's when the diffID matches. */
+  const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<Digest> => {
+    const file = join(staging, `layer-${counter++}.tar.gz`);
+    const info = await writeLayerFile(entries, file, { mtime: inputs.created });
+    const prev = previousLayers.get(info.diffID);
+    if (prev) {
+      reused.push(info.diffID);
+      await rm(file, { force: true });
+      added.push({ descriptor: prev.desc, diffID: info.diffID, history: history(createdBy) });
+      for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
+      return info.diffID;
+    }
+    const desc = descriptorOf(info, docker);
+    for (const out of inputs.outputs) await out.store.putBlob(desc, async (start, end) => createReadStream(file, { start, end: end - 1 }));
+    added.push({ descriptor: desc, diffID: info.diffID, history: history(createdBy) });
+    return info.diffID;
+  };
+  const history = (createdBy: string): HistoryEntry => ({ created: inputs.created.toISOString(), created_by: createdBy });
+  const owned = (root: string, prefix: string) => ownedTree(root, prefix, inputs.uid, inputs.gid);
+
+  try {
+    const metadata: LifecycleMetadata = { app: [], buildpacks: [], runImage: { topLayer: topLayer(inputs.runImage), reference: inputs.runImageReference, image: inputs.runImageName, mirrors: inputs.runImageMirrors } };
+    metadata.stack = { runImage: { image: inputs.runImageName, mirrors: inputs.runImageMirrors } };
+
+    for (const bp of inputs.group) {
+      const bpDir = join(layersDir, escapeId(bp.id));
+      const layers: Record<string, LayerRecord> = {};
+      for (const l of await readLayers(bpDir)) {
+        if (!l.meta.types.launch) continue;
+        const record: LayerRecord = { sha: '', data: l.meta.metadata, build: l.meta.types.build, launch: true, cache: l.meta.types.cache };
+        if (await exists(l.dir)) {
+          record.sha = await layer(owned(l.dir, l.dir), `Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`);
+        } else {
+          // No dir: the buildpack means "keep the layer from the previous image".
+          const old = inputs.previous?.metadata.buildpacks.find((b) => b.key === bp.id)?.layers?.[l.name];
+          if (!old?.sha) throw new StrataError(`buildpack ${bp.id}: launch layer "${l.name}" has no directory and no previous image layer to reuse`, Exit.ExportError);
+          if (l.meta.types.cache) throw new StrataError(`buildpack ${bp.id}: launch layer "${l.name}" is cache = true but has no directory to export`, Exit.ExportError);
+          const prev = previousLayers.get(old.sha);
+          if (!prev) throw new StrataError(`buildpack ${bp.id}: layer "${l.name}" (${old.sha}) is not in the previous image`, Exit.ExportError);
+          for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
+          added.push({ descriptor: prev.desc, diffID: old.sha as Digest, history: history(`Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`) });
+          reused.push(old.sha);
+          record.sha = old.sha;
+        }
+        layers[l.name] = record;
+      }
+      const store = await readStore(join(bpDir, 'store.toml'));
+      metadata.buildpacks.push({ key: bp.id, version: bp.version, layers, ...(store ? { store: { metadata: store.metadata } } : {}) });
+    }
+
+    if (inputs.platformApi.atLeast('0.8') && (await exists(join(layersDir, 'sbom', 'launch')))) {
+      metadata.sbom = { sha: await layer(owned(join(layersDir, 'sbom', 'launch'), join(layersDir, 'sbom', 'launch')), 'Software Bill-of-Materials') };
+    }
+
+    const slices = await appSlices(inputs.appDir, md.slices, log);
+    for (const [i, slice] of slices.entries()) {
+      const sha = await layer(sliceEntries(inputs.appDir, slice, inputs.uid, inputs.gid), i < slices.length - 1 ? `Application Slice: ${i + 1}` : 'Application Layer');
+      metadata.app.push({ sha });
+    }
+
+    metadata.launcher = { sha: await layer(launcherEntries(await readFile(inputs.launcherPath)), 'Buildpacks Application Launcher') };
+    metadata.config = { sha: await layer(ownedTree(join(layersDir, 'config'), join(layersDir, 'config'), inputs.uid, inputs.gid), 'Buildpacks Launcher Config') };
+    metadata['process-types'] = { sha: await layer(processEntries(md), 'Buildpacks Process Types') };
+
+    const base = inputs.runImage;
+    // The run image's layers: already there, mounted from its repository, or copied once (a layout run image).
+    for (const out of inputs.outputs) for (const desc of base.manifest.manifest.layers) await copyBlob(base.store, out.store, desc);
+    let { config, manifest } = appendLayers(base.config, base.manifest.manifest, added);
+    config = finishConfig(config, inputs, md, metadata);
+    const tags: string[] = [];
+    let digest = '' as Digest;
+    let manifestSize = 0;
+    // Every output gets the same bytes, so one digest; tags move only after every blob is in place.
+    for (const out of inputs.outputs) {
+      const w = await writeImage(out.store, config, manifest, out.tag);
+      digest = w.digest;
+      manifestSize = w.manifestBytes.length;
+      tags.push(out.name);
+    }
+    return { digest, manifestSize, tags, reused, metadata };
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+
+function descriptorOf(info: LayerInfo, docker: boolean): Descriptor {
+  return { mediaType: docker ? MediaType.DockerLayerGzip : info.mediaType, digest: info.digest, size: info.size };
+}
+
+function topLayer(image: ResolvedImage): string {
+  const ids = image.config.rootfs.diff_ids;
+  return ids[ids.length - 1] ?? '';
+}
+
+/** A directory placed at the same absolute path in the image: parents owned by root, the tree by the build user. */
+async function* ownedTree(root: string, inImage: string, uid: number, gid: number): AsyncGenerator<LayerEntry> {
+  const prefix = inImage.replace(/^\/+/, '');
+  for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: 0o755, uid: 0, gid: 0 };
+  for await (const e of treeEntries(root, { prefix, parentDirs: false })) yield { ...e, uid, gid };
+}
+
+async function* sliceEntries(appDir: string, files: string[], uid: number, gid: number): AsyncGenerator<LayerEntry> {
+  const prefix = appDir.replace(/^\/+/, '');
+  for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: 0o755, uid: 0, gid: 0 };
+  const st = await stat(appDir);
+  yield { type: 'directory', path: prefix, mode: st.mode & 0o7777, uid, gid };
+  const wanted = new Set(files);
+  for await (const e of treeEntries(appDir, { prefix, parentDirs: false, include: (rel) => wanted.has(rel) })) {
+    if (e.path === prefix) continue;
+    yield { ...e, uid, gid };
+  }
+}
+
+async function* launcherEntries(launcher: Buffer): AsyncGenerator<LayerEntry> {
+  yield { type: 'directory', path: 'cnb', mode: 0o755, uid: 0, gid: 0 };
+  yield { type: 'directory', path: 'cnb/lifecycle', mode: 0o755, uid: 0, gid: 0 };
+  yield { type: 'file', path: 'cnb/lifecycle/launcher', mode: 0o755, size: launcher.length, source: launcher, uid: 0, gid: 0 };
+}
+
+async function* processEntries(md: BuildMetadata): AsyncGenerator<LayerEntry> {
+  yield { type: 'directory', path: 'cnb', mode: 0o755, uid: 0, gid: 0 };
+  yield { type: 'directory', path: 'cnb/process', mode: 0o755, uid: 0, gid: 0 };
+  for (const p of md.processes) yield { type: 'symlink', path: `cnb/process/${p.type}`, target: '/cnb/lifecycle/launcher', uid: 0, gid: 0 };
+}
+
+function finishConfig(config: ImageConfig, inputs: ExporterInputs, md: BuildMetadata, metadata: LifecycleMetadata): ImageConfig {
+  const types = new Set(md.processes.map((p) => p.type));
+  if (inputs.processType && !types.has(inputs.processType)) {
+    throw new StrataError(`-process-type "${inputs.processType}" is not one of the processes the buildpacks declared (${[...types].join(', ') || 'none'})`, Exit.ExportError);
+  }
+  const defaultType = inputs.processType ?? (md.defaultProcess && types.has(md.defaultProcess) ? md.defaultProcess : undefined);
+  const env = (config.config?.Env ?? []).filter((e) => !/^(CNB_LAYERS_DIR|CNB_APP_DIR|CNB_PLATFORM_API|CNB_DEPRECATION_MODE)=/.test(e));
+  const pathIndex = env.findIndex((e) => e.startsWith('PATH='));
+  const basePath = pathIndex >= 0 ? env[pathIndex]!.slice(5) : '/usr/local/bin:/usr/bin:/bin';
+  const path = `PATH=/cnb/process:/cnb/lifecycle:${basePath}`;
+  if (pathIndex >= 0) env[pathIndex] = path;
+  else env.push(path);
+  env.push(`CNB_LAYERS_DIR=${inputs.layersDir}`, `CNB_APP_DIR=${inputs.appDir}`, `CNB_PLATFORM_API=${inputs.platformApi}`, 'CNB_DEPRECATION_MODE=quiet');
+  const buildMetadata = {
+    processes: md.processes.map((p) => ({ type: p.type, command: p.command, args: p.args, direct: p.direct, ...(p.workingDir ? { 'working-dir': p.workingDir } : {}), buildpackID: p.buildpackId, 'exec-env': p.execEnv })),
+    buildpacks: md.buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}), api: b.api })),
+    launcher: { version: LAUNCHER_VERSION, source: { git: { repository: 'strata', commit: '' } } },
+    ...(md.defaultProcess ? { 'buildpack-default-process-type': md.defaultProcess } : {}),
+  };
+  const labels: Record<string, string> = {};
+  for (const l of md.labels) labels[l.key] = l.value;
+  labels[LABEL.lifecycle] = JSON.stringify(metadata);
+  labels[LABEL.build] = JSON.stringify(buildMetadata);
+  labels[LABEL.project] = JSON.stringify(inputs.projectMetadata as Table);
+  if (inputs.platformApi.atLeast('0.15')) labels[LABEL.execEnv] = inputs.execEnv;
+  const withL = withLabels(config, labels);
+  return {
+    ...withL,
+    created: inputs.created.toISOString(),
+    config: {
+      ...withL.config,
+      Env: env,
+      Entrypoint: [defaultType ? `/cnb/process/${defaultType}` : '/cnb/lifecycle/launcher'],
+      Cmd: null,
+      WorkingDir: inputs.appDir,
+    },
+  };
+}
+
+const LAUNCHER_VERSION = '0.1.0';

@@ -1,0 +1,143 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readlink, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { withWorkspace, writeBuildpack, lifecycleRoot, type Workspace } from '../harness/buildpacks.js';
+import { registryFixture } from '../harness/registry.js';
+import { makeLayoutImage } from '../harness/images.js';
+import { runOk } from '../harness/proc.js';
+import { exportImage, type ExporterInputs } from '../../src/lifecycle/export.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import { resolveImage } from '../../src/oci/image.js';
+import { RegistryClient } from '../../src/oci/registry/client.js';
+import { ApiVersion } from '../../src/spec/api.js';
+import { readGroupFile } from '../../src/spec/group.js';
+import { silentLogger } from '../../src/lifecycle/log.js';
+import { LABEL, parseLifecycleMetadata } from '../../src/lifecycle/labels.js';
+import { sha256 } from '../../src/oci/digest.js';
+
+const fx = registryFixture();
+
+async function built(ws: Workspace): Promise<void> {
+  await writeBuildpack(ws.buildpacks, {
+    id: 'test/runtime',
+    api: '0.10',
+    build: `L="$CNB_LAYERS_DIR"
+mkdir -p "$L/runtime/bin" "$L/tools"
+printf '#!/bin/sh\\necho runtime\\n' > "$L/runtime/bin/rt"; chmod +x "$L/runtime/bin/rt"
+printf '[types]\\nlaunch = true\\ncache = true\\n[metadata]\\nversion = "1.2.3"\\n' > "$L/runtime.toml"
+printf '[types]\\nbuild = true\\n' > "$L/tools.toml"
+printf '[metadata]\\nlast = "build-1"\\n' > "$L/store.toml"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["rt", "serve"]\\ndefault = true\\n[[processes]]\\ntype = "task"\\ncommand = ["rt"]\\n[[slices]]\\npaths = ["static"]\\n[[labels]]\\nkey = "io.test.runtime"\\nvalue = "1.2.3"\\n' > "$L/launch.toml"`,
+  });
+  await runOk('mkdir', ['-p', join(ws.app, 'static', 'css'), join(ws.app, 'src')]);
+  await runOk('sh', ['-c', `echo body > ${ws.app}/static/css/site.css; echo 'console.log(1)' > ${ws.app}/src/index.js; echo readme > ${ws.app}/README`]);
+  await ws.order([['test/runtime']]);
+  const d = await ws.phase('detector');
+  assert.equal(d.code, 0, d.stderr);
+  const b = await ws.phase('builder');
+  assert.equal(b.code, 0, b.stderr);
+}
+
+async function inputs(ws: Workspace, runDir: string, outputs: ExporterInputs['outputs'], previous?: ExporterInputs['previous']): Promise<ExporterInputs> {
+  const runImage = await resolveImage(await OciLayout.open(runDir), 'run');
+  return {
+    group: (await readGroupFile(join(ws.layers, 'group.toml'))).group,
+    layersDir: ws.layers,
+    appDir: ws.app,
+    launcherPath: join(await lifecycleRoot(), 'dist', 'lifecycle', 'launcher'),
+    runImage,
+    runImageName: 'example.com/base/run:bookworm',
+    runImageReference: `example.com/base/run@${runImage.manifest.digest}`,
+    runImageMirrors: ['mirror.example.com/base/run:bookworm'],
+    outputs,
+    uid: 1000,
+    gid: 1000,
+    platformApi: ApiVersion.parse('0.15'),
+    projectMetadata: { source: { type: 'git', version: { commit: 'abc' } } },
+    execEnv: 'production',
+    created: new Date(Date.UTC(2024, 0, 1)),
+    log: silentLogger,
+    ...(previous ? { previous } : {}),
+  };
+}
+
+test('the exporter stacks launch layers, SBOM, app slices, launcher, config and process types on the run image, with the lifecycle labels', () =>
+  withWorkspace(async (ws) => {
+    await built(ws);
+    const runDir = join(ws.root, 'run-layout');
+    await makeLayoutImage(runDir, 'run', [{ 'etc/os-release': 'ID=debian\nVERSION_ID=12\n' }], { 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.rebasable': 'true' });
+    const repo = new RegistryClient(fx.reg.host).repository('export/app');
+    const outLayout = await OciLayout.open(join(ws.root, 'out'), { create: true });
+    const r = await exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v1', name: `${fx.reg.host}/export/app:v1` }, { store: outLayout, tag: 'v1', name: 'oci:out:v1' }]));
+
+    const raw = await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${fx.reg.host}/export/app:v1`]);
+    assert.equal(sha256(Buffer.from(raw)), r.digest, 'registry and result agree');
+    const img = await resolveImage(outLayout, 'v1');
+    assert.equal(img.manifest.digest, r.digest, 'both outputs hold the same image');
+    // run layer + runtime layer + sbom? (none) + 2 app layers (slice, rest) + launcher + config + process types
+    assert.equal(img.config.rootfs.diff_ids.length, 1 + 1 + 2 + 3);
+    const cfg = img.config.config!;
+    assert.deepEqual(cfg.Entrypoint, ['/cnb/process/web']);
+    assert.equal(cfg.WorkingDir, ws.app);
+    assert.ok(cfg.Env!.includes(`CNB_LAYERS_DIR=${ws.layers}`) && cfg.Env!.includes('CNB_PLATFORM_API=0.15'));
+    assert.match(cfg.Env!.find((e) => e.startsWith('PATH='))!, /^PATH=\/cnb\/process:\/cnb\/lifecycle:/);
+    assert.equal(cfg.Labels!['io.test.runtime'], '1.2.3');
+    assert.equal(cfg.Labels!['io.buildpacks.rebasable'], 'true', 'inherited from the run image');
+    const md = parseLifecycleMetadata(cfg.Labels![LABEL.lifecycle])!;
+    assert.equal(md.runImage.topLayer, img.config.rootfs.diff_ids[0]);
+    assert.equal(md.runImage.image, 'example.com/base/run:bookworm');
+    assert.deepEqual(md.runImage.mirrors, ['mirror.example.com/base/run:bookworm']);
+    assert.deepEqual(Object.keys(md.buildpacks[0]!.layers!), ['runtime'], 'only launch layers are recorded');
+    assert.deepEqual(md.buildpacks[0]!.layers!.runtime!.data, { version: '1.2.3' });
+    assert.deepEqual(md.buildpacks[0]!.store, { metadata: { last: 'build-1' } });
+    assert.equal(md.app.length, 2);
+    const build = JSON.parse(cfg.Labels![LABEL.build]!) as { processes: { type: string }[]; buildpacks: { id: string; api: string }[] };
+    assert.deepEqual(build.processes.map((p) => p.type), ['task', 'web']);
+    assert.equal(build.buildpacks[0]!.api, '0.10');
+    assert.deepEqual(JSON.parse(cfg.Labels![LABEL.project]!), { source: { type: 'git', version: { commit: 'abc' } } });
+    assert.equal(img.config.created, '2024-01-01T00:00:00.000Z');
+    assert.equal(img.config.history?.at(-1)?.created_by, 'Buildpacks Process Types');
+
+    // umoci, an independent reader, unpacks it: the layout on disk is what the spec describes.
+    const bundle = join(ws.root, 'bundle');
+    await runOk('umoci', ['unpack', '--image', `${join(ws.root, 'out')}:v1`, bundle]);
+    const rootfs = join(bundle, 'rootfs');
+    assert.equal(await readlink(join(rootfs, 'cnb/process/web')), '/cnb/lifecycle/launcher');
+    const launcher = await stat(join(rootfs, 'cnb/lifecycle/launcher'));
+    assert.equal(launcher.uid, 0);
+    assert.equal(launcher.mode & 0o777, 0o755);
+    const rt = await stat(join(rootfs, ws.layers, 'test_runtime/runtime/bin/rt'));
+    assert.equal(rt.uid, 1000, 'launch layers belong to the build user');
+    assert.equal(rt.mtime.getTime(), Date.UTC(2024, 0, 1), 'mtimes are the build time');
+    assert.equal((await readFile(join(rootfs, ws.app, 'static/css/site.css'), 'utf8')).trim(), 'body');
+    assert.equal((await stat(join(rootfs, ws.app, 'README'))).uid, 1000);
+    assert.match(await readFile(join(rootfs, ws.layers, 'config/metadata.toml'), 'utf8'), /buildpack-default-process-type = "web"/);
+    await assert.rejects(stat(join(rootfs, ws.layers, 'test_runtime/tools')), 'build-only layers stay out');
+  }));
+
+test('a second export of unchanged layers reuses them from the previous image and gives the same digest; a launch layer with no dir is taken from it', () =>
+  withWorkspace(async (ws) => {
+    await built(ws);
+    const runDir = join(ws.root, 'run-layout');
+    await makeLayoutImage(runDir, 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+    const repo = new RegistryClient(fx.reg.host).repository('export/again');
+    const first = await exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v1', name: 'v1' }]));
+    const previous = await resolveImage(repo, 'v1');
+    const prevMd = parseLifecycleMetadata(previous.config.config!.Labels![LABEL.lifecycle])!;
+    const before = (await fx.reg.requests()).filter((l) => l.startsWith('PUT /v2/export/again/blobs/') || l.startsWith('PATCH /v2/export/again/blobs/')).length;
+    const second = await exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v2', name: 'v2' }], { image: previous, metadata: prevMd }));
+    assert.equal(second.digest, first.digest, 'reproducible: same inputs, same digest');
+    assert.ok(second.reused.includes(prevMd.buildpacks[0]!.layers!.runtime!.sha), 'the runtime layer was reused');
+    const after = (await fx.reg.requests()).filter((l) => l.startsWith('PUT /v2/export/again/blobs/') || l.startsWith('PATCH /v2/export/again/blobs/')).length;
+    assert.equal(after - before, 0, 'no layer was uploaded again');
+
+    // The buildpack kept its layer's metadata but not its contents: the previous image's layer is used.
+    await rm(join(ws.layers, 'test_runtime', 'runtime'), { recursive: true });
+    await runOk('sh', ['-c', `printf '[types]\\nlaunch = true\\n[metadata]\\nversion = "1.2.3"\\n' > ${join(ws.layers, 'test_runtime', 'runtime.toml')}`]);
+    const third = await exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v3', name: 'v3' }], { image: previous, metadata: prevMd }));
+    const md3 = third.metadata.buildpacks[0]!.layers!.runtime!;
+    assert.equal(md3.sha, prevMd.buildpacks[0]!.layers!.runtime!.sha);
+    // Without a previous image that is an error naming the buildpack.
+    await assert.rejects(exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v4', name: 'v4' }])), /test\/runtime: launch layer "runtime" has no directory and no previous image layer/);
+  }));
