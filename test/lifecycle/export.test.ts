@@ -15,6 +15,8 @@ import { readGroupFile } from '../../src/spec/group.js';
 import { silentLogger } from '../../src/lifecycle/log.js';
 import { LABEL, parseLifecycleMetadata } from '../../src/lifecycle/labels.js';
 import { sha256 } from '../../src/oci/digest.js';
+import { rebase } from '../../src/lifecycle/rebase.js';
+import { copyImage } from '../../src/oci/copy.js';
 
 const fx = registryFixture();
 
@@ -140,4 +142,54 @@ test('a second export of unchanged layers reuses them from the previous image an
     assert.equal(md3.sha, prevMd.buildpacks[0]!.layers!.runtime!.sha);
     // Without a previous image that is an error naming the buildpack.
     await assert.rejects(exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v4', name: 'v4' }])), /test\/runtime: launch layer "runtime" has no directory and no previous image layer/);
+  }));
+
+test('rebase swaps the run layers by writing only a config and a manifest; same repository with another tag needs no -force', () =>
+  withWorkspace(async (ws) => {
+    await built(ws);
+    const client = new RegistryClient(fx.reg.host);
+    const runRepo = client.repository('base/run');
+    const v1 = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\nVERSION_ID=12\n' }, { 'usr/lib/libssl.so': 'vulnerable' }], { 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.base.id': 'v1' });
+    const v2 = await makeLayoutImage(join(ws.root, 'run2'), 'run', [{ 'etc/os-release': 'ID=debian\nVERSION_ID=12\n' }, { 'usr/lib/libssl.so': 'patched' }], { 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.base.id': 'v2' });
+    await copyImage(v1.layout, 'run', runRepo, 'v1');
+    await copyImage(v2.layout, 'run', runRepo, 'v2');
+    const appRepo = client.repository('rebase/app');
+    const runV1 = await resolveImage(runRepo, 'v1');
+    const exported = await exportImage({ ...(await inputs(ws, join(ws.root, 'run1'), [{ store: appRepo, tag: 'v1', name: 'app:v1' }])), runImage: runV1, runImageName: `${fx.reg.host}/base/run:v1`, runImageReference: `${fx.reg.host}/base/run@${runV1.manifest.digest}`, runImageMirrors: [] });
+    const app = await resolveImage(appRepo, 'v1');
+    const runV2 = await resolveImage(runRepo, 'v2');
+    const layerDigests = new Set([...app.manifest.manifest.layers, ...runV2.manifest.manifest.layers].map((l) => l.digest));
+    const mark = (await fx.reg.requests()).length;
+
+    const r = await rebase({ app, appName: 'app:v1', newRun: runV2, newRunName: `${fx.reg.host}/base/run:v2`, newRunReference: `${fx.reg.host}/base/run@${runV2.manifest.digest}`, outputs: [{ store: appRepo, tag: 'v1', name: 'app:v1' }], force: false });
+    const during = (await fx.reg.requests()).slice(mark);
+    assert.ok(!during.some((l) => l.startsWith('GET') && [...layerDigests].some((d) => l.includes(d))), `no layer was downloaded: ${during.join('\n')}`);
+    const uploads = during.filter((l) => l.startsWith('POST /v2/rebase/app/blobs/uploads/') && !l.includes('mount='));
+    assert.equal(uploads.length, 1, `only the new config is uploaded: ${uploads.join(', ')}`);
+    const rebased = await resolveImage(appRepo, 'v1');
+    assert.equal(rebased.manifest.digest, r.digest);
+    assert.notEqual(r.digest, exported.digest);
+    const ids = rebased.config.rootfs.diff_ids;
+    assert.deepEqual(ids.slice(0, 2), runV2.config.rootfs.diff_ids, 'new base layers at the bottom');
+    assert.deepEqual(ids.slice(2), app.config.rootfs.diff_ids.slice(2), 'app layers untouched on top');
+    const md = parseLifecycleMetadata(rebased.config.config!.Labels![LABEL.lifecycle])!;
+    assert.equal(md.runImage.topLayer, runV2.config.rootfs.diff_ids[1]);
+    assert.equal(md.runImage.reference, `${fx.reg.host}/base/run@${runV2.manifest.digest}`);
+    assert.equal(rebased.config.config!.Labels!['io.buildpacks.base.id'], 'v2', 'base labels follow the new run image');
+    const raw = await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${fx.reg.host}/rebase/app:v1`]);
+    assert.equal(sha256(Buffer.from(raw)), r.digest);
+
+    // Refusals: another repository without -force, rebasable=false, another architecture.
+    const other = client.repository('other/run');
+    await copyImage(v2.layout, 'run', other, 'v2');
+    const otherRun = await resolveImage(other, 'v2');
+    const base = { app: rebased, appName: 'app:v1', newRunReference: 'x', outputs: [{ store: appRepo, tag: 'refused', name: 'refused' }] };
+    await assert.rejects(rebase({ ...base, newRun: otherRun, newRunName: `${fx.reg.host}/other/run:v2`, force: false }), /not the run image .* use -force/);
+    const forced = await rebase({ ...base, newRun: otherRun, newRunName: `${fx.reg.host}/other/run:v2`, force: true });
+    assert.equal(forced.metadata.runImage.image, `${fx.reg.host}/other/run:v2`);
+    const locked = { ...rebased, config: { ...rebased.config, config: { ...rebased.config.config, Labels: { ...rebased.config.config!.Labels, 'io.buildpacks.rebasable': 'false' } } } };
+    await assert.rejects(rebase({ ...base, app: locked, newRun: runV2, newRunName: `${fx.reg.host}/base/run:v2`, force: false }), /rebasable=false; use -force/);
+    const armRun = { ...runV2, config: { ...runV2.config, architecture: runV2.config.architecture === 'arm64' ? 'amd64' : 'arm64' } };
+    await assert.rejects(rebase({ ...base, newRun: armRun, newRunName: `${fx.reg.host}/base/run:v2`, force: false }), (e: Error & { exitCode?: number }) => /but app:v1 is linux\//.test(e.message) && e.exitCode === 72);
+    assert.equal((await appRepo.headManifest('refused'))?.digest, forced.digest, 'refusals wrote nothing');
   }));

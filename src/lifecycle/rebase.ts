@@ -1,0 +1,136 @@
+import { envValue, type HistoryEntry, type ImageConfig } from '../oci/config.js';
+import { copyBlob } from '../oci/copy.js';
+import type { Digest } from '../oci/digest.js';
+import { StrataError } from '../oci/errors.js';
+import type { ResolvedImage } from '../oci/image.js';
+import { writeImage } from '../oci/mutate.js';
+import { Reference } from '../oci/reference.js';
+import { ApiVersion } from '../spec/api.js';
+import { Exit } from './exit.js';
+import type { ExportTarget } from './export.js';
+import { LABEL, parseLifecycleMetadata, type LifecycleMetadata } from './labels.js';
+
+export interface RebaseInputs {
+  app: ResolvedImage;
+  /** How the app image was named, for messages. */
+  appName: string;
+  newRun: ResolvedImage;
+  /** The new run image as named, and a digest reference to record. */
+  newRunName: string;
+  newRunReference: string;
+  outputs: ExportTarget[];
+  force: boolean;
+}
+
+export interface RebaseResult {
+  digest: Digest;
+  manifestSize: number;
+  tags: string[];
+  metadata: LifecycleMetadata;
+}
+
+const BASE_LABEL = /^io\.buildpacks\.(base|stack)\./;
+
+function fail(msg: string): never {
+  throw new StrataError(msg, Exit.RebaseError);
+}
+
+/** `registry/repository` of a name, so tags and digests do not matter when comparing run images (lifecycle#1642). */
+function repositoryOf(name: string): string {
+  try {
+    return Reference.parse(name).name;
+  } catch {
+    return name;
+  }
+}
+
+/** Platform 0.12+ target check: os and arch equal; variant and distro only where both images say. */
+function checkTargets(app: ImageConfig, run: ImageConfig, appName: string, runName: string): string | undefined {
+  if (app.os !== run.os || app.architecture !== run.architecture) return `${runName} is ${run.os}/${run.architecture}, but ${appName} is ${app.os}/${app.architecture}`;
+  if (app.variant && run.variant && app.variant !== run.variant) return `${runName} has variant ${run.variant}, ${appName} has ${app.variant}`;
+  const al = app.config?.Labels ?? {};
+  const rl = run.config?.Labels ?? {};
+  for (const k of [LABEL.distroName, LABEL.distroVersion]) {
+    if (al[k] && rl[k] && al[k] !== rl[k]) return `${runName} has ${k}=${rl[k]}, ${appName} has ${al[k]}`;
+  }
+  return undefined;
+}
+
+/** Splits history at the end of the first `n` layers: what belongs to the base, and what came after. */
+function splitHistory(history: HistoryEntry[], n: number): HistoryEntry[] {
+  let layers = 0;
+  for (let i = 0; i < history.length; i++) {
+    if (layers === n) return history.slice(i);
+    if (!history[i]!.empty_layer) layers++;
+  }
+  return [];
+}
+
+/**
+ * Swaps the run-image layers under an app image for a new run image's (spec §11): only manifests and configs are
+ * read, and only a config and a manifest are written — the app's own layers stay where they are, and the new base's
+ * layers are mounted or already present.
+ */
+export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
+  const { app, newRun } = inputs;
+  const labels = app.config.config?.Labels ?? {};
+  const md = parseLifecycleMetadata(labels[LABEL.lifecycle]);
+  if (!md?.runImage?.topLayer) fail(`${inputs.appName} has no ${LABEL.lifecycle} label with runImage.topLayer: it was not built by a CNB lifecycle`);
+  const platformApi = envValue(app.config, 'CNB_PLATFORM_API');
+  const modern = platformApi !== undefined && ApiVersion.parse(platformApi, `${inputs.appName} CNB_PLATFORM_API`).atLeast('0.12');
+  const runLabels = newRun.config.config?.Labels ?? {};
+  if (modern) {
+    if (labels[LABEL.rebasable] === 'false' && !inputs.force) fail(`${inputs.appName} is labelled ${LABEL.rebasable}=false; use -force to rebase it anyway`);
+    const mismatch = checkTargets(app.config, newRun.config, inputs.appName, inputs.newRunName);
+    if (mismatch && !inputs.force) fail(`${mismatch}; use -force to rebase anyway`);
+    const known = [md.runImage.image, ...(md.runImage.mirrors ?? [])].filter((x): x is string => Boolean(x)).map(repositoryOf);
+    if (!inputs.force && known.length && !known.includes(repositoryOf(inputs.newRunName))) {
+      fail(`${inputs.newRunName} is not the run image ${inputs.appName} was built on (${known.join(', ')}) nor one of its mirrors; use -force to switch run images`);
+    }
+  } else if (!inputs.force) {
+    const a = labels[LABEL.stackId];
+    const r = runLabels[LABEL.stackId];
+    if (a && r && a !== r) fail(`${inputs.newRunName} has stack ${r}, ${inputs.appName} has ${a}; use -force to rebase anyway`);
+  }
+
+  const ids = app.config.rootfs.diff_ids;
+  const top = ids.indexOf(md.runImage.topLayer as Digest);
+  if (top < 0) fail(`${inputs.appName}: runImage.topLayer ${md.runImage.topLayer} is not one of its layers`);
+  const upperIds = ids.slice(top + 1);
+  const upperLayers = app.manifest.manifest.layers.slice(top + 1);
+  const baseIds = newRun.config.rootfs.diff_ids;
+
+  const newLabels: Record<string, string> = Object.fromEntries(Object.entries(labels).filter(([k]) => !BASE_LABEL.test(k)));
+  for (const [k, v] of Object.entries(runLabels)) if (BASE_LABEL.test(k)) newLabels[k] = v;
+  const runImage = {
+    ...md.runImage,
+    topLayer: baseIds[baseIds.length - 1] ?? '',
+    reference: inputs.newRunReference,
+    ...(inputs.force && modern ? { image: inputs.newRunName, mirrors: [] } : {}),
+  };
+  const metadata: LifecycleMetadata = { ...md, runImage, ...(md.stack ? { stack: { runImage: { image: runImage.image, mirrors: runImage.mirrors } } } : {}) };
+  newLabels[LABEL.lifecycle] = JSON.stringify(metadata);
+
+  const history = app.config.history && newRun.config.history ? [...newRun.config.history, ...splitHistory(app.config.history, top + 1)] : undefined;
+  const config: ImageConfig = {
+    ...app.config,
+    ...(inputs.force ? { os: newRun.config.os, architecture: newRun.config.architecture, ...(newRun.config.variant ? { variant: newRun.config.variant } : {}) } : {}),
+    config: { ...app.config.config, Labels: newLabels },
+    rootfs: { type: 'layers', diff_ids: [...baseIds, ...upperIds] },
+    ...(history ? { history } : {}),
+  };
+  const manifest = { ...app.manifest.manifest, layers: [...newRun.manifest.manifest.layers, ...upperLayers] };
+
+  const tags: string[] = [];
+  let digest = '' as Digest;
+  let manifestSize = 0;
+  for (const out of inputs.outputs) {
+    for (const d of newRun.manifest.manifest.layers) await copyBlob(newRun.store, out.store, d);
+    for (const d of upperLayers) await copyBlob(app.store, out.store, d);
+    const w = await writeImage(out.store, config, manifest, out.tag);
+    digest = w.digest;
+    manifestSize = w.manifestBytes.length;
+    tags.push(out.name);
+  }
+  return { digest, manifestSize, tags, metadata };
+}
