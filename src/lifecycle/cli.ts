@@ -2,13 +2,23 @@ import { access, mkdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { platformApi, type ApiVersion } from '../spec/api.js';
-import { readAnalyzed } from '../spec/analyzed.js';
+import { readAnalyzed, writeAnalyzed } from '../spec/analyzed.js';
 import { readGroupFile, writeGroupFile } from '../spec/group.js';
 import { readOrderFile } from '../spec/order.js';
 import { readPlanFile, writePlanFile } from '../spec/plan.js';
 import { readSystemFile } from '../spec/system.js';
 import type { ImageTarget } from '../spec/target.js';
 import { build } from './build.js';
+import { analyze, openImage, resolveRunImage, runImageEntry } from './analyze.js';
+import { exportImage, type ExportTarget } from './export.js';
+import { LABEL, parseLifecycleMetadata } from './labels.js';
+import { rebase } from './rebase.js';
+import { layerTime } from '../oci/layer.js';
+import { Reference } from '../oci/reference.js';
+import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import { readRunImages } from '../spec/run.js';
+import { writeReport } from '../spec/report.js';
+import { readProjectMetadata } from '../spec/projectmeta.js';
 import { Detector, type BuildpackRunInputs } from './detect.js';
 import { Exit, phaseError } from './exit.js';
 import { parseFlags, type FlagDef, type FlagValues } from './flags.js';
@@ -84,7 +94,171 @@ async function runInputs(v: FlagValues, { api, env, log }: PhaseContext): Promis
   };
 }
 
+const REGISTRY_PHASE: FlagDef[] = [
+  { name: 'insecure-registry', env: 'CNB_INSECURE_REGISTRIES', kind: 'list' },
+  { name: 'uid', env: 'CNB_USER_ID', kind: 'string', default: () => String(process.getuid?.() ?? 0) },
+  { name: 'gid', env: 'CNB_GROUP_ID', kind: 'string', default: () => String(process.getgid?.() ?? 0) },
+  { name: 'tag', kind: 'list' },
+  { name: 'daemon', env: 'CNB_USE_DAEMON', kind: 'bool' },
+  { name: 'layout', env: 'CNB_USE_LAYOUT', kind: 'bool' },
+  { name: 'layout-dir', env: 'CNB_LAYOUT_DIR', kind: 'string' },
+  { name: 'cache-dir', env: 'CNB_CACHE_DIR', kind: 'string' },
+  { name: 'cache-image', env: 'CNB_CACHE_IMAGE', kind: 'string' },
+  { name: 'launch-cache', env: 'CNB_LAUNCH_CACHE_DIR', kind: 'string' },
+];
+
+function storeOptions(v: FlagValues): StoreOptions {
+  return { insecureRegistries: v.list('insecure-registry') };
+}
+
+function numeric(v: FlagValues, name: string): number {
+  const text = v.str(name)!;
+  if (!/^\d+$/.test(text)) throw new StrataError(`-${name} "${text}" is not a numeric id`, Exit.InvalidArgs);
+  return Number(text);
+}
+
+/** The output names: positional images plus -tag, all on one registry (the spec's rule unless exporting to a daemon). */
+function outputNames(v: FlagValues): string[] {
+  const names = [...v.positional, ...v.list('tag')];
+  if (!names.length) throw new StrataError('an output image name is required (positional argument)', Exit.InvalidArgs);
+  if (v.bool('daemon')) throw new StrataError('-daemon is not supported by this lifecycle yet; export to a registry or oci:<dir> and load it with `strata image copy`', Exit.InvalidArgs);
+  const registries = new Set(names.filter((n) => !n.startsWith('oci:')).map((n) => Reference.parse(n).registry));
+  if (registries.size > 1) throw new StrataError(`writing to multiple registries (${[...registries].join(', ')}) is not allowed; keep every tag on one registry`, Exit.InvalidArgs);
+  return names;
+}
+
+async function exportTargets(names: string[], options: StoreOptions): Promise<ExportTarget[]> {
+  const out: ExportTarget[] = [];
+  for (const name of names) {
+    const t = await openTarget(parseTarget(name), { ...options, create: true });
+    if (!t.tag) throw new StrataError(`${name}: an output image needs a tag, not a digest`, Exit.InvalidArgs);
+    out.push({ store: t.store, tag: t.tag, name });
+  }
+  return out;
+}
+
+function createdTime(env: NodeJS.ProcessEnv): Date {
+  try {
+    return layerTime(env);
+  } catch (err) {
+    throw new StrataError((err as Error).message, Exit.InvalidArgs);
+  }
+}
+
 const PHASES: Record<string, Phase> = {
+  analyzer: {
+    refuseRoot: false,
+    errorCode: Exit.AnalyzeError,
+    flags: [
+      ...COMMON,
+      ...REGISTRY_PHASE,
+      { name: 'analyzed', env: 'CNB_ANALYZED_PATH', kind: 'string', default: inLayers('analyzed.toml') },
+      { name: 'run', env: 'CNB_RUN_PATH', kind: 'string', default: '/cnb/run.toml' },
+      { name: 'stack', env: 'CNB_STACK_PATH', kind: 'string', default: '/cnb/stack.toml' },
+      { name: 'run-image', env: 'CNB_RUN_IMAGE', kind: 'string', alias: 'image' },
+      { name: 'previous-image', env: 'CNB_PREVIOUS_IMAGE', kind: 'string' },
+      { name: 'skip-layers', env: 'CNB_SKIP_LAYERS', kind: 'bool' },
+      { name: 'group', env: 'CNB_GROUP_PATH', kind: 'string', default: inLayers('group.toml') },
+    ],
+    async run(v, { api, log }) {
+      const names = outputNames(v);
+      const runImages = api.atLeast('0.12') ? await readRunImages(v.str('run')!) : await readRunImages(v.str('stack')!, true);
+      const result = await analyze({ output: names[0]!, ...(v.str('previous-image') ? { previous: v.str('previous-image') } : {}), ...(v.str('run-image') ? { runImage: v.str('run-image') } : {}), runImages, store: storeOptions(v), log });
+      await writeAnalyzed(v.str('analyzed')!, result.analyzed);
+      log.info(result.previous ? `Previous image ${result.previous.reference}` : 'No previous image');
+      log.info(`Run image ${result.run.reference}`);
+    },
+  },
+  exporter: {
+    refuseRoot: false,
+    errorCode: Exit.ExportError,
+    flags: [
+      ...COMMON,
+      ...REGISTRY_PHASE,
+      { name: 'app', env: 'CNB_APP_DIR', kind: 'string', default: '/workspace' },
+      { name: 'group', env: 'CNB_GROUP_PATH', kind: 'string', default: inLayers('group.toml') },
+      { name: 'analyzed', env: 'CNB_ANALYZED_PATH', kind: 'string', default: inLayers('analyzed.toml') },
+      { name: 'run', env: 'CNB_RUN_PATH', kind: 'string', default: '/cnb/run.toml' },
+      { name: 'stack', env: 'CNB_STACK_PATH', kind: 'string', default: '/cnb/stack.toml' },
+      { name: 'launcher', kind: 'string', default: '/cnb/lifecycle/launcher' },
+      { name: 'launcher-sbom', kind: 'string', default: '/cnb/lifecycle' },
+      { name: 'process-type', env: 'CNB_PROCESS_TYPE', kind: 'string' },
+      { name: 'project-metadata', env: 'CNB_PROJECT_METADATA_PATH', kind: 'string', default: inLayers('project-metadata.toml') },
+      { name: 'report', env: 'CNB_REPORT_PATH', kind: 'string', default: inLayers('report.toml') },
+      { name: 'parallel', env: 'CNB_PARALLEL_EXPORT', kind: 'bool' },
+      { name: 'extended', env: 'CNB_EXTENDED_DIR', kind: 'string' },
+    ],
+    async run(v, { api, env, log }) {
+      const names = outputNames(v);
+      const so = storeOptions(v);
+      const group = await readGroupFile(v.str('group')!);
+      const analyzed = await readAnalyzed(v.str('analyzed')!);
+      const runRef = analyzed?.runImage?.reference;
+      if (!runRef) throw new StrataError(`${v.str('analyzed')}: no run-image reference; run the analyzer first`, Exit.ExportError);
+      const run = await openImage(runRef, so, log);
+      if (!run) throw new StrataError(`run image ${runRef} not found`, Exit.ExportError);
+      const runImages = api.atLeast('0.12') ? await readRunImages(v.str('run')!) : await readRunImages(v.str('stack')!, true);
+      const runName = analyzed.runImage?.image || runRef;
+      const entry = runImageEntry(runImages, runName);
+      const prevRef = analyzed.previousImage?.reference;
+      const prev = prevRef ? await openImage(prevRef, so, log).catch(() => undefined) : undefined;
+      const prevMd = prev ? parseLifecycleMetadata(prev.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
+      const result = await exportImage({
+        group: group.group,
+        layersDir: v.str('layers')!,
+        appDir: v.str('app')!,
+        launcherPath: v.str('launcher')!,
+        runImage: run.image,
+        runImageName: entry?.image ?? runName,
+        runImageReference: run.reference,
+        runImageMirrors: entry?.mirrors ?? [],
+        ...(prev && prevMd ? { previous: { image: prev.image, metadata: prevMd } } : {}),
+        outputs: await exportTargets(names, so),
+        uid: numeric(v, 'uid'),
+        gid: numeric(v, 'gid'),
+        platformApi: api,
+        ...(v.str('process-type') ? { processType: v.str('process-type') } : {}),
+        projectMetadata: await readProjectMetadata(v.str('project-metadata')!),
+        execEnv: execEnv(env),
+        created: createdTime(env),
+        log,
+      });
+      await writeReport(v.str('report')!, { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
+      for (const t of result.tags) log.info(`Saved ${t}`);
+      log.info(`*** Digest: ${result.digest}`);
+      if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image`);
+    },
+  },
+  rebaser: {
+    refuseRoot: false,
+    errorCode: Exit.RebaseError,
+    flags: [
+      ...COMMON,
+      ...REGISTRY_PHASE,
+      { name: 'run-image', env: 'CNB_RUN_IMAGE', kind: 'string', alias: 'image' },
+      { name: 'previous-image', env: 'CNB_PREVIOUS_IMAGE', kind: 'string' },
+      { name: 'force', env: 'CNB_FORCE_REBASE', kind: 'bool' },
+      { name: 'report', env: 'CNB_REPORT_PATH', kind: 'string', default: 'report.toml' },
+    ],
+    async run(v, { log }) {
+      const names = outputNames(v);
+      const so = storeOptions(v);
+      const appName = v.str('previous-image') ?? names[0]!;
+      const app = await openImage(appName, so, log);
+      if (!app) throw new StrataError(`app image ${appName} not found`, Exit.RebaseError);
+      const md = parseLifecycleMetadata(app.image.config.config?.Labels?.[LABEL.lifecycle]);
+      const runName = v.str('run-image') ?? md?.runImage?.image ?? md?.stack?.runImage?.image;
+      if (!runName) throw new StrataError(`${appName} records no run image; give -run-image`, Exit.InvalidArgs);
+      const mirrors = v.str('run-image') ? [] : (md?.runImage?.mirrors ?? md?.stack?.runImage?.mirrors ?? []);
+      const run = v.str('run-image') ? await openImage(runName, so, log) : await resolveRunImage([{ image: runName, mirrors }], appName, so, log);
+      if (!run) throw new StrataError(`run image ${runName} not found`, Exit.RebaseError);
+      const started = Date.now();
+      const result = await rebase({ app: app.image, appName, newRun: run.image, newRunName: run.name, newRunReference: run.reference, outputs: await exportTargets(names, so), force: v.bool('force') });
+      await writeReport(v.str('report')!, { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
+      for (const t of result.tags) log.info(`Rebased ${t} onto ${run.reference} in ${Date.now() - started} ms`);
+      log.info(`*** Digest: ${result.digest}`);
+    },
+  },
   detector: {
     refuseRoot: true,
     errorCode: Exit.DetectError,

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { withWorkspace, writeBuildpack, lifecycleRoot, type Workspace } from '../harness/buildpacks.js';
 import { registryFixture } from '../harness/registry.js';
 import { makeLayoutImage } from '../harness/images.js';
-import { runOk } from '../harness/proc.js';
+import { run, runOk } from '../harness/proc.js';
+import { PROJECT_ROOT } from '../../src/version.js';
 import { exportImage, type ExporterInputs } from '../../src/lifecycle/export.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { resolveImage } from '../../src/oci/image.js';
@@ -192,4 +193,45 @@ test('rebase swaps the run layers by writing only a config and a manifest; same 
     const armRun = { ...runV2, config: { ...runV2.config, architecture: runV2.config.architecture === 'arm64' ? 'amd64' : 'arm64' } };
     await assert.rejects(rebase({ ...base, newRun: armRun, newRunName: `${fx.reg.host}/base/run:v2`, force: false }), (e: Error & { exitCode?: number }) => /but app:v1 is linux\//.test(e.message) && e.exitCode === 72);
     assert.equal((await appRepo.headManifest('refused'))?.digest, forced.digest, 'refusals wrote nothing');
+  }));
+
+test('the Platform-API phases end to end: analyzer → detector → builder → exporter → rebaser against a registry, with report.toml', () =>
+  withWorkspace(async (ws) => {
+    const client = new RegistryClient(fx.reg.host);
+    const v1 = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }], { 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.base.distro.version': '12' });
+    const v2 = await makeLayoutImage(join(ws.root, 'run2'), 'run', [{ 'etc/os-release': 'ID=debian\nPATCHED=1\n' }], { 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.base.distro.version': '12' });
+    await copyImage(v1.layout, 'run', client.repository('cli/run'), 'v1');
+    await copyImage(v2.layout, 'run', client.repository('cli/run'), 'v2');
+    const runToml = join(ws.root, 'run.toml');
+    await runOk('sh', ['-c', `printf '[[images]]\\nimage = "${fx.reg.host}/cli/run:v1"\\n' > ${runToml}`]);
+    const bin = (phase: string) => join(PROJECT_ROOT, 'dist', 'lifecycle', phase);
+    const env = { ...process.env, CNB_PLATFORM_API: '0.15', SOURCE_DATE_EPOCH: '1700000000' };
+    const app = `${fx.reg.host}/cli/app:v1`;
+
+    const analyzed = await run(bin('analyzer'), ['-layers', ws.layers, '-run', runToml, app], { env });
+    assert.equal(analyzed.code, 0, analyzed.stderr);
+    const a = await readFile(join(ws.layers, 'analyzed.toml'), 'utf8');
+    assert.match(a, new RegExp(`reference = "${fx.reg.host.replace(/\./g, '\\.')}/cli/run@sha256:`));
+    assert.match(a, /name = "debian"/);
+    await built(ws);
+    const exported = await run(bin('exporter'), ['-layers', ws.layers, '-app', ws.app, '-launcher', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), '-run', runToml, '-uid', '1000', '-gid', '1000', '-log-level', 'debug', app, `${fx.reg.host}/cli/app:latest`], { env });
+    assert.equal(exported.code, 0, exported.stderr + exported.stdout);
+    const report = await readFile(join(ws.layers, 'report.toml'), 'utf8');
+    const digest = /digest = "(sha256:[0-9a-f]+)"/.exec(report)?.[1];
+    assert.ok(digest, report);
+    assert.match(report, /tags = \[.*cli\/app:v1.*cli\/app:latest/);
+    assert.equal(sha256(Buffer.from(await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${app}`]))), digest);
+    const img = await resolveImage(client.repository('cli/app'), 'v1');
+    assert.equal(img.config.created, new Date(1700000000 * 1000).toISOString(), 'SOURCE_DATE_EPOCH sets the creation time');
+
+    const rebased = await run(bin('rebaser'), ['-run-image', `${fx.reg.host}/cli/run:v2`, '-report', join(ws.root, 'rebase-report.toml'), app], { env });
+    assert.equal(rebased.code, 0, rebased.stderr + rebased.stdout);
+    assert.match(rebased.stdout, /Rebased .*cli\/app:v1 onto .*cli\/run@sha256:[0-9a-f]+ in \d+ ms/);
+    const after = await resolveImage(client.repository('cli/app'), 'v1');
+    assert.equal(after.config.rootfs.diff_ids[0], (await resolveImage(client.repository('cli/run'), 'v2')).config.rootfs.diff_ids[0]);
+    assert.match(await readFile(join(ws.root, 'rebase-report.toml'), 'utf8'), new RegExp(after.manifest.digest));
+
+    const multi = await run(bin('exporter'), ['-layers', ws.layers, '-app', ws.app, app, 'other.example.com/x:1'], { env });
+    assert.equal(multi.code, 3);
+    assert.match(multi.stderr, /writing to multiple registries/);
   }));
