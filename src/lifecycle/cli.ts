@@ -10,7 +10,9 @@ import { readSystemFile } from '../spec/system.js';
 import type { ImageTarget } from '../spec/target.js';
 import { build } from './build.js';
 import { analyze, openImage, resolveRunImage, runImageEntry } from './analyze.js';
-import { exportImage, type ExportTarget } from './export.js';
+import { exportImage, saveCache, type ExportTarget } from './export.js';
+import { DirCache } from './cache.js';
+import { restore } from './restore.js';
 import { LABEL, parseLifecycleMetadata } from './labels.js';
 import { rebase } from './rebase.js';
 import { layerTime } from '../oci/layer.js';
@@ -225,8 +227,35 @@ const PHASES: Record<string, Phase> = {
       });
       await writeReport(v.str('report')!, { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
       for (const t of result.tags) log.info(`Saved ${t}`);
+      if (v.str('cache-dir')) {
+        const cache = await DirCache.open(v.str('cache-dir')!, log);
+        const saved = await saveCache({ group: group.group, layersDir: v.str('layers')!, cache, uid: numeric(v, 'uid'), gid: numeric(v, 'gid'), created: createdTime(env), log });
+        if (saved) log.info(`Cache saved: ${saved.buildpacks.reduce((n, b) => n + Object.keys(b.layers).length, 0)} layer(s)`);
+      }
       log.info(`*** Digest: ${result.digest}`);
       if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image`);
+    },
+  },
+  restorer: {
+    refuseRoot: false,
+    errorCode: Exit.RestoreError,
+    flags: [
+      ...COMMON,
+      ...REGISTRY_PHASE,
+      { name: 'group', env: 'CNB_GROUP_PATH', kind: 'string', default: inLayers('group.toml') },
+      { name: 'analyzed', env: 'CNB_ANALYZED_PATH', kind: 'string', default: inLayers('analyzed.toml') },
+      { name: 'skip-layers', env: 'CNB_SKIP_LAYERS', kind: 'bool' },
+      { name: 'build-image', env: 'CNB_BUILD_IMAGE', kind: 'string' },
+    ],
+    async run(v, { api, log }) {
+      const group = await readGroupFile(v.str('group')!);
+      const analyzed = await readAnalyzed(v.str('analyzed')!);
+      if (!analyzed) log.warn(`${v.str('analyzed')} not found; restoring from the cache only`);
+      const previous = analyzed?.metadata ? parseLifecycleMetadata(JSON.stringify(analyzed.metadata)) : undefined;
+      const cache = v.str('cache-dir') ? await DirCache.open(v.str('cache-dir')!, log) : undefined;
+      const r = await restore({ group: group.group, layersDir: v.str('layers')!, ...(previous ? { previous } : {}), ...(cache ? { cache } : {}), platformApi: api, skipLayers: v.bool('skip-layers'), log });
+      for (const l of r.restored) log.info(`Restored layer ${l} from the cache`);
+      for (const l of r.removed) log.info(`Removed layer ${l}: the cache holds a different version`);
     },
   },
   rebaser: {

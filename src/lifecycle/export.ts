@@ -20,6 +20,7 @@ import type { ProjectMetadata } from '../spec/projectmeta.js';
 import { readStore } from '../spec/storetoml.js';
 import type { Table } from '../spec/toml.js';
 import { readLayers } from './build.js';
+import type { CacheMetadata, DirCache } from './cache.js';
 import { Exit } from './exit.js';
 import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
 import type { Logger } from './log.js';
@@ -250,3 +251,31 @@ function finishConfig(config: ImageConfig, inputs: ExporterInputs, md: BuildMeta
 }
 
 const LAUNCHER_VERSION = '0.1.0';
+
+/**
+ * Writes the `cache = true` layers that have contents into the cache (spec §9.3), keeping committed tars whose
+ * diffID did not change. Cache failures warn and never fail the build.
+ */
+export async function saveCache(options: { group: GroupEntry[]; layersDir: string; cache: DirCache; uid: number; gid: number; created: Date; log: Logger }): Promise<CacheMetadata | undefined> {
+  const { cache, log } = options;
+  try {
+    const writer = await cache.stage();
+    const metadata: CacheMetadata = { buildpacks: [] };
+    for (const bp of options.group) {
+      const bpDir = join(options.layersDir, escapeId(bp.id));
+      const layers: Record<string, LayerRecord> = {};
+      for (const l of await readLayers(bpDir)) {
+        if (!l.meta.types.cache || !(await exists(l.dir))) continue;
+        // The same tar as the image layer, so the diffIDs agree; the restorer leaves existing parent dirs alone.
+        const sha = await writer.addLayer(ownedTree(l.dir, l.dir, options.uid, options.gid), options.created);
+        layers[l.name] = { sha, data: l.meta.metadata, build: l.meta.types.build, launch: l.meta.types.launch, cache: true };
+      }
+      metadata.buildpacks.push({ key: bp.id, version: bp.version, layers });
+    }
+    await writer.commit(metadata);
+    return metadata;
+  } catch (err) {
+    log.warn(`cache ${cache.dir} was not saved: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+}

@@ -12,6 +12,11 @@ export interface ExtractOptions {
   chown?: boolean;
   /** Shown in errors, e.g. the layer digest. */
   label?: string;
+  /**
+   * Leave directories that already exist as they are (owner, mode, times). For restoring into a live filesystem,
+   * where a tar's parent entries must not re-mode /tmp; image unpacking wants the layer's modes instead.
+   */
+  keepExistingDirs?: boolean;
 }
 
 const WHITEOUT = '.wh.';
@@ -127,10 +132,13 @@ export async function extractLayer(input: Readable, target: string, options: Ext
       switch (h.type) {
         case 'directory': {
           await clear(path, true);
+          let existed = false;
           await mkdir(path, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
             if (e.code !== 'EEXIST') throw e;
+            existed = true;
           });
           entry.resume();
+          if (existed && options.keepExistingDirs) break;
           if (chown) await lchown(path, h.uid, h.gid);
           await chmod(path, mode);
           dirTimes.push({ path, mtime: h.mtime });

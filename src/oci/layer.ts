@@ -141,6 +141,21 @@ export async function compressLayer(tarBytes: Readable, out: Writable, level = D
   return { diffID: diff.digest, digest: blob.digest, size: blob.size, uncompressedSize: diff.size, mediaType: MediaType.OciLayerGzip };
 }
 
+/** Writes entries as an uncompressed tar file (the form caches keep), atomically; returns the diffID. */
+export async function writeTarFile(entries: AsyncIterable<LayerEntry>, dest: string, options: LayerWriteOptions = {}): Promise<Digest> {
+  const tmp = join(dirname(dest), `.tmp-${process.pid}-${Math.random().toString(36).slice(2)}-${posix.basename(dest)}`);
+  const diff = new DigestStream();
+  try {
+    const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
+    await pipeline(tarBytes, diff, createWriteStream(tmp));
+    await rename(tmp, dest);
+    return diff.digest;
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
 /**
  * Writes a layer to `dest` atomically: the blob appears under its final name only when complete.
  */

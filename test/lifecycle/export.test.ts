@@ -17,6 +17,7 @@ import { silentLogger } from '../../src/lifecycle/log.js';
 import { LABEL, parseLifecycleMetadata } from '../../src/lifecycle/labels.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { rebase } from '../../src/lifecycle/rebase.js';
+import { DirCache } from '../../src/lifecycle/cache.js';
 import { copyImage } from '../../src/oci/copy.js';
 
 const fx = registryFixture();
@@ -234,4 +235,69 @@ test('the Platform-API phases end to end: analyzer → detector → builder → 
     const multi = await run(bin('exporter'), ['-layers', ws.layers, '-app', ws.app, app, 'other.example.com/x:1'], { env });
     assert.equal(multi.code, 3);
     assert.match(multi.stderr, /writing to multiple registries/);
+  }));
+
+test('cache round trip: cache=true layers saved by the exporter come back through the restorer; the rebuild reuses the launch layer', () =>
+  withWorkspace(async (ws) => {
+    const client = new RegistryClient(fx.reg.host);
+    const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+    await copyImage(base.layout, 'run', client.repository('cache/run'), 'v1');
+    await writeBuildpack(ws.buildpacks, {
+      id: 'test/deps',
+      build: `L="$CNB_LAYERS_DIR"
+if [ -f "$L/modules/marker" ]; then echo "modules restored: $(cat "$L/modules/marker")"; else mkdir -p "$L/modules"; echo built-1 > "$L/modules/marker"; fi
+printf '[types]\\nlaunch = true\\ncache = true\\n[metadata]\\nlock = "abc"\\n' > "$L/modules.toml"
+if [ -f "$L/dl/pkg" ]; then echo "downloads restored"; else mkdir -p "$L/dl"; echo pkg > "$L/dl/pkg"; fi
+printf '[types]\\ncache = true\\n' > "$L/dl.toml"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' > "$L/launch.toml"`,
+    });
+    await ws.order([['test/deps']]);
+    const cacheDir = join(ws.root, 'cache');
+    const env = { ...process.env, CNB_PLATFORM_API: '0.15', SOURCE_DATE_EPOCH: '1700000000' };
+    const bin = (phase: string) => join(PROJECT_ROOT, 'dist', 'lifecycle', phase);
+    const app = `${fx.reg.host}/cache/app:v1`;
+    const common = ['-layers', ws.layers, '-log-level', 'debug'];
+    const buildOnce = async (): Promise<{ build: string; exp: string }> => {
+      const a = await run(bin('analyzer'), [...common, '-run-image', `${fx.reg.host}/cache/run:v1`, app], { env });
+      assert.equal(a.code, 0, a.stderr);
+      const d = await ws.phase('detector');
+      assert.equal(d.code, 0, d.stderr);
+      const r = await run(bin('restorer'), [...common, '-cache-dir', cacheDir], { env });
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const b = await ws.phase('builder');
+      assert.equal(b.code, 0, b.stderr);
+      const e = await run(bin('exporter'), [...common, '-app', ws.app, '-launcher', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), '-cache-dir', cacheDir, '-uid', '1000', '-gid', '1000', app], { env });
+      assert.equal(e.code, 0, e.stderr + e.stdout);
+      return { build: b.stdout, exp: e.stdout };
+    };
+    const first = await buildOnce();
+    assert.doesNotMatch(first.build, /restored/);
+    assert.match(first.exp, /Cache saved: 2 layer\(s\)/);
+
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    const tmpMode = (await stat(ws.root)).mode;
+    const second = await buildOnce();
+    assert.equal((await stat(ws.root)).mode, tmpMode, 'restoring does not re-mode the directories above the layers dir');
+    assert.match(second.build, /modules restored: built-1/);
+    assert.match(second.build, /downloads restored/);
+    assert.match(second.exp, /Reused 5 layer\(s\) from the previous image/, "modules, app, launcher, config and process types are all unchanged");
+    assert.match(await readFile(join(ws.layers, 'test_deps', 'modules.toml'), 'utf8'), /lock = "abc"/);
+
+    // A cache whose record disagrees with the image is not trusted: the layer is removed, not half-restored.
+    const mdPath = join(cacheDir, 'committed', 'io.buildpacks.lifecycle.cache.metadata');
+    const md = JSON.parse(await readFile(mdPath, 'utf8')) as { buildpacks: { layers: Record<string, { sha: string }> }[] };
+    md.buildpacks[0]!.layers.modules!.sha = `sha256:${'0'.repeat(64)}`;
+    await runOk('sh', ['-c', `cat > ${mdPath} <<'EOF2'\n${JSON.stringify(md)}\nEOF2`]);
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    await run(bin('analyzer'), [...common, '-run-image', `${fx.reg.host}/cache/run:v1`, app], { env });
+    await ws.phase('detector');
+    const r = await run(bin('restorer'), [...common, '-cache-dir', cacheDir], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Removed layer test\/deps:modules/);
+    await assert.rejects(stat(join(ws.layers, 'test_deps', 'modules')));
+
+    // Killed between the two renames of a commit: the next open finds the old cache under its backup name.
+    await runOk('mv', [join(cacheDir, 'committed'), join(cacheDir, 'committed-backup')]);
+    const reopened = await DirCache.open(cacheDir, silentLogger);
+    assert.equal((await reopened.metadata()).buildpacks.length, 1);
   }));
