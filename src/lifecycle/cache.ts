@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { access, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { access, link, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
@@ -76,6 +76,16 @@ export class CacheWriter {
     const diffID = await writeTarFile(entries, tmp, { mtime });
     await rename(tmp, join(this.staging, `${digestHex(diffID)}.tar`));
     return diffID;
+  }
+
+  /** Carries a committed layer over by hard link: no copy, no re-tar. False when the cache does not have it. */
+  async keepLayer(diffID: string): Promise<boolean> {
+    const from = this.cache.layerPath(diffID);
+    if (!(await exists(from))) return false;
+    await link(from, join(this.staging, `${digestHex(diffID as Digest)}.tar`)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+    return true;
   }
 
   async commit(metadata: CacheMetadata): Promise<void> {

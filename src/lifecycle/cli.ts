@@ -234,6 +234,7 @@ const PHASES: Record<string, Phase> = {
       }
       log.info(`*** Digest: ${result.digest}`);
       if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image`);
+      for (const u of result.untouched) log.info(`Layer ${u} is unchanged (same fingerprint): reused without reading it`);
     },
   },
   restorer: {

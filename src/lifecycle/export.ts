@@ -22,6 +22,7 @@ import type { Table } from '../spec/toml.js';
 import { readLayers } from './build.js';
 import type { CacheMetadata, DirCache } from './cache.js';
 import { Exit } from './exit.js';
+import { knownDiffID, rememberDiffID } from './fingerprint.js';
 import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
 import type { Logger } from './log.js';
 import { appSlices } from './slices.js';
@@ -62,6 +63,8 @@ export interface ExportResult {
   tags: string[];
   /** diffIDs reused from the previous image (not uploaded). */
   reused: string[];
+  /** Layer dirs whose fingerprint showed them unchanged: not read, not tarred. */
+  untouched: string[];
   metadata: LifecycleMetadata;
 }
 
@@ -77,6 +80,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
   const docker = inputs.runImage.manifest.manifest.mediaType === MediaType.DockerManifest;
   const added: AddedLayer[] = [];
   const reused: string[] = [];
+  const untouched: string[] = [];
   const previousLayers = new Map<string, { desc: Descriptor; store: ImageStore }>();
   if (inputs.previous) {
     const p = inputs.previous.image;
@@ -114,8 +118,20 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
       for (const l of await readLayers(bpDir)) {
         if (!l.meta.types.launch) continue;
         const record: LayerRecord = { sha: '', data: l.meta.metadata, build: l.meta.types.build, launch: true, cache: l.meta.types.cache };
-        if (await exists(l.dir)) {
-          record.sha = await layer(owned(l.dir, l.dir), `Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`);
+        const createdBy = `Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`;
+        const recipe = layerRecipe(l.dir, inputs.uid, inputs.gid, inputs.created);
+        const known = (await exists(l.dir)) ? await knownDiffID(l.dir, recipe) : undefined;
+        const prev = known ? previousLayers.get(known) : undefined;
+        if (known && prev) {
+          // Unchanged since it was last tarred (or restored): the previous image's layer, without reading the dir.
+          untouched.push(`${bp.id}:${l.name}`);
+          reused.push(known);
+          for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
+          added.push({ descriptor: prev.desc, diffID: known as Digest, history: history(createdBy) });
+          record.sha = known;
+        } else if (await exists(l.dir)) {
+          record.sha = await layer(owned(l.dir, l.dir), createdBy);
+          await rememberDiffID(l.dir, recipe, record.sha);
         } else {
           // No dir: the buildpack means "keep the layer from the previous image".
           const old = inputs.previous?.metadata.buildpacks.find((b) => b.key === bp.id)?.layers?.[l.name];
@@ -163,13 +179,18 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
       manifestSize = w.manifestBytes.length;
       tags.push(out.name);
     }
-    return { digest, manifestSize, tags, reused, metadata };
+    return { digest, manifestSize, tags, reused, untouched, metadata };
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
 }
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+
+/** Everything besides the dir's contents that decides a layer tar's bytes. */
+export function layerRecipe(dir: string, uid: number, gid: number, created: Date): string {
+  return `${dir}|${uid}:${gid}|${created.toISOString()}`;
+}
 
 function descriptorOf(info: LayerInfo, docker: boolean): Descriptor {
   return { mediaType: docker ? MediaType.DockerLayerGzip : info.mediaType, digest: info.digest, size: info.size };
@@ -267,7 +288,14 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
       for (const l of await readLayers(bpDir)) {
         if (!l.meta.types.cache || !(await exists(l.dir))) continue;
         // The same tar as the image layer, so the diffIDs agree; the restorer leaves existing parent dirs alone.
-        const sha = await writer.addLayer(ownedTree(l.dir, l.dir, options.uid, options.gid), options.created);
+        const recipe = layerRecipe(l.dir, options.uid, options.gid, options.created);
+        const known = await knownDiffID(l.dir, recipe);
+        let sha: string;
+        if (known && (await writer.keepLayer(known))) sha = known;
+        else {
+          sha = await writer.addLayer(ownedTree(l.dir, l.dir, options.uid, options.gid), options.created);
+          await rememberDiffID(l.dir, recipe, sha);
+        }
         layers[l.name] = { sha, data: l.meta.metadata, build: l.meta.types.build, launch: l.meta.types.launch, cache: true };
       }
       metadata.buildpacks.push({ key: bp.id, version: bp.version, layers });

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extractLayer } from '../oci/extract.js';
 import { escapeId } from '../spec/buildpack.js';
@@ -7,6 +7,8 @@ import { writeStore } from '../spec/storetoml.js';
 import { writeToml } from '../spec/toml.js';
 import type { ApiVersion } from '../spec/api.js';
 import type { DirCache } from './cache.js';
+import { layerRecipe } from './export.js';
+import { rememberDiffID } from './fingerprint.js';
 import type { LayerRecord, LifecycleMetadata } from './labels.js';
 import type { Logger } from './log.js';
 
@@ -66,6 +68,10 @@ export async function restore(inputs: RestoreInputs): Promise<{ restored: string
       try {
         // Cached tars hold the layer at its absolute path, as in the image.
         await extractLayer(await inputs.cache!.openLayer(rec.sha), '/', { label: `cached layer ${bp.id}:${name}`, keepExistingDirs: true });
+        // The extracted dir re-tars to the cached bytes: remember its diffID so an untouched layer is never re-read.
+        const dir = join(bpDir, name);
+        const st = await stat(dir);
+        await rememberDiffID(dir, layerRecipe(dir, st.uid, st.gid, st.mtime), rec.sha);
         restored.push(`${bp.id}:${name}`);
       } catch (err) {
         log.warn(`cache: could not restore ${bp.id}:${name} (${err instanceof Error ? err.message : String(err)}); it will be rebuilt`);

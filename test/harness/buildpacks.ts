@@ -94,7 +94,8 @@ export async function workspace(): Promise<Workspace> {
   };
   for (const d of Object.values(ws)) await mkdir(d, { recursive: true });
   const baseEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => ({ PATH: '/usr/local/bin:/usr/bin:/bin', HOME: root, CNB_PLATFORM_API: '0.15', ...extra });
-  const chown = () => runOk('chown', ['-R', `${CNB_UID}:${CNB_UID}`, root]);
+  // Only what root created: a blanket chown -R would move every ctime and so every layer fingerprint.
+  const chown = () => runOk('find', [root, '!', '-user', String(CNB_UID), '-exec', 'chown', '-h', `${CNB_UID}:${CNB_UID}`, '{}', '+']);
   return {
     ...ws,
     async order(groups) {

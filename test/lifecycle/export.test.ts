@@ -281,6 +281,7 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' >
     assert.match(second.build, /modules restored: built-1/);
     assert.match(second.build, /downloads restored/);
     assert.match(second.exp, /Reused 5 layer\(s\) from the previous image/, "modules, app, launcher, config and process types are all unchanged");
+    assert.match(second.exp, /Layer test\/deps:modules is unchanged \(same fingerprint\): reused without reading it/);
     assert.match(await readFile(join(ws.layers, 'test_deps', 'modules.toml'), 'utf8'), /lock = "abc"/);
 
     // A cache whose record disagrees with the image is not trusted: the layer is removed, not half-restored.
