@@ -1,4 +1,6 @@
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { access, lchown, lstat, mkdir, readdir, readFile } from 'node:fs/promises';
+import { PROJECT_ROOT } from '../version.js';
 import { basename, join } from 'node:path';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { platformApi, type ApiVersion } from '../spec/api.js';
@@ -259,6 +261,49 @@ const PHASES: Record<string, Phase> = {
       for (const l of r.removed) log.info(`Removed layer ${l}: the cache holds a different version`);
     },
   },
+  creator: {
+    refuseRoot: false,
+    errorCode: Exit.Generic,
+    flags: [
+      ...COMMON,
+      ...BUILDPACK_PHASE,
+      ...REGISTRY_PHASE,
+      { name: 'order', env: 'CNB_ORDER_PATH', kind: 'string' },
+      { name: 'run', env: 'CNB_RUN_PATH', kind: 'string', default: '/cnb/run.toml' },
+      { name: 'run-image', env: 'CNB_RUN_IMAGE', kind: 'string', alias: 'image' },
+      { name: 'previous-image', env: 'CNB_PREVIOUS_IMAGE', kind: 'string' },
+      { name: 'launcher', kind: 'string', default: '/cnb/lifecycle/launcher' },
+      { name: 'process-type', env: 'CNB_PROCESS_TYPE', kind: 'string' },
+      { name: 'project-metadata', env: 'CNB_PROJECT_METADATA_PATH', kind: 'string' },
+      { name: 'report', env: 'CNB_REPORT_PATH', kind: 'string' },
+      { name: 'skip-restore', env: 'CNB_SKIP_RESTORE', kind: 'bool' },
+    ],
+    async run(v, { env }) {
+      const names = outputNames(v);
+      const pass = (...flags: string[]): string[] => flags.flatMap((f) => (v.str(f) !== undefined ? [`-${f}`, v.str(f)!] : []));
+      const list = (f: string): string[] => v.list(f).flatMap((x) => [`-${f}`, x]);
+      const common = [...pass('layers', 'log-level', 'analyzed', 'group')];
+      const buildpackSide = [...common, ...pass('app', 'platform', 'buildpacks', 'build-config', 'plan')];
+      const registrySide = [...common, ...list('insecure-registry'), ...pass('uid', 'gid', 'cache-dir')];
+      // Analyze first (Platform API 0.7+), then the buildpack phases as the build user, then restore's and export's work.
+      const steps: [string, string[], boolean][] = [
+        ['analyzer', [...registrySide, ...pass('run', 'run-image', 'previous-image'), ...names.slice(0, 1)], false],
+        ['detector', [...buildpackSide, ...pass('order', 'run')], true],
+        ['restorer', [...registrySide, ...(v.bool('skip-restore') ? ['-skip-layers'] : [])], false],
+        ['builder', buildpackSide, true],
+        ['exporter', [...registrySide, ...pass('app', 'run', 'launcher', 'process-type', 'project-metadata', 'report'), ...names], false],
+      ];
+      for (const [phase, args, asBuildUser] of steps) {
+        if (asBuildUser && process.getuid?.() === 0) {
+          // The build user must own what buildpacks write to, as in the reference creator.
+          await chownTree(v.str('layers')!, numeric(v, 'uid'), numeric(v, 'gid'));
+          await chownTree(v.str('app')!, numeric(v, 'uid'), numeric(v, 'gid'));
+        }
+        const code = await runChildPhase(phase, args, env, asBuildUser ? { uid: numeric(v, 'uid'), gid: numeric(v, 'gid') } : undefined);
+        if (code !== 0) throw new StrataError(`${phase} failed (exit ${code})`, code);
+      }
+    },
+  },
   rebaser: {
     refuseRoot: false,
     errorCode: Exit.RebaseError,
@@ -326,6 +371,29 @@ const PHASES: Record<string, Phase> = {
 };
 
 export const PHASE_NAMES = Object.keys(PHASES);
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  const walk = async (p: string): Promise<void> => {
+    const st = await lstat(p);
+    if (st.uid !== uid || st.gid !== gid) await lchown(p, uid, gid);
+    if (st.isDirectory()) for (const n of await readdir(p)) await walk(join(p, n));
+  };
+  await walk(dir);
+}
+
+/**
+ * Runs a phase as a child process with our own entry; detect and build switch to the build user when we are root,
+ * as the reference creator drops privileges before running buildpacks.
+ */
+function runChildPhase(phase: string, args: string[], env: NodeJS.ProcessEnv, user?: { uid: number; gid: number }): Promise<number> {
+  const entry = join(PROJECT_ROOT, 'bin', 'lifecycle');
+  const ids = user && process.getuid?.() === 0 ? { uid: user.uid, gid: user.gid } : {};
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [entry, phase, ...args], { env, stdio: 'inherit', ...ids });
+    child.on('error', () => resolve(Exit.Generic));
+    child.on('close', (code) => resolve(code ?? Exit.Generic));
+  });
+}
 
 /**
  * Runs one lifecycle phase as the Platform API defines its command line, returning the exit code. CNB_PLATFORM_API

@@ -302,3 +302,48 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' >
     const reopened = await DirCache.open(cacheDir, silentLogger);
     assert.equal((await reopened.metadata()).buildpacks.length, 1);
   }));
+
+test('the creator gives the same image as the five phases run one by one', () =>
+  withWorkspace(async (ws) => {
+    const client = new RegistryClient(fx.reg.host);
+    const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+    await copyImage(base.layout, 'run', client.repository('creator/run'), 'v1');
+    await writeBuildpack(ws.buildpacks, {
+      id: 'test/simple',
+      build: `mkdir -p "$CNB_LAYERS_DIR/rt"; echo hi > "$CNB_LAYERS_DIR/rt/file"; printf '[types]\\nlaunch = true\\n' > "$CNB_LAYERS_DIR/rt.toml"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' > "$CNB_LAYERS_DIR/launch.toml"`,
+    });
+    await ws.order([['test/simple']]);
+    await runOk('sh', ['-c', `echo app > ${ws.app}/index.txt`]);
+    const env = { ...process.env, CNB_PLATFORM_API: '0.15', SOURCE_DATE_EPOCH: '1700000000' };
+    const bin = (phase: string) => join(PROJECT_ROOT, 'dist', 'lifecycle', phase);
+    const launcher = join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher');
+    const runImage = `${fx.reg.host}/creator/run:v1`;
+    const common = ['-layers', ws.layers];
+
+    const steps: [string, string[]][] = [['analyzer', ['-run-image', runImage, `${fx.reg.host}/creator/app:five`]]];
+    for (const [phase, args] of steps) assert.equal((await run(bin(phase), [...common, ...args], { env })).code, 0);
+    assert.equal((await ws.phase('detector')).code, 0);
+    assert.equal((await ws.phase('builder')).code, 0);
+    const five = await run(bin('exporter'), [...common, '-app', ws.app, '-launcher', launcher, '-uid', '1000', '-gid', '1000', `${fx.reg.host}/creator/app:five`], { env });
+    assert.equal(five.code, 0, five.stderr);
+    const fiveDigest = /\*\*\* Digest: (sha256:[0-9a-f]+)/.exec(five.stdout)?.[1];
+
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    const order = join(ws.root, 'order.toml');
+    const created = await run(
+      bin('creator'),
+      [...common, '-app', ws.app, '-buildpacks', ws.buildpacks, '-platform', ws.platform, '-build-config', ws.buildConfig, '-order', order, '-run-image', runImage, '-launcher', launcher, '-uid', '1000', '-gid', '1000', '-cache-dir', join(ws.root, 'cache'), `${fx.reg.host}/creator/app:made`],
+      { env },
+    );
+    assert.equal(created.code, 0, created.stderr + created.stdout);
+    const madeDigest = /\*\*\* Digest: (sha256:[0-9a-f]+)/.exec(created.stdout)?.[1];
+    assert.ok(fiveDigest && madeDigest);
+    assert.equal(madeDigest, fiveDigest);
+
+    // A detection failure keeps its exit code through the creator.
+    await writeBuildpack(ws.buildpacks, { id: 'test/never', detect: 'exit 100' });
+    await ws.order([['test/never']]);
+    const failed = await run(bin('creator'), [...common, '-app', ws.app, '-buildpacks', ws.buildpacks, '-platform', ws.platform, '-build-config', ws.buildConfig, '-order', order, '-run-image', runImage, '-launcher', launcher, '-uid', '1000', '-gid', '1000', `${fx.reg.host}/creator/app:made`], { env });
+    assert.equal(failed.code, 20);
+  }));
