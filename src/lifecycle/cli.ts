@@ -98,6 +98,13 @@ async function runInputs(v: FlagValues, { api, env, log }: PhaseContext): Promis
   };
 }
 
+const RUN_TOML: FlagDef = { name: 'run', env: 'CNB_RUN_PATH', kind: 'string', default: '/cnb/run.toml' };
+const RUN_IMAGE: FlagDef = { name: 'run-image', env: 'CNB_RUN_IMAGE', kind: 'string', alias: 'image' };
+const PREVIOUS_IMAGE: FlagDef = { name: 'previous-image', env: 'CNB_PREVIOUS_IMAGE', kind: 'string' };
+const LAUNCHER: FlagDef = { name: 'launcher', kind: 'string', default: '/cnb/lifecycle/launcher' };
+const PROCESS_TYPE: FlagDef = { name: 'process-type', env: 'CNB_PROCESS_TYPE', kind: 'string' };
+const STACK_TOML: FlagDef = { name: 'stack', env: 'CNB_STACK_PATH', kind: 'string', default: '/cnb/stack.toml' };
+
 const REGISTRY_PHASE: FlagDef[] = [
   { name: 'insecure-registry', env: 'CNB_INSECURE_REGISTRIES', kind: 'list' },
   { name: 'uid', env: 'CNB_USER_ID', kind: 'string', default: () => String(process.getuid?.() ?? 0) },
@@ -157,10 +164,10 @@ const PHASES: Record<string, Phase> = {
       ...COMMON,
       ...REGISTRY_PHASE,
       { name: 'analyzed', env: 'CNB_ANALYZED_PATH', kind: 'string', default: inLayers('analyzed.toml') },
-      { name: 'run', env: 'CNB_RUN_PATH', kind: 'string', default: '/cnb/run.toml' },
-      { name: 'stack', env: 'CNB_STACK_PATH', kind: 'string', default: '/cnb/stack.toml' },
-      { name: 'run-image', env: 'CNB_RUN_IMAGE', kind: 'string', alias: 'image' },
-      { name: 'previous-image', env: 'CNB_PREVIOUS_IMAGE', kind: 'string' },
+      RUN_TOML,
+      STACK_TOML,
+      RUN_IMAGE,
+      PREVIOUS_IMAGE,
       { name: 'skip-layers', env: 'CNB_SKIP_LAYERS', kind: 'bool' },
       { name: 'group', env: 'CNB_GROUP_PATH', kind: 'string', default: inLayers('group.toml') },
     ],
@@ -182,11 +189,11 @@ const PHASES: Record<string, Phase> = {
       { name: 'app', env: 'CNB_APP_DIR', kind: 'string', default: '/workspace' },
       { name: 'group', env: 'CNB_GROUP_PATH', kind: 'string', default: inLayers('group.toml') },
       { name: 'analyzed', env: 'CNB_ANALYZED_PATH', kind: 'string', default: inLayers('analyzed.toml') },
-      { name: 'run', env: 'CNB_RUN_PATH', kind: 'string', default: '/cnb/run.toml' },
-      { name: 'stack', env: 'CNB_STACK_PATH', kind: 'string', default: '/cnb/stack.toml' },
-      { name: 'launcher', kind: 'string', default: '/cnb/lifecycle/launcher' },
+      RUN_TOML,
+      STACK_TOML,
+      LAUNCHER,
       { name: 'launcher-sbom', kind: 'string', default: '/cnb/lifecycle' },
-      { name: 'process-type', env: 'CNB_PROCESS_TYPE', kind: 'string' },
+      PROCESS_TYPE,
       { name: 'project-metadata', env: 'CNB_PROJECT_METADATA_PATH', kind: 'string', default: inLayers('project-metadata.toml') },
       { name: 'report', env: 'CNB_REPORT_PATH', kind: 'string', default: inLayers('report.toml') },
       { name: 'parallel', env: 'CNB_PARALLEL_EXPORT', kind: 'bool' },
@@ -269,11 +276,11 @@ const PHASES: Record<string, Phase> = {
       ...BUILDPACK_PHASE,
       ...REGISTRY_PHASE,
       { name: 'order', env: 'CNB_ORDER_PATH', kind: 'string' },
-      { name: 'run', env: 'CNB_RUN_PATH', kind: 'string', default: '/cnb/run.toml' },
-      { name: 'run-image', env: 'CNB_RUN_IMAGE', kind: 'string', alias: 'image' },
-      { name: 'previous-image', env: 'CNB_PREVIOUS_IMAGE', kind: 'string' },
-      { name: 'launcher', kind: 'string', default: '/cnb/lifecycle/launcher' },
-      { name: 'process-type', env: 'CNB_PROCESS_TYPE', kind: 'string' },
+      RUN_TOML,
+      RUN_IMAGE,
+      PREVIOUS_IMAGE,
+      LAUNCHER,
+      PROCESS_TYPE,
       { name: 'project-metadata', env: 'CNB_PROJECT_METADATA_PATH', kind: 'string' },
       { name: 'report', env: 'CNB_REPORT_PATH', kind: 'string' },
       { name: 'skip-restore', env: 'CNB_SKIP_RESTORE', kind: 'bool' },
@@ -310,8 +317,8 @@ const PHASES: Record<string, Phase> = {
     flags: [
       ...COMMON,
       ...REGISTRY_PHASE,
-      { name: 'run-image', env: 'CNB_RUN_IMAGE', kind: 'string', alias: 'image' },
-      { name: 'previous-image', env: 'CNB_PREVIOUS_IMAGE', kind: 'string' },
+      RUN_IMAGE,
+      PREVIOUS_IMAGE,
       { name: 'force', env: 'CNB_FORCE_REBASE', kind: 'bool' },
       { name: 'report', env: 'CNB_REPORT_PATH', kind: 'string', default: 'report.toml' },
     ],
@@ -343,7 +350,7 @@ const PHASES: Record<string, Phase> = {
       { name: 'order', env: 'CNB_ORDER_PATH', kind: 'string' },
       { name: 'system', env: 'CNB_SYSTEM_PATH', kind: 'string', default: '/cnb/system.toml' },
       { name: 'extensions', env: 'CNB_EXTENSIONS_DIR', kind: 'string', default: '/cnb/extensions' },
-      { name: 'run', env: 'CNB_RUN_PATH', kind: 'string', default: '/cnb/run.toml' },
+      RUN_TOML,
       { name: 'generated', env: 'CNB_GENERATED_DIR', kind: 'string', default: inLayers('generated') },
     ],
     async run(v, { api, env, log }) {
