@@ -2,10 +2,19 @@ import { createReadStream } from 'node:fs';
 import { access, link, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
+import { withLabels } from '../oci/config.js';
+import { StrataError } from '../oci/errors.js';
+import { decompressIfGzip } from '../oci/extract.js';
+import { resolveImage, type ResolvedImage } from '../oci/image.js';
+import type { Descriptor } from '../oci/manifest.js';
+import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
+import type { ImageStore } from '../oci/store.js';
 import type { Digest } from '../oci/digest.js';
 import { digestHex } from '../oci/digest.js';
 import { writeFileAtomic } from '../oci/fsutil.js';
-import { writeTarFile, type LayerEntry } from '../oci/layer.js';
+import { writeLayerFile, writeTarFile, type LayerEntry } from '../oci/layer.js';
 import type { LayerRecord } from './labels.js';
 import type { Logger } from './log.js';
 
@@ -16,6 +25,22 @@ export interface CacheMetadata {
 }
 
 const METADATA_FILE = 'io.buildpacks.lifecycle.cache.metadata';
+export const CACHE_LABEL = 'io.buildpacks.lifecycle.cache.metadata';
+
+/** A build cache: a directory or an image; the restorer reads one, the exporter writes the next. */
+export interface Cache {
+  readonly description: string;
+  metadata(): Promise<CacheMetadata>;
+  /** The uncompressed layer tar with this diffID. */
+  openLayer(diffID: string): Promise<Readable>;
+  stage(): Promise<CacheStage>;
+}
+
+export interface CacheStage {
+  addLayer(entries: AsyncIterable<LayerEntry>, mtime: Date): Promise<string>;
+  keepLayer(diffID: string): Promise<boolean>;
+  commit(metadata: CacheMetadata): Promise<void>;
+}
 
 /**
  * A volume cache: `committed/` holds `<diffID hex>.tar` layers and the metadata. A new cache is written into
@@ -23,8 +48,12 @@ const METADATA_FILE = 'io.buildpacks.lifecycle.cache.metadata';
  * readable cache: the old one, or the new one, or (between the two renames) the old one under its backup name,
  * which the next open moves back.
  */
-export class DirCache {
+export class DirCache implements Cache {
   private constructor(readonly dir: string, private readonly log: Logger) {}
+
+  get description(): string {
+    return this.dir;
+  }
 
   static async open(dir: string, log: Logger): Promise<DirCache> {
     await mkdir(dir, { recursive: true });
@@ -64,7 +93,7 @@ export class DirCache {
   }
 }
 
-export class CacheWriter {
+export class CacheWriter implements CacheStage {
   constructor(
     private readonly cache: DirCache,
     private readonly staging: string,
@@ -100,3 +129,84 @@ export class CacheWriter {
 }
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+
+/**
+ * An image cache (`-cache-image`): the cached layers as gzip layers of an image whose label holds the metadata.
+ * Committing writes the manifest last, so a failed save leaves the previous cache image in place.
+ */
+export class ImageCache implements Cache {
+  private previous?: ResolvedImage | null;
+
+  constructor(
+    private readonly store: ImageStore,
+    private readonly tag: string,
+    readonly description: string,
+    private readonly log: Logger,
+  ) {}
+
+  private async image(): Promise<ResolvedImage | undefined> {
+    if (this.previous === undefined) {
+      try {
+        this.previous = await resolveImage(this.store, this.tag);
+      } catch (err) {
+        if (!(err instanceof StrataError && /not found/.test(err.message))) this.log.warn(`cache image ${this.description}: ${err instanceof Error ? err.message : String(err)}; starting with an empty cache`);
+        this.previous = null;
+      }
+    }
+    return this.previous ?? undefined;
+  }
+
+  async metadata(): Promise<CacheMetadata> {
+    const label = (await this.image())?.config.config?.Labels?.[CACHE_LABEL];
+    try {
+      const md = label ? (JSON.parse(label) as CacheMetadata) : undefined;
+      return { ...(md ?? {}), buildpacks: md?.buildpacks ?? [] };
+    } catch {
+      this.log.warn(`cache image ${this.description}: unreadable metadata label; starting with an empty cache`);
+      return { buildpacks: [] };
+    }
+  }
+
+  private descriptorFor(image: ResolvedImage, diffID: string): Descriptor | undefined {
+    const i = image.config.rootfs.diff_ids.indexOf(diffID as Digest);
+    return i < 0 ? undefined : image.manifest.manifest.layers[i];
+  }
+
+  async openLayer(diffID: string): Promise<Readable> {
+    const image = await this.image();
+    const desc = image && this.descriptorFor(image, diffID);
+    if (!desc) throw new StrataError(`cache image ${this.description} has no layer ${diffID}`);
+    return decompressIfGzip(await this.store.getBlob(desc));
+  }
+
+  async stage(): Promise<CacheStage> {
+    const previous = await this.image();
+    const layers: AddedLayer[] = [];
+    const staging = await mkdtemp(join(tmpdir(), 'strata-cache-'));
+    return {
+      addLayer: async (entries, mtime) => {
+        const file = join(staging, `layer-${layers.length}.tar.gz`);
+        const info = await writeLayerFile(entries, file, { mtime });
+        const desc: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+        await this.store.putBlob(desc, async (start, end) => createReadStream(file, { start, end: end - 1 }));
+        await rm(file, { force: true });
+        layers.push({ descriptor: desc, diffID: info.diffID });
+        return info.diffID;
+      },
+      keepLayer: async (diffID) => {
+        const desc = previous && this.descriptorFor(previous, diffID);
+        if (!desc) return false;
+        layers.push({ descriptor: desc, diffID: diffID as Digest });
+        return true;
+      },
+      commit: async (metadata) => {
+        try {
+          const base = appendLayers(emptyConfig({ os: 'linux', architecture: 'amd64' }), emptyManifest(), layers);
+          await writeImage(this.store, withLabels(base.config, { [CACHE_LABEL]: JSON.stringify(metadata) }), base.manifest, this.tag);
+        } finally {
+          await rm(staging, { recursive: true, force: true });
+        }
+      },
+    };
+  }
+}

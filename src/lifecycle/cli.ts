@@ -13,7 +13,7 @@ import type { ImageTarget } from '../spec/target.js';
 import { build } from './build.js';
 import { analyze, openImage, resolveRunImage, runImageEntry } from './analyze.js';
 import { exportImage, saveCache, type ExportTarget } from './export.js';
-import { DirCache } from './cache.js';
+import { DirCache, ImageCache, type Cache } from './cache.js';
 import { restore } from './restore.js';
 import { LABEL, parseLifecycleMetadata } from './labels.js';
 import { rebase } from './rebase.js';
@@ -148,6 +148,17 @@ async function exportTargets(names: string[], options: StoreOptions): Promise<Ex
   return out;
 }
 
+/** `-cache-image` (a registry or oci: image) or `-cache-dir`; none means no cache. */
+async function openCache(v: FlagValues, log: Logger): Promise<Cache | undefined> {
+  const image = v.str('cache-image');
+  if (image) {
+    const t = await openTarget(parseTarget(image), { ...storeOptions(v), create: true });
+    return new ImageCache(t.store, t.tag ?? 'latest', image, log);
+  }
+  const dir = v.str('cache-dir');
+  return dir ? DirCache.open(dir, log) : undefined;
+}
+
 function createdTime(env: NodeJS.ProcessEnv): Date {
   try {
     return layerTime(env);
@@ -236,8 +247,8 @@ const PHASES: Record<string, Phase> = {
       });
       await writeReport(v.str('report')!, { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
       for (const t of result.tags) log.info(`Saved ${t}`);
-      if (v.str('cache-dir')) {
-        const cache = await DirCache.open(v.str('cache-dir')!, log);
+      const cache = await openCache(v, log);
+      if (cache) {
         const saved = await saveCache({ group: group.group, layersDir: v.str('layers')!, cache, uid: numeric(v, 'uid'), gid: numeric(v, 'gid'), created: createdTime(env), log });
         if (saved) log.info(`Cache saved: ${saved.buildpacks.reduce((n, b) => n + Object.keys(b.layers).length, 0)} layer(s)`);
       }
@@ -262,7 +273,7 @@ const PHASES: Record<string, Phase> = {
       const analyzed = await readAnalyzed(v.str('analyzed')!);
       if (!analyzed) log.warn(`${v.str('analyzed')} not found; restoring from the cache only`);
       const previous = analyzed?.metadata ? parseLifecycleMetadata(JSON.stringify(analyzed.metadata)) : undefined;
-      const cache = v.str('cache-dir') ? await DirCache.open(v.str('cache-dir')!, log) : undefined;
+      const cache = await openCache(v, log);
       const r = await restore({ group: group.group, layersDir: v.str('layers')!, ...(previous ? { previous } : {}), ...(cache ? { cache } : {}), platformApi: api, skipLayers: v.bool('skip-layers'), log });
       for (const l of r.restored) log.info(`Restored layer ${l} from the cache`);
       for (const l of r.removed) log.info(`Removed layer ${l}: the cache holds a different version`);
@@ -291,7 +302,7 @@ const PHASES: Record<string, Phase> = {
       const list = (f: string): string[] => v.list(f).flatMap((x) => [`-${f}`, x]);
       const common = [...pass('layers', 'log-level', 'analyzed', 'group')];
       const buildpackSide = [...common, ...pass('app', 'platform', 'buildpacks', 'build-config', 'plan')];
-      const registrySide = [...common, ...list('insecure-registry'), ...pass('uid', 'gid', 'cache-dir')];
+      const registrySide = [...common, ...list('insecure-registry'), ...pass('uid', 'gid', 'cache-dir', 'cache-image')];
       // Analyze first (Platform API 0.7+), then the buildpack phases as the build user, then restore's and export's work.
       const steps: [string, string[], boolean][] = [
         ['analyzer', [...registrySide, ...pass('run', 'run-image', 'previous-image'), ...names.slice(0, 1)], false],

@@ -20,7 +20,7 @@ import type { ProjectMetadata } from '../spec/projectmeta.js';
 import { readStore } from '../spec/storetoml.js';
 import type { Table } from '../spec/toml.js';
 import { readLayers } from './build.js';
-import type { CacheMetadata, DirCache } from './cache.js';
+import type { Cache, CacheMetadata } from './cache.js';
 import { Exit } from './exit.js';
 import { knownDiffID, rememberDiffID } from './fingerprint.js';
 import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
@@ -277,7 +277,7 @@ const LAUNCHER_VERSION = '0.1.0';
  * Writes the `cache = true` layers that have contents into the cache (spec §9.3), keeping committed tars whose
  * diffID did not change. Cache failures warn and never fail the build.
  */
-export async function saveCache(options: { group: GroupEntry[]; layersDir: string; cache: DirCache; uid: number; gid: number; created: Date; log: Logger }): Promise<CacheMetadata | undefined> {
+export async function saveCache(options: { group: GroupEntry[]; layersDir: string; cache: Cache; uid: number; gid: number; created: Date; log: Logger }): Promise<CacheMetadata | undefined> {
   const { cache, log } = options;
   try {
     const writer = await cache.stage();
@@ -303,7 +303,7 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
     await writer.commit(metadata);
     return metadata;
   } catch (err) {
-    log.warn(`cache ${cache.dir} was not saved: ${err instanceof Error ? err.message : String(err)}`);
+    log.warn(`cache ${cache.description} was not saved: ${err instanceof Error ? err.message : String(err)}`);
     return undefined;
   }
 }

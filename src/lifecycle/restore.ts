@@ -6,7 +6,7 @@ import type { GroupEntry } from '../spec/group.js';
 import { writeStore } from '../spec/storetoml.js';
 import { writeToml } from '../spec/toml.js';
 import type { ApiVersion } from '../spec/api.js';
-import type { DirCache } from './cache.js';
+import type { Cache } from './cache.js';
 import { layerRecipe } from './export.js';
 import { rememberDiffID } from './fingerprint.js';
 import type { LayerRecord, LifecycleMetadata } from './labels.js';
@@ -17,7 +17,7 @@ export interface RestoreInputs {
   layersDir: string;
   /** The previous image's lifecycle metadata, from analyzed.toml. */
   previous?: LifecycleMetadata;
-  cache?: DirCache;
+  cache?: Cache;
   platformApi: ApiVersion;
   skipLayers: boolean;
   log: Logger;

@@ -21,6 +21,9 @@ import { DirCache } from '../../src/lifecycle/cache.js';
 import { copyImage } from '../../src/oci/copy.js';
 
 const fx = registryFixture();
+const bin = (phase: string): string => join(PROJECT_ROOT, 'dist', 'lifecycle', phase);
+// A fixed SOURCE_DATE_EPOCH makes every phase's output reproducible, so digests can be compared across runs.
+const env = { ...process.env, CNB_PLATFORM_API: '0.15', SOURCE_DATE_EPOCH: '1700000000' };
 
 async function built(ws: Workspace): Promise<void> {
   await writeBuildpack(ws.buildpacks, {
@@ -205,8 +208,6 @@ test('the Platform-API phases end to end: analyzer → detector → builder → 
     await copyImage(v2.layout, 'run', client.repository('cli/run'), 'v2');
     const runToml = join(ws.root, 'run.toml');
     await runOk('sh', ['-c', `printf '[[images]]\\nimage = "${fx.reg.host}/cli/run:v1"\\n' > ${runToml}`]);
-    const bin = (phase: string) => join(PROJECT_ROOT, 'dist', 'lifecycle', phase);
-    const env = { ...process.env, CNB_PLATFORM_API: '0.15', SOURCE_DATE_EPOCH: '1700000000' };
     const app = `${fx.reg.host}/cli/app:v1`;
 
     const analyzed = await run(bin('analyzer'), ['-layers', ws.layers, '-run', runToml, app], { env });
@@ -237,39 +238,44 @@ test('the Platform-API phases end to end: analyzer → detector → builder → 
     assert.match(multi.stderr, /writing to multiple registries/);
   }));
 
-test('cache round trip: cache=true layers saved by the exporter come back through the restorer; the rebuild reuses the launch layer', () =>
-  withWorkspace(async (ws) => {
-    const client = new RegistryClient(fx.reg.host);
-    const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
-    await copyImage(base.layout, 'run', client.repository('cache/run'), 'v1');
-    await writeBuildpack(ws.buildpacks, {
-      id: 'test/deps',
-      build: `L="$CNB_LAYERS_DIR"
+/** A buildpack with a launch+cache layer and a cache-only layer, built through every phase with the given cache flags. */
+async function cachedBuilds(ws: Workspace, name: string, cacheArgs: string[]): Promise<() => Promise<{ build: string; exp: string }>> {
+  const client = new RegistryClient(fx.reg.host);
+  const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+  await copyImage(base.layout, 'run', client.repository(`${name}/run`), 'v1');
+  await writeBuildpack(ws.buildpacks, {
+    id: 'test/deps',
+    build: `L="$CNB_LAYERS_DIR"
 if [ -f "$L/modules/marker" ]; then echo "modules restored: $(cat "$L/modules/marker")"; else mkdir -p "$L/modules"; echo built-1 > "$L/modules/marker"; fi
 printf '[types]\\nlaunch = true\\ncache = true\\n[metadata]\\nlock = "abc"\\n' > "$L/modules.toml"
 if [ -f "$L/dl/pkg" ]; then echo "downloads restored"; else mkdir -p "$L/dl"; echo pkg > "$L/dl/pkg"; fi
 printf '[types]\\ncache = true\\n' > "$L/dl.toml"
 printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' > "$L/launch.toml"`,
-    });
-    await ws.order([['test/deps']]);
+  });
+  await ws.order([['test/deps']]);
+  const app = `${fx.reg.host}/${name}/app:v1`;
+  const common = ['-layers', ws.layers, '-log-level', 'debug'];
+  return async () => {
+    const a = await run(bin('analyzer'), [...common, '-run-image', `${fx.reg.host}/${name}/run:v1`, app], { env });
+    assert.equal(a.code, 0, a.stderr);
+    const d = await ws.phase('detector');
+    assert.equal(d.code, 0, d.stderr);
+    const r = await run(bin('restorer'), [...common, ...cacheArgs], { env });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const b = await ws.phase('builder');
+    assert.equal(b.code, 0, b.stderr);
+    const e = await run(bin('exporter'), [...common, '-app', ws.app, '-launcher', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), ...cacheArgs, '-uid', '1000', '-gid', '1000', app], { env });
+    assert.equal(e.code, 0, e.stderr + e.stdout);
+    return { build: b.stdout, exp: e.stdout };
+  };
+}
+
+test('cache round trip: cache=true layers saved by the exporter come back through the restorer; the rebuild reuses the launch layer', () =>
+  withWorkspace(async (ws) => {
     const cacheDir = join(ws.root, 'cache');
-    const env = { ...process.env, CNB_PLATFORM_API: '0.15', SOURCE_DATE_EPOCH: '1700000000' };
-    const bin = (phase: string) => join(PROJECT_ROOT, 'dist', 'lifecycle', phase);
     const app = `${fx.reg.host}/cache/app:v1`;
     const common = ['-layers', ws.layers, '-log-level', 'debug'];
-    const buildOnce = async (): Promise<{ build: string; exp: string }> => {
-      const a = await run(bin('analyzer'), [...common, '-run-image', `${fx.reg.host}/cache/run:v1`, app], { env });
-      assert.equal(a.code, 0, a.stderr);
-      const d = await ws.phase('detector');
-      assert.equal(d.code, 0, d.stderr);
-      const r = await run(bin('restorer'), [...common, '-cache-dir', cacheDir], { env });
-      assert.equal(r.code, 0, r.stderr + r.stdout);
-      const b = await ws.phase('builder');
-      assert.equal(b.code, 0, b.stderr);
-      const e = await run(bin('exporter'), [...common, '-app', ws.app, '-launcher', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), '-cache-dir', cacheDir, '-uid', '1000', '-gid', '1000', app], { env });
-      assert.equal(e.code, 0, e.stderr + e.stdout);
-      return { build: b.stdout, exp: e.stdout };
-    };
+    const buildOnce = await cachedBuilds(ws, 'cache', ['-cache-dir', cacheDir]);
     const first = await buildOnce();
     assert.doesNotMatch(first.build, /restored/);
     assert.match(first.exp, /Cache saved: 2 layer\(s\)/);
@@ -315,8 +321,6 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' >
     });
     await ws.order([['test/simple']]);
     await runOk('sh', ['-c', `echo app > ${ws.app}/index.txt`]);
-    const env = { ...process.env, CNB_PLATFORM_API: '0.15', SOURCE_DATE_EPOCH: '1700000000' };
-    const bin = (phase: string) => join(PROJECT_ROOT, 'dist', 'lifecycle', phase);
     const launcher = join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher');
     const runImage = `${fx.reg.host}/creator/run:v1`;
     const common = ['-layers', ws.layers];
@@ -346,4 +350,19 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' >
     await ws.order([['test/never']]);
     const failed = await run(bin('creator'), [...common, '-app', ws.app, '-buildpacks', ws.buildpacks, '-platform', ws.platform, '-build-config', ws.buildConfig, '-order', order, '-run-image', runImage, '-launcher', launcher, '-uid', '1000', '-gid', '1000', `${fx.reg.host}/creator/app:made`], { env });
     assert.equal(failed.code, 20);
+  }));
+
+test('an image cache in the registry round-trips the same layers', () =>
+  withWorkspace(async (ws) => {
+    const cacheImage = `${fx.reg.host}/imgcache/cache:latest`;
+    const buildOnce = await cachedBuilds(ws, 'imgcache', ['-cache-image', cacheImage]);
+    const first = await buildOnce();
+    assert.match(first.exp, /Cache saved: 2 layer\(s\)/);
+    const cache = await resolveImage(new RegistryClient(fx.reg.host).repository('imgcache/cache'), 'latest');
+    assert.equal(cache.config.rootfs.diff_ids.length, 2);
+    assert.match(cache.config.config!.Labels!['io.buildpacks.lifecycle.cache.metadata']!, /"modules"/);
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    const second = await buildOnce();
+    assert.match(second.build, /modules restored: built-1/);
+    assert.match(second.build, /downloads restored/);
   }));
