@@ -8,6 +8,7 @@ import type { ImageTarget } from '../spec/target.js';
 import { Exit } from './exit.js';
 import { LABEL, parseLifecycleMetadata, type LifecycleMetadata } from './labels.js';
 import type { Logger } from './log.js';
+import type { EngineClient } from '../oci/engine/client.js';
 
 /** An image opened by name: a registry reference or `oci:<dir>[:tag]`. */
 export interface OpenedImage {
@@ -95,21 +96,31 @@ export interface AnalyzeResult {
 }
 
 /** The analyzer (spec §6): previous image and its metadata, the run image and its target, into analyzed.toml. */
-export async function analyze(options: { output: string; previous?: string; runImage?: string; runImages: RunImage[]; store: StoreOptions; log: Logger }): Promise<AnalyzeResult> {
+export async function analyze(options: { output: string; previous?: string; runImage?: string; runImages: RunImage[]; store: StoreOptions; engine?: EngineClient; log: Logger }): Promise<AnalyzeResult> {
   const { log } = options;
   const previousName = options.previous ?? options.output;
   let previous: OpenedImage | undefined;
-  try {
-    previous = await openImage(previousName, options.store, log);
-  } catch (err) {
-    // A previous image that cannot be read is no previous image; a later export simply reuses nothing.
-    log.warn(`previous image ${previousName} could not be read (${err instanceof Error ? err.message : String(err)}); building without it`);
+  let previousReference: string | undefined;
+  let previousMetadata: LifecycleMetadata | undefined;
+  if (options.engine) {
+    // Daemon mode: the label and the image ID are all analysis needs, and inspect gives both without moving layers.
+    const found = await options.engine.inspect(previousName);
+    previousReference = found?.Id;
+    previousMetadata = parseLifecycleMetadata(found?.Config?.Labels?.[LABEL.lifecycle] ?? undefined);
+  } else {
+    try {
+      previous = await openImage(previousName, options.store, log);
+    } catch (err) {
+      // A previous image that cannot be read is no previous image; a later export simply reuses nothing.
+      log.warn(`previous image ${previousName} could not be read (${err instanceof Error ? err.message : String(err)}); building without it`);
+    }
+    previousReference = previous?.reference;
+    previousMetadata = previous ? parseLifecycleMetadata(previous.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
   }
-  const previousMetadata = previous ? parseLifecycleMetadata(previous.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
   const run = options.runImage ? await openImage(options.runImage, options.store, log) : await resolveRunImage(options.runImages, options.output, options.store, log);
   if (!run) throw new StrataError(`run image ${options.runImage} not found`, Exit.AnalyzeError);
   const analyzed: AnalyzedFile = {
-    ...(previous ? { previousImage: { reference: previous.reference } } : {}),
+    ...(previousReference ? { previousImage: { reference: previousReference } } : {}),
     ...(previousMetadata ? { metadata: JSON.parse(JSON.stringify(previousMetadata)) as Record<string, unknown> } : {}),
     runImage: { reference: run.reference, image: run.name, target: imageTarget(run.image, run.name) },
   };

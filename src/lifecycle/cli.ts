@@ -1,5 +1,10 @@
 import { spawn } from 'node:child_process';
-import { access, lchown, lstat, mkdir, readdir, readFile } from 'node:fs/promises';
+import { access, lchown, lstat, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { EngineClient } from '../oci/engine/client.js';
+import { loadIntoEngine, openEngineImage } from '../oci/engine/transfer.js';
+import { OciLayout } from '../oci/layout.js';
+import { resolveImage } from '../oci/image.js';
 import { PROJECT_ROOT } from '../version.js';
 import { basename, join } from 'node:path';
 import { StrataError, errorMessage } from '../oci/errors.js';
@@ -132,7 +137,7 @@ function numeric(v: FlagValues, name: string): number {
 function outputNames(v: FlagValues): string[] {
   const names = [...v.positional, ...v.list('tag')];
   if (!names.length) throw new StrataError('an output image name is required (positional argument)', Exit.InvalidArgs);
-  if (v.bool('daemon')) throw new StrataError('-daemon is not supported by this lifecycle yet; export to a registry or oci:<dir> and load it with `strata image copy`', Exit.InvalidArgs);
+  if (v.bool('daemon')) return names;
   const registries = new Set(names.filter((n) => !n.startsWith('oci:')).map((n) => Reference.parse(n).registry));
   if (registries.size > 1) throw new StrataError(`writing to multiple registries (${[...registries].join(', ')}) is not allowed; keep every tag on one registry`, Exit.InvalidArgs);
   return names;
@@ -182,10 +187,10 @@ const PHASES: Record<string, Phase> = {
       { name: 'skip-layers', env: 'CNB_SKIP_LAYERS', kind: 'bool' },
       { name: 'group', env: 'CNB_GROUP_PATH', kind: 'string', default: inLayers('group.toml') },
     ],
-    async run(v, { api, log }) {
+    async run(v, { api, env, log }) {
       const names = outputNames(v);
       const runImages = api.atLeast('0.12') ? await readRunImages(v.str('run')!) : await readRunImages(v.str('stack')!, true);
-      const result = await analyze({ output: names[0]!, ...(v.str('previous-image') ? { previous: v.str('previous-image') } : {}), ...(v.str('run-image') ? { runImage: v.str('run-image') } : {}), runImages, store: storeOptions(v), log });
+      const result = await analyze({ output: names[0]!, ...(v.str('previous-image') ? { previous: v.str('previous-image') } : {}), ...(v.str('run-image') ? { runImage: v.str('run-image') } : {}), runImages, store: storeOptions(v), ...(v.bool('daemon') ? { engine: EngineClient.fromEnv(env) } : {}), log });
       await writeAnalyzed(v.str('analyzed')!, result.analyzed);
       log.info(result.previous ? `Previous image ${result.previous.reference}` : 'No previous image');
       log.info(`Run image ${result.run.reference}`);
@@ -223,38 +228,56 @@ const PHASES: Record<string, Phase> = {
       const runName = analyzed.runImage?.image || runRef;
       const entry = runImageEntry(runImages, runName);
       const prevRef = analyzed.previousImage?.reference;
-      const prev = prevRef ? await openImage(prevRef, so, log).catch(() => undefined) : undefined;
-      const prevMd = prev ? parseLifecycleMetadata(prev.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
-      const result = await exportImage({
-        group: group.group,
-        layersDir: v.str('layers')!,
-        appDir: v.str('app')!,
-        launcherPath: v.str('launcher')!,
-        runImage: run.image,
-        runImageName: entry?.image ?? runName,
-        runImageReference: run.reference,
-        runImageMirrors: entry?.mirrors ?? [],
-        ...(prev && prevMd ? { previous: { image: prev.image, metadata: prevMd } } : {}),
-        outputs: await exportTargets(names, so),
-        uid: numeric(v, 'uid'),
-        gid: numeric(v, 'gid'),
-        platformApi: api,
-        ...(v.str('process-type') ? { processType: v.str('process-type') } : {}),
-        projectMetadata: await readProjectMetadata(v.str('project-metadata')!),
-        execEnv: execEnv(env),
-        created: createdTime(env),
-        log,
-      });
-      await writeReport(v.str('report')!, { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
-      for (const t of result.tags) log.info(`Saved ${t}`);
+      const engine = v.bool('daemon') ? EngineClient.fromEnv(env) : undefined;
+      // An engine trades whole tars, not blobs: in daemon mode a temporary layout holds the previous image and the
+      // output, which is then loaded under every name.
+      const fromEngine = engine && prevRef ? await openEngineImage(engine, prevRef).catch(() => undefined) : undefined;
+      const staging = engine ? await OciLayout.open(await mkdtemp(join(tmpdir(), 'strata-daemon-')), { create: true }) : undefined;
+      try {
+        const prev = fromEngine ? { image: await resolveImage(fromEngine.store, fromEngine.id) } : prevRef ? await openImage(prevRef, so, log).catch(() => undefined) : undefined;
+        const prevMd = prev ? parseLifecycleMetadata(prev.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
+        const result = await exportImage({
+          group: group.group,
+          layersDir: v.str('layers')!,
+          appDir: v.str('app')!,
+          launcherPath: v.str('launcher')!,
+          runImage: run.image,
+          runImageName: entry?.image ?? runName,
+          runImageReference: run.reference,
+          runImageMirrors: entry?.mirrors ?? [],
+          ...(prev && prevMd ? { previous: { image: prev.image, metadata: prevMd } } : {}),
+          outputs: staging ? [{ store: staging, tag: 'export', name: 'export' }] : await exportTargets(names, so),
+          uid: numeric(v, 'uid'),
+          gid: numeric(v, 'gid'),
+          platformApi: api,
+          ...(v.str('process-type') ? { processType: v.str('process-type') } : {}),
+          projectMetadata: await readProjectMetadata(v.str('project-metadata')!),
+          execEnv: execEnv(env),
+          created: createdTime(env),
+          log,
+        });
+        if (engine && staging) {
+          let imageId = '';
+          for (const name of names) imageId = await loadIntoEngine(staging, 'export', engine, name);
+          await writeReport(v.str('report')!, { image: { tags: names, imageId } });
+          for (const t of names) log.info(`Loaded ${t} into ${engine.description}`);
+          log.info(`*** Image ID: ${imageId}`);
+        } else {
+          await writeReport(v.str('report')!, { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
+          for (const t of result.tags) log.info(`Saved ${t}`);
+          log.info(`*** Digest: ${result.digest}`);
+        }
+        if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image`);
+        for (const u of result.untouched) log.info(`Layer ${u} is unchanged (same fingerprint): reused without reading it`);
+      } finally {
+        await fromEngine?.close();
+        if (staging) await rm(staging.root, { recursive: true, force: true });
+      }
       const cache = await openCache(v, log);
       if (cache) {
         const saved = await saveCache({ group: group.group, layersDir: v.str('layers')!, cache, uid: numeric(v, 'uid'), gid: numeric(v, 'gid'), created: createdTime(env), log });
         if (saved) log.info(`Cache saved: ${saved.buildpacks.reduce((n, b) => n + Object.keys(b.layers).length, 0)} layer(s)`);
       }
-      log.info(`*** Digest: ${result.digest}`);
-      if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image`);
-      for (const u of result.untouched) log.info(`Layer ${u} is unchanged (same fingerprint): reused without reading it`);
     },
   },
   restorer: {
