@@ -6,6 +6,7 @@ import { withWorkspace, writeBuildpack, lifecycleRoot, type Workspace } from '..
 import { registryFixture } from '../harness/registry.js';
 import { makeLayoutImage } from '../harness/images.js';
 import { run, runOk } from '../harness/proc.js';
+import { spawn } from 'node:child_process';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { exportImage, type ExporterInputs } from '../../src/lifecycle/export.js';
 import { OciLayout } from '../../src/oci/layout.js';
@@ -138,6 +139,15 @@ test('a second export of unchanged layers reuses them from the previous image an
     assert.ok(second.reused.includes(prevMd.buildpacks[0]!.layers!.runtime!.sha), 'the runtime layer was reused');
     const after = (await fx.reg.requests()).filter((l) => l.startsWith('PUT /v2/export/again/blobs/') || l.startsWith('PATCH /v2/export/again/blobs/')).length;
     assert.equal(after - before, 0, 'no layer was uploaded again');
+
+    // One layer changed: that layer and the new config are the only uploads.
+    await runOk('sh', ['-c', `echo changed >> ${join(ws.layers, 'test_runtime', 'runtime', 'bin', 'rt')}`]);
+    const mark = (await fx.reg.requests()).length;
+    const changed = await exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v2b', name: 'v2b' }], { image: previous, metadata: prevMd }));
+    assert.notEqual(changed.digest, first.digest);
+    const uploads = (await fx.reg.requests()).slice(mark).filter((l) => l.startsWith('POST /v2/export/again/blobs/uploads/') && !l.includes('mount='));
+    assert.equal(uploads.length, 2, `only the changed layer and the config are uploaded: ${uploads.join(', ')}`);
+    await runOk('sh', ['-c', `sed -i '$ d' ${join(ws.layers, 'test_runtime', 'runtime', 'bin', 'rt')}`]);
 
     // The buildpack kept its layer's metadata but not its contents: the previous image's layer is used.
     await rm(join(ws.layers, 'test_runtime', 'runtime'), { recursive: true });
@@ -303,6 +313,20 @@ test('cache round trip: cache=true layers saved by the exporter come back throug
     assert.match(r.stdout, /Removed layer test\/deps:modules/);
     await assert.rejects(stat(join(ws.layers, 'test_deps', 'modules')));
 
+    // A truncated cached tar and then unreadable metadata only warn: the build goes on from scratch.
+    const rebuild = await cachedBuilds(ws, 'cache', ['-cache-dir', cacheDir]);
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    await rebuild();
+    await runOk('sh', ['-c', `for f in ${join(cacheDir, 'committed')}/*.tar; do head -c 700 "$f" > "$f.cut" && mv "$f.cut" "$f"; done`]);
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    const afterCut = await rebuild();
+    assert.doesNotMatch(afterCut.build, /modules restored/, 'a truncated cache layer is rebuilt, not half-restored');
+    await runOk('sh', ['-c', `echo '{not json' > ${mdPath}`]);
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    const afterBadMd = await rebuild();
+    assert.doesNotMatch(afterBadMd.build, /restored/);
+    assert.match(afterBadMd.exp, /Cache saved: 2 layer\(s\)/, 'and a good cache is written again');
+
     // Killed between the two renames of a commit: the next open finds the old cache under its backup name.
     await runOk('mv', [join(cacheDir, 'committed'), join(cacheDir, 'committed-backup')]);
     const reopened = await DirCache.open(cacheDir, silentLogger);
@@ -365,4 +389,28 @@ test('an image cache in the registry round-trips the same layers', () =>
     const second = await buildOnce();
     assert.match(second.build, /modules restored: built-1/);
     assert.match(second.build, /downloads restored/);
+  }));
+
+test('SIGKILL at any moment of an export with a cache leaves a cache the next build can use', () =>
+  withWorkspace(async (ws) => {
+    const cacheDir = join(ws.root, 'cache');
+    const buildOnce = await cachedBuilds(ws, 'killed', ['-cache-dir', cacheDir]);
+    await buildOnce();
+    const app = `${fx.reg.host}/killed/app:v1`;
+    const args = ['-layers', ws.layers, '-app', ws.app, '-launcher', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), '-cache-dir', cacheDir, '-uid', '1000', '-gid', '1000', app];
+    for (const delay of [30, 80, 150, 250, 400]) {
+      // New content each round, so the cache really is rewritten while the process dies.
+      await runOk('sh', ['-c', `echo ${delay} >> ${join(ws.layers, 'test_deps', 'dl', 'pkg')}`]);
+      const child = spawn(bin('exporter'), args, { env, stdio: 'ignore' });
+      const closed = new Promise((r) => child.once('close', r));
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill('SIGKILL');
+      await closed;
+      const cache = await DirCache.open(cacheDir, silentLogger);
+      const md = await cache.metadata();
+      for (const bp of md.buildpacks) for (const l of Object.values(bp.layers)) await stat(cache.layerPath(l.sha));
+    }
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    const after = await buildOnce();
+    assert.match(after.build, /downloads restored/);
   }));

@@ -121,5 +121,5 @@ test('an expired token is refused by the registry and replaced without the calle
   const before = ts.log.length;
   assert.deepEqual(await alice.repository('tok/app').listTags(), ['v1']);
   assert.equal(ts.issueExpired, 0, 'the expired token was issued');
-  assert.equal(ts.log.length - before, 2, 'one expired token, then a fresh one');
+  assert.equal(ts.log.length - before, 2, `one expired token, then a fresh one: ${ts.log.slice(before).join(' | ')}`);
 });
