@@ -5,6 +5,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { treeEntries, writeLayerFile } from '../src/oci/layer.js';
+import { lifecycleBench } from './lifecycle.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TREE_MB = Number(process.env.BENCH_TREE_MB ?? 100);
@@ -117,6 +118,7 @@ async function main(): Promise<void> {
   process.stdout.write(`ratio strata (default, -1) / tar|pigz (default, -6): ${(s / p).toFixed(2)}x  (target <= 1.25x)\n`);
   process.stdout.write(`ratio like for like, strata -1 / pigz -1: ${(s / p1).toFixed(2)}x; strata -6 / pigz -6: ${(s6 / p).toFixed(2)}x\n`);
   process.stdout.write(`ratio strata / umoci insert: ${(s / u).toFixed(2)}x\n`);
+  await lifecycleBench(base, tree, RUNS);
 }
 
 main().catch((err: unknown) => {
