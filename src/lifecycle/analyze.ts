@@ -1,7 +1,7 @@
 import { StrataError } from '../oci/errors.js';
 import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import { Reference } from '../oci/reference.js';
-import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import { layoutTarget, openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import type { AnalyzedFile } from '../spec/analyzed.js';
 import type { RunImage } from '../spec/run.js';
 import type { ImageTarget } from '../spec/target.js';
@@ -20,7 +20,8 @@ export interface OpenedImage {
 
 /** Opens and resolves an image by name; undefined when it does not exist (or cannot be read as an image). */
 export async function openImage(name: string, options: StoreOptions, log?: Logger): Promise<OpenedImage | undefined> {
-  const target = parseTarget(name);
+  const parsed = parseTarget(name);
+  const target = options.layoutDir && parsed.kind === 'registry' ? layoutTarget(options.layoutDir, parsed.ref) : parsed;
   try {
     const t = await openTarget(target, options);
     const image = await resolveImage(t.store, t.id);

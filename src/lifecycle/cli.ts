@@ -123,8 +123,14 @@ const REGISTRY_PHASE: FlagDef[] = [
   { name: 'launch-cache', env: 'CNB_LAUNCH_CACHE_DIR', kind: 'string' },
 ];
 
-function storeOptions(v: FlagValues): StoreOptions {
-  return { insecureRegistries: v.list('insecure-registry') };
+function storeOptions(v: FlagValues, env: NodeJS.ProcessEnv = process.env): StoreOptions {
+  if (!v.bool('layout')) return { insecureRegistries: v.list('insecure-registry') };
+  // Layout mode is experimental in the Platform API: allowed only when CNB_EXPERIMENTAL_MODE says so.
+  const mode = env.CNB_EXPERIMENTAL_MODE || 'error';
+  if (mode === 'error') throw new StrataError('-layout is experimental; set CNB_EXPERIMENTAL_MODE=warn (or quiet) to use it', Exit.InvalidArgs);
+  const layoutDir = v.str('layout-dir');
+  if (!layoutDir) throw new StrataError('-layout needs -layout-dir (or CNB_LAYOUT_DIR)', Exit.InvalidArgs);
+  return { insecureRegistries: v.list('insecure-registry'), layoutDir };
 }
 
 function numeric(v: FlagValues, name: string): number {
@@ -227,6 +233,14 @@ const PHASES: Record<string, Phase> = {
       const runImages = api.atLeast('0.12') ? await readRunImages(v.str('run')!) : await readRunImages(v.str('stack')!, true);
       const runName = analyzed.runImage?.image || runRef;
       const entry = runImageEntry(runImages, runName);
+      const cache = await openCache(v, log);
+      const saveTheCache = async (): Promise<void> => {
+        if (!cache) return;
+        const saved = await saveCache({ group: group.group, layersDir: v.str('layers')!, cache, uid: numeric(v, 'uid'), gid: numeric(v, 'gid'), created: createdTime(env), log });
+        if (saved) log.info(`Cache saved: ${saved.buildpacks.reduce((n, b) => n + Object.keys(b.layers).length, 0)} layer(s)`);
+      };
+      // -parallel: the cache is written while the image is; both only read the layer dirs.
+      const caching = v.bool('parallel') ? saveTheCache() : undefined;
       const prevRef = analyzed.previousImage?.reference;
       const engine = v.bool('daemon') ? EngineClient.fromEnv(env) : undefined;
       // An engine trades whole tars, not blobs: in daemon mode a temporary layout holds the previous image and the
@@ -273,11 +287,7 @@ const PHASES: Record<string, Phase> = {
         await fromEngine?.close();
         if (staging) await rm(staging.root, { recursive: true, force: true });
       }
-      const cache = await openCache(v, log);
-      if (cache) {
-        const saved = await saveCache({ group: group.group, layersDir: v.str('layers')!, cache, uid: numeric(v, 'uid'), gid: numeric(v, 'gid'), created: createdTime(env), log });
-        if (saved) log.info(`Cache saved: ${saved.buildpacks.reduce((n, b) => n + Object.keys(b.layers).length, 0)} layer(s)`);
-      }
+      await (caching ?? saveTheCache());
     },
   },
   restorer: {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { StrataError } from './errors.js';
 import { OciLayout } from './layout.js';
 import { Reference } from './reference.js';
@@ -45,6 +46,11 @@ export function parseTarget(text: string): ImageTarget {
 
 export interface StoreOptions {
   insecureRegistries?: string[];
+  /**
+   * The Platform API's layout mode: registry references name OCI layouts under this dir instead,
+   * `<dir>/<registry>/<repository>/<tag>` (or `…/sha256/<hex>` for a digest).
+   */
+  layoutDir?: string;
   registryOptions?: (registry: string) => RegistryOptions;
 }
 
@@ -63,8 +69,16 @@ export function registryClient(registry: string, options: StoreOptions = {}): Re
   return client;
 }
 
+/** Where layout mode keeps a registry reference: `<dir>/<registry>/<repository>/<tag>` or `…/sha256/<hex>`. */
+export function layoutTarget(layoutDir: string, ref: Reference): ImageTarget {
+  const leaf = ref.tag ? [ref.tag] : ['sha256', (ref.digest ?? '').replace(/^sha256:/, '')];
+  const dir = join(layoutDir, ref.registry, ...ref.repository.split('/'), ...leaf);
+  return { kind: 'layout', dir, tag: ref.tag ?? 'latest', text: `oci:${dir}` };
+}
+
 /** Opens the store behind a target; `id` is what to read (tag or digest), `tag` is what a write names. */
 export async function openTarget(target: ImageTarget, options: StoreOptions & { create?: boolean } = {}): Promise<{ store: ImageStore; id: string | undefined; tag: string | undefined }> {
+  if (target.kind === 'registry' && options.layoutDir) return openTarget(layoutTarget(options.layoutDir, target.ref), { ...options, layoutDir: undefined });
   if (target.kind === 'engine') throw new StrataError(`${target.text}: an engine image cannot be used here; copy it to oci:<dir> or a registry first`);
   if (target.kind === 'layout') {
     const layout = await OciLayout.open(target.dir, { create: options.create ?? false });

@@ -414,3 +414,31 @@ test('SIGKILL at any moment of an export with a cache leaves a cache the next bu
     const after = await buildOnce();
     assert.match(after.build, /downloads restored/);
   }));
+
+test('-layout (experimental) maps image names into OCI layouts under -layout-dir; -parallel writes the cache alongside', () =>
+  withWorkspace(async (ws) => {
+    const layoutDir = join(ws.root, 'layouts');
+    const runRef = 'example.com/base/run:v1';
+    const runLayout = join(layoutDir, 'example.com', 'base', 'run', 'v1');
+    const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+    await copyImage(base.layout, 'run', await OciLayout.open(runLayout, { create: true }), 'v1');
+    await writeBuildpack(ws.buildpacks, { id: 'test/simple', build: `mkdir -p "$CNB_LAYERS_DIR/c"; echo x > "$CNB_LAYERS_DIR/c/x"; printf '[types]\\ncache = true\\nlaunch = true\\n' > "$CNB_LAYERS_DIR/c.toml"` });
+    await ws.order([['test/simple']]);
+    const app = 'example.com/team/app:v1';
+    const layoutEnv = { ...env, CNB_EXPERIMENTAL_MODE: 'warn' };
+    const flags = ['-layers', ws.layers, '-layout', '-layout-dir', layoutDir];
+    const refused = await run(bin('analyzer'), [...flags, '-run-image', runRef, app], { env });
+    assert.equal(refused.code, 3);
+    assert.match(refused.stderr, /-layout is experimental; set CNB_EXPERIMENTAL_MODE/);
+    const a = await run(bin('analyzer'), [...flags, '-run-image', runRef, app], { env: layoutEnv });
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(await readFile(join(ws.layers, 'analyzed.toml'), 'utf8'), new RegExp(`reference = "oci:${runLayout.replace(/\//g, '\\/')}@sha256:`));
+    assert.equal((await ws.phase('detector')).code, 0);
+    assert.equal((await ws.phase('builder')).code, 0);
+    const e = await run(bin('exporter'), [...flags, '-app', ws.app, '-launcher', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), '-uid', '1000', '-gid', '1000', '-parallel', '-cache-dir', join(ws.root, 'cache'), app], { env: layoutEnv });
+    assert.equal(e.code, 0, e.stderr + e.stdout);
+    assert.match(e.stdout, /Cache saved: 1 layer\(s\)/);
+    const out = join(layoutDir, 'example.com', 'team', 'app', 'v1');
+    await runOk('umoci', ['unpack', '--image', `${out}:v1`, join(ws.root, 'bundle')]);
+    assert.equal((await readFile(join(ws.root, 'bundle', 'rootfs', ws.layers, 'test_simple', 'c', 'x'), 'utf8')).trim(), 'x');
+  }));
