@@ -20,6 +20,7 @@ import { analyze, openImage, resolveRunImage, runImageEntry } from './analyze.js
 import { exportImage, saveCache, type ExportTarget } from './export.js';
 import { DirCache, ImageCache, type Cache } from './cache.js';
 import { restore } from './restore.js';
+import { extractSbomLayer } from './sbom.js';
 import { LABEL, parseLifecycleMetadata } from './labels.js';
 import { rebase } from './rebase.js';
 import { layerTime } from '../oci/layer.js';
@@ -198,6 +199,9 @@ const PHASES: Record<string, Phase> = {
       const runImages = api.atLeast('0.12') ? await readRunImages(v.str('run')!) : await readRunImages(v.str('stack')!, true);
       const result = await analyze({ output: names[0]!, ...(v.str('previous-image') ? { previous: v.str('previous-image') } : {}), ...(v.str('run-image') ? { runImage: v.str('run-image') } : {}), runImages, store: storeOptions(v), ...(v.bool('daemon') ? { engine: EngineClient.fromEnv(env) } : {}), log });
       await writeAnalyzed(v.str('analyzed')!, result.analyzed);
+      // The previous image's SBOMs come back to disk so reused layers keep theirs (the restorer puts them in place).
+      const sbomSha = result.previousMetadata?.sbom?.sha;
+      if (api.atLeast('0.8') && !v.bool('skip-layers') && result.previous && sbomSha) await extractSbomLayer(result.previous.image, sbomSha, result.previous.name, log);
       log.info(result.previous ? `Previous image ${result.previous.reference}` : 'No previous image');
       log.info(`Run image ${result.run.reference}`);
     },

@@ -300,6 +300,8 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
       }
       metadata.buildpacks.push({ key: bp.id, version: bp.version, layers });
     }
+    const sbomDir = join(options.layersDir, 'sbom', 'cache');
+    if (await exists(sbomDir)) metadata.sbom = { sha: await writer.addLayer(ownedTree(sbomDir, sbomDir, options.uid, options.gid), options.created) };
     await writer.commit(metadata);
     return metadata;
   } catch (err) {

@@ -9,6 +9,7 @@ import type { ApiVersion } from '../spec/api.js';
 import type { Cache } from './cache.js';
 import { layerRecipe } from './export.js';
 import { rememberDiffID } from './fingerprint.js';
+import { restoreLayerSboms } from './sbom.js';
 import type { LayerRecord, LifecycleMetadata } from './labels.js';
 import type { Logger } from './log.js';
 
@@ -78,6 +79,14 @@ export async function restore(inputs: RestoreInputs): Promise<{ restored: string
         await Promise.all([rm(join(bpDir, name), { recursive: true, force: true }), rm(join(bpDir, `${name}.toml`), { force: true })]);
       }
     }
+  }
+  if (!inputs.skipLayers && inputs.platformApi.atLeast('0.8')) {
+    try {
+      if (cacheMd.sbom?.sha && inputs.cache) await extractLayer(await inputs.cache.openLayer(cacheMd.sbom.sha), '/', { label: 'cached SBOM layer', keepExistingDirs: true });
+    } catch (err) {
+      log.warn(`cache: SBOM layer not restored (${err instanceof Error ? err.message : String(err)})`);
+    }
+    await restoreLayerSboms(layersDir, inputs.group);
   }
   return { restored, removed };
 }

@@ -442,3 +442,38 @@ test('-layout (experimental) maps image names into OCI layouts under -layout-dir
     await runOk('umoci', ['unpack', '--image', `${out}:v1`, join(ws.root, 'bundle')]);
     assert.equal((await readFile(join(ws.root, 'bundle', 'rootfs', ws.layers, 'test_simple', 'c', 'x'), 'utf8')).trim(), 'x');
   }));
+
+test('SBOMs survive a rebuild that reuses a launch layer: the analyzer brings back the previous SBOM layer and the restorer puts it in place', () =>
+  withWorkspace(async (ws) => {
+    const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+    await copyImage(base.layout, 'run', new RegistryClient(fx.reg.host).repository('sbom/run'), 'v1');
+    await writeBuildpack(ws.buildpacks, {
+      id: 'test/sbom',
+      buildpackKeys: 'sbom-formats = ["application/vnd.cyclonedx+json"]',
+      build: `L="$CNB_LAYERS_DIR"
+if [ -f "$L/lib.toml" ]; then echo "lib kept from the previous image"; else mkdir -p "$L/lib"; echo so > "$L/lib/libx.so"; echo '{"bomFormat":"CycloneDX","components":[{"name":"libx"}]}' > "$L/lib.sbom.cdx.json"; fi
+printf '[types]\\nlaunch = true\\n[metadata]\\nv = "1"\\n' > "$L/lib.toml"`,
+    });
+    await ws.order([['test/sbom']]);
+    const app = `${fx.reg.host}/sbom/app:v1`;
+    const common = ['-layers', ws.layers];
+    const once = async (): Promise<string> => {
+      assert.equal((await run(bin('analyzer'), [...common, '-run-image', `${fx.reg.host}/sbom/run:v1`, app], { env })).code, 0);
+      assert.equal((await ws.phase('detector')).code, 0);
+      const r = await run(bin('restorer'), common, { env });
+      assert.equal(r.code, 0, r.stderr);
+      const b = await ws.phase('builder');
+      assert.equal(b.code, 0, b.stderr);
+      const e = await run(bin('exporter'), [...common, '-app', ws.app, '-launcher', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), '-uid', '1000', '-gid', '1000', app], { env });
+      assert.equal(e.code, 0, e.stderr + e.stdout);
+      return b.stdout;
+    };
+    await once();
+    await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+    assert.match(await once(), /lib kept from the previous image/);
+    const out = join(ws.root, 'out');
+    await copyImage(new RegistryClient(fx.reg.host).repository('sbom/app'), 'v1', await OciLayout.open(out, { create: true }), 'v1');
+    await runOk('umoci', ['unpack', '--image', `${out}:v1`, join(ws.root, 'bundle')]);
+    const sbom = await readFile(join(ws.root, 'bundle', 'rootfs', ws.layers, 'sbom', 'launch', 'test_sbom', 'lib', 'sbom.cdx.json'), 'utf8');
+    assert.match(sbom, /"libx"/);
+  }));
