@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { access, lchown, lstat, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { EngineClient } from '../oci/engine/client.js';
+import { RegistryRepository } from '../oci/registry/client.js';
 import { loadIntoEngine, openEngineImage } from '../oci/engine/transfer.js';
 import { OciLayout } from '../oci/layout.js';
 import { resolveImage } from '../oci/image.js';
@@ -160,6 +161,20 @@ async function exportTargets(names: string[], options: StoreOptions): Promise<Ex
   return out;
 }
 
+/** Every registry output must accept pushes; checked up front so no build runs only to fail at export. */
+async function checkWriteAccess(names: string[], options: StoreOptions): Promise<void> {
+  for (const name of names) {
+    const t = await openTarget(parseTarget(name), { ...options, create: true });
+    if (t.store instanceof RegistryRepository) {
+      try {
+        await t.store.checkPushAccess();
+      } catch (err) {
+        throw new StrataError(`no write access to ${name}: ${errorMessage(err)}`, Exit.AnalyzeError, { cause: err });
+      }
+    }
+  }
+}
+
 /** `-cache-image` (a registry or oci: image) or `-cache-dir`; none means no cache. */
 async function openCache(v: FlagValues, log: Logger): Promise<Cache | undefined> {
   const image = v.str('cache-image');
@@ -198,6 +213,7 @@ const PHASES: Record<string, Phase> = {
       const names = outputNames(v);
       const runImages = api.atLeast('0.12') ? await readRunImages(v.str('run')!) : await readRunImages(v.str('stack')!, true);
       const result = await analyze({ output: names[0]!, ...(v.str('previous-image') ? { previous: v.str('previous-image') } : {}), ...(v.str('run-image') ? { runImage: v.str('run-image') } : {}), runImages, store: storeOptions(v), ...(v.bool('daemon') ? { engine: EngineClient.fromEnv(env) } : {}), log });
+      if (!v.bool('daemon')) await checkWriteAccess(names, storeOptions(v));
       await writeAnalyzed(v.str('analyzed')!, result.analyzed);
       // The previous image's SBOMs come back to disk so reused layers keep theirs (the restorer puts them in place).
       const sbomSha = result.previousMetadata?.sbom?.sha;

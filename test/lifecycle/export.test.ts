@@ -74,7 +74,8 @@ test('the exporter stacks launch layers, SBOM, app slices, launcher, config and 
   withWorkspace(async (ws) => {
     await built(ws);
     const runDir = join(ws.root, 'run-layout');
-    await makeLayoutImage(runDir, 'run', [{ 'etc/os-release': 'ID=debian\nVERSION_ID=12\n' }], { 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.rebasable': 'true' });
+    // A small real run image: busybox-static (installed by scripts/setup.sh) as its userland.
+    await makeLayoutImage(runDir, 'run', [{ 'etc/os-release': 'ID=debian\nVERSION_ID=12\n', 'bin/busybox': await readFile('/bin/busybox') }], { 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.rebasable': 'true' });
     const repo = new RegistryClient(fx.reg.host).repository('export/app');
     const outLayout = await OciLayout.open(join(ws.root, 'out'), { create: true });
     const r = await exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v1', name: `${fx.reg.host}/export/app:v1` }, { store: outLayout, tag: 'v1', name: 'oci:out:v1' }]));
@@ -112,6 +113,7 @@ test('the exporter stacks launch layers, SBOM, app slices, launcher, config and 
     await runOk('umoci', ['unpack', '--image', `${join(ws.root, 'out')}:v1`, bundle]);
     const rootfs = join(bundle, 'rootfs');
     assert.equal(await readlink(join(rootfs, 'cnb/process/web')), '/cnb/lifecycle/launcher');
+    assert.ok((await stat(join(rootfs, 'bin/busybox'))).size > 100_000, 'the run image is underneath');
     const launcher = await stat(join(rootfs, 'cnb/lifecycle/launcher'));
     assert.equal(launcher.uid, 0);
     assert.equal(launcher.mode & 0o777, 0o755);

@@ -79,3 +79,18 @@ test('CNB_REGISTRY_AUTH supplies the Authorization header directly', async () =>
   env.CNB_REGISTRY_AUTH = JSON.stringify({ [fx.reg.host]: header });
   assert.equal((await runOk(STRATA, ['image', 'tags', `${fx.reg.host}/auth/app`], { env })).trim(), 'v1');
 });
+
+test('the analyzer checks push access up front: without credentials it fails with exit 32 and names the image', async () => {
+  const run1 = join(fx.work, 'run-for-analyzer');
+  await makeLayoutImage(run1, 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+  const layers = join(fx.work, 'analyzer-layers');
+  await mkdir(layers, { recursive: true });
+  const env = { ...envWith({ DOCKER_CONFIG: await dockerConfig('analyzer-empty', {}) }), CNB_PLATFORM_API: '0.15' };
+  const r = await run(join(PROJECT_ROOT, 'dist', 'lifecycle', 'analyzer'), ['-layers', layers, '-run-image', `oci:${run1}:run`, `${fx.reg.host}/auth/locked:v1`], { env });
+  assert.equal(r.code, 32, r.stderr + r.stdout);
+  assert.match(r.stderr, new RegExp(`no write access to ${fx.reg.host.replace(/\./g, '\\.')}/auth/locked:v1: .*strata login`));
+  const ok = await run(join(PROJECT_ROOT, 'dist', 'lifecycle', 'analyzer'), ['-layers', layers, '-run-image', `oci:${run1}:run`, `${fx.reg.host}/auth/locked:v1`], {
+    env: { ...env, DOCKER_CONFIG: await dockerConfig('analyzer-alice', { auths: { [fx.reg.host]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }) },
+  });
+  assert.equal(ok.code, 0, ok.stderr);
+});

@@ -360,6 +360,16 @@ export class RegistryRepository implements ImageStore {
     return { location: header(res, 'location') ? await this.uploadLocation(res) : location, offset: last === 0 ? 0 : last + 1 };
   }
 
+  /**
+   * Proves push access without writing anything: opens an upload session and cancels it, as go-containerregistry's
+   * CheckPushPermission does, so a build fails before its buildpacks run rather than at the very end.
+   */
+  async checkPushAccess(): Promise<void> {
+    const location = await this.startUpload(pushScope(this.repository));
+    const res = await this.client.request({ method: 'DELETE', path: location }, pushScope(this.repository));
+    res.body.resume();
+  }
+
   private async startUpload(scope: string): Promise<URL> {
     // A POST with ?digest= and a body would be one request, but Debian's registry accepts it and drops the body,
     // so every upload is POST, then PUT (or PATCH…PUT).
