@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { registerImageCommands } from './image.js';
 import { registerLoginCommands } from './login.js';
+import { registerBuildpackCommands } from './buildpack.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     });
   registerImageCommands(program);
   registerLoginCommands(program);
+  registerBuildpackCommands(program);
   return program;
 }
 

@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StrataError } from '../oci/errors.js';
+import { assemblePackage, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
+import { imageTarget } from '../platform/localstore.js';
+import { readPackageConfig } from '../spec/packagetoml.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, ...value.split(',').filter(Boolean)];
+}
+
+/** `strata buildpack package|inspect`: pack's buildpackage verbs, without an engine. */
+export function registerBuildpackCommands(program: Command): void {
+  const bp = program.command('buildpack').description('package and inspect buildpacks');
+  bp.command('package <name>')
+    .description('package a buildpack and its dependencies (package.toml) as an image or a .cnb file')
+    .requiredOption('-c, --config <file>', 'package.toml')
+    .option('-f, --format <format>', 'image or file', 'image')
+    .option('--publish', 'push the image to its registry (otherwise it goes to the local store, or oci:<dir>)')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .action(async (name: string, opts: { config: string; format: string; publish?: boolean; insecureRegistry: string[] }) => {
+      if (opts.format !== 'image' && opts.format !== 'file') throw new StrataError(`--format "${opts.format}": use image or file`);
+      const options = { insecureRegistries: opts.insecureRegistry };
+      const config = await readPackageConfig(opts.config);
+      const work = await mkdtemp(join(tmpdir(), 'strata-package-'));
+      try {
+        const pkg = await assemblePackage(config, work, options);
+        if (opts.format === 'file') {
+          if (!name.endsWith('.cnb')) throw new StrataError(`${name}: a buildpackage file is named <name>.cnb`);
+          await writeBuildpackageFile(pkg, name);
+          process.stdout.write(`Successfully created package ${name} (${pkg.entry.id}@${pkg.entry.version}, ${pkg.buildpacks.length} buildpack(s))\n`);
+          return;
+        }
+        const t = await imageTarget(name, opts.publish ?? false, options);
+        const digest = await writeBuildpackageImage(pkg, t.store, t.tag);
+        process.stdout.write(`Successfully created package ${name} in ${t.where} (${pkg.entry.id}@${pkg.entry.version}, ${pkg.buildpacks.length} buildpack(s))\n  digest ${digest}\n`);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    });
+  bp.command('inspect <ref>')
+    .description('show the buildpacks in a buildpackage (image, oci:<dir> or .cnb)')
+    .option('-o, --output <format>', 'human or json', 'human')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .action(async (ref: string, opts: { output: string; insecureRegistry: string[] }) => {
+      const work = await mkdtemp(join(tmpdir(), 'strata-inspect-'));
+      try {
+        const image = await openBuildpackage(ref, work, { insecureRegistries: opts.insecureRegistry });
+        const meta = JSON.parse(image.config.config?.Labels?.[LABEL_BUILDPACKAGE] ?? '{}') as { id?: string; version?: string };
+        const bps = packagedBuildpacks(image, ref);
+        if (opts.output === 'json') {
+          process.stdout.write(`${JSON.stringify({ id: meta.id, version: meta.version, buildpacks: bps.map((b) => ({ id: b.id, version: b.version, api: b.info.api, homepage: b.info.homepage, order: b.info.order })) }, null, 2)}\n`);
+          return;
+        }
+        process.stdout.write(`Inspecting buildpackage: ${ref}\n\nBuildpack: ${meta.id}@${meta.version}\n\nBuildpacks:\n  ID${' '.repeat(30)}VERSION     API\n`);
+        for (const b of bps) process.stdout.write(`  ${b.id.padEnd(32)}${b.version.padEnd(12)}${b.info.api}\n`);
+        const root = bps.find((b) => b.id === meta.id && b.version === meta.version);
+        if (root?.info.order) {
+          process.stdout.write('\nDetection Order:\n');
+          root.info.order.forEach((g, i) => {
+            process.stdout.write(` └ Group #${i + 1}:\n`);
+            g.group.forEach((e, j) => process.stdout.write(`    ${j === g.group.length - 1 ? '└' : '├'} ${e.id}@${e.version ?? ''}${e.optional ? '    (optional)' : ''}\n`));
+          });
+        }
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    });
+}

@@ -1,0 +1,201 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copyBlob } from '../oci/copy.js';
+import type { Digest } from '../oci/digest.js';
+import { StrataError } from '../oci/errors.js';
+import { extractLayer } from '../oci/extract.js';
+import { resolveImage, type ResolvedImage } from '../oci/image.js';
+import { NORMALISED_MTIME, parentPaths, treeEntries, writeLayerFile, writeTarFile, type LayerEntry } from '../oci/layer.js';
+import { OciLayout } from '../oci/layout.js';
+import { hostPlatform, type Descriptor } from '../oci/manifest.js';
+import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
+import type { ImageStore } from '../oci/store.js';
+import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import { escapeId, readDescriptor, type BuildpackDescriptor } from '../spec/buildpack.js';
+import type { Order } from '../spec/order.js';
+import type { BuildpackSource, PackageConfig } from '../spec/packagetoml.js';
+import type { Target } from '../spec/target.js';
+
+export const LABEL_BUILDPACKAGE = 'io.buildpacks.buildpackage.metadata';
+export const LABEL_BUILDPACK_LAYERS = 'io.buildpacks.buildpack.layers';
+
+/** One entry of `io.buildpacks.buildpack.layers`. */
+export interface BuildpackLayerInfo {
+  api: string;
+  layerDiffID: string;
+  order?: Order;
+  stacks?: { id: string; mixins?: string[] }[];
+  targets?: Target[];
+  homepage?: string;
+  name?: string;
+}
+
+export type BuildpackLayers = Record<string, Record<string, BuildpackLayerInfo>>;
+
+/** A buildpack ready to go into an image: its layer (a file made here, or a blob in another image) and its label entry. */
+export interface CollectedBuildpack {
+  id: string;
+  version: string;
+  info: BuildpackLayerInfo;
+  layer: { descriptor: Descriptor; diffID: Digest; file?: string; from?: ImageStore };
+}
+
+/** The entries of one buildpack's layer: `/cnb/buildpacks/<escaped id>/<version>/…`, root-owned, normalised. */
+async function* buildpackEntries(desc: BuildpackDescriptor): AsyncGenerator<LayerEntry> {
+  const prefix = `cnb/buildpacks/${escapeId(desc.id)}/${desc.version}`;
+  for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: 0o755 };
+  yield* treeEntries(desc.dir, { prefix, parentDirs: false });
+}
+
+function layerInfo(desc: BuildpackDescriptor, diffID: string): BuildpackLayerInfo {
+  return {
+    api: desc.api,
+    layerDiffID: diffID,
+    ...(desc.order.length ? { order: desc.order } : {}),
+    ...(desc.stacks.length ? { stacks: desc.stacks } : {}),
+    ...(desc.targets.length ? { targets: desc.targets } : {}),
+    ...(desc.homepage ? { homepage: desc.homepage } : {}),
+    ...(desc.name ? { name: desc.name } : {}),
+  };
+}
+
+/** Finds the dir holding buildpack.toml in an unpacked archive: its root, or its single top-level dir. */
+async function buildpackRoot(dir: string): Promise<string> {
+  if (await stat(join(dir, 'buildpack.toml')).catch(() => undefined)) return dir;
+  const entries = await readdir(dir);
+  if (entries.length === 1 && (await stat(join(dir, entries[0]!, 'buildpack.toml')).catch(() => undefined))) return join(dir, entries[0]!);
+  throw new StrataError(`${dir}: no buildpack.toml at the root of the archive`);
+}
+
+/** Reads a buildpackage from an image reference or a `.cnb` file (an OCI layout in a plain tar). */
+export async function openBuildpackage(ref: string, work: string, options: StoreOptions): Promise<ResolvedImage> {
+  if (ref.endsWith('.cnb')) {
+    const dir = await mkdtemp(join(work, 'cnb-'));
+    await extractLayer(createReadStream(ref), dir, { label: ref, chown: false });
+    return resolveImage(await OciLayout.open(dir), undefined);
+  }
+  const t = await openTarget(parseTarget(ref.replace(/^docker:\/\//, '')), options);
+  return resolveImage(t.store, t.id);
+}
+
+/** The buildpacks a buildpackage image holds, with their layers by reference (copied blob for blob, never re-made). */
+export function packagedBuildpacks(image: ResolvedImage, what: string): CollectedBuildpack[] {
+  const label = image.config.config?.Labels?.[LABEL_BUILDPACK_LAYERS];
+  if (!label) throw new StrataError(`${what}: not a buildpackage (no ${LABEL_BUILDPACK_LAYERS} label)`);
+  const layers = JSON.parse(label) as BuildpackLayers;
+  const out: CollectedBuildpack[] = [];
+  for (const [id, versions] of Object.entries(layers)) {
+    for (const [version, info] of Object.entries(versions)) {
+      const i = image.config.rootfs.diff_ids.indexOf(info.layerDiffID as Digest);
+      if (i < 0) throw new StrataError(`${what}: ${id}@${version} names layer ${info.layerDiffID}, which the image does not have`);
+      out.push({ id, version, info, layer: { descriptor: image.manifest.manifest.layers[i]!, diffID: info.layerDiffID as Digest, from: image.store } });
+    }
+  }
+  return out;
+}
+
+/** A buildpack from a directory or a `.tgz`, made into its layer in `work`. */
+export async function buildpackFromSource(uri: string, work: string): Promise<{ desc: BuildpackDescriptor; collected: CollectedBuildpack }> {
+  let dir = uri;
+  if (/\.(tgz|tar\.gz|tar)$/.test(uri)) {
+    const into = await mkdtemp(join(work, 'tgz-'));
+    await extractLayer(createReadStream(uri), into, { label: uri, chown: false });
+    dir = await buildpackRoot(into);
+  }
+  const desc = await readDescriptor(dir);
+  const file = join(work, `${escapeId(desc.id)}-${desc.version}.tar.gz`);
+  const info = await writeLayerFile(buildpackEntries(desc), file, { mtime: NORMALISED_MTIME });
+  return { desc, collected: { id: desc.id, version: desc.version, info: layerInfo(desc, info.diffID), layer: { descriptor: { mediaType: info.mediaType, digest: info.digest, size: info.size }, diffID: info.diffID, file } } };
+}
+
+/** Gathers the buildpacks of a source (a dir/.tgz buildpack, or every buildpack of a package image or .cnb). */
+export async function collectSource(src: BuildpackSource, work: string, options: StoreOptions): Promise<{ entry?: BuildpackDescriptor; buildpacks: CollectedBuildpack[] }> {
+  const ref = src.image ?? src.uri!;
+  if (src.image || ref.endsWith('.cnb') || ref.startsWith('docker://')) {
+    const image = await openBuildpackage(ref, work, options);
+    return { buildpacks: packagedBuildpacks(image, ref) };
+  }
+  const { desc, collected } = await buildpackFromSource(ref, work);
+  return { entry: desc, buildpacks: [collected] };
+}
+
+/** Every id@version an order can reach must be present, and no composite may contain itself. */
+export function checkOrders(buildpacks: CollectedBuildpack[], where: string): void {
+  const byKey = new Map(buildpacks.map((b) => [`${b.id}@${b.version}`, b]));
+  const visit = (b: CollectedBuildpack, path: string[]): void => {
+    for (const g of b.info.order ?? []) {
+      for (const el of g.group) {
+        const key = `${el.id}@${el.version ?? ''}`;
+        if (path.includes(key)) throw new StrataError(`${where}: composite order cycle ${[...path, key].join(' → ')}`);
+        const dep = byKey.get(key);
+        if (!dep) throw new StrataError(`${where}: buildpack ${key} (in the order of ${b.id}@${b.version}) is not packaged; add it to [[dependencies]]`);
+        visit(dep, [...path, key]);
+      }
+    }
+  };
+  for (const b of buildpacks) visit(b, [`${b.id}@${b.version}`]);
+}
+
+export interface Buildpackage {
+  entry: BuildpackDescriptor;
+  buildpacks: CollectedBuildpack[];
+}
+
+/** Reads package.toml's buildpack and dependencies into one deduplicated, checked set. */
+export async function assemblePackage(config: PackageConfig, work: string, options: StoreOptions): Promise<Buildpackage> {
+  const { entry, buildpacks } = await collectSource(config.buildpack, work, options);
+  if (!entry) throw new StrataError(`${config.file}: [buildpack] must be a directory or .tgz, not a package`);
+  const all = new Map<string, CollectedBuildpack>();
+  for (const dep of config.dependencies) for (const b of (await collectSource(dep, work, options)).buildpacks) all.set(`${b.id}@${b.version}`, b);
+  for (const b of buildpacks) all.set(`${b.id}@${b.version}`, b);
+  const list = [...all.values()];
+  checkOrders(list, config.file);
+  return { entry, buildpacks: list };
+}
+
+export function layersLabel(buildpacks: CollectedBuildpack[]): BuildpackLayers {
+  const out: BuildpackLayers = {};
+  for (const b of buildpacks) (out[b.id] ??= {})[b.version] = b.info;
+  return out;
+}
+
+/** Puts each buildpack's layer into `store`: uploaded from its file, or copied blob for blob from its package. */
+export async function storeBuildpackLayers(buildpacks: CollectedBuildpack[], store: ImageStore): Promise<AddedLayer[]> {
+  const added: AddedLayer[] = [];
+  for (const b of buildpacks) {
+    const { descriptor, diffID, file, from } = b.layer;
+    if (file) await store.putBlob(descriptor, async (start, end) => createReadStream(file, { start, end: end - 1 }));
+    else if (from) await copyBlob(from, store, descriptor);
+    added.push({ descriptor, diffID, history: { created_by: `Buildpack: ${b.id}@${b.version}` } });
+  }
+  return added;
+}
+
+function packageLabels(pkg: Buildpackage): Record<string, string> {
+  const e = pkg.entry;
+  return {
+    [LABEL_BUILDPACKAGE]: JSON.stringify({ id: e.id, version: e.version, ...(e.name ? { name: e.name } : {}), ...(e.homepage ? { homepage: e.homepage } : {}), stacks: e.stacks.map((s) => ({ id: s.id, mixins: s.mixins })) }),
+    [LABEL_BUILDPACK_LAYERS]: JSON.stringify(layersLabel(pkg.buildpacks)),
+  };
+}
+
+/** Writes a buildpackage image: one layer per buildpack and the two labels of spec §15. */
+export async function writeBuildpackageImage(pkg: Buildpackage, store: ImageStore, tag: string): Promise<Digest> {
+  const added = await storeBuildpackLayers(pkg.buildpacks, store);
+  const { config, manifest } = appendLayers(emptyConfig(hostPlatform(), NORMALISED_MTIME), emptyManifest(), added);
+  return (await writeImage(store, { ...config, config: { ...(config.config ?? {}), Labels: packageLabels(pkg) } }, manifest, tag)).digest;
+}
+
+/** Writes a `.cnb`: the package as an OCI layout in an uncompressed tar, under a temp name until complete. */
+export async function writeBuildpackageFile(pkg: Buildpackage, path: string): Promise<Digest> {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-cnb-'));
+  try {
+    const digest = await writeBuildpackageImage(pkg, await OciLayout.open(dir, { create: true }), 'latest');
+    await writeTarFile(treeEntries(dir), path);
+    return digest;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,29 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { OciLayout } from '../oci/layout.js';
+import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import type { ImageStore } from '../oci/store.js';
+
+/** `$STRATA_HOME`, else the user's data dir: where strata keeps images that were not published. */
+export function strataHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.STRATA_HOME || join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'strata');
+}
+
+/** The local image store: one OCI layout whose tags are full image names (`docker.io/library/app:latest`). */
+export async function localImages(env: NodeJS.ProcessEnv = process.env): Promise<OciLayout> {
+  return OciLayout.open(join(strataHome(env), 'images'), { create: true });
+}
+
+/**
+ * Where an image name points for writing or reading: `oci:<dir>` layouts as given; with `publish`, the registry;
+ * otherwise the local store, under the normalised name.
+ */
+export async function imageTarget(name: string, publish: boolean, options: StoreOptions = {}): Promise<{ store: ImageStore; id: string | undefined; tag: string; where: string }> {
+  const target = parseTarget(name);
+  if (target.kind !== 'registry' || publish) {
+    const t = await openTarget(target, { ...options, create: true });
+    return { store: t.store, id: t.id, tag: t.tag ?? 'latest', where: target.kind === 'registry' ? target.ref.registry : name };
+  }
+  const tag = (target.ref.tag ? target.ref : target.ref.withTag('latest')).toString();
+  return { store: await localImages(), id: tag, tag, where: 'the local store' };
+}

@@ -1,0 +1,51 @@
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { Fields, SpecError, readToml, type Table } from './toml.js';
+
+/** Where a buildpack comes from in package.toml or builder.toml: a dir, a .tgz, a .cnb file, or an image. */
+export interface BuildpackSource {
+  uri?: string;
+  image?: string;
+}
+
+/** pack's package.toml: the entry buildpack and the buildpackages its order needs. */
+export interface PackageConfig {
+  buildpack: BuildpackSource;
+  dependencies: BuildpackSource[];
+  os: string;
+  file: string;
+}
+
+const KNOWN_TOP = new Set(['buildpack', 'extension', 'dependencies', 'platform']);
+
+/** A uri relative to the config file's dir; `docker://` and `file://` forms as pack writes them. */
+export function resolveUri(uri: string, configFile: string): string {
+  if (uri.startsWith('docker://')) return uri;
+  const path = uri.startsWith('file://') ? uri.slice('file://'.length) : uri;
+  return isAbsolute(path) ? path : resolve(dirname(configFile), path);
+}
+
+function source(f: Fields, file: string): BuildpackSource {
+  const uri = f.str('uri');
+  const image = f.str('image');
+  if (!uri && !image) throw new SpecError(`${f.where}: give a uri or an image`);
+  if (uri && image) throw new SpecError(`${f.where}: give a uri or an image, not both`);
+  return uri ? { uri: resolveUri(uri, file) } : { image: image! };
+}
+
+export function parsePackageConfig(table: Table, file: string): PackageConfig {
+  for (const k of Object.keys(table)) if (!KNOWN_TOP.has(k)) throw new SpecError(`${file}: unknown key "${k}" (expected buildpack, dependencies, platform)`);
+  const f = new Fields(table, file);
+  if (!f.has('buildpack')) throw new SpecError(`${file}: [buildpack] with a uri is required`);
+  return {
+    buildpack: source(f.sub('buildpack'), file),
+    dependencies: f.list('dependencies').map((d) => source(d, file)),
+    os: f.sub('platform').str('os') ?? 'linux',
+    file,
+  };
+}
+
+export async function readPackageConfig(path: string): Promise<PackageConfig> {
+  const t = await readToml(path);
+  if (!t) throw new SpecError(`${path}: not found; pass the package.toml with --config`);
+  return parsePackageConfig(t, path);
+}
