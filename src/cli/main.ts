@@ -3,6 +3,7 @@ import { VERSION } from '../version.js';
 import { registerImageCommands } from './image.js';
 import { registerLoginCommands } from './login.js';
 import { registerBuildpackCommands } from './buildpack.js';
+import { registerBuilderCommands } from './builder.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerImageCommands(program);
   registerLoginCommands(program);
   registerBuildpackCommands(program);
+  registerBuilderCommands(program);
   return program;
 }
 

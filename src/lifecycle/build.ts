@@ -1,5 +1,4 @@
 import { copyFile, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { SBOM_MEDIA_TYPES, descriptorDir, escapeId, readDescriptor, type BuildpackDescriptor } from '../spec/buildpack.js';
@@ -52,7 +51,8 @@ export async function readLayers(bpLayersDir: string): Promise<BuiltLayer[]> {
 export async function build(inputs: BuilderInputs): Promise<BuildMetadata> {
   const { layersDir, log } = inputs;
   await rm(join(layersDir, 'sbom'), { recursive: true, force: true });
-  const tmp = await mkdtemp(join(tmpdir(), 'strata-build-'));
+  // Plan files live under the layers dir: a build image need not have a writable /tmp.
+  const tmp = await mkdtemp(join(layersDir, '.strata-build-'));
   const env = buildpackBaseEnv(inputs.hostEnv);
   let remaining = inputs.plan;
   const processes = new Map<string, MetadataProcess>();

@@ -422,7 +422,8 @@ const PHASES: Record<string, Phase> = {
       const orderPath = v.str('order') ?? ((await exists(layersOrder)) ? layersOrder : '/cnb/order.toml');
       const order = await readOrderFile(orderPath);
       const system = api.atLeast('0.15') ? await readSystemFile(v.str('system')!) : undefined;
-      const detector = new Detector({ order: order.order, ...(system ? { system } : {}), ...(await runInputs(v, { api, env, log })) });
+      await mkdir(v.str('layers')!, { recursive: true });
+      const detector = new Detector({ order: order.order, ...(system ? { system } : {}), scratchDir: v.str('layers')!, ...(await runInputs(v, { api, env, log })) });
       const out = await detector.run();
       await writeGroupFile(v.str('group')!, { group: out.group, groupExtensions: [] });
       await writePlanFile(v.str('plan')!, out.plan);

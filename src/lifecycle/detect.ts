@@ -34,6 +34,8 @@ export interface BuildpackRunInputs {
 export interface DetectorInputs extends BuildpackRunInputs {
   order: Order;
   system?: SystemFile;
+  /** Where the per-buildpack plan files go; the layers dir, since a build image may have no /tmp. */
+  scratchDir?: string;
 }
 
 export interface DetectOutput {
@@ -104,7 +106,9 @@ export class Detector {
   async run(): Promise<DetectOutput> {
     const order = withSystem(this.inputs.order, this.inputs.system);
     await this.checkOrder(order, new Set());
-    this.tmp = await mkdtemp(join(tmpdir(), 'strata-detect-'));
+    const scratch = this.inputs.scratchDir ?? tmpdir();
+    await mkdir(scratch, { recursive: true });
+    this.tmp = await mkdtemp(join(scratch, '.strata-detect-'));
     try {
       const verdict = await this.detectOrder(order, [], [], false);
       if (!verdict.ok) {

@@ -7,19 +7,23 @@ import { hostPlatform } from '../../src/oci/manifest.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { tempDir } from './proc.js';
 
+/** A file's content, or its content and mode (executables, shared libraries). */
+export type FileSpec = string | Buffer | { content: string | Buffer; mode: number };
+
 /** Writes files (path → content) under a directory. */
-export async function writeTree(root: string, files: Record<string, string | Buffer>): Promise<void> {
-  for (const [path, content] of Object.entries(files)) {
+export async function writeTree(root: string, files: Record<string, FileSpec>): Promise<void> {
+  for (const [path, spec] of Object.entries(files)) {
     await mkdir(dirname(join(root, path)), { recursive: true });
-    await writeFile(join(root, path), content);
+    if (typeof spec === 'object' && !Buffer.isBuffer(spec)) await writeFile(join(root, path), spec.content, { mode: spec.mode });
+    else await writeFile(join(root, path), spec);
   }
 }
 
 /** Makes a single-platform image in a layout, one layer per file map, with strata's own layer writer. */
-export async function makeLayoutImage(dir: string, tag: string, layers: Record<string, string | Buffer>[], labels: Record<string, string> = {}): Promise<{ layout: OciLayout; digest: Digest }> {
+export async function makeLayoutImage(dir: string, tag: string, layers: Record<string, FileSpec>[], labels: Record<string, string> = {}, env: string[] = []): Promise<{ layout: OciLayout; digest: Digest }> {
   const layout = await OciLayout.open(dir, { create: true });
   let config = emptyConfig(hostPlatform());
-  config.config = { Env: ['PATH=/usr/bin:/bin'], Labels: labels };
+  config.config = { Env: ['PATH=/usr/bin:/bin', ...env], Labels: labels };
   let manifest = emptyManifest();
   const work = await tempDir();
   try {

@@ -1,0 +1,87 @@
+import type { Command } from 'commander';
+import { stringify } from 'smol-toml';
+import { StrataError } from '../oci/errors.js';
+import { resolveImage } from '../oci/image.js';
+import { createBuilder, LABEL_BUILDER, LABEL_ORDER, type BuilderMetadata } from '../platform/builder.js';
+import { imageTarget } from '../platform/localstore.js';
+import { readBuilderConfig } from '../spec/buildertoml.js';
+import type { Order } from '../spec/order.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, ...value.split(',').filter(Boolean)];
+}
+
+function tree(order: Order): string {
+  const lines = ['Detection Order:'];
+  order.forEach((g, i) => {
+    lines.push(` ${i === order.length - 1 ? '└' : '├'} Group #${i + 1}:`);
+    g.group.forEach((e, j) => lines.push(`    ${i === order.length - 1 ? ' ' : '│'}  ${j === g.group.length - 1 ? '└' : '├'} ${e.id}@${e.version ?? ''}${e.optional ? '    (optional)' : ''}`));
+  });
+  return lines.join('\n');
+}
+
+/** `strata builder create|inspect`: pack's builder verbs, on strata's own image core. */
+export function registerBuilderCommands(program: Command): void {
+  const builder = program.command('builder').description('create and inspect builders');
+  builder
+    .command('create <name>')
+    .description('create a builder image from builder.toml (buildpacks, order, build and run images) with strata\'s lifecycle')
+    .requiredOption('-c, --config <file>', 'builder.toml')
+    .option('--publish', 'push the builder to its registry (otherwise the local store, or oci:<dir>)')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .action(async (name: string, opts: { config: string; publish?: boolean; insecureRegistry: string[] }) => {
+      const options = { insecureRegistries: opts.insecureRegistry };
+      const config = await readBuilderConfig(opts.config);
+      let where = '';
+      const r = await createBuilder(config, async () => {
+        const out = await imageTarget(name, opts.publish ?? false, options);
+        where = out.where;
+        return out;
+      }, options);
+      process.stdout.write(`Successfully created builder image ${name} in ${where}\n  digest ${r.digest}\n  ${r.metadata.buildpacks.length} buildpack(s); run image ${r.metadata.stack.runImage.image}\n`);
+    });
+  builder
+    .command('inspect <name>')
+    .description('show a builder: description, run images, lifecycle, buildpacks and detection order')
+    .option('-o, --output <format>', 'human, json, yaml or toml', 'human')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .action(async (name: string, opts: { output: string; insecureRegistry: string[] }) => {
+      const t = await imageTarget(name, false, { insecureRegistries: opts.insecureRegistry });
+      const image = await resolveImage(t.store, t.id);
+      const labels = image.config.config?.Labels ?? {};
+      if (!labels[LABEL_BUILDER]) throw new StrataError(`${name} is not a builder (no ${LABEL_BUILDER} label)`);
+      const md = JSON.parse(labels[LABEL_BUILDER]) as BuilderMetadata;
+      const order = JSON.parse(labels[LABEL_ORDER] ?? '[]') as Order;
+      const data = { description: md.description, runImages: md.images, lifecycle: md.lifecycle, buildpacks: md.buildpacks, order, createdBy: md.createdBy };
+      if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+      if (opts.output === 'toml') return void process.stdout.write(stringify(JSON.parse(JSON.stringify(data)) as Record<string, unknown>));
+      if (opts.output === 'yaml') return void process.stdout.write(toYaml(data));
+      if (opts.output !== 'human') throw new StrataError(`-o ${opts.output}: use human, json, yaml or toml`);
+      const out = [
+        `Inspecting builder: ${name}`,
+        '',
+        `Description: ${md.description || '(none)'}`,
+        `Created By:\n  Name: ${md.createdBy.name}\n  Version: ${md.createdBy.version}`,
+        'Run Images:',
+        ...md.images.flatMap((i) => [`  ${i.image}`, ...i.mirrors.map((m) => `  ${m}    (mirror)`)]),
+        `Lifecycle:\n  Version: ${md.lifecycle.version}\n  Buildpack APIs:\n    Supported: ${md.lifecycle.apis.buildpack.supported.join(', ')}\n  Platform APIs:\n    Supported: ${md.lifecycle.apis.platform.supported.join(', ')}`,
+        'Buildpacks:',
+        `  ${'ID'.padEnd(32)}${'VERSION'.padEnd(12)}HOMEPAGE`,
+        ...md.buildpacks.map((b) => `  ${b.id.padEnd(32)}${b.version.padEnd(12)}${b.homepage ?? '-'}`),
+        tree(order),
+      ];
+      process.stdout.write(`${out.join('\n')}\n`);
+    });
+}
+
+/** A small YAML writer for inspect output (plain data only), to avoid a dependency for one flag. */
+function toYaml(value: unknown, indent = ''): string {
+  if (Array.isArray(value)) return value.length ? value.map((v) => `${indent}- ${toYaml(v, `${indent}  `).trimStart()}`).join('') : `${indent}[]\n`;
+  if (value && typeof value === 'object') {
+    return Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => (v && typeof v === 'object' && (!Array.isArray(v) || v.length) ? `${indent}${k}:\n${toYaml(v, `${indent}  `)}` : `${indent}${k}: ${toYaml(v).trim()}\n`))
+      .join('');
+  }
+  return `${JSON.stringify(value)}\n`;
+}

@@ -1,0 +1,166 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { envValue } from '../oci/config.js';
+import type { Digest } from '../oci/digest.js';
+import { StrataError } from '../oci/errors.js';
+import { resolveImage, type ResolvedImage } from '../oci/image.js';
+import { NORMALISED_MTIME, parentPaths, writeLayerFile, type LayerEntry } from '../oci/layer.js';
+import { copyBlob } from '../oci/copy.js';
+import { MediaType } from '../oci/mediatype.js';
+import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
+import type { ImageStore } from '../oci/store.js';
+import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import { LATEST_BUILDPACK_API, LATEST_PLATFORM_API, SUPPORTED_BUILDPACK_APIS, SUPPORTED_PLATFORM_APIS } from '../spec/api.js';
+import type { BuilderConfig } from '../spec/buildertoml.js';
+import { orderToToml, type Order } from '../spec/order.js';
+import { toToml } from '../spec/toml.js';
+import { VERSION } from '../version.js';
+import { checkOrders, collectSource, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
+import { lifecycleEntries } from './lifecycle-layer.js';
+
+export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';
+export const LABEL_ORDER = 'io.buildpacks.buildpack.order';
+export const LABEL_SYSTEM = 'io.buildpacks.buildpack.system';
+export const LABEL_LIFECYCLE_VERSION = 'io.buildpacks.lifecycle.version';
+export const LABEL_LIFECYCLE_APIS = 'io.buildpacks.lifecycle.apis';
+
+/** What `io.buildpacks.builder.metadata` holds (pack's shape, so other platforms read strata builders). */
+export interface BuilderMetadata {
+  description: string;
+  buildpacks: { id: string; version: string; homepage?: string }[];
+  stack: { runImage: { image: string; mirrors: string[] } };
+  images: { image: string; mirrors: string[] }[];
+  lifecycle: { version: string; api: { buildpack: string; platform: string }; apis: Apis };
+  createdBy: { name: string; version: string };
+}
+
+type Apis = { buildpack: { deprecated: string[]; supported: string[] }; platform: { deprecated: string[]; supported: string[] } };
+
+const APIS: Apis = { buildpack: { deprecated: [], supported: [...SUPPORTED_BUILDPACK_APIS] }, platform: { deprecated: [], supported: [...SUPPORTED_PLATFORM_APIS] } };
+
+/** Small files placed at absolute paths, with root-owned parents: order.toml, run.toml, build-config env… */
+async function* files(list: { path: string; content: string; mode?: number }[]): AsyncGenerator<LayerEntry> {
+  const dirs = new Set<string>();
+  for (const f of list) for (const p of parentPaths(f.path)) if (!dirs.has(p)) {
+    dirs.add(p);
+    yield { type: 'directory', path: p, mode: 0o755, uid: 0, gid: 0 };
+  }
+  for (const f of list) yield { type: 'file', path: f.path, mode: f.mode ?? 0o644, size: Buffer.byteLength(f.content), source: Buffer.from(f.content), uid: 0, gid: 0 };
+}
+
+async function* dirs(uid: number, gid: number): AsyncGenerator<LayerEntry> {
+  for (const p of ['cnb', 'cnb/build-config', 'cnb/build-config/env', 'cnb/buildpacks', 'cnb/extensions']) yield { type: 'directory', path: p, mode: 0o755, uid: 0, gid: 0 };
+  yield { type: 'directory', path: 'layers', mode: 0o755, uid, gid };
+  for (const p of ['platform', 'platform/env']) yield { type: 'directory', path: p, mode: 0o755, uid: 0, gid: 0 };
+  yield { type: 'directory', path: 'workspace', mode: 0o755, uid, gid };
+}
+
+/** Builder order entries may leave out the version when one version of that buildpack is in the builder. */
+function completeOrder(order: Order, buildpacks: CollectedBuildpack[], file: string): Order {
+  return order.map((g) => ({
+    group: g.group.map((e) => {
+      if (e.version) {
+        if (!buildpacks.some((b) => b.id === e.id && b.version === e.version)) throw new StrataError(`${file}: order names ${e.id}@${e.version}, which is not among the builder's buildpacks`);
+        return e;
+      }
+      const versions = buildpacks.filter((b) => b.id === e.id).map((b) => b.version);
+      if (versions.length !== 1) throw new StrataError(`${file}: order names ${e.id} ${versions.length ? `without a version, and the builder has ${versions.join(', ')}` : ', which is not among the builder\'s buildpacks'}`);
+      return { ...e, version: versions[0]! };
+    }),
+  }));
+}
+
+export interface BuilderResult {
+  digest: Digest;
+  metadata: BuilderMetadata;
+  buildImage: ResolvedImage;
+}
+
+/**
+ * Assembles a builder the way pack lays one out (spec §15): the build image, then the dirs, strata's lifecycle, one
+ * layer per buildpack, order.toml, system.toml, run.toml and stack.toml, and the build-config env — with pack's labels.
+ * The output is opened only after the inputs are checked, so a bad builder.toml writes nothing.
+ */
+export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions): Promise<BuilderResult> {
+  const file = config.file;
+  const bt = await openTarget(parseTarget(config.buildImage), options);
+  const build = await resolveImage(bt.store, bt.id).catch((err: unknown) => {
+    throw new StrataError(`${file}: build image ${config.buildImage}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  const uidText = envValue(build.config, 'CNB_USER_ID');
+  const gidText = envValue(build.config, 'CNB_GROUP_ID');
+  if (!uidText || !gidText || !/^\d+$/.test(uidText) || !/^\d+$/.test(gidText)) throw new StrataError(`${file}: build image ${config.buildImage} has no numeric CNB_USER_ID and CNB_GROUP_ID in its env; make it with \`strata base create\``);
+  const uid = Number(uidText);
+  const gid = Number(gidText);
+
+  const work = await mkdtemp(join(tmpdir(), 'strata-builder-'));
+  try {
+    const all = new Map<string, CollectedBuildpack>();
+    for (const src of config.buildpacks) for (const b of (await collectSource(src, work, options)).buildpacks) all.set(`${b.id}@${b.version}`, b);
+    const buildpacks = [...all.values()];
+    checkOrders(buildpacks, file);
+    const order = completeOrder(config.order, buildpacks, file);
+    // Opened only now, once everything has been checked: a bad builder.toml leaves no trace at the destination.
+    const output = await openOutput();
+
+    const added: AddedLayer[] = [];
+    let n = 0;
+    const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<void> => {
+      const path = join(work, `layer-${n++}.tar.gz`);
+      const info = await writeLayerFile(entries, path, { mtime: NORMALISED_MTIME });
+      const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+      await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
+      added.push({ descriptor, diffID: info.diffID, history: { created_by: createdBy } });
+    };
+    for (const d of build.manifest.manifest.layers) await copyBlob(build.store, output.store, d);
+    await layer(dirs(uid, gid), 'Builder: directories');
+    await layer(lifecycleEntries(), `Lifecycle: strata ${VERSION}`);
+    added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
+    await layer(files([{ path: 'cnb/order.toml', content: toToml(orderToToml(order)) }]), 'Builder: order.toml');
+    const hasSystem = config.system.pre.length + config.system.post.length > 0;
+    if (hasSystem) {
+      const sys = (l: typeof config.system.pre) => l.map((e) => ({ id: e.id, version: e.version, optional: e.optional || undefined }));
+      await layer(files([{ path: 'cnb/system.toml', content: toToml({ system: { pre: { buildpacks: sys(config.system.pre) }, post: { buildpacks: sys(config.system.post) } } }) }]), 'Builder: system.toml');
+    }
+    const first = config.runImages[0]!;
+    await layer(
+      files([
+        { path: 'cnb/run.toml', content: toToml({ images: config.runImages.map((r) => ({ image: r.image, ...(r.mirrors.length ? { mirrors: r.mirrors } : {}) })) }) },
+        { path: 'cnb/stack.toml', content: toToml({ 'run-image': { image: first.image, ...(first.mirrors.length ? { mirrors: first.mirrors } : {}) } }) },
+      ]),
+      'Builder: run.toml and stack.toml',
+    );
+    if (config.buildEnv.length) {
+      await layer(files(config.buildEnv.map((e) => ({ path: `cnb/build-config/env/${e.name}${e.suffix ? `.${e.suffix}` : ''}`, content: e.value }))), 'Builder: build-config env');
+    }
+
+    const metadata: BuilderMetadata = {
+      description: config.description ?? '',
+      buildpacks: buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })),
+      stack: { runImage: { image: first.image, mirrors: first.mirrors } },
+      images: config.runImages.map((r) => ({ image: r.image, mirrors: r.mirrors })),
+      lifecycle: { version: VERSION, api: { buildpack: LATEST_BUILDPACK_API, platform: LATEST_PLATFORM_API }, apis: APIS },
+      createdBy: { name: 'strata', version: VERSION },
+    };
+    const labels: Record<string, string> = {
+      [LABEL_BUILDER]: JSON.stringify(metadata),
+      [LABEL_ORDER]: JSON.stringify(order.map((g) => ({ group: g.group.map((e) => ({ id: e.id, version: e.version, ...(e.optional ? { optional: true } : {}) })) }))),
+      'io.buildpacks.buildpack.layers': JSON.stringify(layersLabel(buildpacks)),
+      [LABEL_LIFECYCLE_VERSION]: VERSION,
+      [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS),
+      ...(hasSystem ? { [LABEL_SYSTEM]: JSON.stringify(config.system) } : {}),
+      ...(config.stack ? { 'io.buildpacks.stack.id': config.stack.id } : {}),
+    };
+    // A Docker-typed build image keeps Docker media types throughout, as its manifest requires.
+    const docker = build.manifest.manifest.mediaType === MediaType.DockerManifest;
+    const typed = docker ? added.map((a) => (a.descriptor.mediaType === MediaType.OciLayerGzip ? { ...a, descriptor: { ...a.descriptor, mediaType: MediaType.DockerLayerGzip } } : a)) : added;
+    let { config: imageConfig, manifest } = appendLayers(build.config, build.manifest.manifest, typed);
+    imageConfig = { ...imageConfig, config: { ...(imageConfig.config ?? {}), WorkingDir: '/layers', Labels: { ...(imageConfig.config?.Labels ?? {}), ...labels } } };
+    const { digest } = await writeImage(output.store, imageConfig, manifest, output.tag);
+    return { digest, metadata, buildImage: build };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,58 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { treeEntries, type LayerEntry } from '../oci/layer.js';
+import { PROJECT_ROOT, VERSION } from '../version.js';
+
+/** Where strata's lifecycle sits in a builder: the phase names, the launcher, and the Node.js runtime they need. */
+export const LIFECYCLE_DIR = 'cnb/lifecycle';
+export const PHASES = ['analyzer', 'detector', 'restorer', 'builder', 'exporter', 'rebaser', 'creator', 'lifecycle'];
+
+/** The packages the compiled lifecycle loads at run time: the production dependency closure, nothing else. */
+export function productionModules(root: string = PROJECT_ROOT): string[] {
+  const seen = new Set<string>();
+  const visit = (pkgDir: string): void => {
+    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    for (const name of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
+      if (seen.has(name)) continue;
+      const dir = join(root, 'node_modules', name);
+      if (!existsSync(join(dir, 'package.json'))) continue; // an optional dependency not installed here
+      seen.add(name);
+      visit(dir);
+    }
+  };
+  visit(root);
+  return [...seen].sort();
+}
+
+function file(path: string, source: string | Buffer, mode = 0o644): LayerEntry {
+  const size = typeof source === 'string' ? statSync(source).size : source.length;
+  return { type: 'file', path, mode, size, source, uid: 0, gid: 0 };
+}
+
+/**
+ * The lifecycle layer of a builder: `/cnb/lifecycle/{analyzer,detector,…}` as links to one entry script whose
+ * interpreter is the Node.js binary shipped beside it (so the build image needs no Node.js, only the glibc and
+ * libstdc++ every Debian image has), the compiled lifecycle with its production modules, and the static launcher.
+ */
+export async function* lifecycleEntries(nodeBinary: string = process.execPath): AsyncGenerator<LayerEntry> {
+  const root = `${LIFECYCLE_DIR}/strata`;
+  const own = (e: LayerEntry): LayerEntry => ({ ...e, uid: 0, gid: 0 });
+  yield own({ type: 'directory', path: 'cnb', mode: 0o755 });
+  yield own({ type: 'directory', path: LIFECYCLE_DIR, mode: 0o755 });
+  for (const p of [...PHASES].sort()) yield own({ type: 'symlink', path: `${LIFECYCLE_DIR}/${p}`, target: 'strata/bin/lifecycle' });
+  yield file(`${LIFECYCLE_DIR}/launcher`, join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), 0o755);
+  yield file(`${LIFECYCLE_DIR}/node`, nodeBinary, 0o755);
+  yield own({ type: 'directory', path: root, mode: 0o755 });
+  yield own({ type: 'directory', path: `${root}/bin`, mode: 0o755 });
+  const entry = readFileSync(join(PROJECT_ROOT, 'bin', 'lifecycle'), 'utf8').replace(/^#!.*\n/, `#!/${LIFECYCLE_DIR}/node\n`);
+  yield file(`${root}/bin/lifecycle`, Buffer.from(entry), 0o755);
+  yield file(`${root}/package.json`, Buffer.from(JSON.stringify({ name: 'strata-lifecycle', version: VERSION, type: 'module', private: true })));
+  const compiled = (rel: string): boolean => !/\.(map|test\.js)$/.test(rel);
+  yield own({ type: 'directory', path: `${root}/dist`, mode: 0o755 });
+  for await (const e of treeEntries(join(PROJECT_ROOT, 'dist', 'src'), { prefix: `${root}/dist/src`, parentDirs: false, include: (rel, st) => st.isDirectory() || compiled(rel) })) yield own(e);
+  yield own({ type: 'directory', path: `${root}/node_modules`, mode: 0o755 });
+  for (const m of productionModules()) {
+    if (m.includes('/')) yield own({ type: 'directory', path: `${root}/node_modules/${m.split('/')[0]}`, mode: 0o755 });
+    for await (const e of treeEntries(join(PROJECT_ROOT, 'node_modules', m), { prefix: `${root}/node_modules/${m}`, parentDirs: false })) yield own(e);
+  }
+}

@@ -1,0 +1,66 @@
+import { parseOrder, type Order, type OrderElement, parseElement } from './order.js';
+import { resolveUri, type BuildpackSource } from './packagetoml.js';
+import { Fields, SpecError, readToml, type Table } from './toml.js';
+import type { RunImage } from './run.js';
+
+/** pack's builder.toml, as strata reads it. */
+export interface BuilderConfig {
+  description?: string;
+  buildpacks: (BuildpackSource & { id?: string; version?: string })[];
+  order: Order;
+  system: { pre: OrderElement[]; post: OrderElement[] };
+  buildImage: string;
+  buildEnv: { name: string; value: string; suffix?: string }[];
+  runImages: RunImage[];
+  stack?: { id: string };
+  file: string;
+}
+
+const KNOWN_TOP = new Set(['description', 'buildpacks', 'extensions', 'order', 'order-extensions', 'system', 'stack', 'build', 'run', 'lifecycle', 'targets']);
+const SUFFIXES = new Set(['default', 'override', 'append', 'prepend', 'delim']);
+
+export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
+  for (const k of Object.keys(table)) if (!KNOWN_TOP.has(k)) throw new SpecError(`${file}: unknown key "${k}"`);
+  const f = new Fields(table, file);
+  const stack = f.sub('stack');
+  const build = f.sub('build');
+  const buildImage = build.str('image') ?? stack.str('build-image');
+  if (!buildImage) throw new SpecError(`${file}: [build] image is required (the build image the builder extends)`);
+  const runImages = f.sub('run').list('images').map((r) => ({ image: r.reqStr('image'), mirrors: r.strArray('mirrors') ?? [] }));
+  if (!runImages.length && stack.str('run-image')) runImages.push({ image: stack.str('run-image')!, mirrors: stack.strArray('run-image-mirrors') ?? [] });
+  if (!runImages.length) throw new SpecError(`${file}: [[run.images]] needs at least one image`);
+  const buildpacks = f.list('buildpacks').map((b) => {
+    const uri = b.str('uri');
+    const image = b.str('image');
+    const id = b.str('id');
+    const version = b.str('version');
+    if (!uri && !image) throw new SpecError(`${b.where}: give a uri or an image`);
+    return { ...(uri ? { uri: resolveUri(uri, file) } : {}), ...(image ? { image } : {}), ...(id ? { id } : {}), ...(version ? { version } : {}) };
+  });
+  const order = parseOrder(f.list('order'), false);
+  if (!order.length) throw new SpecError(`${file}: [[order]] is required: which buildpacks to try, in which groups`);
+  const sys = f.sub('system');
+  const buildEnv = build.list('env').map((e) => {
+    const suffix = e.str('suffix');
+    if (suffix && !SUFFIXES.has(suffix)) throw new SpecError(`${e.where}: suffix "${suffix}" is not one of ${[...SUFFIXES].join(', ')}`);
+    return { name: e.reqStr('name'), value: e.str('value') ?? '', ...(suffix ? { suffix } : {}) };
+  });
+  const description = f.str('description');
+  return {
+    ...(description ? { description } : {}),
+    buildpacks,
+    order,
+    system: { pre: sys.sub('pre').list('buildpacks').map((e) => parseElement(e, true)), post: sys.sub('post').list('buildpacks').map((e) => parseElement(e, true)) },
+    buildImage,
+    buildEnv,
+    runImages,
+    ...(stack.str('id') ? { stack: { id: stack.str('id')! } } : {}),
+    file,
+  };
+}
+
+export async function readBuilderConfig(path: string): Promise<BuilderConfig> {
+  const t = await readToml(path);
+  if (!t) throw new SpecError(`${path}: not found; pass the builder.toml with --config`);
+  return parseBuilderConfig(t, path);
+}

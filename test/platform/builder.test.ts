@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, chown, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { registryFixture } from '../harness/registry.js';
+import { writeBuildpack, orderToml } from '../harness/buildpacks.js';
+import { makeLayoutImage, type FileSpec } from '../harness/images.js';
+import { run, runOk } from '../harness/proc.js';
+import { PROJECT_ROOT } from '../../src/version.js';
+
+const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
+const fx = registryFixture();
+
+/** A tiny build image that can run the shipped Node.js and bash buildpacks: busybox plus the host's own shared libraries. */
+async function buildImageFiles(): Promise<Record<string, FileSpec>> {
+  const exe = async (p: string) => ({ content: await readFile(p), mode: 0o755 });
+  const files: Record<string, FileSpec> = { 'bin/busybox': await exe('/bin/busybox'), 'bin/bash': await exe('/bin/bash'), 'usr/bin/env': await exe('/usr/bin/env') };
+  const libs = (await runOk('sh', ['-c', 'ldd /usr/bin/node /bin/bash /usr/bin/env | grep -o "/[^ ]*" | grep -v ":$" | sort -u'])).trim().split('\n');
+  for (const lib of libs) files[lib.replace(/^\//, '')] = await exe(lib);
+  return files;
+}
+
+test('builder create: build image + dirs + strata lifecycle + buildpacks + order/run/stack toml, pack labels; inspect; the detector runs inside it under runc', async () => {
+  const w = fx.work;
+  const build = join(w, 'images');
+  await makeLayoutImage(build, 'build', [await buildImageFiles()], { 'io.buildpacks.base.id': 'test' }, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
+  await makeLayoutImage(build, 'run', [{ 'bin/busybox': await readFile('/bin/busybox') }]);
+  const src = join(w, 'src');
+  const a = await writeBuildpack(src, { id: 'test/a', detect: 'exit 100' });
+  const b = await writeBuildpack(src, { id: 'test/b', buildpackKeys: 'homepage = "https://b.example"', detect: '[ -f package.json ] && exit 0; exit 100' });
+  const c = await writeBuildpack(src, { id: 'test/c', composite: true, toml: orderToml([['test/a'], ['test/b']]) });
+  const config = join(w, 'builder.toml');
+  await writeFile(
+    config,
+    `description = "test builder"\n[[buildpacks]]\nuri = "${a}"\n[[buildpacks]]\nuri = "${b}"\n[[buildpacks]]\nuri = "${c}"\n` +
+      `[[order]]\n[[order.group]]\nid = "test/c"\n[[order]]\n[[order.group]]\nid = "test/a"\n` +
+      `[build]\nimage = "oci:${build}:build"\n[[build.env]]\nname = "BP_LOG"\nvalue = "debug"\nsuffix = "default"\n[[run.images]]\nimage = "registry.example/run:1"\nmirrors = ["mirror.example/run:1"]\n`,
+  );
+  const out = join(w, 'builder');
+  const made = await run(STRATA, ['builder', 'create', `oci:${out}:1`, '--config', config]);
+  assert.equal(made.code, 0, made.stderr);
+  await runOk('skopeo', ['inspect', `oci:${out}:1`]);
+
+  const cfg = JSON.parse(await runOk('skopeo', ['inspect', '--config', `oci:${out}:1`])) as { config: { Labels: Record<string, string>; WorkingDir: string; Env: string[] } };
+  const labels = cfg.config.Labels;
+  assert.equal(cfg.config.WorkingDir, '/layers');
+  assert.ok(cfg.config.Env.includes('CNB_USER_ID=1000'), 'the build image env is kept');
+  const md = JSON.parse(labels['io.buildpacks.builder.metadata']!) as { description: string; stack: { runImage: { image: string; mirrors: string[] } }; images: unknown[]; lifecycle: { version: string; apis: { platform: { supported: string[] } } }; buildpacks: { id: string }[]; createdBy: { name: string } };
+  assert.equal(md.description, 'test builder');
+  assert.deepEqual(md.stack.runImage, { image: 'registry.example/run:1', mirrors: ['mirror.example/run:1'] });
+  assert.ok(md.lifecycle.apis.platform.supported.includes('0.15'));
+  assert.equal(md.createdBy.name, 'strata');
+  assert.deepEqual(md.buildpacks.map((x) => x.id).sort(), ['test/a', 'test/b', 'test/c']);
+  assert.deepEqual(JSON.parse(labels['io.buildpacks.buildpack.order']!), [{ group: [{ id: 'test/c', version: '1.0.0' }] }, { group: [{ id: 'test/a', version: '1.0.0' }] }]);
+  assert.ok(JSON.parse(labels['io.buildpacks.lifecycle.apis']!).buildpack.supported.includes('0.12'));
+  assert.equal(labels['io.buildpacks.base.id'], 'test', 'build image labels are kept');
+
+  const bundle = join(w, 'bundle');
+  await runOk('umoci', ['unpack', '--image', `${out}:1`, bundle]);
+  const rootfs = join(bundle, 'rootfs');
+  assert.match(await readFile(join(rootfs, 'cnb/order.toml'), 'utf8'), /id = "test\/c"/);
+  assert.match(await readFile(join(rootfs, 'cnb/run.toml'), 'utf8'), /image = "registry\.example\/run:1"/);
+  assert.match(await readFile(join(rootfs, 'cnb/stack.toml'), 'utf8'), /\[run-image\]/);
+  assert.equal(await readFile(join(rootfs, 'cnb/build-config/env/BP_LOG.default'), 'utf8'), 'debug');
+  assert.equal(await readlink(join(rootfs, 'cnb/lifecycle/detector')), 'strata/bin/lifecycle');
+  assert.equal((await stat(join(rootfs, 'layers'))).uid, 1000);
+  assert.equal((await stat(join(rootfs, 'workspace'))).uid, 1000);
+  assert.equal((await stat(join(rootfs, 'cnb/buildpacks/test_b/1.0.0/bin/detect'))).mode & 0o777, 0o755);
+
+  const human = await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`]);
+  assert.match(human, /Description: test builder/);
+  assert.match(human, /mirror\.example\/run:1 {4}\(mirror\)/);
+  assert.match(human, /├ Group #1:\n {4}│ {2}└ test\/c@1\.0\.0\n └ Group #2:\n {7}└ test\/a@1\.0\.0/);
+  assert.equal((JSON.parse(await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`, '-o', 'json'])) as { buildpacks: unknown[] }).buildpacks.length, 3);
+  assert.match(await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`, '-o', 'yaml']), /^description: "test builder"$/m);
+
+  // Inside the builder's own rootfs, sandboxed by runc as the build user, strata's lifecycle detects.
+  // (umoci leaves the rootfs dir itself 0700; a container's / is 0755.)
+  await chmod(rootfs, 0o755);
+  await writeFile(join(rootfs, 'workspace', 'package.json'), '{}');
+  await chown(join(rootfs, 'workspace', 'package.json'), 1000, 1000);
+  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: Record<string, unknown>; linux?: { namespaces?: { type: string }[] } };
+  spec.process.terminal = false;
+  spec.process.args = ['/cnb/lifecycle/detector', '-log-level', 'debug'];
+  spec.process.user = { uid: 1000, gid: 1000 };
+  spec.process.env = ['CNB_PLATFORM_API=0.15', 'PATH=/usr/bin:/bin', 'HOME=/layers'];
+  spec.process.cwd = '/';
+  await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+  const id = `strata-test-${process.pid}`;
+  const detected = await run('runc', ['run', '--bundle', bundle, id]);
+  await run('runc', ['delete', '--force', id]);
+  const diag = detected.code === 0 ? '' : await runOk('sh', ['-c', `cd ${rootfs} && ls -ld . cnb cnb/lifecycle cnb/lifecycle/node cnb/lifecycle/strata cnb/lifecycle/strata/bin cnb/lifecycle/strata/bin/lifecycle lib64 lib64/* 2>&1; head -c 40 cnb/lifecycle/strata/bin/lifecycle`]);
+  assert.equal(detected.code, 0, detected.stdout + detected.stderr + diag);
+  assert.match(await readFile(join(rootfs, 'layers', 'group.toml'), 'utf8'), /id = "test\/b"/);
+});
+
+test('builder.toml mistakes are one line naming the file; nothing is written', async () => {
+  const bad = join(fx.work, 'bad-builder.toml');
+  await writeFile(bad, `[[buildpacks]]\nuri = "/nonexistent"\n[[order]]\n[[order.group]]\nid = "x"\n[[run.images]]\nimage = "r"\n`);
+  const r = await run(STRATA, ['builder', 'create', `oci:${join(fx.work, 'never')}:1`, '--config', bad]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr.trim(), /^strata: error: .*bad-builder\.toml: \[build\] image is required/);
+  await writeFile(bad, `[build]\nimage = "oci:${join(fx.work, 'images')}:run"\n[[order]]\n[[order.group]]\nid = "x"\n[[run.images]]\nimage = "r"\n`);
+  const noUser = await run(STRATA, ['builder', 'create', `oci:${join(fx.work, 'never')}:1`, '--config', bad]);
+  assert.match(noUser.stderr, /has no numeric CNB_USER_ID and CNB_GROUP_ID/);
+  await assert.rejects(stat(join(fx.work, 'never', 'index.json')));
+});
