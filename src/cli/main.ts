@@ -4,6 +4,7 @@ import { registerImageCommands } from './image.js';
 import { registerLoginCommands } from './login.js';
 import { registerBuildpackCommands } from './buildpack.js';
 import { registerBuilderCommands } from './builder.js';
+import { registerBaseCommands } from './base.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerLoginCommands(program);
   registerBuildpackCommands(program);
   registerBuilderCommands(program);
+  registerBaseCommands(program);
   return program;
 }
 

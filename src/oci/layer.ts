@@ -42,6 +42,8 @@ export interface TreeOptions {
   parentDirs?: boolean;
   /** Mode for the synthesised parent directories. */
   parentMode?: number;
+  /** Keep each file's owner from the filesystem (an OS tree), instead of the writer's one uid/gid. */
+  owners?: boolean;
 }
 
 export interface LayerWriteOptions {
@@ -101,22 +103,23 @@ export async function* treeEntries(root: string, options: TreeOptions = {}): Asy
       if (options.include && !options.include(relPath, st)) continue;
       const path = prefix ? `${prefix}/${relPath}` : relPath;
       const mode = st.mode & 0o7777;
+      const own = options.owners ? { uid: st.uid, gid: st.gid } : {};
       if (st.isDirectory()) {
-        yield { type: 'directory', path, mode };
+        yield { type: 'directory', path, mode, ...own };
         yield* walk(abs, relPath);
       } else if (st.isSymbolicLink()) {
-        yield { type: 'symlink', path, target: readlinkSync(abs) };
+        yield { type: 'symlink', path, target: readlinkSync(abs), ...own };
       } else if (st.isFile()) {
         if (st.nlink > 1) {
           const key = `${st.dev}:${st.ino}`;
           const first = seenInodes.get(key);
           if (first !== undefined) {
-            yield { type: 'link', path, target: first };
+            yield { type: 'link', path, target: first, ...own };
             continue;
           }
           seenInodes.set(key, path);
         }
-        yield { type: 'file', path, mode, size: st.size, source: abs };
+        yield { type: 'file', path, mode, size: st.size, source: abs, ...own };
       }
       // Sockets, FIFOs and device nodes have no place in an image layer made from a tree; they are left out.
     }

@@ -1,0 +1,61 @@
+import type { Command } from 'commander';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StrataError } from '../oci/errors.js';
+import { createLogger } from '../lifecycle/log.js';
+import { baseImage, debootstrapTree, hostMirror, type BaseOptions } from '../platform/base.js';
+import { imageTarget, strataHome } from '../platform/localstore.js';
+
+function list(value: string, previous: string[]): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+function id(text: string, flag: string): number {
+  if (!/^\d+$/.test(text)) throw new StrataError(`${flag} "${text}" is not a numeric id`);
+  return Number(text);
+}
+
+/** `strata base create`: matching build and run images from Debian packages, with no Dockerfile and no engine. */
+export function registerBaseCommands(program: Command): void {
+  const base = program.command('base').description('make base images (build and run) for builders');
+  base
+    .command('create')
+    .description('make a build image and a run image for Debian with debootstrap (the tree is cached between runs)')
+    .requiredOption('--build-image <ref>', 'where the build image goes (registry ref or oci:<dir>:<tag>)')
+    .requiredOption('--run-image <ref>', 'where the run image goes')
+    .option('--publish', 'push to the registry (otherwise the local store, or oci:<dir>)')
+    .option('--distro <name>', 'Debian release', 'bookworm')
+    .option('--build-packages <p,…>', 'extra packages in the build image', list, [])
+    .option('--run-packages <p,…>', 'extra packages in the run image', list, [])
+    .option('--uid <n>', 'the cnb user id', '1000')
+    .option('--gid <n>', 'the cnb group id', '1000')
+    .option('--mirror <url>', 'Debian mirror (default: the one apt uses here)')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', list, [])
+    .action(async (opts: { buildImage: string; runImage: string; publish?: boolean; distro: string; buildPackages: string[]; runPackages: string[]; uid: string; gid: string; mirror?: string; insecureRegistry: string[] }) => {
+      if (!/^[a-z]+$/.test(opts.distro)) throw new StrataError(`--distro "${opts.distro}": give a Debian release name such as bookworm`);
+      const log = createLogger('info');
+      const options: BaseOptions = {
+        distro: opts.distro,
+        buildPackages: opts.buildPackages,
+        runPackages: opts.runPackages,
+        uid: id(opts.uid, '--uid'),
+        gid: id(opts.gid, '--gid'),
+        mirror: opts.mirror ?? (await hostMirror()),
+        cacheDir: process.env.STRATA_DEBOOTSTRAP_CACHE || join(strataHome(), 'cache', 'debootstrap'),
+        log,
+      };
+      const work = await mkdtemp(join(tmpdir(), 'strata-base-'));
+      try {
+        const so = { insecureRegistries: opts.insecureRegistry };
+        for (const [kind, ref, packages] of [['build', opts.buildImage, opts.buildPackages], ['run', opts.runImage, opts.runPackages]] as const) {
+          const tree = await debootstrapTree(opts.distro, packages, options);
+          const out = await imageTarget(ref, opts.publish ?? false, so);
+          const digest = await baseImage(kind, tree, options, out.store, out.tag, work);
+          process.stdout.write(`${kind} image ${ref} (${out.where})\n  digest ${digest}\n`);
+        }
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    });
+}

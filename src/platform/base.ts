@@ -1,0 +1,147 @@
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StrataError } from '../oci/errors.js';
+import { NORMALISED_MTIME, treeEntries, writeLayerFile, type LayerEntry } from '../oci/layer.js';
+import { hostPlatform } from '../oci/manifest.js';
+import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
+import type { ImageStore } from '../oci/store.js';
+import type { Digest } from '../oci/digest.js';
+import type { Logger } from '../lifecycle/log.js';
+
+export interface BaseOptions {
+  distro: string;
+  buildPackages: string[];
+  runPackages: string[];
+  uid: number;
+  gid: number;
+  mirror: string;
+  /** Where debootstrap trees are kept between runs. */
+  cacheDir: string;
+  log: Logger;
+}
+
+const MARKER = '.strata-complete';
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The Debian mirror apt on this machine uses (deb822 or one-line sources), else deb.debian.org. */
+export async function hostMirror(): Promise<string> {
+  const deb822 = await readFile('/etc/apt/sources.list.d/debian.sources', 'utf8').catch(() => '');
+  const m = /^URIs:\s*(\S+)/m.exec(deb822) ?? /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+\S+\s+main/m.exec(await readFile('/etc/apt/sources.list', 'utf8').catch(() => ''));
+  return m?.[1] ?? 'http://deb.debian.org/debian';
+}
+
+function exec(cmd: string, args: string[], what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let err = '';
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
+    child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? `${cmd} is not installed (apt-get install ${cmd})` : `${what}: ${e.message}`)));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new StrataError(`${what} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`))));
+  });
+}
+
+/**
+ * Removes what makes two debootstraps of the same packages differ: logs, caches, apt lists, backup files, the
+ * machine id, and the password-change day in /etc/shadow — so the layer depends only on the package versions.
+ */
+async function normalise(root: string): Promise<void> {
+  const wipe = async (dir: string, keep: (n: string) => boolean = () => false): Promise<void> => {
+    for (const n of await readdir(join(root, dir)).catch(() => [] as string[])) if (!keep(n)) await rm(join(root, dir, n), { recursive: true, force: true });
+  };
+  await wipe('var/cache/apt');
+  await wipe('var/lib/apt/lists');
+  await wipe('var/log');
+  await wipe('var/cache/debconf', (n) => !n.endsWith('-old'));
+  await wipe('var/lib/dpkg', (n) => !n.endsWith('-old'));
+  await rm(join(root, 'var/cache/ldconfig/aux-cache'), { force: true });
+  await writeFile(join(root, 'etc/machine-id'), '');
+  const shadow = await readFile(join(root, 'etc/shadow'), 'utf8').catch(() => undefined);
+  if (shadow !== undefined) await writeFile(join(root, 'etc/shadow'), shadow.replace(/^([^:\n]*:[^:\n]*:)\d*:/gm, '$1:'));
+}
+
+/** A debootstrap tree for these packages, made once and kept in the cache (made in a temp dir, then renamed in). */
+export async function debootstrapTree(distro: string, packages: string[], opts: BaseOptions): Promise<string> {
+  const list = [...new Set(packages)].sort();
+  const key = createHash('sha256').update(`${distro}\n${opts.mirror}\n${list.join(',')}`).digest('hex').slice(0, 16);
+  const dir = join(opts.cacheDir, `${distro}-${key}`);
+  if (await access(join(dir, MARKER)).then(() => true, () => false)) {
+    opts.log.info(`Using the cached ${distro} tree ${dir}`);
+    return dir;
+  }
+  await mkdir(opts.cacheDir, { recursive: true });
+  const tmp = await mkdtemp(`${dir}.tmp-`);
+  try {
+    opts.log.info(`Running debootstrap ${distro}${list.length ? ` with ${list.join(', ')}` : ''} from ${opts.mirror} (cached afterwards)`);
+    await exec('debootstrap', ['--variant=minbase', ...(list.length ? [`--include=${list.join(',')}`] : []), distro, tmp, opts.mirror], `debootstrap ${distro}`);
+    await normalise(tmp);
+    await writeFile(join(tmp, MARKER), '');
+    await rm(dir, { recursive: true, force: true });
+    await rename(tmp, dir);
+    return dir;
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** `/etc/os-release` fields, for the distro labels. */
+export async function osRelease(root: string): Promise<Record<string, string>> {
+  const text = await readFile(join(root, 'etc/os-release'), 'utf8').catch(() => readFile(join(root, 'usr/lib/os-release'), 'utf8'));
+  return Object.fromEntries(text.split('\n').map((l) => /^([A-Z_]+)="?(.*?)"?$/.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m) => [m[1]!, m[2]!]));
+}
+
+/** The cnb user and group, added to copies of the tree's passwd, group and shadow, with its home. */
+async function* userEntries(root: string, uid: number, gid: number): AsyncGenerator<LayerEntry> {
+  const add = async (file: string, line: string): Promise<Buffer> => {
+    const text = await readFile(join(root, file), 'utf8');
+    const name = line.split(':')[0]!;
+    const kept = text.split('\n').filter((l) => l && !l.startsWith(`${name}:`));
+    return Buffer.from(`${[...kept, line].join('\n')}\n`);
+  };
+  const passwd = await add('etc/passwd', `cnb:x:${uid}:${gid}:CNB user:/home/cnb:/bin/bash`);
+  const group = await add('etc/group', `cnb:x:${gid}:`);
+  const shadow = await add('etc/shadow', 'cnb:*::0:99999:7:::');
+  yield { type: 'directory', path: 'etc', mode: 0o755, uid: 0, gid: 0 };
+  yield { type: 'file', path: 'etc/group', mode: 0o644, size: group.length, source: group, uid: 0, gid: 0 };
+  yield { type: 'file', path: 'etc/passwd', mode: 0o644, size: passwd.length, source: passwd, uid: 0, gid: 0 };
+  yield { type: 'file', path: 'etc/shadow', mode: 0o640, size: shadow.length, source: shadow, uid: 0, gid: 42 };
+  yield { type: 'directory', path: 'home', mode: 0o755, uid: 0, gid: 0 };
+  yield { type: 'directory', path: 'home/cnb', mode: 0o755, uid, gid };
+}
+
+/**
+ * One base image: the debootstrap tree as a layer (owners kept, times normalised), the cnb user as a second, and
+ * the config and labels the spec asks of build and run images.
+ */
+export async function baseImage(kind: 'build' | 'run', root: string, opts: BaseOptions, store: ImageStore, tag: string, work: string): Promise<Digest> {
+  const release = await osRelease(root);
+  const distroName = release.ID ?? 'debian';
+  const distroVersion = release.VERSION_ID ?? opts.distro;
+  const id = `io.strata.${distroName}.${opts.distro}`;
+  const added: AddedLayer[] = [];
+  const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<void> => {
+    const file = join(work, `${kind}-${added.length}.tar.gz`);
+    const info = await writeLayerFile(entries, file, { mtime: NORMALISED_MTIME });
+    const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+    await store.putBlob(descriptor, async (start, end) => createReadStream(file, { start, end: end - 1 }));
+    added.push({ descriptor, diffID: info.diffID, history: { created: NORMALISED_MTIME.toISOString(), created_by: createdBy } });
+  };
+  const packages = kind === 'build' ? opts.buildPackages : opts.runPackages;
+  await layer(treeEntries(root, { owners: true, include: (rel) => rel !== MARKER }), `debootstrap --variant=minbase ${opts.distro}${packages.length ? ` --include=${packages.join(',')}` : ''}`);
+  await layer(userEntries(root, opts.uid, opts.gid), `cnb user ${opts.uid}:${opts.gid}`);
+  const { config, manifest } = appendLayers(emptyConfig(hostPlatform(), NORMALISED_MTIME), emptyManifest(), added);
+  const env = [`PATH=${PATH}`, ...(kind === 'build' ? [`CNB_USER_ID=${opts.uid}`, `CNB_GROUP_ID=${opts.gid}`, `CNB_STACK_ID=${id}`] : [])];
+  const labels: Record<string, string> = {
+    'io.buildpacks.base.id': id,
+    'io.buildpacks.base.distro.name': distroName,
+    'io.buildpacks.base.distro.version': distroVersion,
+    'io.buildpacks.base.maintainer': 'strata',
+    'io.buildpacks.base.description': `${release.PRETTY_NAME ?? `${distroName} ${distroVersion}`} ${kind} image, made by strata base create`,
+    'io.buildpacks.stack.id': id,
+    ...(kind === 'run' ? { 'io.buildpacks.rebasable': 'true' } : {}),
+  };
+  return (await writeImage(store, { ...config, config: { User: `${opts.uid}:${opts.gid}`, Env: env, WorkingDir: kind === 'build' ? '/home/cnb' : '/', Labels: labels } }, manifest, tag)).digest;
+}

@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tempDir, run, runOk } from '../harness/proc.js';
+import { writeBuildpack, orderToml } from '../harness/buildpacks.js';
+import { PROJECT_ROOT } from '../../src/version.js';
+
+const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
+// debootstrap takes ~22 s: its tree is kept here between test runs, as strata keeps it between `base create` runs.
+const env = { ...process.env, STRATA_DEBOOTSTRAP_CACHE: process.env.STRATA_DEBOOTSTRAP_CACHE || '/tmp/strata-debootstrap-cache' };
+
+async function runc(bundle: string, args: string[], uid: number): Promise<{ code: number; out: string }> {
+  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: Record<string, unknown> };
+  Object.assign(spec.process, { terminal: false, args, user: { uid, gid: uid }, env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'CNB_PLATFORM_API=0.15', 'HOME=/home/cnb'], cwd: '/' });
+  await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
+  await chmod(join(bundle, 'rootfs'), 0o755);
+  const id = `strata-base-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const r = await run('runc', ['run', '--bundle', bundle, id]);
+  await run('runc', ['delete', '--force', id]);
+  return { code: r.code, out: r.stdout + r.stderr };
+}
+
+test('base create makes Debian build and run images with debootstrap: cnb user, bash and coreutils inside, the base labels; a builder on them detects under runc', { timeout: 600_000 }, async () => {
+  const w = await tempDir();
+  try {
+    const images = join(w.path, 'bases');
+    const made = await run(STRATA, ['base', 'create', '--build-image', `oci:${images}:build`, '--run-image', `oci:${images}:run`], { env });
+    assert.equal(made.code, 0, made.stderr);
+    const again = await run(STRATA, ['base', 'create', '--build-image', `oci:${join(w.path, 'again')}:build`, '--run-image', `oci:${join(w.path, 'again')}:run`], { env });
+    assert.match(again.stdout, /Using the cached bookworm tree|digest/);
+    const digests = (out: string) => [...out.matchAll(/digest (sha256:[0-9a-f]+)/g)].map((m) => m[1]);
+    assert.deepEqual(digests(again.stdout), digests(made.stdout), 'the same packages give the same digests');
+
+    const build = JSON.parse(await runOk('skopeo', ['inspect', '--config', `oci:${images}:build`])) as { config: { Env: string[]; User: string; Labels: Record<string, string> }; os: string; architecture: string };
+    const runCfg = JSON.parse(await runOk('skopeo', ['inspect', '--config', `oci:${images}:run`])) as { config: { Labels: Record<string, string> }; os: string; architecture: string };
+    assert.ok(build.config.Env.includes('CNB_USER_ID=1000') && build.config.Env.includes('CNB_GROUP_ID=1000'));
+    assert.equal(build.config.User, '1000:1000');
+    for (const l of [build.config.Labels, runCfg.config.Labels]) {
+      assert.equal(l['io.buildpacks.base.distro.name'], 'debian');
+      assert.equal(l['io.buildpacks.base.distro.version'], '12');
+      assert.equal(l['io.buildpacks.base.id'], 'io.strata.debian.bookworm');
+      assert.equal(l['io.buildpacks.stack.id'], 'io.strata.debian.bookworm');
+    }
+    assert.equal(runCfg.config.Labels['io.buildpacks.rebasable'], 'true');
+    assert.deepEqual([runCfg.os, runCfg.architecture], [build.os, build.architecture]);
+
+    const bundle = join(w.path, 'bundle');
+    await runOk('umoci', ['unpack', '--image', `${images}:build`, bundle]);
+    const id = await runc(bundle, ['/bin/bash', '-c', 'id cnb; ls --version | head -1; echo HOME=$HOME; touch $HOME/w && echo writable'], 1000);
+    assert.equal(id.code, 0, id.out);
+    assert.match(id.out, /uid=1000\(cnb\) gid=1000\(cnb\)/);
+    assert.match(id.out, /ls \(GNU coreutils\)/);
+    assert.match(id.out, /writable/);
+
+    // A builder on these bases: strata's lifecycle (with its own Node.js) detects inside the Debian build image.
+    const src = join(w.path, 'src');
+    const bp = await writeBuildpack(src, { id: 'test/node-like', detect: '[ -f package.json ] || exit 100' });
+    await writeFile(join(w.path, 'builder.toml'), `[[buildpacks]]\nuri = "${bp}"\n${orderToml([['test/node-like']])}\n[build]\nimage = "oci:${images}:build"\n[[run.images]]\nimage = "example.com/run:bookworm"\n`);
+    const builder = join(w.path, 'builder');
+    const b = await run(STRATA, ['builder', 'create', `oci:${builder}:1`, '--config', join(w.path, 'builder.toml')]);
+    assert.equal(b.code, 0, b.stderr);
+    const bb = join(w.path, 'builder-bundle');
+    await runOk('umoci', ['unpack', '--image', `${builder}:1`, bb]);
+    await writeFile(join(bb, 'rootfs', 'workspace', 'package.json'), '{}');
+    const d = await runc(bb, ['/cnb/lifecycle/detector'], 1000);
+    assert.equal(d.code, 0, d.out);
+    assert.match(await readFile(join(bb, 'rootfs', 'layers', 'group.toml'), 'utf8'), /id = "test\/node-like"/);
+    assert.match(await readFile(join(bb, 'rootfs', 'layers', 'plan.toml'), 'utf8'), /^$|entries/);
+  } finally {
+    await w.cleanup();
+  }
+});
