@@ -72,6 +72,26 @@ function completeOrder(order: Order, buildpacks: CollectedBuildpack[], file: str
   }));
 }
 
+/** Build and run images must agree on os, arch and distro (spec §13); a run image that cannot be read is not checked. */
+async function checkRunImage(config: BuilderConfig, build: ResolvedImage, options: StoreOptions): Promise<void> {
+  const name = config.runImages[0]!.image;
+  let run: ResolvedImage;
+  try {
+    const t = await openTarget(parseTarget(name), options);
+    run = await resolveImage(t.store, t.id);
+  } catch {
+    return;
+  }
+  const b = build.config;
+  const r = run.config;
+  const label = (c: typeof b, k: string) => c.config?.Labels?.[k];
+  const mismatch = [
+    b.os !== r.os || b.architecture !== r.architecture ? `os/arch ${b.os}/${b.architecture} vs ${r.os}/${r.architecture}` : '',
+    ...['io.buildpacks.base.distro.name', 'io.buildpacks.base.distro.version'].map((k) => (label(b, k) && label(r, k) && label(b, k) !== label(r, k) ? `${k} ${label(b, k)} vs ${label(r, k)}` : '')),
+  ].filter(Boolean);
+  if (mismatch.length) throw new StrataError(`${config.file}: build image ${config.buildImage} and run image ${name} differ: ${mismatch.join('; ')}`);
+}
+
 export interface BuilderResult {
   digest: Digest;
   metadata: BuilderMetadata;
@@ -94,6 +114,7 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
   if (!uidText || !gidText || !/^\d+$/.test(uidText) || !/^\d+$/.test(gidText)) throw new StrataError(`${file}: build image ${config.buildImage} has no numeric CNB_USER_ID and CNB_GROUP_ID in its env; make it with \`strata base create\``);
   const uid = Number(uidText);
   const gid = Number(gidText);
+  await checkRunImage(config, build, options);
 
   const work = await mkdtemp(join(tmpdir(), 'strata-builder-'));
   try {

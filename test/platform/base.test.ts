@@ -60,6 +60,10 @@ test('base create makes Debian build and run images with debootstrap: cnb user, 
     const builder = join(w.path, 'builder');
     const b = await run(STRATA, ['builder', 'create', `oci:${builder}:1`, '--config', join(w.path, 'builder.toml')]);
     assert.equal(b.code, 0, b.stderr);
+    const labels = (JSON.parse(await runOk('skopeo', ['inspect', `oci:${builder}:1`])) as { Labels: Record<string, string> }).Labels;
+    assert.equal(JSON.parse(labels['io.buildpacks.builder.metadata']!).buildpacks[0].id, 'test/node-like');
+    assert.equal(labels['io.buildpacks.base.distro.name'], 'debian', 'the base labels carry over to the builder');
+    assert.match(await runOk(STRATA, ['builder', 'inspect', `oci:${builder}:1`]), /└ Group #1:\n {7}└ test\/node-like@1\.0\.0/);
     const bb = join(w.path, 'builder-bundle');
     await runOk('umoci', ['unpack', '--image', `${builder}:1`, bb]);
     await writeFile(join(bb, 'rootfs', 'workspace', 'package.json'), '{}');

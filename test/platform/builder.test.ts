@@ -104,4 +104,10 @@ test('builder.toml mistakes are one line naming the file; nothing is written', a
   const noUser = await run(STRATA, ['builder', 'create', `oci:${join(fx.work, 'never')}:1`, '--config', bad]);
   assert.match(noUser.stderr, /has no numeric CNB_USER_ID and CNB_GROUP_ID/);
   await assert.rejects(stat(join(fx.work, 'never', 'index.json')));
+  // Build and run images must match: a run image labelled with another distro is refused.
+  await makeLayoutImage(join(fx.work, 'images'), 'other-run', [{ 'etc/os-release': 'ID=alpine\n' }], { 'io.buildpacks.base.distro.name': 'alpine' });
+  await makeLayoutImage(join(fx.work, 'images'), 'deb-build', [{ 'etc/os-release': 'ID=debian\n' }], { 'io.buildpacks.base.distro.name': 'debian' }, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
+  await writeFile(bad, `[build]\nimage = "oci:${join(fx.work, 'images')}:deb-build"\n[[order]]\n[[order.group]]\nid = "x"\n[[run.images]]\nimage = "oci:${join(fx.work, 'images')}:other-run"\n`);
+  const differ = await run(STRATA, ['builder', 'create', `oci:${join(fx.work, 'never')}:1`, '--config', bad]);
+  assert.match(differ.stderr, /bad-builder\.toml: build image .* and run image .* differ: io\.buildpacks\.base\.distro\.name debian vs alpine/);
 });
