@@ -38,6 +38,9 @@ export interface ExporterInputs {
   group: GroupEntry[];
   layersDir: string;
   appDir: string;
+  /** Where the layers and app dirs sit in the image when the host dirs differ (a platform's build dir); default: the same. */
+  imageLayersDir?: string;
+  imageAppDir?: string;
   launcherPath: string;
   runImage: ResolvedImage;
   /** `runImage` as named (tag or digest ref) and the mirrors recorded for rebase. */
@@ -107,6 +110,8 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
   };
   const history = (createdBy: string): HistoryEntry => ({ created: inputs.created.toISOString(), created_by: createdBy });
   const owned = (root: string, prefix: string) => ownedTree(root, prefix, inputs.uid, inputs.gid);
+  const toImage = inImagePath(layersDir, inputs.imageLayersDir);
+  const imageAppDir = inputs.imageAppDir ?? inputs.appDir;
 
   try {
     const metadata: LifecycleMetadata = { app: [], buildpacks: [], runImage: { topLayer: topLayer(inputs.runImage), reference: inputs.runImageReference, image: inputs.runImageName, mirrors: inputs.runImageMirrors } };
@@ -119,7 +124,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
         if (!l.meta.types.launch) continue;
         const record: LayerRecord = { sha: '', data: l.meta.metadata, build: l.meta.types.build, launch: true, cache: l.meta.types.cache };
         const createdBy = `Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`;
-        const recipe = layerRecipe(l.dir, inputs.uid, inputs.gid, inputs.created);
+        const recipe = layerRecipe(toImage(l.dir), inputs.uid, inputs.gid, inputs.created);
         const known = (await exists(l.dir)) ? await knownDiffID(l.dir, recipe) : undefined;
         const prev = known ? previousLayers.get(known) : undefined;
         if (known && prev) {
@@ -130,7 +135,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
           added.push({ descriptor: prev.desc, diffID: known as Digest, history: history(createdBy) });
           record.sha = known;
         } else if (await exists(l.dir)) {
-          record.sha = await layer(owned(l.dir, l.dir), createdBy);
+          record.sha = await layer(owned(l.dir, toImage(l.dir)), createdBy);
           await rememberDiffID(l.dir, recipe, record.sha);
         } else {
           // No dir: the buildpack means "keep the layer from the previous image".
@@ -151,17 +156,17 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
     }
 
     if (inputs.platformApi.atLeast('0.8') && (await exists(join(layersDir, 'sbom', 'launch')))) {
-      metadata.sbom = { sha: await layer(owned(join(layersDir, 'sbom', 'launch'), join(layersDir, 'sbom', 'launch')), 'Software Bill-of-Materials') };
+      metadata.sbom = { sha: await layer(owned(join(layersDir, 'sbom', 'launch'), toImage(join(layersDir, 'sbom', 'launch'))), 'Software Bill-of-Materials') };
     }
 
     const slices = await appSlices(inputs.appDir, md.slices, log);
     for (const [i, slice] of slices.entries()) {
-      const sha = await layer(sliceEntries(inputs.appDir, slice, inputs.uid, inputs.gid), i < slices.length - 1 ? `Application Slice: ${i + 1}` : 'Application Layer');
+      const sha = await layer(sliceEntries(inputs.appDir, imageAppDir, slice, inputs.uid, inputs.gid), i < slices.length - 1 ? `Application Slice: ${i + 1}` : 'Application Layer');
       metadata.app.push({ sha });
     }
 
     metadata.launcher = { sha: await layer(launcherEntries(await readFile(inputs.launcherPath)), 'Buildpacks Application Launcher') };
-    metadata.config = { sha: await layer(ownedTree(join(layersDir, 'config'), join(layersDir, 'config'), inputs.uid, inputs.gid), 'Buildpacks Launcher Config') };
+    metadata.config = { sha: await layer(owned(join(layersDir, 'config'), toImage(join(layersDir, 'config'))), 'Buildpacks Launcher Config') };
     metadata['process-types'] = { sha: await layer(processEntries(md), 'Buildpacks Process Types') };
 
     const base = inputs.runImage;
@@ -187,6 +192,12 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
+/** Maps a path under the host layers dir to where it sits in the image. */
+function inImagePath(hostLayers: string, imageLayers: string | undefined): (p: string) => string {
+  if (!imageLayers || imageLayers === hostLayers) return (p) => p;
+  return (p) => (p === hostLayers || p.startsWith(`${hostLayers}/`) ? imageLayers + p.slice(hostLayers.length) : p);
+}
+
 /** Everything besides the dir's contents that decides a layer tar's bytes. */
 export function layerRecipe(dir: string, uid: number, gid: number, created: Date): string {
   return `${dir}|${uid}:${gid}|${created.toISOString()}`;
@@ -208,8 +219,8 @@ async function* ownedTree(root: string, inImage: string, uid: number, gid: numbe
   for await (const e of treeEntries(root, { prefix, parentDirs: false })) yield { ...e, uid, gid };
 }
 
-async function* sliceEntries(appDir: string, files: string[], uid: number, gid: number): AsyncGenerator<LayerEntry> {
-  const prefix = appDir.replace(/^\/+/, '');
+async function* sliceEntries(appDir: string, imageAppDir: string, files: string[], uid: number, gid: number): AsyncGenerator<LayerEntry> {
+  const prefix = imageAppDir.replace(/^\/+/, '');
   for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: 0o755, uid: 0, gid: 0 };
   const st = await stat(appDir);
   yield { type: 'directory', path: prefix, mode: st.mode & 0o7777, uid, gid };
@@ -244,7 +255,7 @@ function finishConfig(config: ImageConfig, inputs: ExporterInputs, md: BuildMeta
   const path = `PATH=/cnb/process:/cnb/lifecycle:${basePath}`;
   if (pathIndex >= 0) env[pathIndex] = path;
   else env.push(path);
-  env.push(`CNB_LAYERS_DIR=${inputs.layersDir}`, `CNB_APP_DIR=${inputs.appDir}`, `CNB_PLATFORM_API=${inputs.platformApi}`, 'CNB_DEPRECATION_MODE=quiet');
+  env.push(`CNB_LAYERS_DIR=${inputs.imageLayersDir ?? inputs.layersDir}`, `CNB_APP_DIR=${inputs.imageAppDir ?? inputs.appDir}`, `CNB_PLATFORM_API=${inputs.platformApi}`, 'CNB_DEPRECATION_MODE=quiet');
   const buildMetadata = {
     processes: md.processes.map((p) => ({ type: p.type, command: p.command, args: p.args, direct: p.direct, ...(p.workingDir ? { 'working-dir': p.workingDir } : {}), buildpackID: p.buildpackId, 'exec-env': p.execEnv })),
     buildpacks: md.buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}), api: b.api })),
@@ -266,7 +277,7 @@ function finishConfig(config: ImageConfig, inputs: ExporterInputs, md: BuildMeta
       Env: env,
       Entrypoint: [defaultType ? `/cnb/process/${defaultType}` : '/cnb/lifecycle/launcher'],
       Cmd: null,
-      WorkingDir: inputs.appDir,
+      WorkingDir: inputs.imageAppDir ?? inputs.appDir,
     },
   };
 }
@@ -277,8 +288,9 @@ const LAUNCHER_VERSION = '0.1.0';
  * Writes the `cache = true` layers that have contents into the cache (spec §9.3), keeping committed tars whose
  * diffID did not change. Cache failures warn and never fail the build.
  */
-export async function saveCache(options: { group: GroupEntry[]; layersDir: string; cache: Cache; uid: number; gid: number; created: Date; log: Logger }): Promise<CacheMetadata | undefined> {
+export async function saveCache(options: { group: GroupEntry[]; layersDir: string; imageLayersDir?: string; cache: Cache; uid: number; gid: number; created: Date; log: Logger }): Promise<CacheMetadata | undefined> {
   const { cache, log } = options;
+  const toImage = inImagePath(options.layersDir, options.imageLayersDir);
   try {
     const writer = await cache.stage();
     const metadata: CacheMetadata = { buildpacks: [] };
@@ -288,12 +300,12 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
       for (const l of await readLayers(bpDir)) {
         if (!l.meta.types.cache || !(await exists(l.dir))) continue;
         // The same tar as the image layer, so the diffIDs agree; the restorer leaves existing parent dirs alone.
-        const recipe = layerRecipe(l.dir, options.uid, options.gid, options.created);
+        const recipe = layerRecipe(toImage(l.dir), options.uid, options.gid, options.created);
         const known = await knownDiffID(l.dir, recipe);
         let sha: string;
         if (known && (await writer.keepLayer(known))) sha = known;
         else {
-          sha = await writer.addLayer(ownedTree(l.dir, l.dir, options.uid, options.gid), options.created);
+          sha = await writer.addLayer(ownedTree(l.dir, toImage(l.dir), options.uid, options.gid), options.created);
           await rememberDiffID(l.dir, recipe, sha);
         }
         layers[l.name] = { sha, data: l.meta.metadata, build: l.meta.types.build, launch: l.meta.types.launch, cache: true };
@@ -301,7 +313,7 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
       metadata.buildpacks.push({ key: bp.id, version: bp.version, layers });
     }
     const sbomDir = join(options.layersDir, 'sbom', 'cache');
-    if (await exists(sbomDir)) metadata.sbom = { sha: await writer.addLayer(ownedTree(sbomDir, sbomDir, options.uid, options.gid), options.created) };
+    if (await exists(sbomDir)) metadata.sbom = { sha: await writer.addLayer(ownedTree(sbomDir, toImage(sbomDir), options.uid, options.gid), options.created) };
     await writer.commit(metadata);
     return metadata;
   } catch (err) {

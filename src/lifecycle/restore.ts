@@ -1,5 +1,5 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { extractLayer } from '../oci/extract.js';
 import { escapeId } from '../spec/buildpack.js';
 import type { GroupEntry } from '../spec/group.js';
@@ -21,6 +21,8 @@ export interface RestoreInputs {
   cache?: Cache;
   platformApi: ApiVersion;
   skipLayers: boolean;
+  /** Where the image's `/` is on this host: cached tars hold in-image paths (`/layers/…`); default `/`. */
+  extractRoot?: string;
   log: Logger;
 }
 
@@ -40,6 +42,7 @@ export async function restore(inputs: RestoreInputs): Promise<{ restored: string
   const restored: string[] = [];
   const removed: string[] = [];
   const cacheMd = inputs.cache ? await inputs.cache.metadata() : { buildpacks: [] };
+  const root = inputs.extractRoot ?? '/';
   for (const bp of inputs.group) {
     const bpDir = join(layersDir, escapeId(bp.id));
     const fromImage = inputs.previous?.buildpacks.find((b) => b.key === bp.id);
@@ -68,11 +71,11 @@ export async function restore(inputs: RestoreInputs): Promise<{ restored: string
       }
       try {
         // Cached tars hold the layer at its absolute path, as in the image.
-        await extractLayer(await inputs.cache!.openLayer(rec.sha), '/', { label: `cached layer ${bp.id}:${name}`, keepExistingDirs: true });
+        await extractLayer(await inputs.cache!.openLayer(rec.sha), root, { label: `cached layer ${bp.id}:${name}`, keepExistingDirs: true });
         // The extracted dir re-tars to the cached bytes: remember its diffID so an untouched layer is never re-read.
         const dir = join(bpDir, name);
         const st = await stat(dir);
-        await rememberDiffID(dir, layerRecipe(dir, st.uid, st.gid, st.mtime), rec.sha);
+        await rememberDiffID(dir, layerRecipe(root === '/' ? dir : `/${relative(root, dir)}`, st.uid, st.gid, st.mtime), rec.sha);
         restored.push(`${bp.id}:${name}`);
       } catch (err) {
         log.warn(`cache: could not restore ${bp.id}:${name} (${err instanceof Error ? err.message : String(err)}); it will be rebuilt`);
@@ -82,7 +85,7 @@ export async function restore(inputs: RestoreInputs): Promise<{ restored: string
   }
   if (!inputs.skipLayers && inputs.platformApi.atLeast('0.8')) {
     try {
-      if (cacheMd.sbom?.sha && inputs.cache) await extractLayer(await inputs.cache.openLayer(cacheMd.sbom.sha), '/', { label: 'cached SBOM layer', keepExistingDirs: true });
+      if (cacheMd.sbom?.sha && inputs.cache) await extractLayer(await inputs.cache.openLayer(cacheMd.sbom.sha), root, { label: 'cached SBOM layer', keepExistingDirs: true });
     } catch (err) {
       log.warn(`cache: SBOM layer not restored (${err instanceof Error ? err.message : String(err)})`);
     }

@@ -7,14 +7,14 @@ import type { GroupEntry } from '../spec/group.js';
 import type { Logger } from './log.js';
 
 /** Unpacks an SBOM layer (its entries are `<layers>/sbom/...` at absolute paths) without touching the dirs above. */
-export async function extractSbomLayer(image: ResolvedImage, diffID: string, what: string, log: Logger): Promise<boolean> {
+export async function extractSbomLayer(image: ResolvedImage, diffID: string, what: string, log: Logger, root = '/'): Promise<boolean> {
   const i = image.config.rootfs.diff_ids.indexOf(diffID as never);
   const desc = i < 0 ? undefined : image.manifest.manifest.layers[i];
   if (!desc) {
     log.warn(`${what}: SBOM layer ${diffID} not found; SBOMs of reused layers will be missing`);
     return false;
   }
-  await extractLayer(await image.store.getBlob(desc), '/', { label: `${what} SBOM layer`, keepExistingDirs: true });
+  await extractLayer(await image.store.getBlob(desc), root, { label: `${what} SBOM layer`, keepExistingDirs: true });
   return true;
 }
 
