@@ -5,6 +5,7 @@ import { registerLoginCommands } from './login.js';
 import { registerBuildpackCommands } from './buildpack.js';
 import { registerBuilderCommands } from './builder.js';
 import { registerBaseCommands } from './base.js';
+import { registerBuildCommand } from './build.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerBuildpackCommands(program);
   registerBuilderCommands(program);
   registerBaseCommands(program);
+  registerBuildCommand(program);
   return program;
 }
 

@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { StrataError } from '../oci/errors.js';
+import { createLogger } from '../lifecycle/log.js';
+import { runBuild } from '../platform/build.js';
+import { HostExecutor, RuncExecutor, type Executor } from '../platform/executor.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `--env K=V`, or `--env K` to pass K from strata's own environment, as pack does. */
+function parseEnv(items: string[], fileText: string | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  const add = (item: string, where: string): void => {
+    const eq = item.indexOf('=');
+    const name = eq < 0 ? item : item.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new StrataError(`${where} "${item}": expected NAME=VALUE`);
+    if (eq >= 0) env[name] = item.slice(eq + 1);
+    else if (process.env[name] !== undefined) env[name] = process.env[name]!;
+  };
+  for (const line of (fileText ?? '').split('\n')) if (line.trim() && !line.trim().startsWith('#')) add(line.trim(), '--env-file line');
+  for (const i of items) add(i, '--env');
+  return env;
+}
+
+function creationTime(text: string | undefined): Date | undefined {
+  if (!text) return process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : undefined;
+  if (text === 'now') return new Date(Math.floor(Date.now() / 1000) * 1000);
+  if (!/^\d+$/.test(text)) throw new StrataError(`--creation-time "${text}": use "now" or seconds since 1970`);
+  return new Date(Number(text) * 1000);
+}
+
+/** `strata build`: pack's build, with no Docker engine — the builder's lifecycle runs in a runc sandbox. */
+export function registerBuildCommand(program: Command): void {
+  program
+    .command('build <image>')
+    .description('build an app image from source with a builder (no Docker engine needed)')
+    .requiredOption('-B, --builder <image>', 'builder image (local store, oci:<dir>:<tag> or a registry)')
+    .option('-p, --path <dir>', 'app source directory', '.')
+    .option('--publish', 'push the image to its registry (otherwise it goes to the local store)')
+    .option('--run-image <image>', 'run image to use instead of the builder\'s')
+    .option('-e, --env <NAME=VALUE>', 'build-time env var for buildpacks (repeatable)', collect, [])
+    .option('--env-file <file>', 'file of NAME=VALUE lines')
+    .option('-t, --tag <image>', 'additional tag (repeatable)', collect, [])
+    .option('--clear-cache', 'start with an empty cache')
+    .option('--creation-time <t>', '"now" or seconds since 1970 (default: SOURCE_DATE_EPOCH, else 1980-01-01)')
+    .option('--previous-image <image>', 'reuse layers from this image instead of <image>')
+    .option('-D, --default-process <type>', 'the process the image starts by default')
+    .option('--network <mode>', 'host or none', 'host')
+    .option('--executor <name>', 'runc (sandboxed, default) or host (no isolation; CI inside the build image)', 'runc')
+    .option('--report-output-dir <dir>', 'write report.toml here')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('-v, --verbose', 'show debug output')
+    .option('-q, --quiet', 'show only errors and the result')
+    .option('--timestamps', 'prefix log lines with the time')
+    .option('--no-color', 'no colour in output (strata prints none)')
+    .action(async (image: string, opts: Record<string, unknown>) => {
+      const o = opts as { builder: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[]; verbose?: boolean; quiet?: boolean; timestamps?: boolean };
+      if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
+      if (o.executor !== 'runc' && o.executor !== 'host') throw new StrataError(`--executor "${o.executor}": use runc or host`);
+      const path = resolve(o.path);
+      if (!(await stat(path).catch(() => undefined))?.isDirectory()) throw new StrataError(`--path ${o.path}: not a directory`);
+      if (o.executor === 'runc' && process.getuid?.() !== 0) throw new StrataError('the runc executor needs root here; run strata as root, or use --executor host inside the build image');
+      const stamp = (line: string) => (o.timestamps ? `${new Date().toISOString()} ${line}` : line);
+      const log = createLogger(o.quiet ? 'warn' : o.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
+      const executor = (rootfs: string, state: string): Executor => (o.executor === 'host' ? new HostExecutor() : new RuncExecutor(rootfs, state));
+      const r = await runBuild({
+        image,
+        builder: o.builder,
+        appPath: path,
+        publish: o.publish ?? false,
+        ...(o.runImage ? { runImage: o.runImage } : {}),
+        env: parseEnv(o.env, o.envFile ? await readFile(o.envFile, 'utf8') : undefined),
+        tags: o.tag,
+        clearCache: o.clearCache ?? false,
+        ...(creationTime(o.creationTime) ? { creationTime: creationTime(o.creationTime)! } : {}),
+        ...(o.previousImage ? { previousImage: o.previousImage } : {}),
+        ...(o.defaultProcess ? { defaultProcess: o.defaultProcess } : {}),
+        network: o.network,
+        executor,
+        ...(o.reportOutputDir ? { reportDir: o.reportOutputDir } : {}),
+        store: { insecureRegistries: o.insecureRegistry },
+        log,
+        phase: (name) => {
+          if (!o.quiet) process.stdout.write(stamp(`===> ${name}\n`));
+        },
+      });
+      process.stdout.write(`Successfully built image ${image} (${r.where})\n  digest ${r.digest}\n`);
+    });
+}

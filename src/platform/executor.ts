@@ -1,0 +1,119 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StrataError } from '../oci/errors.js';
+
+/** A host dir seen at another path inside the sandbox. */
+export interface Mount {
+  source: string;
+  destination: string;
+  readonly?: boolean;
+}
+
+export interface SandboxRun {
+  args: string[];
+  env: string[];
+  uid: number;
+  gid: number;
+  cwd: string;
+  mounts: Mount[];
+  /** `host` shares the host's network (like pack's default on Linux); `none` gives only loopback. */
+  network: 'host' | 'none';
+}
+
+/** Runs one program in isolation and returns its exit code; output goes to ours. */
+export interface Executor {
+  readonly name: string;
+  run(spec: SandboxRun): Promise<number>;
+}
+
+const DEFAULT_CAPS: string[] = [];
+
+/**
+ * runc from Debian, on an unpacked image rootfs mounted read-only: fresh pid, ipc, uts and mount namespaces, no
+ * capabilities, no new privileges, the build's dirs bind-mounted in, /tmp a tmpfs. Chosen over bubblewrap because it
+ * takes an OCI runtime config (the same shape Docker and Podman use) and returns the program's exit code as its own.
+ */
+export class RuncExecutor implements Executor {
+  readonly name = 'runc';
+
+  constructor(
+    private readonly rootfs: string,
+    private readonly stateDir: string,
+  ) {}
+
+  async run(spec: SandboxRun): Promise<number> {
+    await mkdir(this.stateDir, { recursive: true });
+    const bundle = await mkdtemp(join(this.stateDir, 'bundle-'));
+    const id = `strata-${randomBytes(6).toString('hex')}`;
+    const bind = (m: Mount) => ({ destination: m.destination, type: 'bind', source: m.source, options: ['rbind', 'nosuid', 'nodev', m.readonly ? 'ro' : 'rw'] });
+    const config = {
+      ociVersion: '1.0.2',
+      process: {
+        terminal: false,
+        user: { uid: spec.uid, gid: spec.gid },
+        args: spec.args,
+        env: spec.env,
+        cwd: spec.cwd,
+        noNewPrivileges: true,
+        capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS, ambient: DEFAULT_CAPS },
+        // Within this machine's hard limits (root cannot raise them here).
+        rlimits: [{ type: 'RLIMIT_NOFILE', hard: 4096, soft: 4096 }],
+      },
+      root: { path: this.rootfs, readonly: true },
+      hostname: 'strata',
+      mounts: [
+        { destination: '/proc', type: 'proc', source: 'proc' },
+        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+        { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+        { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+        { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+        { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+        ...(spec.network === 'host' ? ['/etc/resolv.conf', '/etc/hosts'].map((f) => bind({ source: f, destination: f, readonly: true })) : []),
+        ...spec.mounts.map(bind),
+      ],
+      linux: {
+        namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(spec.network === 'none' ? [{ type: 'network' }] : [])],
+        maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/sys/firmware'],
+        readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      },
+    };
+    await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', 'inherit', 'inherit'] });
+        // Ctrl-C and SIGTERM reach the sandboxed program; runc passes them on.
+        const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+        const onInt = forward('SIGINT');
+        const onTerm = forward('SIGTERM');
+        process.on('SIGINT', onInt).on('SIGTERM', onTerm);
+        child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? 'runc is not installed (apt-get install runc), or use --executor host' : `runc: ${e.message}`)));
+        child.on('close', (code, signal) => {
+          process.off('SIGINT', onInt).off('SIGTERM', onTerm);
+          resolve(code ?? (signal ? 128 : 1));
+        });
+      });
+    } finally {
+      await rm(bundle, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * No isolation: the program runs directly on this machine with the same mounts expressed as paths. For CI that already
+ * runs inside the build image; the dirs must then be the real ones (`/workspace`, `/layers`).
+ */
+export class HostExecutor implements Executor {
+  readonly name = 'host';
+
+  async run(spec: SandboxRun): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const ids = process.getuid?.() === 0 ? { uid: spec.uid, gid: spec.gid } : {};
+      const env = Object.fromEntries(spec.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+      const child = spawn(spec.args[0]!, spec.args.slice(1), { cwd: spec.cwd, env, stdio: ['ignore', 'inherit', 'inherit'], ...ids });
+      child.on('error', (e) => reject(new StrataError(`host executor: ${spec.args[0]}: ${e.message}`)));
+      child.on('close', (code) => resolve(code ?? 1));
+    });
+  }
+}

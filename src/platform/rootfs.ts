@@ -1,0 +1,34 @@
+import { access, chmod, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { digestHex } from '../oci/digest.js';
+import { extractLayer } from '../oci/extract.js';
+import type { ResolvedImage } from '../oci/image.js';
+
+const MARKER = '.complete';
+
+/**
+ * An image's filesystem unpacked once per manifest digest under `dir` and reused by every build after: whiteouts
+ * applied, owners kept (we run as root), made in a temp dir and renamed in so a half-unpacked tree is never used.
+ * Sandboxes mount it read-only, so builds cannot change it.
+ */
+export async function unpackedRootfs(image: ResolvedImage, dir: string): Promise<string> {
+  const target = join(dir, digestHex(image.manifest.digest));
+  const rootfs = join(target, 'rootfs');
+  if (await access(join(target, MARKER)).then(() => true, () => false)) return rootfs;
+  await mkdir(dir, { recursive: true });
+  const tmp = await mkdtemp(`${target}.tmp-`);
+  try {
+    await mkdir(join(tmp, 'rootfs'), { mode: 0o755 });
+    for (const [i, desc] of image.manifest.manifest.layers.entries()) {
+      await extractLayer(await image.store.getBlob(desc), join(tmp, 'rootfs'), { label: `${image.store.description} layer ${i + 1}` });
+    }
+    await chmod(join(tmp, 'rootfs'), 0o755);
+    await writeFile(join(tmp, MARKER), image.manifest.digest);
+    await rm(target, { recursive: true, force: true });
+    await rename(tmp, target);
+    return rootfs;
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
