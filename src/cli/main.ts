@@ -6,6 +6,7 @@ import { registerBuildpackCommands } from './buildpack.js';
 import { registerBuilderCommands } from './builder.js';
 import { registerBaseCommands } from './base.js';
 import { registerBuildCommand } from './build.js';
+import { registerRunCommand } from './run.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerBuilderCommands(program);
   registerBaseCommands(program);
   registerBuildCommand(program);
+  registerRunCommand(program);
   return program;
 }
 

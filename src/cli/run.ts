@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { StrataError } from '../oci/errors.js';
+import { resolveImage } from '../oci/image.js';
+import { openImage } from '../lifecycle/analyze.js';
+import { RuncExecutor } from '../platform/executor.js';
+import { imageTarget, strataHome } from '../platform/localstore.js';
+import { unpackedRootfs } from '../platform/rootfs.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** `strata run`: an app image from the local store, a layout or a registry, in the runc sandbox, on the host network. */
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run <image> [args...]')
+    .description('run an app image (local store, oci:<dir>:<tag> or a registry) in a sandbox; Ctrl-C stops it')
+    .option('-e, --env <NAME=VALUE>', 'env var for the app (repeatable)', collect, [])
+    .option('--process <type>', 'process type to run instead of the default')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .action(async (name: string, args: string[], opts: { env: string[]; process?: string; insecureRegistry: string[] }) => {
+      if (process.getuid?.() !== 0) throw new StrataError('strata run needs root to start its runc sandbox');
+      const store = { insecureRegistries: opts.insecureRegistry };
+      const local = await imageTarget(name, false, store).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
+      const image = local ?? (await openImage(name, store))?.image;
+      if (!image) throw new StrataError(`image ${name} not found in the local store or its registry`);
+      const cfg = image.config.config ?? {};
+      for (const e of opts.env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(e)) throw new StrataError(`--env "${e}": expected NAME=VALUE`);
+      const entrypoint = opts.process ? [`/cnb/process/${opts.process}`] : (cfg.Entrypoint ?? []);
+      const argv = [...entrypoint, ...(args.length ? args : (cfg.Cmd ?? []))];
+      if (!argv.length) throw new StrataError(`${name} has no entrypoint; give a command after the image name`);
+      const [uid, gid] = (cfg.User ?? '0:0').split(':').map((x) => Number(x));
+      const home = strataHome();
+      const rootfs = await unpackedRootfs(image, join(home, 'rootfs'));
+      const env = [...(cfg.Env ?? []), ...opts.env];
+      const code = await new RuncExecutor(rootfs, join(home, 'run')).run({ args: argv, env, uid: Number.isInteger(uid) ? uid! : 0, gid: Number.isInteger(gid) ? gid! : 0, cwd: cfg.WorkingDir || '/', mounts: [], network: 'host' });
+      process.exitCode = code;
+    });
+}
