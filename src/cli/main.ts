@@ -7,6 +7,7 @@ import { registerBuilderCommands } from './builder.js';
 import { registerBaseCommands } from './base.js';
 import { registerBuildCommand } from './build.js';
 import { registerRunCommand } from './run.js';
+import { registerAppCommands } from './app.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerBaseCommands(program);
   registerBuildCommand(program);
   registerRunCommand(program);
+  registerAppCommands(program);
   return program;
 }
 

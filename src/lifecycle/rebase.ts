@@ -85,7 +85,7 @@ export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
     if (mismatch && !inputs.force) fail(`${mismatch}; use -force to rebase anyway`);
     const known = [md.runImage.image, ...(md.runImage.mirrors ?? [])].filter((x): x is string => Boolean(x)).map(repositoryOf);
     if (!inputs.force && known.length && !known.includes(repositoryOf(inputs.newRunName))) {
-      fail(`${inputs.newRunName} is not the run image ${inputs.appName} was built on (${known.join(', ')}) nor one of its mirrors; use -force to switch run images`);
+      fail(`${inputs.newRunName} is not the run image ${inputs.appName} was built on (${known.join(', ')}) nor one of its mirrors; use --force (the rebaser's -force) to switch run images`);
     }
   } else if (!inputs.force) {
     const a = labels[LABEL.stackId];

@@ -42,3 +42,19 @@ export async function makeLayoutImage(dir: string, tag: string, layers: Record<s
   const { digest } = await writeImage(layout, config, manifest, tag);
   return { layout, digest };
 }
+
+/**
+ * The files of a tiny image that can run strata's shipped Node.js, bash buildpacks and the launcher: busybox plus
+ * bash, env and the host's own shared libraries they need (so no debootstrap is needed for fast tests).
+ */
+export async function hostToolImageFiles(): Promise<Record<string, FileSpec>> {
+  const { readFile } = await import('node:fs/promises');
+  const { runOk } = await import('./proc.js');
+  const exe = async (p: string): Promise<FileSpec> => ({ content: await readFile(p), mode: 0o755 });
+  const tools = ['/bin/bash', '/usr/bin/env', '/bin/cat', '/bin/mkdir', '/bin/chmod', '/usr/bin/id'];
+  const files: Record<string, FileSpec> = { 'bin/busybox': await exe('/bin/busybox') };
+  for (const t of tools) files[t.slice(1)] = await exe(t);
+  const libs = (await runOk('sh', ['-c', `ldd /usr/bin/node ${tools.join(' ')} | grep -o "/[^ ]*" | grep -v ":$" | sort -u`])).trim().split('\n');
+  for (const lib of libs) files[lib.replace(/^\//, '')] = await exe(lib);
+  return files;
+}

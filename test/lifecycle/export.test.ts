@@ -201,7 +201,7 @@ test('rebase swaps the run layers by writing only a config and a manifest; same 
     await copyImage(v2.layout, 'run', other, 'v2');
     const otherRun = await resolveImage(other, 'v2');
     const base = { app: rebased, appName: 'app:v1', newRunReference: 'x', outputs: [{ store: appRepo, tag: 'refused', name: 'refused' }] };
-    await assert.rejects(rebase({ ...base, newRun: otherRun, newRunName: `${fx.reg.host}/other/run:v2`, force: false }), /not the run image .* use -force/);
+    await assert.rejects(rebase({ ...base, newRun: otherRun, newRunName: `${fx.reg.host}/other/run:v2`, force: false }), /not the run image .* use --force/);
     const forced = await rebase({ ...base, newRun: otherRun, newRunName: `${fx.reg.host}/other/run:v2`, force: true });
     assert.equal(forced.metadata.runImage.image, `${fx.reg.host}/other/run:v2`);
     const locked = { ...rebased, config: { ...rebased.config, config: { ...rebased.config.config, Labels: { ...rebased.config.config!.Labels, 'io.buildpacks.rebasable': 'false' } } } };

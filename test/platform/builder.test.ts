@@ -4,26 +4,17 @@ import { chmod, chown, readFile, readlink, stat, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import { registryFixture } from '../harness/registry.js';
 import { writeBuildpack, orderToml } from '../harness/buildpacks.js';
-import { makeLayoutImage, type FileSpec } from '../harness/images.js';
+import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
 import { run, runOk } from '../harness/proc.js';
 import { PROJECT_ROOT } from '../../src/version.js';
 
 const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
 const fx = registryFixture();
 
-/** A tiny build image that can run the shipped Node.js and bash buildpacks: busybox plus the host's own shared libraries. */
-async function buildImageFiles(): Promise<Record<string, FileSpec>> {
-  const exe = async (p: string) => ({ content: await readFile(p), mode: 0o755 });
-  const files: Record<string, FileSpec> = { 'bin/busybox': await exe('/bin/busybox'), 'bin/bash': await exe('/bin/bash'), 'usr/bin/env': await exe('/usr/bin/env') };
-  const libs = (await runOk('sh', ['-c', 'ldd /usr/bin/node /bin/bash /usr/bin/env | grep -o "/[^ ]*" | grep -v ":$" | sort -u'])).trim().split('\n');
-  for (const lib of libs) files[lib.replace(/^\//, '')] = await exe(lib);
-  return files;
-}
-
 test('builder create: build image + dirs + strata lifecycle + buildpacks + order/run/stack toml, pack labels; inspect; the detector runs inside it under runc', async () => {
   const w = fx.work;
   const build = join(w, 'images');
-  await makeLayoutImage(build, 'build', [await buildImageFiles()], { 'io.buildpacks.base.id': 'test' }, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
+  await makeLayoutImage(build, 'build', [await hostToolImageFiles()], { 'io.buildpacks.base.id': 'test' }, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
   await makeLayoutImage(build, 'run', [{ 'bin/busybox': await readFile('/bin/busybox') }]);
   const src = join(w, 'src');
   const a = await writeBuildpack(src, { id: 'test/a', detect: 'exit 100' });

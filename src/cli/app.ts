@@ -1,0 +1,176 @@
+import type { Command } from 'commander';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'smol-toml';
+import { StrataError } from '../oci/errors.js';
+import { extractLayer } from '../oci/extract.js';
+import { resolveImage, type ResolvedImage } from '../oci/image.js';
+import { openImage } from '../lifecycle/analyze.js';
+import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
+import { rebase } from '../lifecycle/rebase.js';
+import { imageTarget, localImages } from '../platform/localstore.js';
+import { printJson } from './output.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** An image from the local store first, else from its registry. */
+async function findImage(name: string, insecure: string[]): Promise<{ image: ResolvedImage; reference: string; local: boolean }> {
+  const store = { insecureRegistries: insecure };
+  try {
+    const t = await imageTarget(name, false, store);
+    const image = await resolveImage(t.store, t.id);
+    return { image, reference: `${name}@${image.manifest.digest}`, local: true };
+  } catch {
+    const o = await openImage(name, store);
+    if (!o) throw new StrataError(`image ${name} not found in the local store or its registry`);
+    return { image: o.image, reference: o.reference, local: false };
+  }
+}
+
+interface BuildLabel {
+  processes?: { type: string; command: string[]; args: string[]; direct: boolean; 'working-dir'?: string; buildpackID: string }[];
+  buildpacks?: { id: string; version: string; homepage?: string }[];
+  'buildpack-default-process-type'?: string;
+}
+
+/** `strata images|rmi|inspect|rebase|sbom`: what app developers do with built images. */
+export function registerAppCommands(program: Command): void {
+  program
+    .command('images')
+    .description('list the images in the local store')
+    .action(async () => {
+      const store = await localImages();
+      const tags = await store.listTags();
+      process.stdout.write(`${'IMAGE'.padEnd(50)} DIGEST\n`);
+      for (const t of tags.sort()) process.stdout.write(`${t.padEnd(50)} ${(await store.getManifest(t)).digest.slice(0, 19)}\n`);
+    });
+  program
+    .command('rmi <image...>')
+    .description('remove images from the local store')
+    .action(async (names: string[]) => {
+      const store = await localImages();
+      for (const n of names) {
+        const t = await imageTarget(n, false);
+        if (!(await store.removeTag(t.tag))) throw new StrataError(`${n} is not in the local store (see \`strata images\`)`);
+        process.stdout.write(`Untagged ${t.tag}\n`);
+      }
+    });
+  program
+    .command('inspect <image>')
+    .description('show how an app image was built: run image, buildpacks, processes')
+    .option('--bom', 'print the SBOM layer\'s documents instead (see also `strata sbom download`)')
+    .option('-o, --output <format>', 'human, json or toml', 'human')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .action(async (name: string, opts: { bom?: boolean; output: string; insecureRegistry: string[] }) => {
+      const { image, local } = await findImage(name, opts.insecureRegistry);
+      const labels = image.config.config?.Labels ?? {};
+      const md = parseLifecycleMetadata(labels[LABEL.lifecycle]);
+      if (!md) throw new StrataError(`${name} was not built with buildpacks (no ${LABEL.lifecycle} label)`);
+      if (opts.bom) {
+        const dir = await mkdtemp(join(tmpdir(), 'strata-bom-'));
+        try {
+          await sbomTo(image, md.sbom?.sha, dir);
+          const { readdir, readFile } = await import('node:fs/promises');
+          const docs: Record<string, unknown> = {};
+          const walk = async (d: string, rel: string): Promise<void> => {
+            for (const e of await readdir(join(d, rel), { withFileTypes: true })) {
+              const r = rel ? `${rel}/${e.name}` : e.name;
+              if (e.isDirectory()) await walk(d, r);
+              else docs[r] = JSON.parse(await readFile(join(d, r), 'utf8')) as unknown;
+            }
+          };
+          await walk(dir, '');
+          printJson(docs);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+        return;
+      }
+      const build = JSON.parse(labels[LABEL.build] ?? '{}') as BuildLabel;
+      const data = {
+        image: name,
+        source: local ? 'local store' : 'registry',
+        digest: image.manifest.digest,
+        base: { runImage: md.runImage.image, reference: md.runImage.reference, topLayer: md.runImage.topLayer, mirrors: md.runImage.mirrors ?? [] },
+        rebasable: labels[LABEL.rebasable] !== 'false',
+        buildpacks: build.buildpacks ?? [],
+        processes: (build.processes ?? []).map((p) => ({ ...p, default: p.type === build['buildpack-default-process-type'] })),
+      };
+      if (opts.output === 'json') return printJson(data);
+      if (opts.output === 'toml') return void process.stdout.write(stringify(JSON.parse(JSON.stringify(data)) as Record<string, unknown>));
+      const out = [
+        `Inspecting image: ${name} (${data.source})`,
+        `Digest: ${data.digest}`,
+        '',
+        'Base Image:',
+        `  Reference: ${data.base.reference}`,
+        `  Top Layer: ${data.base.topLayer}`,
+        `Run Images:\n  ${data.base.runImage ?? '(unknown)'}${data.base.mirrors.map((m) => `\n  ${m}    (mirror)`).join('')}`,
+        `Rebasable: ${data.rebasable}`,
+        'Buildpacks:',
+        ...data.buildpacks.map((b) => `  ${b.id.padEnd(32)}${b.version}`),
+        'Processes:',
+        `  ${'TYPE'.padEnd(20)}${'SHELL'.padEnd(8)}COMMAND`,
+        ...data.processes.map((p) => `  ${(p.type + (p.default ? ' (default)' : '')).padEnd(20)}${(p.direct ? '' : 'bash').padEnd(8)}${[...p.command, ...p.args].join(' ')}`),
+      ];
+      process.stdout.write(`${out.join('\n')}\n`);
+    });
+  program
+    .command('rebase <image>')
+    .description('put an app image on a new run image by rewriting only its config and manifest')
+    .option('--run-image <image>', 'the new run image (default: the one the image records)')
+    .option('--publish', 'the image is in its registry (otherwise the local store)')
+    .option('--force', 'rebase even across run images, rebasable=false or a target mismatch')
+    .option('--previous-image <image>', 'rebase this image and write the result as <image>')
+    .option('-t, --tag <image>', 'additional tag (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .action(async (name: string, opts: { runImage?: string; publish?: boolean; force?: boolean; previousImage?: string; tag: string[]; insecureRegistry: string[] }) => {
+      const store = { insecureRegistries: opts.insecureRegistry };
+      const source = opts.previousImage ?? name;
+      const app = opts.publish ? await openImage(source, store) : await findImage(source, opts.insecureRegistry).then((f) => ({ image: f.image }));
+      if (!app) throw new StrataError(`image ${source} not found`);
+      const md = parseLifecycleMetadata(app.image.config.config?.Labels?.[LABEL.lifecycle]);
+      const runName = opts.runImage ?? md?.runImage?.image;
+      if (!runName) throw new StrataError(`${source} records no run image; give --run-image`);
+      const run = await findImage(runName, opts.insecureRegistry);
+      const outputs = [];
+      for (const n of [name, ...opts.tag]) {
+        const t = await imageTarget(n, opts.publish ?? false, store);
+        outputs.push({ store: t.store, tag: t.tag, name: n });
+      }
+      const started = process.hrtime.bigint();
+      const r = await rebase({ app: app.image, appName: source, newRun: run.image, newRunName: runName, newRunReference: run.reference, outputs, force: opts.force ?? false });
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      process.stdout.write(`Rebased ${name} onto ${run.reference} in ${ms.toFixed(1)} ms\n  digest ${r.digest}\n`);
+    });
+  const sbom = program.command('sbom').description('software bills of materials of app images');
+  sbom
+    .command('download <image>')
+    .description('write the image\'s SBOM documents (launch, by buildpack and layer) into a directory')
+    .requiredOption('-o, --output-dir <dir>', 'where to write them')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .action(async (name: string, opts: { outputDir: string; insecureRegistry: string[] }) => {
+      const { image } = await findImage(name, opts.insecureRegistry);
+      const md = parseLifecycleMetadata(image.config.config?.Labels?.[LABEL.lifecycle]);
+      await sbomTo(image, md?.sbom?.sha, opts.outputDir);
+      process.stdout.write(`SBOMs of ${name} written to ${opts.outputDir}\n`);
+    });
+}
+
+/** Extracts the SBOM layer and keeps its `sbom/launch/…` tree, wherever the layers dir was in the image. */
+async function sbomTo(image: ResolvedImage, sha: string | undefined, dir: string): Promise<void> {
+  if (!sha) throw new StrataError('the image has no SBOM layer (its buildpacks wrote no SBOM)');
+  const i = image.config.rootfs.diff_ids.indexOf(sha as never);
+  if (i < 0) throw new StrataError(`the image's SBOM layer ${sha} is missing`);
+  const tmp = await mkdtemp(join(tmpdir(), 'strata-sbom-'));
+  try {
+    await extractLayer(await image.store.getBlob(image.manifest.manifest.layers[i]!), tmp, { chown: false });
+    const layersDir = (image.config.config?.Env ?? []).find((e) => e.startsWith('CNB_LAYERS_DIR='))?.slice('CNB_LAYERS_DIR='.length) ?? '/layers';
+    await cp(join(tmp, layersDir, 'sbom'), dir, { recursive: true });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,97 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { registryFixture } from '../harness/registry.js';
+import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
+import { writeBuildpack, orderToml } from '../harness/buildpacks.js';
+import { run, runOk } from '../harness/proc.js';
+import { PROJECT_ROOT } from '../../src/version.js';
+import { sha256 } from '../../src/oci/digest.js';
+
+const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
+const fx = registryFixture();
+
+test('strata build/images/inspect/run/rebase/sbom/rmi: a daemonless build in the runc sandbox, to the local store and to a registry', { timeout: 300_000 }, async () => {
+  const w = fx.work;
+  const env = { ...process.env, STRATA_HOME: join(w, 'home') };
+  const images = join(w, 'images');
+  const tools = await hostToolImageFiles();
+  await makeLayoutImage(images, 'build', [tools], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
+  await makeLayoutImage(images, 'run', [tools], { 'io.buildpacks.rebasable': 'true' });
+  await makeLayoutImage(images, 'run2', [tools, { 'etc/patched': 'yes' }], { 'io.buildpacks.rebasable': 'true' });
+  const bp = await writeBuildpack(join(w, 'bps'), {
+    id: 'test/hello',
+    api: '0.10',
+    buildpackKeys: 'sbom-formats = ["application/vnd.cyclonedx+json"]',
+    detect: '[ -f hello.txt ] || exit 100',
+    build: `L="$1"
+echo "---> hello buildpack, as uid $(id -u 2>/dev/null || echo ?) in $PWD"
+if [ -f "$L/tools.toml" ] && [ -x "$L/tools/bin/hello" ]; then echo "tools restored from cache"; fi
+mkdir -p "$L/tools/bin" "$L/tools/env.launch"
+printf '#!/bin/bash\\necho "hello from $(cat /workspace/hello.txt) $GREETING $*"\\n' > "$L/tools/bin/hello"
+chmod +x "$L/tools/bin/hello"
+printf bonjour > "$L/tools/env.launch/GREETING"
+printf '[types]\\nlaunch = true\\ncache = true\\n' > "$L/tools.toml"
+echo '{"bomFormat":"CycloneDX","components":[{"name":"hello-tools"}]}' > "$L/tools.sbom.cdx.json"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["hello"]\\nargs = ["default-arg"]\\ndefault = true\\n' > "$L/launch.toml"`,
+  });
+  await writeFile(join(w, 'builder.toml'), `[[buildpacks]]\nuri = "${bp}"\n${orderToml([['test/hello']])}\n[build]\nimage = "oci:${images}:build"\n[[run.images]]\nimage = "oci:${images}:run"\n`);
+  await runOk(STRATA, ['builder', 'create', `oci:${w}/builder:1`, '--config', join(w, 'builder.toml')], { env });
+  const app = join(w, 'app');
+  await mkdir(app);
+  await writeFile(join(app, 'hello.txt'), 'world');
+  const builder = `oci:${w}/builder:1`;
+
+  const first = await run(STRATA, ['build', 'myapp', '--builder', builder, '--path', app], { env });
+  assert.equal(first.code, 0, first.stderr + first.stdout);
+  for (const phase of ['ANALYZING', 'DETECTING', 'RESTORING', 'BUILDING', 'EXPORTING']) assert.match(first.stdout, new RegExp(`===> ${phase}`));
+  assert.match(first.stdout, /---> hello buildpack, as uid 1000 in \/workspace/, 'buildpack output streams live, from inside the sandbox');
+  assert.match(await runOk(STRATA, ['images'], { env }), /docker\.io\/library\/myapp:latest/);
+  const shown = await runOk(STRATA, ['inspect', 'myapp'], { env });
+  assert.match(shown, /test\/hello +0\.1\.0|test\/hello +1\.0\.0/);
+  assert.match(shown, /web \(default\) +hello default-arg/);
+  const ran = await run(STRATA, ['run', 'myapp'], { env });
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.match(ran.stdout, /^hello from world bonjour default-arg$/m);
+  assert.match((await run(STRATA, ['run', 'myapp', 'given'], { env })).stdout, /^hello from world bonjour given$/m, 'user args replace the default args');
+
+  const second = await run(STRATA, ['build', 'myapp', '--builder', builder, '--path', app], { env });
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, /tools restored from cache/);
+  assert.match(second.stdout, /Reused \d+ layer\(s\) from the previous image/);
+  const digest = (out: string) => /digest (sha256:[0-9a-f]+)/.exec(out)?.[1];
+  assert.equal(digest(second.stdout), digest(first.stdout), 'an unchanged rebuild gives the same image');
+
+  const sbomDir = join(w, 'sbom');
+  await runOk(STRATA, ['sbom', 'download', 'myapp', '-o', sbomDir], { env });
+  assert.match(await readFile(join(sbomDir, 'launch', 'test_hello', 'tools', 'sbom.cdx.json'), 'utf8'), /hello-tools/);
+  assert.match(await runOk(STRATA, ['inspect', 'myapp', '--bom'], { env }), /hello-tools/);
+
+  const rebased = await run(STRATA, ['rebase', 'myapp', '--run-image', `oci:${images}:run2`, '--force'], { env });
+  assert.equal(rebased.code, 0, rebased.stderr);
+  assert.match(rebased.stdout, /Rebased myapp onto .* in [\d.]+ ms/);
+  assert.match((await run(STRATA, ['run', 'myapp'], { env })).stdout, /hello from world bonjour/);
+
+  const published = await run(STRATA, ['build', `${fx.reg.host}/apps/myapp:1`, '--builder', builder, '--path', app, '--publish'], { env });
+  assert.equal(published.code, 0, published.stderr);
+  assert.equal(sha256(Buffer.from(await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${fx.reg.host}/apps/myapp:1`]))), digest(published.stdout));
+
+  assert.match(await runOk(STRATA, ['rmi', 'myapp'], { env }), /Untagged docker\.io\/library\/myapp:latest/);
+  assert.doesNotMatch(await runOk(STRATA, ['images'], { env }), /myapp/);
+  assert.deepEqual(await readdir(join(w, 'home', 'builds')), [], 'build dirs are cleaned up');
+});
+
+test('strata build failures are one line: missing builder, missing path, nothing detects', async () => {
+  const env = { ...process.env, STRATA_HOME: join(fx.work, 'home2') };
+  const noBuilder = await run(STRATA, ['build', 'x', '--builder', `oci:${fx.work}/nope:1`, '--path', fx.work], { env });
+  assert.notEqual(noBuilder.code, 0);
+  assert.match(noBuilder.stderr.trim(), /^strata: error: .*(not found|no image)/);
+  const noPath = await run(STRATA, ['build', 'x', '--builder', 'b', '--path', join(fx.work, 'missing')], { env });
+  assert.match(noPath.stderr.trim(), /^strata: error: --path .*missing: not a directory$/);
+  const empty = join(fx.work, 'empty-app');
+  await mkdir(empty, { recursive: true });
+  const nothing = await run(STRATA, ['build', 'x', '--builder', `oci:${fx.work}/builder:1`, '--path', empty], { env });
+  assert.equal(nothing.code, 20, nothing.stderr);
+  assert.match(nothing.stderr, /no buildpack in .* detected this app/);
+});
