@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { readFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
 import { runBuild } from '../platform/build.js';
-import { HostExecutor, RuncExecutor, type Executor } from '../platform/executor.js';
+import { HostExecutor, RuncExecutor, type Executor, type Mount } from '../platform/executor.js';
+import { parsePullPolicy, readConfig } from '../platform/config.js';
+import { readProject } from '../spec/project.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -37,7 +39,7 @@ export function registerBuildCommand(program: Command): void {
   program
     .command('build <image>')
     .description('build an app image from source with a builder (no Docker engine needed)')
-    .requiredOption('-B, --builder <image>', 'builder image (local store, oci:<dir>:<tag> or a registry)')
+    .option('-B, --builder <image>', 'builder image (local store, oci:<dir>:<tag> or a registry); default: project.toml, then `strata config default-builder`')
     .option('-p, --path <dir>', 'app source directory', '.')
     .option('--publish', 'push the image to its registry (otherwise it goes to the local store)')
     .option('--run-image <image>', 'run image to use instead of the builder\'s')
@@ -51,24 +53,48 @@ export function registerBuildCommand(program: Command): void {
     .option('--network <mode>', 'host or none', 'host')
     .option('--executor <name>', 'runc (sandboxed, default) or host (no isolation; CI inside the build image)', 'runc')
     .option('--report-output-dir <dir>', 'write report.toml here')
+    .option('-b, --buildpack <ref>', 'use these buildpacks instead of the builder\'s order: id@version, a dir, a .cnb or an image (repeatable)', collect, [])
+    .option('-d, --descriptor <file>', 'project.toml (default: project.toml in --path when there is one)')
+    .option('--volume <host:container[:ro|rw]>', 'mount a host dir into the build sandbox, read-only unless :rw (repeatable)', collect, [])
+    .option('--sbom-output-dir <dir>', 'copy the SBOMs of this build here')
+    .option('--cache-image <image>', 'keep the build cache as an image (in the registry with --publish)')
+    .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
     .option('-v, --verbose', 'show debug output')
     .option('-q, --quiet', 'show only errors and the result')
     .option('--timestamps', 'prefix log lines with the time')
     .option('--no-color', 'no colour in output (strata prints none)')
     .action(async (image: string, opts: Record<string, unknown>) => {
-      const o = opts as { builder: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[]; verbose?: boolean; quiet?: boolean; timestamps?: boolean };
+      const o = opts as { buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[]; verbose?: boolean; quiet?: boolean; timestamps?: boolean };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host') throw new StrataError(`--executor "${o.executor}": use runc or host`);
       const path = resolve(o.path);
       if (!(await stat(path).catch(() => undefined))?.isDirectory()) throw new StrataError(`--path ${o.path}: not a directory`);
       if (o.executor === 'runc' && process.getuid?.() !== 0) throw new StrataError('the runc executor needs root here; run strata as root, or use --executor host inside the build image');
+      const descriptorPath = o.descriptor ?? join(path, 'project.toml');
+      const descriptor = (await stat(descriptorPath).catch(() => undefined)) ? await readProject(descriptorPath) : undefined;
+      if (o.descriptor && !descriptor) throw new StrataError(`--descriptor ${o.descriptor}: not found`);
+      const config = await readConfig();
+      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'];
+      if (!builder) throw new StrataError('no builder: pass --builder, set [io.buildpacks] builder in project.toml, or run `strata config default-builder <image>`');
+      const volumes = o.volume.map((v): Mount => {
+        const [source, destination, mode] = v.split(':');
+        if (!source || !destination || !destination.startsWith('/') || (mode && mode !== 'ro' && mode !== 'rw')) throw new StrataError(`--volume "${v}": expected /host/dir:/container/dir[:ro|rw]`);
+        return { source: resolve(source), destination, readonly: mode !== 'rw' };
+      });
       const stamp = (line: string) => (o.timestamps ? `${new Date().toISOString()} ${line}` : line);
       const log = createLogger(o.quiet ? 'warn' : o.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
       const executor = (rootfs: string, state: string): Executor => (o.executor === 'host' ? new HostExecutor() : new RuncExecutor(rootfs, state));
       const r = await runBuild({
         image,
-        builder: o.builder,
+        builder,
+        buildpacks: o.buildpack,
+        ...(descriptor ? { descriptor } : {}),
+        volumes,
+        ...(o.sbomOutputDir ? { sbomDir: resolve(o.sbomOutputDir) } : {}),
+        ...(o.cacheImage ? { cacheImage: o.cacheImage } : {}),
+        pullPolicy: parsePullPolicy(o.pullPolicy ?? config['pull-policy'] ?? 'if-not-present', '--pull-policy'),
+        runImageMirrors: config['run-image-mirrors'] ?? {},
         appPath: path,
         publish: o.publish ?? false,
         ...(o.runImage ? { runImage: o.runImage } : {}),

@@ -8,6 +8,7 @@ import { registerBaseCommands } from './base.js';
 import { registerBuildCommand } from './build.js';
 import { registerRunCommand } from './run.js';
 import { registerAppCommands } from './app.js';
+import { registerConfigCommand } from './config.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerBuildCommand(program);
   registerRunCommand(program);
   registerAppCommands(program);
+  registerConfigCommand(program);
   return program;
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { cp, lchown, lstat, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { cp, lchown, lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { envValue } from '../oci/config.js';
 import type { Digest } from '../oci/digest.js';
@@ -7,7 +8,15 @@ import { StrataError } from '../oci/errors.js';
 import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import type { StoreOptions } from '../oci/target.js';
 import { imageTarget as runTarget, openImage } from '../lifecycle/analyze.js';
-import { DirCache } from '../lifecycle/cache.js';
+import { DirCache, ImageCache, type Cache } from '../lifecycle/cache.js';
+import { extractLayer } from '../oci/extract.js';
+import { escapeId } from '../spec/buildpack.js';
+import { orderToToml, type OrderElement } from '../spec/order.js';
+import type { ProjectBuildpack, ProjectDescriptor } from '../spec/project.js';
+import { toToml } from '../spec/toml.js';
+import { collectSource, type CollectedBuildpack } from './buildpackage.js';
+import type { PullPolicy } from './config.js';
+import { copySource } from './source.js';
 import { exportImage, saveCache } from '../lifecycle/export.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import type { Logger } from '../lifecycle/log.js';
@@ -19,7 +28,7 @@ import { readGroupFile } from '../spec/group.js';
 import type { RunImage } from '../spec/run.js';
 import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
-import type { Executor, SandboxRun } from './executor.js';
+import type { Executor, Mount, SandboxRun } from './executor.js';
 import { imageTarget, strataHome } from './localstore.js';
 import { unpackedRootfs } from './rootfs.js';
 
@@ -38,6 +47,16 @@ export interface BuildOptions {
   network: 'host' | 'none';
   executor: (rootfs: string, stateDir: string) => Executor;
   reportDir?: string;
+  /** Extra or replacement buildpacks: `id@version` from the builder, a dir, a `.cnb`, or a buildpackage image. */
+  buildpacks: string[];
+  /** project.toml, when the app has one (or --descriptor names it). */
+  descriptor?: ProjectDescriptor;
+  volumes: Mount[];
+  sbomDir?: string;
+  cacheImage?: string;
+  pullPolicy: PullPolicy;
+  /** From `strata config run-image-mirrors`. */
+  runImageMirrors: Record<string, string[]>;
   store: StoreOptions;
   log: Logger;
   /** Phase headers (`===> DETECTING`). */
@@ -74,10 +93,8 @@ async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
 export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   const { log } = o;
   const home = strataHome();
-  const bt = await imageTarget(o.builder, false, o.store).catch(() => undefined);
-  const builder = bt ? await resolveImage(bt.store, bt.id).catch(() => undefined) : undefined;
-  const opened = builder ? { image: builder } : await openImage(o.builder, o.store, log);
-  if (!opened) throw new StrataError(`builder ${o.builder} not found (in the local store or its registry); create one with \`strata builder create\``);
+  const opened = await openByPolicy(o.builder, o.store, o.pullPolicy);
+  if (!opened) throw new StrataError(`builder ${o.builder} not found (${o.pullPolicy === 'never' ? 'in the local store, and --pull-policy never' : 'in the local store or its registry'}); create one with \`strata builder create\``);
   const builderImage = opened.image;
   const labels = builderImage.config.config?.Labels ?? {};
   if (!labels[LABEL_BUILDER]) throw new StrataError(`${o.builder} is not a builder (no ${LABEL_BUILDER} label)`);
@@ -86,7 +103,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   const uid = Number(envValue(builderImage.config, 'CNB_USER_ID') ?? NaN);
   const gid = Number(envValue(builderImage.config, 'CNB_GROUP_ID') ?? NaN);
   if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new StrataError(`builder ${o.builder} has no CNB_USER_ID/CNB_GROUP_ID in its env`);
-  const runImages: RunImage[] = md.images?.length ? md.images : [md.stack.runImage];
+  const runImages: RunImage[] = (md.images?.length ? md.images : [md.stack.runImage]).map((r) => ({ image: r.image, mirrors: [...(o.runImageMirrors[r.image] ?? []), ...r.mirrors] }));
 
   const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'));
   await mkdir(join(home, 'builds'), { recursive: true });
@@ -99,14 +116,18 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     await mkdir(join(platform, 'env'), { recursive: true });
     await mkdir(layers);
     await mkdir(homeDir);
-    await cp(o.appPath, app, { recursive: true, verbatimSymlinks: true });
-    for (const [k, v] of Object.entries(o.env)) await writeFile(join(platform, 'env', k), v);
+    await copySource(o.appPath, app, o.descriptor?.include ?? [], o.descriptor?.exclude ?? []);
+    const buildEnv = { ...Object.fromEntries((o.descriptor?.env ?? []).map((e) => [e.name, e.value])), ...o.env };
+    for (const [k, v] of Object.entries(buildEnv)) await writeFile(join(platform, 'env', k), v);
     for (const d of [layers, app, homeDir]) await chownTree(d, uid, gid);
 
     const cacheKey = createHash('sha256').update(o.image).digest('hex').slice(0, 16);
     const cacheDir = join(home, 'cache', 'builds', cacheKey);
     if (o.clearCache) await rm(cacheDir, { recursive: true, force: true });
-    const cache = await DirCache.open(cacheDir, log);
+    const cache: Cache = o.cacheImage
+      ? await imageTarget(o.cacheImage, o.publish, o.store).then((t) => new ImageCache(t.store, t.tag, o.cacheImage!, log))
+      : await DirCache.open(cacheDir, log);
+    const extra = await prepareBuildpacks(o, rootfs, work, layers);
 
     o.phase('ANALYZING');
     // Local builds keep their images in the local store; published ones in the registry. Run images are looked up
@@ -116,7 +137,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     const prevMd = previous ? parseLifecycleMetadata(previous.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
     const runCandidates = o.runImage ? [o.runImage] : [runImages[0]!.image, ...runImages[0]!.mirrors];
     let run: Opened | undefined;
-    for (const c of runCandidates) if (!run) run = await openLocalOrRemote(c, o.store, true).catch(() => undefined);
+    for (const c of runCandidates) if (!run) run = await openByPolicy(c, o.store, o.pullPolicy);
     if (!run) throw new StrataError(`run image ${runCandidates.join(' or ')} cannot be read; check the name, or pull it with \`strata image copy\``);
     await writeAnalyzed(join(layers, 'analyzed.toml'), {
       ...(previous ? { previousImage: { reference: previous.reference } } : {}),
@@ -141,6 +162,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         { source: layers, destination: '/layers' },
         { source: platform, destination: '/platform', readonly: true },
         { source: homeDir, destination: '/home/cnb' },
+        ...(extra ? [{ source: extra, destination: '/cnb/buildpacks', readonly: true }] : []),
+        ...o.volumes,
       ],
       network: o.network,
     });
@@ -188,6 +211,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     for (const t of result.tags) log.info(`Saved ${t}`);
     if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image (not uploaded)`);
     await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)), log });
+    if (o.sbomDir) await cp(join(layers, 'sbom'), o.sbomDir, { recursive: true }).catch(() => log.warn('the buildpacks wrote no SBOM'));
     if (o.reportDir) {
       await mkdir(o.reportDir, { recursive: true });
       await writeReport(join(o.reportDir, 'report.toml'), { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
@@ -196,6 +220,74 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * `--buildpack` and project.toml's groups replace the builder's order with one group (project pre and post around
+ * it). Buildpacks the builder lacks are laid out beside copies of its own in a dir the sandbox sees as
+ * /cnb/buildpacks; returns that dir, or undefined when the builder's buildpacks suffice.
+ */
+async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, layers: string): Promise<string | undefined> {
+  const d = o.descriptor;
+  const refs: ProjectBuildpack[] = [...(d?.pre ?? []), ...(o.buildpacks.length ? o.buildpacks.map((b): ProjectBuildpack => ({ uri: b })) : (d?.group ?? [])), ...(d?.post ?? [])];
+  if (!refs.length) return undefined;
+  const merged = join(work, 'buildpacks');
+  await cp(join(rootfs, 'cnb', 'buildpacks'), merged, { recursive: true, verbatimSymlinks: true });
+  let copied = false;
+  const group: OrderElement[] = [];
+  for (const ref of refs) {
+    const text = ref.uri ?? (ref.id ? `${ref.id}${ref.version ? `@${ref.version}` : ''}` : '');
+    if (ref.script) {
+      const dir = join(merged, escapeId(ref.id!), '0.0.0');
+      await mkdir(join(dir, 'bin'), { recursive: true });
+      await writeFile(join(dir, 'buildpack.toml'), `api = "${ref.script.api}"\n[buildpack]\nid = "${ref.id}"\nversion = "0.0.0"\n`);
+      await writeFile(join(dir, 'bin', 'detect'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      await writeFile(join(dir, 'bin', 'build'), `#!${ref.script.shell}\n${ref.script.inline}\n`, { mode: 0o755 });
+      group.push({ id: ref.id!, version: '0.0.0', optional: false });
+      copied = true;
+      continue;
+    }
+    // A path on disk (dir, .tgz, .cnb), or an image (docker://, or a name with a tag); otherwise id[@version].
+    const local = await stat(text).catch(() => undefined);
+    const image = text.startsWith('docker://') || (!local && text.includes(':'));
+    if (local || image) {
+      const { buildpacks } = await collectSource(image ? { image: text.replace(/^docker:\/\//, '') } : { uri: text }, work, o.store);
+      for (const b of buildpacks) await placeBuildpack(b, merged, work);
+      const entry = buildpacks[buildpacks.length - 1]!;
+      group.push({ id: entry.id, version: entry.version, optional: false });
+      copied = true;
+      continue;
+    }
+    const [id, version] = text.split('@') as [string, string | undefined];
+    const versions = await readdir(join(merged, escapeId(id))).catch(() => [] as string[]);
+    const chosen = version ?? (versions.length === 1 ? versions[0] : undefined);
+    if (!chosen || !versions.includes(chosen)) throw new StrataError(`--buildpack ${text}: not in the builder${versions.length ? ` (it has ${versions.join(', ')})` : ''}, and not a directory, .cnb or image`);
+    group.push({ id, version: chosen, optional: false });
+  }
+  await writeFile(join(layers, 'order.toml'), toToml(orderToToml([{ group }])));
+  return copied ? merged : undefined;
+}
+
+/** Puts a packaged buildpack's layer (its `cnb/buildpacks/<id>/<version>/` tree) into the merged dir. */
+async function placeBuildpack(b: CollectedBuildpack, merged: string, work: string): Promise<void> {
+  const root = await mkdtemp(join(work, 'bp-'));
+  const stream = b.layer.file ? createReadStream(b.layer.file) : await b.layer.from!.getBlob(b.layer.descriptor);
+  await extractLayer(stream, root, { label: `${b.id}@${b.version}`, chown: false });
+  const src = join(root, 'cnb', 'buildpacks', escapeId(b.id), b.version);
+  const dest = join(merged, escapeId(b.id), b.version);
+  await rm(dest, { recursive: true, force: true });
+  await mkdir(join(merged, escapeId(b.id)), { recursive: true });
+  await cp(src, dest, { recursive: true, verbatimSymlinks: true });
+}
+
+/** Pull policy: `never` reads only the local store, `always` prefers the registry, `if-not-present` the local store. */
+async function openByPolicy(name: string, store: StoreOptions, policy: PullPolicy): Promise<Opened | undefined> {
+  if (policy === 'never') return openLocalOrRemote(name, store, false);
+  if (policy === 'always' && !name.startsWith('oci:')) {
+    const remote = await openImage(name, store).catch(() => undefined);
+    if (remote) return remote;
+  }
+  return openLocalOrRemote(name, store, true).catch(() => undefined);
 }
 
 interface Opened {
