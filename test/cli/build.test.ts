@@ -82,6 +82,35 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["hello"]\\nargs = ["default-ar
   assert.deepEqual(await readdir(join(w, 'home', 'builds')), [], 'build dirs are cleaned up');
 });
 
+test('project.toml (exclude, build env), --buildpack from a dir, --volume, the default builder from strata config, --sbom-output-dir', { timeout: 300_000 }, async () => {
+  const w = fx.work;
+  const env = { ...process.env, STRATA_HOME: join(w, 'home3') };
+  const extra = await writeBuildpack(join(w, 'extra-bps'), {
+    id: 'test/extra',
+    build: 'echo "extra sees FROM_PROJECT=$FROM_PROJECT volume=$(cat /mnt/data/v.txt)"; for f in /workspace/*; do echo "ws: ${f##*/}"; done',
+  });
+  const app = join(w, 'app3');
+  await mkdir(app);
+  await writeFile(join(app, 'hello.txt'), 'world');
+  await writeFile(join(app, 'db.secret'), 'hush');
+  await writeFile(join(app, 'project.toml'), '[_]\nschema-version = "0.2"\n[io.buildpacks]\nexclude = ["*.secret"]\n[[io.buildpacks.build.env]]\nname = "FROM_PROJECT"\nvalue = "yes"\n');
+  const vol = join(w, 'vol');
+  await mkdir(vol);
+  await writeFile(join(vol, 'v.txt'), 'vol-data');
+  assert.match(await runOk(STRATA, ['config', 'default-builder', `oci:${w}/builder:1`], { env }), /Set default-builder/);
+  assert.equal(JSON.parse(await runOk(STRATA, ['config', 'default-builder'], { env })), `oci:${w}/builder:1`);
+  const r = await run(STRATA, ['build', 'app3', '--path', app, '--buildpack', 'test/hello', '--buildpack', extra, '--volume', `${vol}:/mnt/data`, '--sbom-output-dir', join(w, 'sbom3')], { env });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /extra sees FROM_PROJECT=yes volume=vol-data/);
+  assert.match(r.stdout, /ws: hello\.txt/);
+  assert.doesNotMatch(r.stdout, /ws: db\.secret/, 'excluded files never reach the build');
+  assert.match(await readFile(join(w, 'sbom3', 'launch', 'test_hello', 'tools', 'sbom.cdx.json'), 'utf8'), /hello-tools/);
+  const bad = await run(STRATA, ['build', 'app3', '--path', app, '--buildpack', 'test/nowhere@9'], { env });
+  assert.match(bad.stderr.trim(), /^strata: error: --buildpack test\/nowhere@9: not in the builder/);
+  const badVol = await run(STRATA, ['build', 'app3', '--path', app, '--volume', 'relative'], { env });
+  assert.match(badVol.stderr, /--volume "relative": expected/);
+});
+
 test('strata build failures are one line: missing builder, missing path, nothing detects', async () => {
   const env = { ...process.env, STRATA_HOME: join(fx.work, 'home2') };
   const noBuilder = await run(STRATA, ['build', 'x', '--builder', `oci:${fx.work}/nope:1`, '--path', fx.work], { env });
