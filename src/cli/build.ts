@@ -7,6 +7,7 @@ import { runBuild } from '../platform/build.js';
 import { HostExecutor, RuncExecutor, type Executor, type Mount } from '../platform/executor.js';
 import { parsePullPolicy, readConfig } from '../platform/config.js';
 import { readProject } from '../spec/project.js';
+import { EngineClient } from '../oci/engine/client.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -58,6 +59,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--volume <host:container[:ro|rw]>', 'mount a host dir into the build sandbox, read-only unless :rw (repeatable)', collect, [])
     .option('--sbom-output-dir <dir>', 'copy the SBOMs of this build here')
     .option('--cache-image <image>', 'keep the build cache as an image (in the registry with --publish)')
+    .option('--docker', 'also load the image into the Docker or Podman engine at DOCKER_HOST')
     .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
     .option('-v, --verbose', 'show debug output')
@@ -65,7 +67,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--timestamps', 'prefix log lines with the time')
     .option('--no-color', 'no colour in output (strata prints none)')
     .action(async (image: string, opts: Record<string, unknown>) => {
-      const o = opts as { buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[]; verbose?: boolean; quiet?: boolean; timestamps?: boolean };
+      const o = opts as { docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[]; verbose?: boolean; quiet?: boolean; timestamps?: boolean };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host') throw new StrataError(`--executor "${o.executor}": use runc or host`);
       const path = resolve(o.path);
@@ -95,6 +97,7 @@ export function registerBuildCommand(program: Command): void {
         ...(o.cacheImage ? { cacheImage: o.cacheImage } : {}),
         pullPolicy: parsePullPolicy(o.pullPolicy ?? config['pull-policy'] ?? 'if-not-present', '--pull-policy'),
         runImageMirrors: config['run-image-mirrors'] ?? {},
+        ...(o.docker ? { engine: EngineClient.fromEnv() } : {}),
         appPath: path,
         publish: o.publish ?? false,
         ...(o.runImage ? { runImage: o.runImage } : {}),

@@ -17,6 +17,8 @@ import { toToml } from '../spec/toml.js';
 import { collectSource, type CollectedBuildpack } from './buildpackage.js';
 import type { PullPolicy } from './config.js';
 import { copySource } from './source.js';
+import type { EngineClient } from '../oci/engine/client.js';
+import { loadIntoEngine } from '../oci/engine/transfer.js';
 import { exportImage, saveCache } from '../lifecycle/export.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import type { Logger } from '../lifecycle/log.js';
@@ -55,6 +57,8 @@ export interface BuildOptions {
   sbomDir?: string;
   cacheImage?: string;
   pullPolicy: PullPolicy;
+  /** Also load the image into this Docker/Podman engine. */
+  engine?: EngineClient;
   /** From `strata config run-image-mirrors`. */
   runImageMirrors: Record<string, string[]>;
   store: StoreOptions;
@@ -211,6 +215,12 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     for (const t of result.tags) log.info(`Saved ${t}`);
     if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image (not uploaded)`);
     await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)), log });
+    if (o.engine) {
+      for (const out of outputs) {
+        const id = await loadIntoEngine(out.store, out.tag, o.engine, out.name);
+        log.info(`Loaded ${out.name} into ${o.engine.description} (${id.slice(0, 19)})`);
+      }
+    }
     if (o.sbomDir) await cp(join(layers, 'sbom'), o.sbomDir, { recursive: true }).catch(() => log.warn('the buildpacks wrote no SBOM'));
     if (o.reportDir) {
       await mkdir(o.reportDir, { recursive: true });

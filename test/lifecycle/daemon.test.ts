@@ -1,10 +1,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startPodmanService, type PodmanService } from '../harness/podman.js';
 import { registryFixture } from '../harness/registry.js';
-import { makeLayoutImage } from '../harness/images.js';
+import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
 import { withWorkspace, writeBuildpack } from '../harness/buildpacks.js';
 import { run, runOk } from '../harness/proc.js';
 import { PROJECT_ROOT } from '../../src/version.js';
@@ -59,4 +59,21 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' >
     const second = await buildOnce();
     assert.match(await readFile(join(ws.layers, 'analyzed.toml'), 'utf8'), /\[image\]\nreference = "/, 'the previous image found in the engine');
     assert.match(second, /Reused \d+ layer\(s\) from the previous image/);
+  }));
+
+test('strata build --docker loads the built image into the engine (Podman) as well', { timeout: 300_000 }, () =>
+  withWorkspace(async (ws) => {
+    const tools = await hostToolImageFiles();
+    const images = join(ws.root, 'images');
+    await makeLayoutImage(images, 'build', [tools], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
+    await makeLayoutImage(images, 'run', [tools]);
+    const bp = await writeBuildpack(join(ws.root, 'bps'), { id: 'test/simple', build: `mkdir -p "$CNB_LAYERS_DIR/rt"; printf '[types]\\nlaunch = true\\n' > "$CNB_LAYERS_DIR/rt.toml"` });
+    await writeFile(join(ws.root, 'builder.toml'), `[[buildpacks]]\nuri = "${bp}"\n[[order]]\n[[order.group]]\nid = "test/simple"\n[build]\nimage = "oci:${images}:build"\n[[run.images]]\nimage = "oci:${images}:run"\n`);
+    const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
+    const env = { ...process.env, STRATA_HOME: join(ws.root, 'home'), DOCKER_HOST: svc.dockerHost };
+    await runOk(STRATA, ['builder', 'create', `oci:${ws.root}/builder:1`, '--config', join(ws.root, 'builder.toml')], { env });
+    const r = await run(STRATA, ['build', 'strata/docker-out:v1', '--builder', `oci:${ws.root}/builder:1`, '--path', ws.app, '--docker'], { env });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /Loaded strata\/docker-out:v1 into unix:/);
+    assert.match(await svc.podman(['images', '--format', '{{.Repository}}:{{.Tag}}']), /strata\/docker-out:v1/);
   }));
