@@ -47,7 +47,7 @@ export interface BuildOptions {
   previousImage?: string;
   defaultProcess?: string;
   network: 'host' | 'none';
-  executor: (rootfs: string, stateDir: string) => Executor;
+  executor: (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }) => Promise<Executor>;
   reportDir?: string;
   /** Extra or replacement buildpacks: `id@version` from the builder, a dir, a `.cnb`, or a buildpackage image. */
   buildpacks: string[];
@@ -152,7 +152,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     log.info(previous ? `Previous image ${previous.name}` : 'No previous image');
     log.info(`Run image ${run.reference}`);
 
-    const sandbox = o.executor(rootfs, join(home, 'run'));
+    const sandbox = await o.executor({ rootfs, stateDir: join(home, 'run'), builder: builderImage });
     const inSandbox = sandbox.name !== 'host';
     const dirs = inSandbox ? { app: '/workspace', layers: '/layers', platform: '/platform', lifecycle: '/cnb/lifecycle' } : { app, layers, platform, lifecycle: join(rootfs, 'cnb', 'lifecycle') };
     const spec = (phase: string): SandboxRun => ({

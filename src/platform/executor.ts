@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
+import type { EngineClient } from '../oci/engine/client.js';
 
 /** A host dir seen at another path inside the sandbox. */
 export interface Mount {
@@ -115,5 +116,31 @@ export class HostExecutor implements Executor {
       child.on('error', (e) => reject(new StrataError(`host executor: ${spec.args[0]}: ${e.message}`)));
       child.on('close', (code) => resolve(code ?? 1));
     });
+  }
+}
+
+/**
+ * Any Docker-API engine (Docker, or Podman's service): each phase is a container of the builder image with the
+ * build dirs bound in, run as the builder's user, removed afterwards.
+ */
+export class EngineExecutor implements Executor {
+  readonly name = 'docker';
+
+  constructor(
+    private readonly engine: EngineClient,
+    private readonly image: string,
+  ) {}
+
+  async run(spec: SandboxRun): Promise<number> {
+    const id = await this.engine.createContainer({
+      Image: this.image,
+      Entrypoint: [spec.args[0]],
+      Cmd: spec.args.slice(1),
+      Env: spec.env,
+      User: `${spec.uid}:${spec.gid}`,
+      WorkingDir: spec.cwd,
+      HostConfig: { Binds: spec.mounts.map((m) => `${m.source}:${m.destination}:${m.readonly ? 'ro' : 'rw'}`), NetworkMode: spec.network },
+    });
+    return this.engine.runContainer(id, process.stdout, process.stderr);
   }
 }

@@ -76,4 +76,10 @@ test('strata build --docker loads the built image into the engine (Podman) as we
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /Loaded strata\/docker-out:v1 into unix:/);
     assert.match(await svc.podman(['images', '--format', '{{.Repository}}:{{.Tag}}']), /strata\/docker-out:v1/);
+
+    // The docker executor: detect and build run as containers of the builder image in the engine.
+    const viaEngine = await run(STRATA, ['build', 'strata/engine-built:v1', '--builder', `oci:${ws.root}/builder:1`, '--path', ws.app, '--executor', 'docker'], { env });
+    assert.equal(viaEngine.code, 0, viaEngine.stderr + viaEngine.stdout);
+    assert.match(viaEngine.stdout, /===> BUILDING[\s\S]*Running build for buildpack test\/simple@1\.0\.0/);
+    assert.match(await svc.podman(['images', '--format', '{{.Repository}}:{{.Tag}}']), /strata-builder:[0-9a-f]{12}/, 'the builder was loaded into the engine');
   }));

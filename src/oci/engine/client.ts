@@ -1,5 +1,5 @@
 import http, { type IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { StrataError } from '../errors.js';
 
 /** Docker Engine API version spoken: the newest Podman 4 serves, and one every current Docker accepts. */
@@ -20,6 +20,20 @@ export interface EngineImageInspect {
   Os?: string;
   Config?: { Env?: string[]; Labels?: Record<string, string> | null; Entrypoint?: string[] | null; Cmd?: string[] | null; WorkingDir?: string };
   RootFS?: { Type: string; Layers?: string[] };
+}
+
+/** The engine's log stream without a TTY: frames of [stream, 0, 0, 0, size (BE32)] then the bytes. */
+async function demux(res: IncomingMessage, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<void> {
+  let buf = Buffer.alloc(0);
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 8) {
+      const size = buf.readUInt32BE(4);
+      if (buf.length < 8 + size) break;
+      (buf[0] === 2 ? err : out).write(buf.subarray(8, 8 + size));
+      buf = buf.subarray(8 + size);
+    }
+  }
 }
 
 type Endpoint = { socketPath: string } | { host: string; port: number };
@@ -111,6 +125,33 @@ export class EngineClient {
     const res = await this.call('GET', '/images/json');
     if (res.statusCode !== 200) throw await this.fail(res, 'listing images');
     return JSON.parse(await this.text(res)) as EngineImageSummary[];
+  }
+
+  /** Creates a container (POST /containers/create); returns its ID. */
+  async createContainer(spec: Record<string, unknown>): Promise<string> {
+    const body = Buffer.from(JSON.stringify(spec));
+    const res = await this.call('POST', '/containers/create', Readable.from([body]), { 'Content-Type': 'application/json', 'Content-Length': String(body.length) });
+    if (res.statusCode !== 201) throw await this.fail(res, 'creating a container');
+    return (JSON.parse(await this.text(res)) as { Id: string }).Id;
+  }
+
+  /** Starts a container, streams its output to ours while it runs, and returns its exit code; the container is removed. */
+  async runContainer(id: string, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+    try {
+      const start = await this.call('POST', `/containers/${id}/start`);
+      if (start.statusCode !== 204 && start.statusCode !== 304) throw await this.fail(start, 'starting a container');
+      start.resume();
+      const logs = await this.call('GET', `/containers/${id}/logs?follow=1&stdout=1&stderr=1`);
+      const demuxed = demux(logs, out, err);
+      const wait = await this.call('POST', `/containers/${id}/wait`);
+      if (wait.statusCode !== 200) throw await this.fail(wait, 'waiting for a container');
+      const code = (JSON.parse(await this.text(wait)) as { StatusCode: number }).StatusCode;
+      await demuxed;
+      return code;
+    } finally {
+      const rm = await this.call('DELETE', `/containers/${id}?force=1`).catch(() => undefined);
+      rm?.resume();
+    }
   }
 
   /** GET /images/{name}/get: the image as a docker-archive tar stream. */
