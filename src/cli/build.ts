@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
 import { runBuild } from '../platform/build.js';
-import { EngineExecutor, HostExecutor, RuncExecutor, type Executor, type Mount } from '../platform/executor.js';
+import { EngineExecutor, HostExecutor, sandboxExecutor, type Executor, type Mount } from '../platform/executor.js';
 import { loadIntoEngine } from '../oci/engine/transfer.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { parsePullPolicy, readConfig } from '../platform/config.js';
@@ -54,7 +54,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--previous-image <image>', 'reuse layers from this image instead of <image>')
     .option('-D, --default-process <type>', 'the process the image starts by default')
     .option('--network <mode>', 'host or none', 'host')
-    .option('--executor <name>', 'runc (daemonless sandbox, default), docker (any Docker-API engine at DOCKER_HOST, Podman too) or host (no isolation; CI inside the build image)', 'runc')
+    .option('--executor <name>', 'runc (daemonless sandbox, default; bubblewrap when not root), docker (any Docker-API engine at DOCKER_HOST, Podman too) or host (no isolation; CI inside the build image)', 'runc')
     .option('--report-output-dir <dir>', 'write report.toml here')
     .option('-b, --buildpack <ref>', 'use these buildpacks instead of the builder\'s order: id@version, a dir, a .cnb or an image (repeatable)', collect, [])
     .option('-d, --descriptor <file>', 'project.toml (default: project.toml in --path when there is one)')
@@ -74,7 +74,6 @@ export function registerBuildCommand(program: Command): void {
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
       const path = resolve(o.path);
       if (!(await stat(path).catch(() => undefined))?.isDirectory()) throw new StrataError(`--path ${o.path}: not a directory`);
-      if (o.executor === 'runc' && process.getuid?.() !== 0) throw new StrataError('the runc executor needs root here; run strata as root, or use --executor host inside the build image');
       const descriptorPath = o.descriptor ?? join(path, 'project.toml');
       const descriptor = (await stat(descriptorPath).catch(() => undefined)) ? await readProject(descriptorPath) : undefined;
       if (o.descriptor && !descriptor) throw new StrataError(`--descriptor ${o.descriptor}: not found`);
@@ -90,7 +89,7 @@ export function registerBuildCommand(program: Command): void {
       const log = createLogger(o.quiet ? 'warn' : o.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
       const executor = async (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }): Promise<Executor> => {
         if (o.executor === 'host') return new HostExecutor();
-        if (o.executor === 'runc') return new RuncExecutor(ctx.rootfs, ctx.stateDir);
+        if (o.executor === 'runc') return sandboxExecutor(ctx.rootfs, ctx.stateDir);
         // The engine needs the builder image itself: loaded once per digest under a strata-owned name.
         const engine = EngineClient.fromEnv();
         const tag = `strata-builder:${ctx.builder.manifest.digest.slice(7, 19)}`;

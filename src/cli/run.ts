@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { resolveImage } from '../oci/image.js';
 import { openImage } from '../lifecycle/analyze.js';
-import { RuncExecutor } from '../platform/executor.js';
+import { sandboxExecutor } from '../platform/executor.js';
 import { imageTarget, strataHome } from '../platform/localstore.js';
 import { unpackedRootfs } from '../platform/rootfs.js';
 
@@ -20,7 +20,6 @@ export function registerRunCommand(program: Command): void {
     .option('--process <type>', 'process type to run instead of the default')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
     .action(async (name: string, args: string[], opts: { env: string[]; process?: string; insecureRegistry: string[] }) => {
-      if (process.getuid?.() !== 0) throw new StrataError('strata run needs root to start its runc sandbox');
       const store = { insecureRegistries: opts.insecureRegistry };
       const local = await imageTarget(name, false, store).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
       const image = local ?? (await openImage(name, store))?.image;
@@ -34,7 +33,7 @@ export function registerRunCommand(program: Command): void {
       const home = strataHome();
       const rootfs = await unpackedRootfs(image, join(home, 'rootfs'));
       const env = [...(cfg.Env ?? []), ...opts.env];
-      const code = await new RuncExecutor(rootfs, join(home, 'run')).run({ args: argv, env, uid: Number.isInteger(uid) ? uid! : 0, gid: Number.isInteger(gid) ? gid! : 0, cwd: cfg.WorkingDir || '/', mounts: [], network: 'host' });
+      const code = await sandboxExecutor(rootfs, join(home, 'run')).run({ args: argv, env, uid: Number.isInteger(uid) ? uid! : 0, gid: Number.isInteger(gid) ? gid! : 0, cwd: cfg.WorkingDir || '/', mounts: [], network: 'host' });
       process.exitCode = code;
     });
 }

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
@@ -143,4 +144,41 @@ export class EngineExecutor implements Executor {
     });
     return this.engine.runContainer(id, process.stdout, process.stderr);
   }
+}
+
+/**
+ * Rootless: bubblewrap maps the one user we are onto the build user inside a user namespace (runc would need the
+ * container's root mapped, and detect and build must not run as root), with the same read-only rootfs and binds.
+ */
+export class BwrapExecutor implements Executor {
+  readonly name = 'bwrap';
+
+  constructor(private readonly rootfs: string) {}
+
+  run(spec: SandboxRun): Promise<number> {
+    const args = [
+      '--unshare-user', '--uid', String(spec.uid), '--gid', String(spec.gid),
+      '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(spec.network === 'none' ? ['--unshare-net'] : []),
+      '--die-with-parent', '--new-session',
+      '--ro-bind', this.rootfs, '/',
+      '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
+      // Over a read-only root bwrap can only bind onto files that are there already.
+      ...(spec.network === 'host' ? ['/etc/resolv.conf', '/etc/hosts'].filter((f) => existsSync(join(this.rootfs, f))).flatMap((f) => ['--ro-bind-try', f, f]) : []),
+      ...spec.mounts.flatMap((m) => [m.readonly ? '--ro-bind' : '--bind', m.source, m.destination]),
+      '--chdir', spec.cwd,
+      '--clearenv',
+      ...spec.env.flatMap((e) => ['--setenv', e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+      '--', ...spec.args,
+    ];
+    return new Promise<number>((resolve, reject) => {
+      const child = spawn('bwrap', args, { stdio: ['ignore', 'inherit', 'inherit'] });
+      child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? 'bubblewrap is not installed (apt-get install bubblewrap); strata uses it when not run as root' : `bwrap: ${e.message}`)));
+      child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    });
+  }
+}
+
+/** The daemonless sandbox for this process: runc as root, bubblewrap (rootless) otherwise. */
+export function sandboxExecutor(rootfs: string, stateDir: string): Executor {
+  return process.getuid?.() === 0 ? new RuncExecutor(rootfs, stateDir) : new BwrapExecutor(rootfs);
 }

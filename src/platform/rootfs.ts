@@ -9,7 +9,7 @@ const MARKER = '.complete';
 /**
  * An image's filesystem unpacked once per manifest digest under `dir` and reused by every build after: whiteouts
  * applied, owners kept (we run as root), made in a temp dir and renamed in so a half-unpacked tree is never used.
- * Sandboxes mount it read-only, so builds cannot change it.
+ * Sandboxes mount it read-only, so builds cannot change it; the usual mount points are made up front for that reason.
  */
 export async function unpackedRootfs(image: ResolvedImage, dir: string): Promise<string> {
   const target = join(dir, digestHex(image.manifest.digest));
@@ -22,6 +22,8 @@ export async function unpackedRootfs(image: ResolvedImage, dir: string): Promise
     for (const [i, desc] of image.manifest.manifest.layers.entries()) {
       await extractLayer(await image.store.getBlob(desc), join(tmp, 'rootfs'), { label: `${image.store.description} layer ${i + 1}` });
     }
+    // Mount points a sandbox needs on a read-only root, which small images may lack.
+    for (const d of ['proc', 'dev', 'sys', 'tmp', 'home/cnb']) await mkdir(join(tmp, 'rootfs', d), { recursive: true }).catch(() => undefined);
     await chmod(join(tmp, 'rootfs'), 0o755);
     await writeFile(join(tmp, MARKER), image.manifest.digest);
     await rm(target, { recursive: true, force: true });

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
+import { chmod, readFile, writeFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { registryFixture } from '../harness/registry.js';
 import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
 import { writeBuildpack, orderToml } from '../harness/buildpacks.js';
-import { run, runOk } from '../harness/proc.js';
+import { run, runOk, tempDir } from '../harness/proc.js';
+import { CNB_UID, lifecycleRoot } from '../harness/buildpacks.js';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { sha256 } from '../../src/oci/digest.js';
 
@@ -109,6 +110,29 @@ test('project.toml (exclude, build env), --buildpack from a dir, --volume, the d
   assert.match(bad.stderr.trim(), /^strata: error: --buildpack test\/nowhere@9: not in the builder/);
   const badVol = await run(STRATA, ['build', 'app3', '--path', app, '--volume', 'relative'], { env });
   assert.match(badVol.stderr, /--volume "relative": expected/);
+});
+
+test('rootless: as an ordinary user, strata builds with bubblewrap mapping that user onto the build user, and runs the image', { timeout: 300_000 }, async () => {
+  const t = await tempDir('strata-rootless-');
+  try {
+    await runOk('cp', ['-r', join(fx.work, 'builder'), join(t.path, 'builder')]);
+    await runOk('cp', ['-r', join(fx.work, 'images'), join(t.path, 'images')]);
+    await mkdir(join(t.path, 'app'));
+    await writeFile(join(t.path, 'app', 'hello.txt'), 'rootless');
+    await runOk('chown', ['-R', `${CNB_UID}:${CNB_UID}`, t.path]);
+    await chmod(t.path, 0o755);
+    const strata = join(await lifecycleRoot(), 'bin', 'strata');
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: t.path, STRATA_HOME: join(t.path, 'home') };
+    const asUser = { env, uid: CNB_UID, gid: CNB_UID };
+    const built = await run(strata, ['build', 'rootless-app', '--builder', `oci:${t.path}/builder:1`, '--run-image', `oci:${t.path}/images:run`, '--path', join(t.path, 'app')], asUser);
+    assert.equal(built.code, 0, built.stderr + built.stdout);
+    assert.match(built.stdout, /---> hello buildpack, as uid 1000 in \/workspace/);
+    const ran = await run(strata, ['run', 'rootless-app'], asUser);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stdout, /^hello from rootless bonjour default-arg$/m);
+  } finally {
+    await t.cleanup();
+  }
 });
 
 test('strata build failures are one line: missing builder, missing path, nothing detects', async () => {
