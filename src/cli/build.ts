@@ -30,6 +30,17 @@ function parseEnv(items: string[], fileText: string | undefined): Record<string,
   return env;
 }
 
+/** `--cache-image`, or pack's `--cache` spec (the build cache; launch caches do not apply without an engine). */
+function cacheOptions(image: string | undefined, spec: string | undefined): { cacheImage?: string; cacheDir?: string } {
+  if (image) return { cacheImage: image };
+  if (!spec) return {};
+  const kv = Object.fromEntries(spec.split(';').map((p) => p.split('=').map((x) => x.trim()) as [string, string]));
+  if (kv.type && kv.type !== 'build') throw new StrataError(`--cache "${spec}": only type=build is supported (launch caches need a Docker daemon)`);
+  if (kv.format === 'image' && kv.name) return { cacheImage: kv.name };
+  if ((kv.format === 'bind' || kv.format === 'volume') && (kv.source || kv.name)) return { cacheDir: resolve(kv.source ?? kv.name!) };
+  throw new StrataError(`--cache "${spec}": expected 'type=build;format=image;name=<image>' or 'type=build;format=bind;source=<dir>'`);
+}
+
 function creationTime(text: string | undefined): Date | undefined {
   if (!text) return process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : undefined;
   if (text === 'now') return new Date(Math.floor(Date.now() / 1000) * 1000);
@@ -61,6 +72,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--volume <host:container[:ro|rw]>', 'mount a host dir into the build sandbox, read-only unless :rw (repeatable)', collect, [])
     .option('--sbom-output-dir <dir>', 'copy the SBOMs of this build here')
     .option('--cache-image <image>', 'keep the build cache as an image (in the registry with --publish)')
+    .option('--cache <spec>', "pack's cache spec: 'type=build;format=image;name=<image>' or 'type=build;format=volume|bind;source=<dir>'")
     .option('--docker', 'also load the image into the Docker or Podman engine at DOCKER_HOST')
     .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
@@ -69,7 +81,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--timestamps', 'prefix log lines with the time')
     .option('--no-color', 'no colour in output (strata prints none)')
     .action(async (image: string, opts: Record<string, unknown>) => {
-      const o = opts as { docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[]; verbose?: boolean; quiet?: boolean; timestamps?: boolean };
+      const o = opts as { cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[]; verbose?: boolean; quiet?: boolean; timestamps?: boolean };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
       const path = resolve(o.path);
@@ -103,7 +115,7 @@ export function registerBuildCommand(program: Command): void {
         ...(descriptor ? { descriptor } : {}),
         volumes,
         ...(o.sbomOutputDir ? { sbomDir: resolve(o.sbomOutputDir) } : {}),
-        ...(o.cacheImage ? { cacheImage: o.cacheImage } : {}),
+        ...cacheOptions(o.cacheImage, o.cache),
         pullPolicy: parsePullPolicy(o.pullPolicy ?? config['pull-policy'] ?? 'if-not-present', '--pull-policy'),
         runImageMirrors: config['run-image-mirrors'] ?? {},
         ...(o.docker ? { engine: EngineClient.fromEnv() } : {}),

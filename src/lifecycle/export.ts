@@ -98,13 +98,17 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
     const prev = previousLayers.get(info.diffID);
     if (prev) {
       reused.push(info.diffID);
+      log.info(`Reusing layer ${describe(createdBy)} (${info.diffID.slice(7, 19)})`);
       await rm(file, { force: true });
       added.push({ descriptor: prev.desc, diffID: info.diffID, history: history(createdBy) });
       for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
       return info.diffID;
     }
     const desc = descriptorOf(info, docker);
-    for (const out of inputs.outputs) await out.store.putBlob(desc, async (start, end) => createReadStream(file, { start, end: end - 1 }));
+    for (const out of inputs.outputs) {
+      const outcome = await out.store.putBlob(desc, async (start, end) => createReadStream(file, { start, end: end - 1 }));
+      log.info(`${outcome === 'uploaded' ? 'Adding' : 'Already present:'} layer ${describe(createdBy)} (${info.diffID.slice(7, 19)}, ${megabytes(desc.size)})`);
+    }
     added.push({ descriptor: desc, diffID: info.diffID, history: history(createdBy) });
     return info.diffID;
   };
@@ -130,6 +134,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
         if (known && prev) {
           // Unchanged since it was last tarred (or restored): the previous image's layer, without reading the dir.
           untouched.push(`${bp.id}:${l.name}`);
+          log.info(`Reusing layer ${describe(createdBy)} (${known.slice(7, 19)}, unchanged: not read)`);
           reused.push(known);
           for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
           added.push({ descriptor: prev.desc, diffID: known as Digest, history: history(createdBy) });
@@ -191,6 +196,16 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
 }
 
 const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+
+/** `Layer: 'node', Created by buildpack: x@1` → `'x:node'`, as pack's log names layers. */
+function describe(createdBy: string): string {
+  const m = /^Layer: '(.+)', Created by buildpack: (.+)@/.exec(createdBy);
+  return m ? `'${m[2]}:${m[1]}'` : `'${createdBy}'`;
+}
+
+function megabytes(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.ceil(n / 1e3)} kB`;
+}
 
 /** Maps a path under the host layers dir to where it sits in the image. */
 function inImagePath(hostLayers: string, imageLayers: string | undefined): (p: string) => string {

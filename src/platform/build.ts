@@ -56,6 +56,8 @@ export interface BuildOptions {
   volumes: Mount[];
   sbomDir?: string;
   cacheImage?: string;
+  /** A cache directory of the user's choosing (`--cache format=bind;source=…`). */
+  cacheDir?: string;
   pullPolicy: PullPolicy;
   /** Also load the image into this Docker/Podman engine. */
   engine?: EngineClient;
@@ -109,7 +111,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new StrataError(`builder ${o.builder} has no CNB_USER_ID/CNB_GROUP_ID in its env`);
   const runImages: RunImage[] = (md.images?.length ? md.images : [md.stack.runImage]).map((r) => ({ image: r.image, mirrors: [...(o.runImageMirrors[r.image] ?? []), ...r.mirrors] }));
 
-  const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'));
+  const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'), (line) => log.info(`builder: ${line}`));
   await mkdir(join(home, 'builds'), { recursive: true });
   const work = await mkdtemp(join(home, 'builds', 'build-'));
   const layers = join(work, 'layers');
@@ -126,7 +128,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     for (const d of [layers, app, homeDir]) await chownTree(d, uid, gid);
 
     const cacheKey = createHash('sha256').update(o.image).digest('hex').slice(0, 16);
-    const cacheDir = join(home, 'cache', 'builds', cacheKey);
+    const cacheDir = o.cacheDir ?? join(home, 'cache', 'builds', cacheKey);
     if (o.clearCache) await rm(cacheDir, { recursive: true, force: true });
     const cache: Cache = o.cacheImage
       ? await imageTarget(o.cacheImage, o.publish, o.store).then((t) => new ImageCache(t.store, t.tag, o.cacheImage!, log))

@@ -11,7 +11,7 @@ const MARKER = '.complete';
  * applied, owners kept (we run as root), made in a temp dir and renamed in so a half-unpacked tree is never used.
  * Sandboxes mount it read-only, so builds cannot change it; the usual mount points are made up front for that reason.
  */
-export async function unpackedRootfs(image: ResolvedImage, dir: string): Promise<string> {
+export async function unpackedRootfs(image: ResolvedImage, dir: string, progress?: (line: string) => void): Promise<string> {
   const target = join(dir, digestHex(image.manifest.digest));
   const rootfs = join(target, 'rootfs');
   if (await access(join(target, MARKER)).then(() => true, () => false)) return rootfs;
@@ -19,7 +19,9 @@ export async function unpackedRootfs(image: ResolvedImage, dir: string): Promise
   const tmp = await mkdtemp(`${target}.tmp-`);
   try {
     await mkdir(join(tmp, 'rootfs'), { mode: 0o755 });
-    for (const [i, desc] of image.manifest.manifest.layers.entries()) {
+    const layers = image.manifest.manifest.layers;
+    for (const [i, desc] of layers.entries()) {
+      progress?.(`Pulling and unpacking layer ${i + 1}/${layers.length} (${desc.digest.slice(7, 19)}, ${(desc.size / 1e6).toFixed(1)} MB)`);
       await extractLayer(await image.store.getBlob(desc), join(tmp, 'rootfs'), { label: `${image.store.description} layer ${i + 1}` });
     }
     // Mount points a sandbox needs on a read-only root, which small images may lack.
