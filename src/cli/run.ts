@@ -31,7 +31,7 @@ export function registerRunCommand(program: Command): void {
       if (!argv.length) throw new StrataError(`${name} has no entrypoint; give a command after the image name`);
       const [uid, gid] = (cfg.User ?? '0:0').split(':').map((x) => Number(x));
       const home = strataHome();
-      const rootfs = await unpackedRootfs(image, join(home, 'rootfs'));
+      const rootfs = await unpackedRootfs(image, join(home, 'rootfs'), (line) => process.stderr.write(`${line}\n`));
       const env = [...(cfg.Env ?? []), ...opts.env];
       const code = await sandboxExecutor(rootfs, join(home, 'run')).run({ args: argv, env, uid: Number.isInteger(uid) ? uid! : 0, gid: Number.isInteger(gid) ? gid! : 0, cwd: cfg.WorkingDir || '/', mounts: [], network: 'host' });
       process.exitCode = code;
