@@ -85,13 +85,21 @@ export class RuncExecutor implements Executor {
     try {
       return await new Promise<number>((resolve, reject) => {
         const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', 'inherit', 'inherit'] });
-        // Ctrl-C and SIGTERM reach the sandboxed program; runc passes them on.
-        const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+        // Ctrl-C and SIGTERM reach the sandboxed program (runc passes them on). A program running as PID 1 of its
+        // namespace ignores signals it has no handler for, so after a grace period the container is killed.
+        let killer: NodeJS.Timeout | undefined;
+        const forward = (sig: NodeJS.Signals) => () => {
+          child.kill(sig);
+          killer ??= setTimeout(() => {
+            spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'kill', id, 'KILL'], { stdio: 'ignore' }).on('error', () => undefined);
+          }, 3000);
+        };
         const onInt = forward('SIGINT');
         const onTerm = forward('SIGTERM');
         process.on('SIGINT', onInt).on('SIGTERM', onTerm);
         child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? 'runc is not installed (apt-get install runc), or use --executor host' : `runc: ${e.message}`)));
         child.on('close', (code, signal) => {
+          if (killer) clearTimeout(killer);
           process.off('SIGINT', onInt).off('SIGTERM', onTerm);
           resolve(code ?? (signal ? 128 : 1));
         });
