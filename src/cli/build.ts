@@ -10,6 +10,7 @@ import type { ResolvedImage } from '../oci/image.js';
 import { parsePullPolicy, readConfig } from '../platform/config.js';
 import { readProject } from '../spec/project.js';
 import { EngineClient } from '../oci/engine/client.js';
+import { ensureDefaultBuilder } from '../platform/defaultbuilder.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -90,8 +91,8 @@ export function registerBuildCommand(program: Command): void {
       const descriptor = (await stat(descriptorPath).catch(() => undefined)) ? await readProject(descriptorPath) : undefined;
       if (o.descriptor && !descriptor) throw new StrataError(`--descriptor ${o.descriptor}: not found`);
       const config = await readConfig();
-      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'];
-      if (!builder) throw new StrataError('no builder: pass --builder, set [io.buildpacks] builder in project.toml, or run `strata config default-builder <image>`');
+      const stamp0 = (line: string) => (o.timestamps ? `${new Date().toISOString()} ${line}` : line);
+      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp0(l)))));
       const volumes = o.volume.map((v): Mount => {
         const [source, destination, mode] = v.split(':');
         if (!source || !destination || !destination.startsWith('/') || (mode && mode !== 'ro' && mode !== 'rw')) throw new StrataError(`--volume "${v}": expected /host/dir:/container/dir[:ro|rw]`);

@@ -19,6 +19,7 @@ import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
 import { checkOrders, collectSource, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
+import { imageTarget } from './localstore.js';
 
 export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';
 export const LABEL_ORDER = 'io.buildpacks.buildpack.order';
@@ -72,13 +73,20 @@ function completeOrder(order: Order, buildpacks: CollectedBuildpack[], file: str
   }));
 }
 
+/** An image from the local store when it is there (bases made by `strata base create`), else from its registry. */
+async function openLocalFirst(name: string, options: StoreOptions): Promise<ResolvedImage> {
+  const local = await imageTarget(name, false, options).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
+  if (local) return local;
+  const t = await openTarget(parseTarget(name), options);
+  return resolveImage(t.store, t.id);
+}
+
 /** Build and run images must agree on os, arch and distro (spec §13); a run image that cannot be read is not checked. */
 async function checkRunImage(config: BuilderConfig, build: ResolvedImage, options: StoreOptions): Promise<void> {
   const name = config.runImages[0]!.image;
   let run: ResolvedImage;
   try {
-    const t = await openTarget(parseTarget(name), options);
-    run = await resolveImage(t.store, t.id);
+    run = await openLocalFirst(name, options);
   } catch {
     return;
   }
@@ -105,8 +113,7 @@ export interface BuilderResult {
  */
 export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions): Promise<BuilderResult> {
   const file = config.file;
-  const bt = await openTarget(parseTarget(config.buildImage), options);
-  const build = await resolveImage(bt.store, bt.id).catch((err: unknown) => {
+  const build = await openLocalFirst(config.buildImage, options).catch((err: unknown) => {
     throw new StrataError(`${file}: build image ${config.buildImage}: ${err instanceof Error ? err.message : String(err)}`);
   });
   const uidText = envValue(build.config, 'CNB_USER_ID');

@@ -1,0 +1,48 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveImage } from '../oci/image.js';
+import type { Logger } from '../lifecycle/log.js';
+import { readBuilderConfig } from '../spec/buildertoml.js';
+import { baseImage, debootstrapTree, hostMirror } from './base.js';
+import { createBuilder } from './builder.js';
+import { readConfig, writeConfig } from './config.js';
+import { imageTarget, strataHome } from './localstore.js';
+import { assembleNodeBuildpacks, makeNodeMirror, nodeBuilderToml } from './nodejs.js';
+
+export const DEFAULT_BUILDER = 'strata/builder:nodejs';
+/** What the default builder carries: Node.js LTS lines (22 by default), yarn 1 and npm — pinned, so it is reproducible. */
+export const DEFAULT_VERSIONS = { node: ['20.20.2', '22.23.3'], defaultNode: '22', yarn: '1.22.19', npm: '10.9.2' };
+
+/**
+ * The builder `strata build` uses when none is given or configured: strata's Node.js buildpacks, offline (their
+ * dependencies inside them, fetched once through the npm client), on Debian bookworm base images made with
+ * debootstrap — all in the local store, made on first use and then recorded as the default.
+ */
+export async function ensureDefaultBuilder(log: Logger): Promise<string> {
+  const existing = await imageTarget(DEFAULT_BUILDER, false).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
+  if (existing) return DEFAULT_BUILDER;
+  log.info(`No builder given or configured: making ${DEFAULT_BUILDER} (strata's Node.js buildpacks on Debian bookworm). This happens once.`);
+  const home = strataHome();
+  const work = await mkdtemp(join(tmpdir(), 'strata-default-builder-'));
+  try {
+    const mirror = join(home, 'cache', 'node-mirror');
+    const deps = await makeNodeMirror(mirror, { node: DEFAULT_VERSIONS.node, yarn: DEFAULT_VERSIONS.yarn, npm: DEFAULT_VERSIONS.npm }, (l) => log.info(l));
+    const dirs = await assembleNodeBuildpacks(join(work, 'buildpacks'), deps, { defaultNode: DEFAULT_VERSIONS.defaultNode, mirror });
+    const baseOpts = { distro: 'bookworm', buildPackages: [], runPackages: [], uid: 1000, gid: 1000, mirror: await hostMirror(), cacheDir: process.env.STRATA_DEBOOTSTRAP_CACHE || join(home, 'cache', 'debootstrap'), log };
+    const tree = await debootstrapTree('bookworm', [], baseOpts);
+    for (const kind of ['build', 'run'] as const) {
+      const t = await imageTarget(`strata/base:${kind}-bookworm`, false);
+      await baseImage(kind, tree, baseOpts, t.store, t.tag, work);
+    }
+    await writeFile(join(work, 'builder.toml'), nodeBuilderToml(dirs, 'strata/base:build-bookworm', 'strata/base:run-bookworm', "strata's Node.js builder (offline: Node.js, yarn and npm inside)"));
+    const config = await readBuilderConfig(join(work, 'builder.toml'));
+    await createBuilder(config, () => imageTarget(DEFAULT_BUILDER, false), {});
+    const cfg = await readConfig();
+    if (!cfg['default-builder']) await writeConfig({ ...cfg, 'default-builder': DEFAULT_BUILDER });
+    log.info(`Made ${DEFAULT_BUILDER}; it is now the default builder (strata config default-builder)`);
+    return DEFAULT_BUILDER;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
