@@ -1,7 +1,7 @@
 import { constants as fsc } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -20,6 +20,7 @@ export interface ExtractOptions {
 }
 
 const WHITEOUT = '.wh.';
+const SMALL_FILE = 256 << 10;
 const OPAQUE = '.wh..wh..opq';
 
 /**
@@ -76,15 +77,27 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   });
   feedFailed.catch(() => undefined);
 
+  // Dirs this extraction has already checked (or made) are real directories; an entry that puts anything else at
+  // such a path, or a whiteout that removes it, takes it and everything below it out of this set first.
+  const knownDirs = new Set<string>();
+  const forget = (rel: string): void => {
+    for (const d of knownDirs) if (d === rel || d.startsWith(`${rel}/`)) knownDirs.delete(d);
+  };
+
   /** Makes sure every parent of `parts` is a real directory inside target, creating missing ones. */
   const ensureParents = async (parts: string[], name: string): Promise<string> => {
     let cur = target;
     for (let i = 0; i < parts.length - 1; i++) {
       cur = join(cur, parts[i]!);
+      const rel = parts.slice(0, i + 1).join('/');
+      if (knownDirs.has(rel)) continue;
       const st = await lstat(cur).catch(() => undefined);
       if (!st) {
         await mkdir(cur, { mode: 0o755 });
-        touched.add(parts.slice(0, i + 1).join('/'));
+        touched.add(rel);
+        knownDirs.add(rel);
+      } else if (st.isDirectory()) {
+        knownDirs.add(rel);
       } else if (st.isSymbolicLink()) {
         throw new StrataError(`${label}: "${name}" goes through the symlink "${parts.slice(0, i + 1).join('/')}"; refused`);
       } else if (!st.isDirectory()) {
@@ -119,15 +132,22 @@ export async function extractLayer(input: Readable, target: string, options: Ext
           const parentRel = parts.slice(0, -1).join('/');
           for (const child of await readdir(parentDir)) {
             const childRel = parentRel ? `${parentRel}/${child}` : child;
-            if (!touched.has(childRel)) await rm(join(parentDir, child), { recursive: true, force: true });
+            if (!touched.has(childRel)) {
+              forget(childRel);
+              await rm(join(parentDir, child), { recursive: true, force: true });
+            }
           }
         } else {
-          await rm(join(parentDir, base.slice(WHITEOUT.length)), { recursive: true, force: true });
+          const parentRel = parts.slice(0, -1).join('/');
+          const gone = base.slice(WHITEOUT.length);
+          forget(parentRel ? `${parentRel}/${gone}` : gone);
+          await rm(join(parentDir, gone), { recursive: true, force: true });
         }
         continue;
       }
       const path = await ensureParents(parts, h.name);
       touched.add(rel);
+      if (h.type !== 'directory') forget(rel);
       const mode = h.mode & 0o7777;
       switch (h.type) {
         case 'directory': {
@@ -138,6 +158,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
             existed = true;
           });
           entry.resume();
+          knownDirs.add(rel);
           if (existed && options.keepExistingDirs) break;
           if (chown) await lchown(path, h.uid, h.gid);
           await chmod(path, mode);
@@ -150,16 +171,36 @@ export async function extractLayer(input: Readable, target: string, options: Ext
           // O_EXCL|O_NOFOLLOW: never write through whatever might have appeared at this path.
           const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
           const fh = await open(path, flags, 0o600);
-          const sink = fh.createWriteStream();
-          try {
-            await Promise.race([pipeline(entry, sink), feedFailed]);
-          } catch (err) {
-            sink.destroy();
-            throw err;
+          if ((h.size ?? 0) <= SMALL_FILE) {
+            // Small files (most of an OS tree) in one write, with owner, mode and times set through the descriptor.
+            try {
+              const chunks: Buffer[] = [];
+              const collect = new Writable({
+                write(c: Buffer, _e, done) {
+                  chunks.push(c);
+                  done();
+                },
+              });
+              await Promise.race([pipeline(entry, collect), feedFailed]);
+              if (chunks.length) await fh.write(Buffer.concat(chunks));
+              if (chown) await fh.chown(h.uid, h.gid);
+              await fh.chmod(mode);
+              await fh.utimes(h.mtime, h.mtime);
+            } finally {
+              await fh.close();
+            }
+          } else {
+            const sink = fh.createWriteStream();
+            try {
+              await Promise.race([pipeline(entry, sink), feedFailed]);
+            } catch (err) {
+              sink.destroy();
+              throw err;
+            }
+            if (chown) await lchown(path, h.uid, h.gid);
+            await chmod(path, mode);
+            await utimes(path, h.mtime, h.mtime);
           }
-          if (chown) await lchown(path, h.uid, h.gid);
-          await chmod(path, mode);
-          await utimes(path, h.mtime, h.mtime);
           break;
         }
         case 'symlink': {
