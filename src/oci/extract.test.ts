@@ -142,3 +142,37 @@ test('a truncated gzip layer fails with the layer named', async () => {
     await a.cleanup();
   }
 });
+
+test('a directory replaced by a symlink later in the same layer is not trusted any more', async () => {
+  const t = await tempDir();
+  try {
+    const outside = join(t.path, 'outside');
+    await mkdir(outside);
+    const target = join(t.path, 'root');
+    await mkdir(target);
+    const layer = await tarOf([
+      { name: 'a/', type: 'directory' },
+      { name: 'a/first', body: 'ok' },
+      { name: 'a', type: 'symlink', linkname: outside },
+      { name: 'a/escape', body: 'pwned' },
+    ]);
+    await assert.rejects(extractLayer(layer, target), /goes through the symlink "a"/);
+    assert.deepEqual(await readdir(outside), [], 'nothing was written through the symlink');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('files of every size keep their content, mode and time', async () => {
+  const t = await tempDir();
+  try {
+    const big = 'y'.repeat(600_000);
+    await extractLayer(await tarOf([{ name: 'small', body: 'tiny' }, { name: 'empty', body: '' }, { name: 'big', body: big }]), t.path);
+    assert.equal(await readFile(join(t.path, 'small'), 'utf8'), 'tiny');
+    assert.equal(await readFile(join(t.path, 'empty'), 'utf8'), '');
+    assert.equal((await readFile(join(t.path, 'big'), 'utf8')).length, big.length);
+    assert.equal((await lstat(join(t.path, 'small'))).mode & 0o777, 0o644);
+  } finally {
+    await t.cleanup();
+  }
+});
