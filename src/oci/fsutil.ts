@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -21,6 +21,27 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * A cached directory made once: returns `dest` when its `marker` file says it is complete, otherwise fills a temp
+ * dir beside it, writes the marker last and renames it into place — so an interrupted fill is never mistaken for a
+ * finished one, and a failed one leaves nothing behind.
+ */
+export async function cachedDir(dest: string, marker: string, fill: (tmp: string) => Promise<void>): Promise<{ dir: string; made: boolean }> {
+  if (await access(join(dest, marker)).then(() => true, () => false)) return { dir: dest, made: false };
+  await mkdir(dirname(dest), { recursive: true });
+  const tmp = await mkdtemp(`${dest}.tmp-`);
+  try {
+    await fill(tmp);
+    await writeFile(join(tmp, marker), '');
+    await rm(dest, { recursive: true, force: true });
+    await rename(tmp, dest);
+    return { dir: dest, made: true };
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
     throw err;
   }
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { access, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cachedDir } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { NORMALISED_MTIME, treeEntries, writeLayerFile, type LayerEntry } from '../oci/layer.js';
@@ -67,24 +68,13 @@ export async function debootstrapTree(distro: string, packages: string[], opts: 
   const list = [...new Set(packages)].sort();
   const key = createHash('sha256').update(`${distro}\n${opts.mirror}\n${list.join(',')}`).digest('hex').slice(0, 16);
   const dir = join(opts.cacheDir, `${distro}-${key}`);
-  if (await access(join(dir, MARKER)).then(() => true, () => false)) {
-    opts.log.info(`Using the cached ${distro} tree ${dir}`);
-    return dir;
-  }
-  await mkdir(opts.cacheDir, { recursive: true });
-  const tmp = await mkdtemp(`${dir}.tmp-`);
-  try {
+  const { made } = await cachedDir(dir, MARKER, async (tmp) => {
     opts.log.info(`Running debootstrap ${distro}${list.length ? ` with ${list.join(', ')}` : ''} from ${opts.mirror} (cached afterwards)`);
     await exec('debootstrap', ['--variant=minbase', ...(list.length ? [`--include=${list.join(',')}`] : []), distro, tmp, opts.mirror], `debootstrap ${distro}`);
     await normalise(tmp);
-    await writeFile(join(tmp, MARKER), '');
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
-    return dir;
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
+  if (!made) opts.log.info(`Using the cached ${distro} tree ${dir}`);
+  return dir;
 }
 
 /** `/etc/os-release` fields, for the distro labels. */

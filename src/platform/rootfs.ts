@@ -1,4 +1,5 @@
-import { access, chmod, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
+import { cachedDir } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { digestHex } from '../oci/digest.js';
 import { extractLayer } from '../oci/extract.js';
@@ -14,10 +15,7 @@ const MARKER = '.complete';
 export async function unpackedRootfs(image: ResolvedImage, dir: string, progress?: (line: string) => void): Promise<string> {
   const target = join(dir, digestHex(image.manifest.digest));
   const rootfs = join(target, 'rootfs');
-  if (await access(join(target, MARKER)).then(() => true, () => false)) return rootfs;
-  await mkdir(dir, { recursive: true });
-  const tmp = await mkdtemp(`${target}.tmp-`);
-  try {
+  await cachedDir(target, MARKER, async (tmp) => {
     await mkdir(join(tmp, 'rootfs'), { mode: 0o755 });
     const layers = image.manifest.manifest.layers;
     for (const [i, desc] of layers.entries()) {
@@ -27,12 +25,6 @@ export async function unpackedRootfs(image: ResolvedImage, dir: string, progress
     // Mount points a sandbox needs on a read-only root, which small images may lack.
     for (const d of ['proc', 'dev', 'sys', 'tmp', 'home/cnb']) await mkdir(join(tmp, 'rootfs', d), { recursive: true }).catch(() => undefined);
     await chmod(join(tmp, 'rootfs'), 0o755);
-    await writeFile(join(tmp, MARKER), image.manifest.digest);
-    await rm(target, { recursive: true, force: true });
-    await rename(tmp, target);
-    return rootfs;
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
+  return rootfs;
 }
