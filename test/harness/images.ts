@@ -54,7 +54,7 @@ export async function hostToolImageFiles(): Promise<Record<string, FileSpec>> {
   const tools = ['/bin/bash', '/usr/bin/env', '/bin/cat', '/bin/mkdir', '/bin/chmod', '/usr/bin/id'];
   const files: Record<string, FileSpec> = { 'bin/busybox': await exe('/bin/busybox') };
   for (const t of tools) files[t.slice(1)] = await exe(t);
-  const libs = (await runOk('sh', ['-c', `ldd /usr/bin/node ${tools.join(' ')} | grep -o "/[^ ]*" | grep -v ":$" | sort -u`])).trim().split('\n');
+  const libs = (await runOk('sh', ['-c', `ldd ${process.execPath} ${tools.join(' ')} | grep -o "/[^ ]*" | grep -v ":$" | sort -u`])).trim().split('\n');
   for (const lib of libs) files[lib.replace(/^\//, '')] = await exe(lib);
   return files;
 }
