@@ -36,7 +36,12 @@ function file(path: string, source: string | Buffer, mode = 0o644): LayerEntry {
  */
 export async function* lifecycleEntries(nodeBinary: string = process.execPath): AsyncGenerator<LayerEntry> {
   const root = `${LIFECYCLE_DIR}/strata`;
-  const own = (e: LayerEntry): LayerEntry => ({ ...e, uid: 0, gid: 0 });
+  // Root-owned and world-readable whatever the checkout's umask was: the build user runs these.
+  const own = (e: LayerEntry): LayerEntry => {
+    if (e.type === 'directory') return { ...e, mode: 0o755, uid: 0, gid: 0 };
+    if (e.type === 'file') return { ...e, mode: e.mode & 0o111 ? 0o755 : 0o644, uid: 0, gid: 0 };
+    return { ...e, uid: 0, gid: 0 };
+  };
   yield own({ type: 'directory', path: 'cnb', mode: 0o755 });
   yield own({ type: 'directory', path: LIFECYCLE_DIR, mode: 0o755 });
   for (const p of [...PHASES].sort()) yield own({ type: 'symlink', path: `${LIFECYCLE_DIR}/${p}`, target: 'strata/bin/lifecycle' });
