@@ -46,7 +46,12 @@ export interface CollectedBuildpack {
 async function* buildpackEntries(desc: BuildpackDescriptor): AsyncGenerator<LayerEntry> {
   const prefix = `cnb/buildpacks/${escapeId(desc.id)}/${desc.version}`;
   for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: 0o755 };
-  yield* treeEntries(desc.dir, { prefix, parentDirs: false });
+  // Readable (and where executable, runnable) by the build user, whatever umask the buildpack was written with.
+  for await (const e of treeEntries(desc.dir, { prefix, parentDirs: false })) {
+    if (e.type === 'directory') yield { ...e, mode: 0o755 };
+    else if (e.type === 'file') yield { ...e, mode: e.mode & 0o111 ? 0o755 : 0o644 };
+    else yield e;
+  }
 }
 
 function layerInfo(desc: BuildpackDescriptor, diffID: string): BuildpackLayerInfo {
