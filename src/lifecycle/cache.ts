@@ -1,4 +1,6 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import { access, link, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -9,6 +11,7 @@ import { StrataError } from '../oci/errors.js';
 import { decompressIfGzip } from '../oci/extract.js';
 import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import type { Descriptor } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatype.js';
 import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
 import type { Digest } from '../oci/digest.js';
@@ -38,6 +41,8 @@ export interface Cache {
 
 export interface CacheStage {
   addLayer(entries: AsyncIterable<LayerEntry>, mtime: Date): Promise<string>;
+  /** Adds a layer the exporter already made, from its gzip blob. */
+  addCompressed(diffID: string, path: string, descriptor: Descriptor): Promise<void>;
   keepLayer(diffID: string): Promise<boolean>;
   commit(metadata: CacheMetadata): Promise<void>;
 }
@@ -105,6 +110,12 @@ export class CacheWriter implements CacheStage {
     const diffID = await writeTarFile(entries, tmp, { mtime });
     await rename(tmp, join(this.staging, `${digestHex(diffID)}.tar`));
     return diffID;
+  }
+
+  async addCompressed(diffID: string, path: string): Promise<void> {
+    const dest = join(this.staging, `${digestHex(diffID as Digest)}.tar`);
+    await pipeline(createReadStream(path), createGunzip(), createWriteStream(`${dest}.tmp`));
+    await rename(`${dest}.tmp`, dest);
   }
 
   /** Carries a committed layer over by hard link: no copy, no re-tar. False when the cache does not have it. */
@@ -192,6 +203,12 @@ export class ImageCache implements Cache {
         await rm(file, { force: true });
         layers.push({ descriptor: desc, diffID: info.diffID });
         return info.diffID;
+      },
+      addCompressed: async (diffID, path, descriptor) => {
+        // The cache image is OCI, whatever the app image's manifest type was; the blob is the same.
+        const desc = { ...descriptor, mediaType: MediaType.OciLayerGzip };
+        await this.store.putBlob(desc, async (start, end) => createReadStream(path, { start, end: end - 1 }));
+        layers.push({ descriptor: desc, diffID: diffID as Digest });
       },
       keepLayer: async (diffID) => {
         const desc = previous && this.descriptorFor(previous, diffID);

@@ -18,7 +18,7 @@ import { readSystemFile } from '../spec/system.js';
 import type { ImageTarget } from '../spec/target.js';
 import { build } from './build.js';
 import { analyze, openImage, resolveRunImage, runImageEntry } from './analyze.js';
-import { exportImage, saveCache, type ExportTarget } from './export.js';
+import { exportImage, saveCache, type ExportTarget, type KeptLayer } from './export.js';
 import { DirCache, ImageCache, type Cache } from './cache.js';
 import { restore } from './restore.js';
 import { extractSbomLayer } from './sbom.js';
@@ -254,9 +254,11 @@ const PHASES: Record<string, Phase> = {
       const runName = analyzed.runImage?.image || runRef;
       const entry = runImageEntry(runImages, runName);
       const cache = await openCache(v, log);
+      // The cache takes the layers the export just made instead of tarring them again (not with -parallel).
+      const keep = { dir: await mkdtemp(join(tmpdir(), 'strata-export-')), files: new Map<string, KeptLayer>() };
       const saveTheCache = async (): Promise<void> => {
         if (!cache) return;
-        const saved = await saveCache({ group: group.group, layersDir: v.str('layers')!, cache, uid: numeric(v, 'uid'), gid: numeric(v, 'gid'), created: createdTime(env), log });
+        const saved = await saveCache({ group: group.group, layersDir: v.str('layers')!, cache, uid: numeric(v, 'uid'), gid: numeric(v, 'gid'), created: createdTime(env), log, kept: keep.files });
         if (saved) log.info(`Cache saved: ${saved.buildpacks.reduce((n, b) => n + Object.keys(b.layers).length, 0)} layer(s)`);
       };
       // -parallel: the cache is written while the image is; both only read the layer dirs.
@@ -289,6 +291,7 @@ const PHASES: Record<string, Phase> = {
           execEnv: execEnv(env),
           created: createdTime(env),
           log,
+          keep,
         });
         if (engine && staging) {
           let imageId = '';
@@ -307,7 +310,11 @@ const PHASES: Record<string, Phase> = {
         await fromEngine?.close();
         if (staging) await rm(staging.root, { recursive: true, force: true });
       }
-      await (caching ?? saveTheCache());
+      try {
+        await (caching ?? saveTheCache());
+      } finally {
+        await rm(keep.dir, { recursive: true, force: true });
+      }
     },
   },
   restorer: {

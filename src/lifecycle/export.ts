@@ -58,6 +58,17 @@ export interface ExporterInputs {
   execEnv: string;
   created: Date;
   log: Logger;
+  /**
+   * Keep each new layer's gzip file in this dir and list it by diffID, so the cache can be fed from the same tar pass
+   * instead of tarring the layer dirs again (the caller removes the dir).
+   */
+  keep?: { dir: string; files: Map<string, KeptLayer> };
+}
+
+/** A layer blob written during export, kept for the cache. */
+export interface KeptLayer {
+  path: string;
+  descriptor: Descriptor;
 }
 
 export interface ExportResult {
@@ -79,7 +90,7 @@ export interface ExportResult {
 export async function exportImage(inputs: ExporterInputs): Promise<ExportResult> {
   const { layersDir, log } = inputs;
   const md = await readMetadata(join(layersDir, 'config', 'metadata.toml'));
-  const staging = await mkdtemp(join(tmpdir(), 'strata-export-'));
+  const staging = inputs.keep?.dir ?? (await mkdtemp(join(tmpdir(), 'strata-export-')));
   const docker = inputs.runImage.manifest.manifest.mediaType === MediaType.DockerManifest;
   const added: AddedLayer[] = [];
   const reused: string[] = [];
@@ -96,15 +107,17 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
     const file = join(staging, `layer-${counter++}.tar.gz`);
     const info = await writeLayerFile(entries, file, { mtime: inputs.created });
     const prev = previousLayers.get(info.diffID);
+    const desc0 = descriptorOf(info, docker);
+    if (inputs.keep) inputs.keep.files.set(info.diffID, { path: file, descriptor: desc0 });
     if (prev) {
       reused.push(info.diffID);
       log.info(`Reusing layer ${describe(createdBy)} (${info.diffID.slice(7, 19)})`);
-      await rm(file, { force: true });
+      if (!inputs.keep) await rm(file, { force: true });
       added.push({ descriptor: prev.desc, diffID: info.diffID, history: history(createdBy) });
       for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
       return info.diffID;
     }
-    const desc = descriptorOf(info, docker);
+    const desc = desc0;
     for (const out of inputs.outputs) {
       const outcome = await out.store.putBlob(desc, async (start, end) => createReadStream(file, { start, end: end - 1 }));
       log.info(`${outcome === 'uploaded' ? 'Adding' : 'Already present:'} layer ${describe(createdBy)} (${info.diffID.slice(7, 19)}, ${megabytes(desc.size)})`);
@@ -191,7 +204,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
     }
     return { digest, manifestSize, tags, reused, untouched, metadata };
   } finally {
-    await rm(staging, { recursive: true, force: true });
+    if (!inputs.keep) await rm(staging, { recursive: true, force: true });
   }
 }
 
@@ -303,7 +316,7 @@ const LAUNCHER_VERSION = '0.1.0';
  * Writes the `cache = true` layers that have contents into the cache (spec §9.3), keeping committed tars whose
  * diffID did not change. Cache failures warn and never fail the build.
  */
-export async function saveCache(options: { group: GroupEntry[]; layersDir: string; imageLayersDir?: string; cache: Cache; uid: number; gid: number; created: Date; log: Logger }): Promise<CacheMetadata | undefined> {
+export async function saveCache(options: { group: GroupEntry[]; layersDir: string; imageLayersDir?: string; cache: Cache; uid: number; gid: number; created: Date; log: Logger; kept?: Map<string, KeptLayer> }): Promise<CacheMetadata | undefined> {
   const { cache, log } = options;
   const toImage = inImagePath(options.layersDir, options.imageLayersDir);
   try {
@@ -318,8 +331,14 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
         const recipe = layerRecipe(toImage(l.dir), options.uid, options.gid, options.created);
         const known = await knownDiffID(l.dir, recipe);
         let sha: string;
+        const fromExport = known ? options.kept?.get(known) : undefined;
         if (known && (await writer.keepLayer(known))) sha = known;
-        else {
+        else if (known && fromExport) {
+          // The image's own tar pass made this layer: the cache takes that blob, the dir is not walked again.
+          await writer.addCompressed(known, fromExport.path, fromExport.descriptor);
+          log.debug(`cache: ${bp.id}:${l.name} taken from the exported layer, not tarred again`);
+          sha = known;
+        } else {
           sha = await writer.addLayer(ownedTree(l.dir, toImage(l.dir), options.uid, options.gid), options.created);
           await rememberDiffID(l.dir, recipe, sha);
         }

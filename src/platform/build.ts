@@ -19,7 +19,7 @@ import type { PullPolicy } from './config.js';
 import { copySource } from './source.js';
 import type { EngineClient } from '../oci/engine/client.js';
 import { loadIntoEngine } from '../oci/engine/transfer.js';
-import { exportImage, saveCache } from '../lifecycle/export.js';
+import { exportImage, saveCache, type KeptLayer } from '../lifecycle/export.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import type { Logger } from '../lifecycle/log.js';
 import { restore } from '../lifecycle/restore.js';
@@ -186,6 +186,9 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     if (built !== 0) throw new StrataError(`the build failed (exit ${built}); see the buildpack output above`, built);
 
     o.phase('EXPORTING');
+    // The export's layer blobs stay (under the build dir, removed with it) so the cache is fed from them.
+    const keep = { dir: join(work, 'export'), files: new Map<string, KeptLayer>() };
+    await mkdir(keep.dir);
     const entry = runImages.find((i) => [i.image, ...i.mirrors].includes(run.name)) ?? runImages[0];
     const outputs = [];
     for (const name of [o.image, ...o.tags]) {
@@ -213,10 +216,11 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       execEnv: 'production',
       created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)),
       log,
+      keep,
     });
     for (const t of result.tags) log.info(`Saved ${t}`);
     if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image (not uploaded)`);
-    await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)), log });
+    await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)), log, kept: keep.files });
     if (o.engine) {
       for (const out of outputs) {
         const id = await loadIntoEngine(out.store, out.tag, o.engine, out.name);

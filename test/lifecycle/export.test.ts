@@ -291,6 +291,7 @@ test('cache round trip: cache=true layers saved by the exporter come back throug
     const first = await buildOnce();
     assert.doesNotMatch(first.build, /restored/);
     assert.match(first.exp, /Cache saved: 2 layer\(s\)/);
+    assert.match(first.exp, /cache: test\/deps:modules taken from the exported layer, not tarred again/);
 
     await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
     const tmpMode = (await stat(ws.root)).mode;
