@@ -5,29 +5,15 @@ import { join } from 'node:path';
 import { stringify } from 'smol-toml';
 import { StrataError } from '../oci/errors.js';
 import { extractLayer } from '../oci/extract.js';
-import { resolveImage, type ResolvedImage } from '../oci/image.js';
+import type { ResolvedImage } from '../oci/image.js';
 import { openImage } from '../lifecycle/analyze.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import { rebase } from '../lifecycle/rebase.js';
-import { imageTarget, localImages } from '../platform/localstore.js';
+import { imageTarget, localImages, requireImage } from '../platform/localstore.js';
 import { printJson } from './output.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-/** An image from the local store first, else from its registry. */
-async function findImage(name: string, insecure: string[]): Promise<{ image: ResolvedImage; reference: string; local: boolean }> {
-  const store = { insecureRegistries: insecure };
-  try {
-    const t = await imageTarget(name, false, store);
-    const image = await resolveImage(t.store, t.id);
-    return { image, reference: `${name}@${image.manifest.digest}`, local: true };
-  } catch {
-    const o = await openImage(name, store);
-    if (!o) throw new StrataError(`image ${name} not found in the local store or its registry`);
-    return { image: o.image, reference: o.reference, local: false };
-  }
 }
 
 interface BuildLabel {
@@ -65,7 +51,7 @@ export function registerAppCommands(program: Command): void {
     .option('-o, --output <format>', 'human, json or toml', 'human')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
     .action(async (name: string, opts: { bom?: boolean; output: string; insecureRegistry: string[] }) => {
-      const { image, local } = await findImage(name, opts.insecureRegistry);
+      const { image, local } = await requireImage(name, { insecureRegistries: opts.insecureRegistry });
       const labels = image.config.config?.Labels ?? {};
       const md = parseLifecycleMetadata(labels[LABEL.lifecycle]);
       if (!md) throw new StrataError(`${name} was not built with buildpacks (no ${LABEL.lifecycle} label)`);
@@ -130,12 +116,12 @@ export function registerAppCommands(program: Command): void {
     .action(async (name: string, opts: { runImage?: string; publish?: boolean; force?: boolean; previousImage?: string; tag: string[]; insecureRegistry: string[] }) => {
       const store = { insecureRegistries: opts.insecureRegistry };
       const source = opts.previousImage ?? name;
-      const app = opts.publish ? await openImage(source, store) : await findImage(source, opts.insecureRegistry).then((f) => ({ image: f.image }));
+      const app = opts.publish ? await openImage(source, store) : await requireImage(source, store).then((f) => ({ image: f.image }));
       if (!app) throw new StrataError(`image ${source} not found`);
       const md = parseLifecycleMetadata(app.image.config.config?.Labels?.[LABEL.lifecycle]);
       const runName = opts.runImage ?? md?.runImage?.image;
       if (!runName) throw new StrataError(`${source} records no run image; give --run-image`);
-      const run = await findImage(runName, opts.insecureRegistry);
+      const run = await requireImage(runName, store);
       const outputs = [];
       for (const n of [name, ...opts.tag]) {
         const t = await imageTarget(n, opts.publish ?? false, store);
@@ -153,7 +139,7 @@ export function registerAppCommands(program: Command): void {
     .requiredOption('-o, --output-dir <dir>', 'where to write them')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
     .action(async (name: string, opts: { outputDir: string; insecureRegistry: string[] }) => {
-      const { image } = await findImage(name, opts.insecureRegistry);
+      const { image } = await requireImage(name, { insecureRegistries: opts.insecureRegistry });
       const md = parseLifecycleMetadata(image.config.config?.Labels?.[LABEL.lifecycle]);
       await sbomTo(image, md?.sbom?.sha, opts.outputDir);
       process.stdout.write(`SBOMs of ${name} written to ${opts.outputDir}\n`);

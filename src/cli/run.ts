@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
-import { resolveImage } from '../oci/image.js';
-import { openImage } from '../lifecycle/analyze.js';
 import { sandboxExecutor } from '../platform/executor.js';
-import { imageTarget, strataHome } from '../platform/localstore.js';
+import { requireImage, strataHome } from '../platform/localstore.js';
 import { unpackedRootfs } from '../platform/rootfs.js';
 
 function collect(value: string, previous: string[]): string[] {
@@ -21,9 +19,7 @@ export function registerRunCommand(program: Command): void {
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
     .action(async (name: string, args: string[], opts: { env: string[]; process?: string; insecureRegistry: string[] }) => {
       const store = { insecureRegistries: opts.insecureRegistry };
-      const local = await imageTarget(name, false, store).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
-      const image = local ?? (await openImage(name, store))?.image;
-      if (!image) throw new StrataError(`image ${name} not found in the local store or its registry`);
+      const { image } = await requireImage(name, store);
       const cfg = image.config.config ?? {};
       for (const e of opts.env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(e)) throw new StrataError(`--env "${e}": expected NAME=VALUE`);
       const entrypoint = opts.process ? [`/cnb/process/${opts.process}`] : (cfg.Entrypoint ?? []);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { envValue } from '../oci/config.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
-import { resolveImage, type ResolvedImage } from '../oci/image.js';
+import type { ResolvedImage } from '../oci/image.js';
 import type { StoreOptions } from '../oci/target.js';
 import { imageTarget as runTarget, openImage } from '../lifecycle/analyze.js';
 import { DirCache, ImageCache, type Cache } from '../lifecycle/cache.js';
@@ -31,7 +31,7 @@ import type { RunImage } from '../spec/run.js';
 import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
 import type { Executor, Mount, SandboxRun } from './executor.js';
-import { imageTarget, strataHome } from './localstore.js';
+import { findImage, imageTarget, strataHome, type FoundImage } from './localstore.js';
 import { unpackedRootfs } from './rootfs.js';
 
 export interface BuildOptions {
@@ -139,10 +139,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     // Local builds keep their images in the local store; published ones in the registry. Run images are looked up
     // locally first (a builder made on this machine names local bases), then in their registry.
     const previousName = o.previousImage ?? o.image;
-    const previous = o.publish ? await openImage(previousName, o.store, log).catch(() => undefined) : await openLocalOrRemote(previousName, o.store, false);
+    const previous = o.publish ? await openImage(previousName, o.store, log).catch(() => undefined) : await findImage(previousName, o.store, false);
     const prevMd = previous ? parseLifecycleMetadata(previous.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
     const runCandidates = o.runImage ? [o.runImage] : [runImages[0]!.image, ...runImages[0]!.mirrors];
-    let run: Opened | undefined;
+    let run: FoundImage | undefined;
     for (const c of runCandidates) if (!run) run = await openByPolicy(c, o.store, o.pullPolicy);
     if (!run) throw new StrataError(`run image ${runCandidates.join(' or ')} cannot be read; check the name, or pull it with \`strata image copy\``);
     await writeAnalyzed(join(layers, 'analyzed.toml'), {
@@ -297,28 +297,12 @@ async function placeBuildpack(b: CollectedBuildpack, merged: string, work: strin
 }
 
 /** Pull policy: `never` reads only the local store, `always` prefers the registry, `if-not-present` the local store. */
-async function openByPolicy(name: string, store: StoreOptions, policy: PullPolicy): Promise<Opened | undefined> {
-  if (policy === 'never') return openLocalOrRemote(name, store, false);
+async function openByPolicy(name: string, store: StoreOptions, policy: PullPolicy): Promise<FoundImage | undefined> {
+  if (policy === 'never') return findImage(name, store, false);
   if (policy === 'always' && !name.startsWith('oci:')) {
     const remote = await openImage(name, store).catch(() => undefined);
-    if (remote) return remote;
+    if (remote) return { ...remote, local: false };
   }
-  return openLocalOrRemote(name, store, true).catch(() => undefined);
+  return findImage(name, store).catch(() => undefined);
 }
 
-interface Opened {
-  name: string;
-  image: ResolvedImage;
-  reference: string;
-}
-
-/** An image from the local store, else (when `remote`) from its registry; undefined when neither has it. */
-async function openLocalOrRemote(name: string, store: StoreOptions, remote: boolean): Promise<Opened | undefined> {
-  try {
-    const t = await imageTarget(name, false, store);
-    const image = await resolveImage(t.store, t.id);
-    return { name, image, reference: `${name.replace(/@sha256:.*$/, '')}@${image.manifest.digest}` };
-  } catch {
-    return remote ? openImage(name, store) : undefined;
-  }
-}

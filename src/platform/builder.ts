@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { envValue } from '../oci/config.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
-import { resolveImage, type ResolvedImage } from '../oci/image.js';
+import type { ResolvedImage } from '../oci/image.js';
 import { NORMALISED_MTIME, parentPaths, writeLayerFile, type LayerEntry } from '../oci/layer.js';
 import { copyBlob } from '../oci/copy.js';
 import { MediaType } from '../oci/mediatype.js';
 import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
-import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import type { StoreOptions } from '../oci/target.js';
 import { LATEST_BUILDPACK_API, LATEST_PLATFORM_API, SUPPORTED_BUILDPACK_APIS, SUPPORTED_PLATFORM_APIS } from '../spec/api.js';
 import type { BuilderConfig } from '../spec/buildertoml.js';
 import { orderToToml, type Order } from '../spec/order.js';
@@ -19,7 +19,7 @@ import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
 import { checkOrders, collectSource, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
-import { imageTarget } from './localstore.js';
+import { requireImage } from './localstore.js';
 
 export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';
 export const LABEL_ORDER = 'io.buildpacks.buildpack.order';
@@ -73,20 +73,12 @@ function completeOrder(order: Order, buildpacks: CollectedBuildpack[], file: str
   }));
 }
 
-/** An image from the local store when it is there (bases made by `strata base create`), else from its registry. */
-async function openLocalFirst(name: string, options: StoreOptions): Promise<ResolvedImage> {
-  const local = await imageTarget(name, false, options).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
-  if (local) return local;
-  const t = await openTarget(parseTarget(name), options);
-  return resolveImage(t.store, t.id);
-}
-
 /** Build and run images must agree on os, arch and distro (spec §13); a run image that cannot be read is not checked. */
 async function checkRunImage(config: BuilderConfig, build: ResolvedImage, options: StoreOptions): Promise<void> {
   const name = config.runImages[0]!.image;
   let run: ResolvedImage;
   try {
-    run = await openLocalFirst(name, options);
+    run = (await requireImage(name, options)).image;
   } catch {
     return;
   }
@@ -113,7 +105,7 @@ export interface BuilderResult {
  */
 export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions): Promise<BuilderResult> {
   const file = config.file;
-  const build = await openLocalFirst(config.buildImage, options).catch((err: unknown) => {
+  const build = await requireImage(config.buildImage, options).then((f) => f.image).catch((err: unknown) => {
     throw new StrataError(`${file}: build image ${config.buildImage}: ${err instanceof Error ? err.message : String(err)}`);
   });
   const uidText = envValue(build.config, 'CNB_USER_ID');

@@ -1,6 +1,9 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { StrataError } from '../oci/errors.js';
+import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import { OciLayout } from '../oci/layout.js';
+import { openImage } from '../lifecycle/analyze.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import type { ImageStore } from '../oci/store.js';
 
@@ -26,4 +29,34 @@ export async function imageTarget(name: string, publish: boolean, options: Store
   }
   const tag = (target.ref.tag ? target.ref : target.ref.withTag('latest')).toString();
   return { store: await localImages(), id: tag, tag, where: 'the local store' };
+}
+
+/** An image found by name, and where: the local store, or its registry. */
+export interface FoundImage {
+  name: string;
+  image: ResolvedImage;
+  /** A digest reference for labels and analyzed.toml. */
+  reference: string;
+  local: boolean;
+}
+
+/**
+ * Looks an image up the way strata's commands do: the local store first (images built without --publish, bases made by
+ * `strata base create`), then — unless `remote` is false — its registry. Undefined when neither has it.
+ */
+export async function findImage(name: string, store: StoreOptions = {}, remote = true): Promise<FoundImage | undefined> {
+  const local = await imageTarget(name, false, store)
+    .then((t) => resolveImage(t.store, t.id))
+    .catch(() => undefined);
+  if (local) return { name, image: local, reference: `${name.replace(/@sha256:.*$/, '')}@${local.manifest.digest}`, local: true };
+  if (!remote) return undefined;
+  const o = await openImage(name, store);
+  return o ? { name, image: o.image, reference: o.reference, local: false } : undefined;
+}
+
+/** findImage, or a one-line error naming the image. */
+export async function requireImage(name: string, store: StoreOptions = {}): Promise<FoundImage> {
+  const found = await findImage(name, store);
+  if (!found) throw new StrataError(`image ${name} not found in the local store or its registry`);
+  return found;
 }
