@@ -11,10 +11,7 @@ import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import { rebase } from '../lifecycle/rebase.js';
 import { imageTarget, localImages, requireImage } from '../platform/localstore.js';
 import { printJson } from './output.js';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+import { repeatable } from './options.js';
 
 interface BuildLabel {
   processes?: { type: string; command: string[]; args: string[]; direct: boolean; 'working-dir'?: string; buildpackID: string }[];
@@ -49,7 +46,7 @@ export function registerAppCommands(program: Command): void {
     .description('show how an app image was built: run image, buildpacks, processes')
     .option('--bom', 'print the SBOM layer\'s documents instead (see also `strata sbom download`)')
     .option('-o, --output <format>', 'human, json or toml', 'human')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (name: string, opts: { bom?: boolean; output: string; insecureRegistry: string[] }) => {
       const { image, local } = await requireImage(name, { insecureRegistries: opts.insecureRegistry });
       const labels = image.config.config?.Labels ?? {};
@@ -111,8 +108,8 @@ export function registerAppCommands(program: Command): void {
     .option('--publish', 'the image is in its registry (otherwise the local store)')
     .option('--force', 'rebase even across run images, rebasable=false or a target mismatch')
     .option('--previous-image <image>', 'rebase this image and write the result as <image>')
-    .option('-t, --tag <image>', 'additional tag (repeatable)', collect, [])
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('-t, --tag <image>', 'additional tag (repeatable)', repeatable, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (name: string, opts: { runImage?: string; publish?: boolean; force?: boolean; previousImage?: string; tag: string[]; insecureRegistry: string[] }) => {
       const store = { insecureRegistries: opts.insecureRegistry };
       const source = opts.previousImage ?? name;
@@ -137,7 +134,7 @@ export function registerAppCommands(program: Command): void {
     .command('download <image>')
     .description('write the image\'s SBOM documents (launch, by buildpack and layer) into a directory')
     .requiredOption('-o, --output-dir <dir>', 'where to write them')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (name: string, opts: { outputDir: string; insecureRegistry: string[] }) => {
       const { image } = await requireImage(name, { insecureRegistries: opts.insecureRegistry });
       const md = parseLifecycleMetadata(image.config.config?.Labels?.[LABEL.lifecycle]);

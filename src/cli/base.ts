@@ -6,10 +6,7 @@ import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
 import { baseImage, debootstrapTree, hostMirror, type BaseOptions } from '../platform/base.js';
 import { imageTarget, strataHome } from '../platform/localstore.js';
-
-function list(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
-}
+import { commaList } from './options.js';
 
 function id(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new StrataError(`${flag} "${text}" is not a numeric id`);
@@ -26,12 +23,12 @@ export function registerBaseCommands(program: Command): void {
     .requiredOption('--run-image <ref>', 'where the run image goes')
     .option('--publish', 'push to the registry (otherwise the local store, or oci:<dir>)')
     .option('--distro <name>', 'Debian release', 'bookworm')
-    .option('--build-packages <p,…>', 'extra packages in the build image', list, [])
-    .option('--run-packages <p,…>', 'extra packages in the run image', list, [])
+    .option('--build-packages <p,…>', 'extra packages in the build image', commaList, [])
+    .option('--run-packages <p,…>', 'extra packages in the run image', commaList, [])
     .option('--uid <n>', 'the cnb user id', '1000')
     .option('--gid <n>', 'the cnb group id', '1000')
     .option('--mirror <url>', 'Debian mirror (default: the one apt uses here)')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', list, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (opts: { buildImage: string; runImage: string; publish?: boolean; distro: string; buildPackages: string[]; runPackages: string[]; uid: string; gid: string; mirror?: string; insecureRegistry: string[] }) => {
       if (!/^[a-z]+$/.test(opts.distro)) throw new StrataError(`--distro "${opts.distro}": give a Debian release name such as bookworm`);
       const log = createLogger('info');

@@ -11,10 +11,7 @@ import { parsePullPolicy, readConfig } from '../platform/config.js';
 import { readProject } from '../spec/project.js';
 import { EngineClient } from '../oci/engine/client.js';
 import { ensureDefaultBuilder } from '../platform/defaultbuilder.js';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+import { repeatable } from './options.js';
 
 /** `--env K=V`, or `--env K` to pass K from strata's own environment, as pack does. */
 function parseEnv(items: string[], fileText: string | undefined): Record<string, string> {
@@ -58,9 +55,9 @@ export function registerBuildCommand(program: Command): void {
     .option('-p, --path <dir>', 'app source directory', '.')
     .option('--publish', 'push the image to its registry (otherwise it goes to the local store)')
     .option('--run-image <image>', 'run image to use instead of the builder\'s')
-    .option('-e, --env <NAME=VALUE>', 'build-time env var for buildpacks (repeatable)', collect, [])
+    .option('-e, --env <NAME=VALUE>', 'build-time env var for buildpacks (repeatable)', repeatable, [])
     .option('--env-file <file>', 'file of NAME=VALUE lines')
-    .option('-t, --tag <image>', 'additional tag (repeatable)', collect, [])
+    .option('-t, --tag <image>', 'additional tag (repeatable)', repeatable, [])
     .option('--clear-cache', 'start with an empty cache')
     .option('--creation-time <t>', '"now" or seconds since 1970 (default: SOURCE_DATE_EPOCH, else 1980-01-01)')
     .option('--previous-image <image>', 'reuse layers from this image instead of <image>')
@@ -68,15 +65,15 @@ export function registerBuildCommand(program: Command): void {
     .option('--network <mode>', 'host or none', 'host')
     .option('--executor <name>', 'runc (daemonless sandbox, default; bubblewrap when not root), docker (any Docker-API engine at DOCKER_HOST, Podman too) or host (no isolation; CI inside the build image)', 'runc')
     .option('--report-output-dir <dir>', 'write report.toml here')
-    .option('-b, --buildpack <ref>', 'use these buildpacks instead of the builder\'s order: id@version, a dir, a .cnb or an image (repeatable)', collect, [])
+    .option('-b, --buildpack <ref>', 'use these buildpacks instead of the builder\'s order: id@version, a dir, a .cnb or an image (repeatable)', repeatable, [])
     .option('-d, --descriptor <file>', 'project.toml (default: project.toml in --path when there is one)')
-    .option('--volume <host:container[:ro|rw]>', 'mount a host dir into the build sandbox, read-only unless :rw (repeatable)', collect, [])
+    .option('--volume <host:container[:ro|rw]>', 'mount a host dir into the build sandbox, read-only unless :rw (repeatable)', repeatable, [])
     .option('--sbom-output-dir <dir>', 'copy the SBOMs of this build here')
     .option('--cache-image <image>', 'keep the build cache as an image (in the registry with --publish)')
     .option('--cache <spec>', "pack's cache spec: 'type=build;format=image;name=<image>' or 'type=build;format=volume|bind;source=<dir>'")
     .option('--docker', 'also load the image into the Docker or Podman engine at DOCKER_HOST')
     .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .option('-v, --verbose', 'show debug output')
     .option('-q, --quiet', 'show only errors and the result')
     .option('--timestamps', 'prefix log lines with the time')

@@ -6,10 +6,7 @@ import { createBuilder, LABEL_BUILDER, LABEL_ORDER, type BuilderMetadata } from 
 import { imageTarget } from '../platform/localstore.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').filter(Boolean)];
-}
+import { commaList } from './options.js';
 
 function tree(order: Order): string {
   const lines = ['Detection Order:'];
@@ -28,7 +25,7 @@ export function registerBuilderCommands(program: Command): void {
     .description('create a builder image from builder.toml (buildpacks, order, build and run images) with strata\'s lifecycle')
     .requiredOption('-c, --config <file>', 'builder.toml')
     .option('--publish', 'push the builder to its registry (otherwise the local store, or oci:<dir>)')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { config: string; publish?: boolean; insecureRegistry: string[] }) => {
       const options = { insecureRegistries: opts.insecureRegistry };
       const config = await readBuilderConfig(opts.config);
@@ -44,7 +41,7 @@ export function registerBuilderCommands(program: Command): void {
     .command('inspect <name>')
     .description('show a builder: description, run images, lifecycle, buildpacks and detection order')
     .option('-o, --output <format>', 'human, json, yaml or toml', 'human')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { output: string; insecureRegistry: string[] }) => {
       const t = await imageTarget(name, false, { insecureRegistries: opts.insecureRegistry });
       const image = await resolveImage(t.store, t.id);

@@ -6,10 +6,7 @@ import { StrataError } from '../oci/errors.js';
 import { assemblePackage, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
 import { imageTarget } from '../platform/localstore.js';
 import { readPackageConfig } from '../spec/packagetoml.js';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').filter(Boolean)];
-}
+import { commaList } from './options.js';
 
 /** `strata buildpack package|inspect`: pack's buildpackage verbs, without an engine. */
 export function registerBuildpackCommands(program: Command): void {
@@ -19,7 +16,7 @@ export function registerBuildpackCommands(program: Command): void {
     .requiredOption('-c, --config <file>', 'package.toml')
     .option('-f, --format <format>', 'image or file', 'image')
     .option('--publish', 'push the image to its registry (otherwise it goes to the local store, or oci:<dir>)')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { config: string; format: string; publish?: boolean; insecureRegistry: string[] }) => {
       if (opts.format !== 'image' && opts.format !== 'file') throw new StrataError(`--format "${opts.format}": use image or file`);
       const options = { insecureRegistries: opts.insecureRegistry };
@@ -43,7 +40,7 @@ export function registerBuildpackCommands(program: Command): void {
   bp.command('inspect <ref>')
     .description('show the buildpacks in a buildpackage (image, oci:<dir> or .cnb)')
     .option('-o, --output <format>', 'human or json', 'human')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (ref: string, opts: { output: string; insecureRegistry: string[] }) => {
       const work = await mkdtemp(join(tmpdir(), 'strata-inspect-'));
       try {

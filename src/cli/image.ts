@@ -6,10 +6,7 @@ import { StrataError } from '../oci/errors.js';
 import { resolveImage } from '../oci/image.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, ...value.split(',').filter(Boolean)];
-}
+import { commaList } from './options.js';
 
 function storeOptions(opts: { insecureRegistry?: string[] }): StoreOptions {
   return { insecureRegistries: opts.insecureRegistry ?? [] };
@@ -25,7 +22,7 @@ function parsePlatform(text: string | undefined): PlatformWanted {
 /** `strata image …`: crane-like verbs over registries and OCI layouts. */
 export function registerImageCommands(program: Command): void {
   const image = program.command('image').description('copy and read images in registries and OCI layouts (REF is a registry reference or oci:<dir>[:<tag>])');
-  const insecure = (c: Command): Command => c.option('--insecure-registry <host>', 'use plain HTTP or unverified TLS for this registry (repeatable)', collect, []);
+  const insecure = (c: Command): Command => c.option('--insecure-registry <host>', 'use plain HTTP or unverified TLS for this registry (repeatable)', commaList, []);
 
   insecure(image.command('copy <src> <dst>').description('copy an image or index, keeping digests; only missing blobs are sent; docker-daemon:NAME:TAG is the engine at DOCKER_HOST'))
     .option('-q, --quiet', 'print only the digest')

@@ -4,19 +4,16 @@ import { StrataError } from '../oci/errors.js';
 import { sandboxExecutor } from '../platform/executor.js';
 import { requireImage, strataHome } from '../platform/localstore.js';
 import { unpackedRootfs } from '../platform/rootfs.js';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+import { repeatable } from './options.js';
 
 /** `strata run`: an app image from the local store, a layout or a registry, in the runc sandbox, on the host network. */
 export function registerRunCommand(program: Command): void {
   program
     .command('run <image> [args...]')
     .description('run an app image (local store, oci:<dir>:<tag> or a registry) in a sandbox; Ctrl-C stops it')
-    .option('-e, --env <NAME=VALUE>', 'env var for the app (repeatable)', collect, [])
+    .option('-e, --env <NAME=VALUE>', 'env var for the app (repeatable)', repeatable, [])
     .option('--process <type>', 'process type to run instead of the default')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', collect, [])
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (name: string, args: string[], opts: { env: string[]; process?: string; insecureRegistry: string[] }) => {
       const store = { insecureRegistries: opts.insecureRegistry };
       const { image } = await requireImage(name, store);

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { access, link, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer }
 import type { ImageStore } from '../oci/store.js';
 import type { Digest } from '../oci/digest.js';
 import { digestHex } from '../oci/digest.js';
-import { writeFileAtomic } from '../oci/fsutil.js';
+import { pathExists, writeFileAtomic } from '../oci/fsutil.js';
 import { writeLayerFile, writeTarFile, type LayerEntry } from '../oci/layer.js';
 import type { LayerRecord } from './labels.js';
 import type { Logger } from './log.js';
@@ -65,7 +65,7 @@ export class DirCache implements Cache {
     const cache = new DirCache(dir, log);
     const committed = join(dir, 'committed');
     const backup = join(dir, 'committed-backup');
-    if (!(await exists(committed)) && (await exists(backup))) await rename(backup, committed);
+    if (!(await pathExists(committed)) && (await pathExists(backup))) await rename(backup, committed);
     await rm(backup, { recursive: true, force: true });
     await rm(join(dir, 'staging'), { recursive: true, force: true });
     return cache;
@@ -121,7 +121,7 @@ export class CacheWriter implements CacheStage {
   /** Carries a committed layer over by hard link: no copy, no re-tar. False when the cache does not have it. */
   async keepLayer(diffID: string): Promise<boolean> {
     const from = this.cache.layerPath(diffID);
-    if (!(await exists(from))) return false;
+    if (!(await pathExists(from))) return false;
     await link(from, join(this.staging, `${digestHex(diffID as Digest)}.tar`)).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'EEXIST') throw e;
     });
@@ -133,13 +133,12 @@ export class CacheWriter implements CacheStage {
     const committed = join(this.cache.dir, 'committed');
     const backup = join(this.cache.dir, 'committed-backup');
     await rm(backup, { recursive: true, force: true });
-    if (await exists(committed)) await rename(committed, backup);
+    if (await pathExists(committed)) await rename(committed, backup);
     await rename(this.staging, committed);
     await rm(backup, { recursive: true, force: true });
   }
 }
 
-const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 /**
  * An image cache (`-cache-image`): the cached layers as gzip layers of an image whose label holds the metadata.

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { access, lchown, lstat, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chownTree, pathExists } from '../oci/fsutil.js';
 import { tmpdir } from 'node:os';
 import { EngineClient } from '../oci/engine/client.js';
 import { RegistryRepository } from '../oci/registry/client.js';
@@ -67,7 +68,6 @@ interface PhaseContext {
   log: Logger;
 }
 
-const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 const HOST_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
@@ -426,7 +426,7 @@ const PHASES: Record<string, Phase> = {
     ],
     async run(v, { api, env, log }) {
       const layersOrder = join(v.str('layers')!, 'order.toml');
-      const orderPath = v.str('order') ?? ((await exists(layersOrder)) ? layersOrder : '/cnb/order.toml');
+      const orderPath = v.str('order') ?? ((await pathExists(layersOrder)) ? layersOrder : '/cnb/order.toml');
       const order = await readOrderFile(orderPath);
       const system = api.atLeast('0.15') ? await readSystemFile(v.str('system')!) : undefined;
       await mkdir(v.str('layers')!, { recursive: true });
@@ -450,15 +450,6 @@ const PHASES: Record<string, Phase> = {
 };
 
 export const PHASE_NAMES = Object.keys(PHASES);
-
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  const walk = async (p: string): Promise<void> => {
-    const st = await lstat(p);
-    if (st.uid !== uid || st.gid !== gid) await lchown(p, uid, gid);
-    if (st.isDirectory()) for (const n of await readdir(p)) await walk(join(p, n));
-  };
-  await walk(dir);
-}
 
 /**
  * Runs a phase as a child process with our own entry; detect and build switch to the build user when we are root,

@@ -1,11 +1,12 @@
 import { createReadStream } from 'node:fs';
-import { access, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withLabels, type HistoryEntry, type ImageConfig } from '../oci/config.js';
 import { copyBlob } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
+import { pathExists } from '../oci/fsutil.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo } from '../oci/layer.js';
 import type { Descriptor } from '../oci/manifest.js';
@@ -142,7 +143,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
         const record: LayerRecord = { sha: '', data: l.meta.metadata, build: l.meta.types.build, launch: true, cache: l.meta.types.cache };
         const createdBy = `Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`;
         const recipe = layerRecipe(toImage(l.dir), inputs.uid, inputs.gid, inputs.created);
-        const known = (await exists(l.dir)) ? await knownDiffID(l.dir, recipe) : undefined;
+        const known = (await pathExists(l.dir)) ? await knownDiffID(l.dir, recipe) : undefined;
         const prev = known ? previousLayers.get(known) : undefined;
         if (known && prev) {
           // Unchanged since it was last tarred (or restored): the previous image's layer, without reading the dir.
@@ -152,7 +153,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
           for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
           added.push({ descriptor: prev.desc, diffID: known as Digest, history: history(createdBy) });
           record.sha = known;
-        } else if (await exists(l.dir)) {
+        } else if (await pathExists(l.dir)) {
           record.sha = await layer(owned(l.dir, toImage(l.dir)), createdBy);
           await rememberDiffID(l.dir, recipe, record.sha);
         } else {
@@ -173,7 +174,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
       metadata.buildpacks.push({ key: bp.id, version: bp.version, layers, ...(store ? { store: { metadata: store.metadata } } : {}) });
     }
 
-    if (inputs.platformApi.atLeast('0.8') && (await exists(join(layersDir, 'sbom', 'launch')))) {
+    if (inputs.platformApi.atLeast('0.8') && (await pathExists(join(layersDir, 'sbom', 'launch')))) {
       metadata.sbom = { sha: await layer(owned(join(layersDir, 'sbom', 'launch'), toImage(join(layersDir, 'sbom', 'launch'))), 'Software Bill-of-Materials') };
     }
 
@@ -208,7 +209,6 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
   }
 }
 
-const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 /** `Layer: 'node', Created by buildpack: x@1` → `'x:node'`, as pack's log names layers. */
 function describe(createdBy: string): string {
@@ -326,7 +326,7 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
       const bpDir = join(options.layersDir, escapeId(bp.id));
       const layers: Record<string, LayerRecord> = {};
       for (const l of await readLayers(bpDir)) {
-        if (!l.meta.types.cache || !(await exists(l.dir))) continue;
+        if (!l.meta.types.cache || !(await pathExists(l.dir))) continue;
         // The same tar as the image layer, so the diffIDs agree; the restorer leaves existing parent dirs alone.
         const recipe = layerRecipe(toImage(l.dir), options.uid, options.gid, options.created);
         const known = await knownDiffID(l.dir, recipe);
@@ -347,7 +347,7 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
       metadata.buildpacks.push({ key: bp.id, version: bp.version, layers });
     }
     const sbomDir = join(options.layersDir, 'sbom', 'cache');
-    if (await exists(sbomDir)) metadata.sbom = { sha: await writer.addLayer(ownedTree(sbomDir, toImage(sbomDir), options.uid, options.gid), options.created) };
+    if (await pathExists(sbomDir)) metadata.sbom = { sha: await writer.addLayer(ownedTree(sbomDir, toImage(sbomDir), options.uid, options.gid), options.created) };
     await writer.commit(metadata);
     return metadata;
   } catch (err) {

@@ -1,4 +1,4 @@
-import { access, mkdir, mkdtemp, open, rename, rm, writeFile } from 'node:fs/promises';
+import { access, lchown, lstat, mkdir, mkdtemp, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -31,7 +31,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
  * finished one, and a failed one leaves nothing behind.
  */
 export async function cachedDir(dest: string, marker: string, fill: (tmp: string) => Promise<void>): Promise<{ dir: string; made: boolean }> {
-  if (await access(join(dest, marker)).then(() => true, () => false)) return { dir: dest, made: false };
+  if (await pathExists(join(dest, marker))) return { dir: dest, made: false };
   await mkdir(dirname(dest), { recursive: true });
   const tmp = await mkdtemp(`${dest}.tmp-`);
   try {
@@ -44,4 +44,21 @@ export async function cachedDir(dest: string, marker: string, fill: (tmp: string
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * Gives a tree to a user, touching only what someone else owns: an unneeded chown would move ctimes, and with them
+ * the layer fingerprints that let unchanged layers go unread.
+ */
+export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  const st = await lstat(dir);
+  if (st.uid !== uid || st.gid !== gid) await lchown(dir, uid, gid);
+  if (st.isDirectory()) for (const n of await readdir(dir)) await chownTree(join(dir, n), uid, gid);
+}
+
+export function pathExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { cp, lchown, lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chownTree } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { envValue } from '../oci/config.js';
 import type { Digest } from '../oci/digest.js';
@@ -84,12 +85,6 @@ function negotiate(builder: ResolvedImage): ApiVersion {
   const common = theirs.map((v) => ApiVersion.parse(v)).filter((v) => v.compare(ours) <= 0 && v.atLeast('0.12')).sort((a, b) => b.compare(a));
   if (!common.length) throw new StrataError(`builder ${md.createdBy?.name ?? ''} speaks Platform API ${theirs.join(', ') || '(none listed)'}; strata needs 0.12 to ${LATEST_PLATFORM_API}`);
   return common[0]!;
-}
-
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  const st = await lstat(dir);
-  if (st.uid !== uid || st.gid !== gid) await lchown(dir, uid, gid);
-  if (st.isDirectory()) for (const n of await readdir(dir)) await chownTree(join(dir, n), uid, gid);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { pathExists } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { ApiVersion, buildpackApi } from './api.js';
 import { parseOrder, type Order } from './order.js';
@@ -107,15 +107,14 @@ export function parseDescriptor(table: Table, file: string, dir: string, kind: '
   };
 }
 
-const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
 
 /** Reads `<dir>/buildpack.toml` (or extension.toml). */
 export async function readDescriptor(dir: string, kind: 'buildpack' | 'extension' = 'buildpack'): Promise<BuildpackDescriptor> {
   const file = join(dir, `${kind}.toml`);
   const table = await readToml(file);
   if (!table) throw new SpecError(`${file}: not found`);
-  const hasBin = await exists(join(dir, 'bin', kind === 'buildpack' ? 'build' : 'generate'));
-  const hasDetect = kind === 'extension' && (await exists(join(dir, 'bin', 'detect')));
+  const hasBin = await pathExists(join(dir, 'bin', kind === 'buildpack' ? 'build' : 'generate'));
+  const hasDetect = kind === 'extension' && (await pathExists(join(dir, 'bin', 'detect')));
   return parseDescriptor(table, file, dir, kind, hasBin || hasDetect);
 }
 
