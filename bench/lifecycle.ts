@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 // Lifecycle benchmarks: a no-op re-export against a full export of the same layers (what the reference lifecycle
 // does on every build: re-tar everything), and rebase time for a large against a small image.
 import { execFileSync } from 'node:child_process';
@@ -67,7 +68,7 @@ export async function lifecycleBench(base: string, tree: string, runs: number): 
     group,
     layersDir: layers,
     appDir: app,
-    launcherPath: join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'),
+    launcher: readFileSync(join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher')),
     runImage,
     runImageName: 'bench/run',
     runImageReference: 'bench/run',

@@ -5,10 +5,10 @@ import { SBOM_MEDIA_TYPES, descriptorDir, escapeId, readDescriptor, type Buildpa
 import { parseBuildToml } from '../spec/buildtoml.js';
 import type { GroupEntry } from '../spec/group.js';
 import { parseLaunch, type Label, type Slice } from '../spec/launch.js';
-import { NOT_LAYERS, parseLayerToml, type LayerMetadata } from '../spec/layer.js';
 import { writeMetadata, type BuildMetadata, type MetadataProcess } from '../spec/metadata.js';
 import { writeBuildpackPlan, type PlanEntry } from '../spec/plan.js';
 import { readToml } from '../spec/toml.js';
+import { LayersDir, type BuiltLayer } from './layersdir.js';
 import { buildpackEnv, targetEnv, type BuildpackRunInputs } from './detect.js';
 import { applyEnvDir, applyLayerRoot, buildpackBaseEnv } from './env.js';
 import { runProgram } from './exec.js';
@@ -24,25 +24,6 @@ export interface BuilderInputs extends BuildpackRunInputs {
 const LAYERS_ROOT_FILES = new Set(['analyzed.toml', 'group.toml', 'plan.toml', 'order.toml', 'project-metadata.toml', 'report.toml', 'config', 'sbom', 'generated', 'extended']);
 
 const SBOM_EXTS = Object.values(SBOM_MEDIA_TYPES);
-
-/** One layer a buildpack left, with its `.toml`. */
-export interface BuiltLayer {
-  name: string;
-  dir: string;
-  meta: LayerMetadata;
-}
-
-/** Reads a buildpack's `<layer>.toml` files (sorted by name); build, launch and store are not layers. */
-export async function readLayers(bpLayersDir: string): Promise<BuiltLayer[]> {
-  const names = (await readdir(bpLayersDir).catch(() => [] as string[])).filter((n) => n.endsWith('.toml')).map((n) => n.slice(0, -5)).filter((n) => !NOT_LAYERS.has(n)).sort();
-  const out: BuiltLayer[] = [];
-  for (const name of names) {
-    const file = join(bpLayersDir, `${name}.toml`);
-    const t = (await readToml(file)) ?? {};
-    out.push({ name, dir: join(bpLayersDir, name), meta: parseLayerToml(t, file) });
-  }
-  return out;
-}
 
 /**
  * Runs each group buildpack's `bin/build` in order (spec §8) and writes `<layers>/config/metadata.toml`. Layers a
@@ -94,7 +75,7 @@ export async function build(inputs: BuilderInputs): Promise<BuildMetadata> {
       }
 
       try {
-        const layers = await readLayers(bpLayers);
+        const layers = await LayersDir.with(layersDir, async (d) => d.layers(desc.id));
         for (const l of layers) {
           if (l.meta.types.launch || l.meta.types.build || l.meta.types.cache) continue;
           // Neither exported, cached nor seen by later buildpacks: renamed out of the way.

@@ -1,7 +1,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { link, mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -15,8 +16,8 @@ import { MediaType } from '../oci/mediatype.js';
 import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
 import type { Digest } from '../oci/digest.js';
-import { digestHex } from '../oci/digest.js';
-import { pathExists, writeFileAtomic } from '../oci/fsutil.js';
+import { digestHex, parseDigest } from '../oci/digest.js';
+import { pathExists, processAlive, withLock, writeFileAtomic } from '../oci/fsutil.js';
 import { writeLayerFile, writeTarFile, type LayerEntry } from '../oci/layer.js';
 import type { LayerRecord } from './labels.js';
 import type { Logger } from './log.js';
@@ -45,13 +46,15 @@ export interface CacheStage {
   addCompressed(diffID: string, path: string, descriptor: Descriptor): Promise<void>;
   keepLayer(diffID: string): Promise<boolean>;
   commit(metadata: CacheMetadata): Promise<void>;
+  /** Drops what was staged (a failed save); the committed cache stays as it was. */
+  discard(): Promise<void>;
 }
 
 /**
- * A volume cache: `committed/` holds `<diffID hex>.tar` layers and the metadata. A new cache is written into
- * `staging/` and swapped in by renames through `committed-backup/`, so a build killed at any instant leaves a
- * readable cache: the old one, or the new one, or (between the two renames) the old one under its backup name,
- * which the next open moves back.
+ * A volume cache: `committed/` holds `<diffID hex>.tar` layers and the metadata. A new cache is written into its own
+ * `staging-<pid>-<random>/` and swapped in, under a lock, by renames through `committed-backup/`, so a build killed at
+ * any instant leaves a readable cache (the old one, the new one, or the old one under its backup name, which the next
+ * open moves back) and parallel builds of one image each save theirs, the last one winning.
  */
 export class DirCache implements Cache {
   private constructor(readonly dir: string, private readonly log: Logger) {}
@@ -63,12 +66,23 @@ export class DirCache implements Cache {
   static async open(dir: string, log: Logger): Promise<DirCache> {
     await mkdir(dir, { recursive: true });
     const cache = new DirCache(dir, log);
-    const committed = join(dir, 'committed');
-    const backup = join(dir, 'committed-backup');
-    if (!(await pathExists(committed)) && (await pathExists(backup))) await rename(backup, committed);
-    await rm(backup, { recursive: true, force: true });
-    await rm(join(dir, 'staging'), { recursive: true, force: true });
+    await cache.locked(async () => {
+      const committed = join(dir, 'committed');
+      const backup = join(dir, 'committed-backup');
+      if (!(await pathExists(committed)) && (await pathExists(backup))) await rename(backup, committed);
+      await rm(backup, { recursive: true, force: true });
+      // Staging dirs of builds that died; a live build's own is left alone.
+      for (const n of await readdir(dir)) {
+        const m = /^staging(?:-(\d+)-[0-9a-f]+)?$/.exec(n);
+        if (m && !(m[1] && processAlive(Number(m[1])))) await rm(join(dir, n), { recursive: true, force: true });
+      }
+    });
     return cache;
+  }
+
+  /** Serialises changes to `committed/` between processes sharing this cache. */
+  locked<T>(fn: () => Promise<T>): Promise<T> {
+    return withLock(join(this.dir, '.lock'), `cache ${this.dir}`, fn, 120_000);
   }
 
   async metadata(): Promise<CacheMetadata> {
@@ -82,7 +96,7 @@ export class DirCache implements Cache {
   }
 
   layerPath(diffID: string): string {
-    return join(this.dir, 'committed', `${digestHex(diffID as Digest)}.tar`);
+    return join(this.dir, 'committed', `${digestHex(parseDigest(diffID, 'cached layer SHA'))}.tar`);
   }
 
   async openLayer(diffID: string): Promise<Readable> {
@@ -91,8 +105,7 @@ export class DirCache implements Cache {
 
   /** Starts writing the next cache; nothing is visible until `commit`. */
   async stage(): Promise<CacheWriter> {
-    const staging = join(this.dir, 'staging');
-    await rm(staging, { recursive: true, force: true });
+    const staging = join(this.dir, `staging-${process.pid}-${randomBytes(4).toString('hex')}`);
     await mkdir(staging, { recursive: true });
     return new CacheWriter(this, staging);
   }
@@ -122,20 +135,30 @@ export class CacheWriter implements CacheStage {
   async keepLayer(diffID: string): Promise<boolean> {
     const from = this.cache.layerPath(diffID);
     if (!(await pathExists(from))) return false;
-    await link(from, join(this.staging, `${digestHex(diffID as Digest)}.tar`)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    });
+    try {
+      await link(from, join(this.staging, `${digestHex(diffID as Digest)}.tar`));
+    } catch (e) {
+      // Gone since the check: another build committed over it; the layer is then written anew.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
     return true;
+  }
+
+  async discard(): Promise<void> {
+    await rm(this.staging, { recursive: true, force: true });
   }
 
   async commit(metadata: CacheMetadata): Promise<void> {
     await writeFileAtomic(join(this.staging, METADATA_FILE), JSON.stringify(metadata));
     const committed = join(this.cache.dir, 'committed');
     const backup = join(this.cache.dir, 'committed-backup');
-    await rm(backup, { recursive: true, force: true });
-    if (await pathExists(committed)) await rename(committed, backup);
-    await rename(this.staging, committed);
-    await rm(backup, { recursive: true, force: true });
+    await this.cache.locked(async () => {
+      await rm(backup, { recursive: true, force: true });
+      if (await pathExists(committed)) await rename(committed, backup);
+      await rename(this.staging, committed);
+      await rm(backup, { recursive: true, force: true });
+    });
   }
 }
 
@@ -214,6 +237,9 @@ export class ImageCache implements Cache {
         if (!desc) return false;
         layers.push({ descriptor: desc, diffID: diffID as Digest });
         return true;
+      },
+      discard: async () => {
+        await rm(staging, { recursive: true, force: true });
       },
       commit: async (metadata) => {
         try {

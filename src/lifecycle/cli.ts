@@ -217,7 +217,7 @@ const PHASES: Record<string, Phase> = {
       await writeAnalyzed(v.str('analyzed')!, result.analyzed);
       // The previous image's SBOMs come back to disk so reused layers keep theirs (the restorer puts them in place).
       const sbomSha = result.previousMetadata?.sbom?.sha;
-      if (api.atLeast('0.8') && !v.bool('skip-layers') && result.previous && sbomSha) await extractSbomLayer(result.previous.image, sbomSha, result.previous.name, log);
+      if (api.atLeast('0.8') && !v.bool('skip-layers') && result.previous && sbomSha) await extractSbomLayer(result.previous.image, sbomSha, result.previous.name, log, v.str('layers')!);
       log.info(result.previous ? `Previous image ${result.previous.reference}` : 'No previous image');
       log.info(`Run image ${result.run.reference}`);
     },
@@ -276,7 +276,7 @@ const PHASES: Record<string, Phase> = {
           group: group.group,
           layersDir: v.str('layers')!,
           appDir: v.str('app')!,
-          launcherPath: v.str('launcher')!,
+          launcher: await readFile(v.str('launcher')!),
           runImage: run.image,
           runImageName: entry?.image ?? runName,
           runImageReference: run.reference,

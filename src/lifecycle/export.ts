@@ -1,30 +1,28 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withLabels, type HistoryEntry, type ImageConfig } from '../oci/config.js';
 import { copyBlob } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
-import { pathExists } from '../oci/fsutil.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo } from '../oci/layer.js';
+import { parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo, type TreeRoot } from '../oci/layer.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
 import type { ApiVersion } from '../spec/api.js';
-import { escapeId } from '../spec/buildpack.js';
 import type { GroupEntry } from '../spec/group.js';
-import { readMetadata, type BuildMetadata } from '../spec/metadata.js';
+import { checkProcessType } from '../spec/launch.js';
+import type { BuildMetadata } from '../spec/metadata.js';
 import type { ProjectMetadata } from '../spec/projectmeta.js';
-import { readStore } from '../spec/storetoml.js';
 import type { Table } from '../spec/toml.js';
-import { readLayers } from './build.js';
-import type { Cache, CacheMetadata } from './cache.js';
+import type { Cache, CacheMetadata, CacheStage } from './cache.js';
 import { Exit } from './exit.js';
 import { knownDiffID, rememberDiffID } from './fingerprint.js';
 import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
+import { LayersDir, type BuiltLayer } from './layersdir.js';
 import type { Logger } from './log.js';
 import { appSlices } from './slices.js';
 
@@ -42,7 +40,8 @@ export interface ExporterInputs {
   /** Where the layers and app dirs sit in the image when the host dirs differ (a platform's build dir); default: the same. */
   imageLayersDir?: string;
   imageAppDir?: string;
-  launcherPath: string;
+  /** The launcher binary's bytes (read by the caller from wherever its lifecycle lives). */
+  launcher: Buffer;
   runImage: ResolvedImage;
   /** `runImage` as named (tag or digest ref) and the mirrors recorded for rebase. */
   runImageName: string;
@@ -89,8 +88,12 @@ export interface ExportResult {
  * image already has is taken from there (mounted or already present), never uploaded again.
  */
 export async function exportImage(inputs: ExporterInputs): Promise<ExportResult> {
+  return LayersDir.with(inputs.layersDir, (layers) => exportFrom(layers, inputs));
+}
+
+async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<ExportResult> {
   const { layersDir, log } = inputs;
-  const md = await readMetadata(join(layersDir, 'config', 'metadata.toml'));
+  const md = layers.metadata();
   const staging = inputs.keep?.dir ?? (await mkdtemp(join(tmpdir(), 'strata-export-')));
   const docker = inputs.runImage.manifest.manifest.mediaType === MediaType.DockerManifest;
   const added: AddedLayer[] = [];
@@ -127,7 +130,7 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
     return info.diffID;
   };
   const history = (createdBy: string): HistoryEntry => ({ created: inputs.created.toISOString(), created_by: createdBy });
-  const owned = (root: string, prefix: string) => ownedTree(root, prefix, inputs.uid, inputs.gid);
+  const owned = (rel: string) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), inputs.uid, inputs.gid);
   const toImage = inImagePath(layersDir, inputs.imageLayersDir);
   const imageAppDir = inputs.imageAppDir ?? inputs.appDir;
 
@@ -136,14 +139,14 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
     metadata.stack = { runImage: { image: inputs.runImageName, mirrors: inputs.runImageMirrors } };
 
     for (const bp of inputs.group) {
-      const bpDir = join(layersDir, escapeId(bp.id));
-      const layers: Record<string, LayerRecord> = {};
-      for (const l of await readLayers(bpDir)) {
+      const records: Record<string, LayerRecord> = {};
+      for (const l of layers.layers(bp.id)) {
         if (!l.meta.types.launch) continue;
         const record: LayerRecord = { sha: '', data: l.meta.metadata, build: l.meta.types.build, launch: true, cache: l.meta.types.cache };
         const createdBy = `Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`;
         const recipe = layerRecipe(toImage(l.dir), inputs.uid, inputs.gid, inputs.created);
-        const known = (await pathExists(l.dir)) ? await knownDiffID(l.dir, recipe) : undefined;
+        const hasDir = layerDirExists(layers, l);
+        const known = hasDir ? knownDiffID(layers.dir, l.rel, recipe) : undefined;
         const prev = known ? previousLayers.get(known) : undefined;
         if (known && prev) {
           // Unchanged since it was last tarred (or restored): the previous image's layer, without reading the dir.
@@ -153,9 +156,9 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
           for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
           added.push({ descriptor: prev.desc, diffID: known as Digest, history: history(createdBy) });
           record.sha = known;
-        } else if (await pathExists(l.dir)) {
-          record.sha = await layer(owned(l.dir, toImage(l.dir)), createdBy);
-          await rememberDiffID(l.dir, recipe, record.sha);
+        } else if (hasDir) {
+          record.sha = await layer(owned(l.rel), createdBy);
+          rememberDiffID(layers.dir, l.rel, recipe, record.sha);
         } else {
           // No dir: the buildpack means "keep the layer from the previous image".
           const old = inputs.previous?.metadata.buildpacks.find((b) => b.key === bp.id)?.layers?.[l.name];
@@ -168,14 +171,14 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
           reused.push(old.sha);
           record.sha = old.sha;
         }
-        layers[l.name] = record;
+        records[l.name] = record;
       }
-      const store = await readStore(join(bpDir, 'store.toml'));
-      metadata.buildpacks.push({ key: bp.id, version: bp.version, layers, ...(store ? { store: { metadata: store.metadata } } : {}) });
+      const store = layers.store(bp.id);
+      metadata.buildpacks.push({ key: bp.id, version: bp.version, layers: records, ...(store ? { store: { metadata: store.metadata } } : {}) });
     }
 
-    if (inputs.platformApi.atLeast('0.8') && (await pathExists(join(layersDir, 'sbom', 'launch')))) {
-      metadata.sbom = { sha: await layer(owned(join(layersDir, 'sbom', 'launch'), toImage(join(layersDir, 'sbom', 'launch'))), 'Software Bill-of-Materials') };
+    if (inputs.platformApi.atLeast('0.8') && layers.isDirectory('sbom/launch')) {
+      metadata.sbom = { sha: await layer(owned('sbom/launch'), 'Software Bill-of-Materials') };
     }
 
     const slices = await appSlices(inputs.appDir, md.slices, log);
@@ -184,8 +187,8 @@ export async function exportImage(inputs: ExporterInputs): Promise<ExportResult>
       metadata.app.push({ sha });
     }
 
-    metadata.launcher = { sha: await layer(launcherEntries(await readFile(inputs.launcherPath)), 'Buildpacks Application Launcher') };
-    metadata.config = { sha: await layer(owned(join(layersDir, 'config'), toImage(join(layersDir, 'config'))), 'Buildpacks Launcher Config') };
+    metadata.launcher = { sha: await layer(launcherEntries(inputs.launcher), 'Buildpacks Application Launcher') };
+    metadata.config = { sha: await layer(owned('config'), 'Buildpacks Launcher Config') };
     metadata['process-types'] = { sha: await layer(processEntries(md), 'Buildpacks Process Types') };
 
     const base = inputs.runImage;
@@ -240,8 +243,19 @@ function topLayer(image: ResolvedImage): string {
   return ids[ids.length - 1] ?? '';
 }
 
+/**
+ * Whether a layer's dir is there: absent means "reuse the previous image's layer"; anything but a real directory (a
+ * link a buildpack left) is refused rather than taken for either.
+ */
+function layerDirExists(layers: LayersDir, l: BuiltLayer): boolean {
+  const st = layers.dir.lstat(l.rel);
+  if (!st) return false;
+  if (!st.isDirectory()) throw new StrataError(`${l.dir} is not a directory (a link or file); strata does not follow what buildpacks leave (refused)`, Exit.ExportError);
+  return true;
+}
+
 /** A directory placed at the same absolute path in the image: parents owned by root, the tree by the build user. */
-async function* ownedTree(root: string, inImage: string, uid: number, gid: number): AsyncGenerator<LayerEntry> {
+async function* ownedTree(root: TreeRoot, inImage: string, uid: number, gid: number): AsyncGenerator<LayerEntry> {
   const prefix = inImage.replace(/^\/+/, '');
   for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: 0o755, uid: 0, gid: 0 };
   for await (const e of treeEntries(root, { prefix, parentDirs: false })) yield { ...e, uid, gid };
@@ -268,7 +282,7 @@ async function* launcherEntries(launcher: Buffer): AsyncGenerator<LayerEntry> {
 async function* processEntries(md: BuildMetadata): AsyncGenerator<LayerEntry> {
   yield { type: 'directory', path: 'cnb', mode: 0o755, uid: 0, gid: 0 };
   yield { type: 'directory', path: 'cnb/process', mode: 0o755, uid: 0, gid: 0 };
-  for (const p of md.processes) yield { type: 'symlink', path: `cnb/process/${p.type}`, target: '/cnb/lifecycle/launcher', uid: 0, gid: 0 };
+  for (const p of md.processes) yield { type: 'symlink', path: `cnb/process/${checkProcessType(p.type, 'metadata.toml')}`, target: '/cnb/lifecycle/launcher', uid: 0, gid: 0 };
 }
 
 function finishConfig(config: ImageConfig, inputs: ExporterInputs, md: BuildMetadata, metadata: LifecycleMetadata): ImageConfig {
@@ -320,16 +334,30 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
   const { cache, log } = options;
   const toImage = inImagePath(options.layersDir, options.imageLayersDir);
   try {
-    const writer = await cache.stage();
+    return await LayersDir.with(options.layersDir, async (layers) => {
+      const writer = await cache.stage();
+      try {
+        return await fillCache(layers, writer);
+      } catch (err) {
+        await writer.discard();
+        throw err;
+      }
+    });
+  } catch (err) {
+    log.warn(`cache ${cache.description} was not saved: ${err instanceof Error ? err.message : String(err)}`);
+    return undefined;
+  }
+
+  async function fillCache(layers: LayersDir, writer: CacheStage): Promise<CacheMetadata> {
+    const owned = (rel: string) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), options.uid, options.gid);
     const metadata: CacheMetadata = { buildpacks: [] };
     for (const bp of options.group) {
-      const bpDir = join(options.layersDir, escapeId(bp.id));
-      const layers: Record<string, LayerRecord> = {};
-      for (const l of await readLayers(bpDir)) {
-        if (!l.meta.types.cache || !(await pathExists(l.dir))) continue;
+      const records: Record<string, LayerRecord> = {};
+      for (const l of layers.layers(bp.id)) {
+        if (!l.meta.types.cache || !layerDirExists(layers, l)) continue;
         // The same tar as the image layer, so the diffIDs agree; the restorer leaves existing parent dirs alone.
         const recipe = layerRecipe(toImage(l.dir), options.uid, options.gid, options.created);
-        const known = await knownDiffID(l.dir, recipe);
+        const known = knownDiffID(layers.dir, l.rel, recipe);
         let sha: string;
         const fromExport = known ? options.kept?.get(known) : undefined;
         if (known && (await writer.keepLayer(known))) sha = known;
@@ -339,19 +367,15 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
           log.debug(`cache: ${bp.id}:${l.name} taken from the exported layer, not tarred again`);
           sha = known;
         } else {
-          sha = await writer.addLayer(ownedTree(l.dir, toImage(l.dir), options.uid, options.gid), options.created);
-          await rememberDiffID(l.dir, recipe, sha);
+          sha = await writer.addLayer(owned(l.rel), options.created);
+          rememberDiffID(layers.dir, l.rel, recipe, sha);
         }
-        layers[l.name] = { sha, data: l.meta.metadata, build: l.meta.types.build, launch: l.meta.types.launch, cache: true };
+        records[l.name] = { sha, data: l.meta.metadata, build: l.meta.types.build, launch: l.meta.types.launch, cache: true };
       }
-      metadata.buildpacks.push({ key: bp.id, version: bp.version, layers });
+      metadata.buildpacks.push({ key: bp.id, version: bp.version, layers: records });
     }
-    const sbomDir = join(options.layersDir, 'sbom', 'cache');
-    if (await pathExists(sbomDir)) metadata.sbom = { sha: await writer.addLayer(ownedTree(sbomDir, toImage(sbomDir), options.uid, options.gid), options.created) };
+    if (layers.isDirectory('sbom/cache')) metadata.sbom = { sha: await writer.addLayer(owned('sbom/cache'), options.created) };
     await writer.commit(metadata);
     return metadata;
-  } catch (err) {
-    log.warn(`cache ${cache.description} was not saved: ${err instanceof Error ? err.message : String(err)}`);
-    return undefined;
   }
 }

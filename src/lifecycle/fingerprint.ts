@@ -1,28 +1,41 @@
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../oci/fsutil.js';
+import { closeSync, constants as C, fstatSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
+import { at, type ConfinedDir } from '../oci/confined.js';
+
+const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 
 /**
  * What a layer dir looks like from its inodes alone: every path with its type, mode, owner, size, inode, link
  * target and both mtime and ctime in nanoseconds. Any write to a file moves its ctime, which no program can set
  * back, so an equal fingerprint means equal contents — learned from lstat calls, without reading a byte of data.
+ * The walk goes by descriptors from `rel` inside the confined layers dir: a link is hashed as a link, never entered.
  */
-export function fingerprint(dir: string): string {
+export function fingerprint(layers: ConfinedDir, rel: string): string {
   const h = createHash('sha256');
-  const walk = (abs: string, rel: string): void => {
-    for (const name of readdirSync(abs).sort()) {
-      const p = join(abs, name);
+  const walk = (dirFd: number, relPath: string): void => {
+    for (const name of readdirSync(at(dirFd)).sort()) {
+      const p = at(dirFd, name);
       const st = lstatSync(p, { bigint: true });
-      h.update(`${rel}/${name}\0${st.mode}\0${st.uid}:${st.gid}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
+      h.update(`${relPath}/${name}\0${st.mode}\0${st.uid}:${st.gid}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
       if (st.isSymbolicLink()) h.update(`${readlinkSync(p)}\0`);
-      if (st.isDirectory()) walk(p, `${rel}/${name}`);
+      if (st.isDirectory()) {
+        const fd = openSync(p, DIR_FLAGS);
+        try {
+          walk(fd, `${relPath}/${name}`);
+        } finally {
+          closeSync(fd);
+        }
+      }
     }
   };
-  const top = lstatSync(dir, { bigint: true });
-  h.update(`${top.mode}\0${top.uid}:${top.gid}\0${top.mtimeNs}\0${top.ctimeNs}\0`);
-  walk(dir, '');
+  const top = layers.openDir(rel);
+  try {
+    const st = fstatSync(top, { bigint: true });
+    h.update(`${st.mode}\0${st.uid}:${st.gid}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
+    walk(top, '');
+  } finally {
+    closeSync(top);
+  }
   return h.digest('hex');
 }
 
@@ -33,19 +46,19 @@ interface Record_ {
   diffID: string;
 }
 
-const recordPath = (layerDir: string): string => `${layerDir}.strata-fingerprint`;
+const recordRel = (rel: string): string => `${rel}.strata-fingerprint`;
 
-export async function knownDiffID(layerDir: string, recipe: string): Promise<string | undefined> {
+export function knownDiffID(layers: ConfinedDir, rel: string, recipe: string): string | undefined {
   let rec: Record_;
   try {
-    rec = JSON.parse(await readFile(recordPath(layerDir), 'utf8')) as Record_;
+    rec = JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
   } catch {
     return undefined;
   }
-  if (rec.recipe !== recipe) return undefined;
-  return fingerprint(layerDir) === rec.fingerprint ? rec.diffID : undefined;
+  if (rec.recipe !== recipe || !layers.isDirectory(rel)) return undefined;
+  return fingerprint(layers, rel) === rec.fingerprint ? rec.diffID : undefined;
 }
 
-export async function rememberDiffID(layerDir: string, recipe: string, diffID: string): Promise<void> {
-  await writeFileAtomic(recordPath(layerDir), JSON.stringify({ fingerprint: fingerprint(layerDir), recipe, diffID } satisfies Record_));
+export function rememberDiffID(layers: ConfinedDir, rel: string, recipe: string, diffID: string): void {
+  layers.writeFile(recordRel(rel), JSON.stringify({ fingerprint: fingerprint(layers, rel), recipe, diffID } satisfies Record_));
 }

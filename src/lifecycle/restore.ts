@@ -1,16 +1,15 @@
-import { mkdir, rm, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { fstatSync } from 'node:fs';
+import { closeSync } from 'node:fs';
+import { isDigest } from '../oci/digest.js';
 import { extractLayer } from '../oci/extract.js';
-import { escapeId } from '../spec/buildpack.js';
 import type { GroupEntry } from '../spec/group.js';
-import { writeStore } from '../spec/storetoml.js';
-import { writeToml } from '../spec/toml.js';
 import type { ApiVersion } from '../spec/api.js';
 import type { Cache } from './cache.js';
 import { layerRecipe } from './export.js';
 import { rememberDiffID } from './fingerprint.js';
 import { restoreLayerSboms } from './sbom.js';
 import type { LayerRecord, LifecycleMetadata } from './labels.js';
+import { LayersDir } from './layersdir.js';
 import type { Logger } from './log.js';
 
 export interface RestoreInputs {
@@ -21,75 +20,117 @@ export interface RestoreInputs {
   cache?: Cache;
   platformApi: ApiVersion;
   skipLayers: boolean;
-  /** Where the image's `/` is on this host: cached tars hold in-image paths (`/layers/…`); default `/`. */
-  extractRoot?: string;
+  /** Where the layers dir is in the image when the host dir differs (cached tars hold in-image paths); default: the same. */
+  imageLayersDir?: string;
   log: Logger;
-}
-
-/** Writes `<layer>.toml` holding only the metadata: the buildpack decides the types again. */
-async function writeLayerMetadata(bpDir: string, name: string, record: LayerRecord): Promise<void> {
-  await mkdir(bpDir, { recursive: true });
-  await writeToml(join(bpDir, `${name}.toml`), { metadata: record.data ?? {} });
 }
 
 /**
  * The restorer (spec §7): store.toml from the image label; layer metadata per the restoration table; cached layer
  * contents only when the recorded SHA and the cache's agree, otherwise the layer is removed so metadata and content
  * never disagree. A cache that cannot be read only warns.
+ *
+ * Everything it reads is hostile: layer names and SHAs come from image labels or a cache image, cached tars from a
+ * registry, and the layers dir was writable by buildpacks during detection. So names must be single path components,
+ * SHAs digests, each cached tar may fill only its own layer dir (no whiteouts) and must hash to its diffID, and every
+ * write into the layers dir is confined (links refused, never followed).
  */
 export async function restore(inputs: RestoreInputs): Promise<{ restored: string[]; removed: string[] }> {
-  const { layersDir, log } = inputs;
+  return LayersDir.with(inputs.layersDir, (layers) => restoreInto(layers, inputs));
+}
+
+async function restoreInto(layers: LayersDir, inputs: RestoreInputs): Promise<{ restored: string[]; removed: string[] }> {
+  const { log } = inputs;
   const restored: string[] = [];
   const removed: string[] = [];
   const cacheMd = inputs.cache ? await inputs.cache.metadata() : { buildpacks: [] };
-  const root = inputs.extractRoot ?? '/';
+  const imageLayers = (inputs.imageLayersDir ?? layers.path).replace(/\/+$/, '');
+  /** Layer records whose names can be paths; the rest are dropped with a warning. */
+  const usable = (records: Record<string, LayerRecord> | undefined, bp: string, from: string): [string, LayerRecord, string][] => {
+    const out: [string, LayerRecord, string][] = [];
+    for (const [name, rec] of Object.entries(records ?? {})) {
+      try {
+        out.push([name, rec, LayersDir.layerRel(bp, name)]);
+      } catch (err) {
+        log.warn(`${from}: ${err instanceof Error ? err.message : String(err)}; layer ignored`);
+      }
+    }
+    return out;
+  };
+  const forget = (rel: string): void => {
+    for (const r of [rel, `${rel}.toml`, `${rel}.sha`]) layers.dir.remove(r);
+  };
   for (const bp of inputs.group) {
-    const bpDir = join(layersDir, escapeId(bp.id));
+    const bpRel = LayersDir.bpDir(bp.id);
     const fromImage = inputs.previous?.buildpacks.find((b) => b.key === bp.id);
-    if (fromImage?.store) await mkdir(bpDir, { recursive: true }).then(() => writeStore(join(bpDir, 'store.toml'), { metadata: fromImage.store!.metadata }));
+    if (fromImage?.store) layers.writeToml(`${bpRel}/store.toml`, { metadata: fromImage.store.metadata ?? {} });
     if (inputs.skipLayers) continue;
-    const fromCache = cacheMd.buildpacks.find((b) => b.key === bp.id)?.layers ?? {};
+    const fromCache = usable(cacheMd.buildpacks.find((b) => b.key === bp.id)?.layers, bp.id, 'cache metadata');
+    const cacheByName = new Map(fromCache.map(([name, rec]) => [name, rec]));
     const shas = new Map<string, string>();
-    for (const [name, rec] of Object.entries(fromImage?.layers ?? {})) {
+    // Only the metadata, in `<layer>.toml`: the buildpack decides the types again.
+    const writeMetadata = (rel: string, rec: LayerRecord): void => layers.writeToml(`${rel}.toml`, { metadata: rec.data ?? {} });
+    for (const [name, rec, rel] of usable(fromImage?.layers, bp.id, 'previous image metadata')) {
       if (!rec.launch || (rec.build && !rec.cache)) continue;
-      if (rec.cache && !fromCache[name]?.cache) continue;
-      await writeLayerMetadata(bpDir, name, rec);
+      if (rec.cache && !cacheByName.get(name)?.cache) continue;
+      writeMetadata(rel, rec);
       shas.set(name, rec.sha);
     }
-    for (const [name, rec] of Object.entries(fromCache)) {
+    for (const [name, rec, rel] of fromCache) {
       if (!rec.cache || shas.has(name)) continue;
       if (rec.launch && !inputs.platformApi.atLeast('0.14')) continue;
-      await writeLayerMetadata(bpDir, name, rec);
+      writeMetadata(rel, rec);
       shas.set(name, rec.sha);
     }
-    for (const [name, rec] of Object.entries(fromCache)) {
+    for (const [name, rec, rel] of fromCache) {
       if (!rec.cache || !shas.has(name)) continue;
       if (shas.get(name) !== rec.sha) {
-        await Promise.all([rm(join(bpDir, name), { recursive: true, force: true }), rm(join(bpDir, `${name}.toml`), { force: true }), rm(join(bpDir, `${name}.sha`), { force: true })]);
+        forget(rel);
         removed.push(`${bp.id}:${name}`);
         continue;
       }
       try {
-        // Cached tars hold the layer at its absolute path, as in the image.
-        await extractLayer(await inputs.cache!.openLayer(rec.sha), root, { label: `cached layer ${bp.id}:${name}`, keepExistingDirs: true });
+        if (!isDigest(rec.sha)) throw new Error(`its SHA "${rec.sha}" is not a digest`);
+        // Whatever is at the layer's place goes first (a link included): the restored dir is exactly the cached tar.
+        layers.dir.remove(rel);
+        layers.dir.mkdirp(rel);
+        await extractLayer(await inputs.cache!.openLayer(rec.sha), layers.dir.pathOf(rel), {
+          label: `cached layer ${bp.id}:${name}`,
+          strip: `${imageLayers}/${rel}`,
+          whiteouts: false,
+          diffID: rec.sha,
+        });
         // The extracted dir re-tars to the cached bytes: remember its diffID so an untouched layer is never re-read.
-        const dir = join(bpDir, name);
-        const st = await stat(dir);
-        await rememberDiffID(dir, layerRecipe(root === '/' ? dir : `/${relative(root, dir)}`, st.uid, st.gid, st.mtime), rec.sha);
+        const fd = layers.dir.openDir(rel);
+        const st = fstatSync(fd);
+        closeSync(fd);
+        rememberDiffID(layers.dir, rel, layerRecipe(`${imageLayers}/${rel}`, st.uid, st.gid, st.mtime), rec.sha);
         restored.push(`${bp.id}:${name}`);
       } catch (err) {
         log.warn(`cache: could not restore ${bp.id}:${name} (${err instanceof Error ? err.message : String(err)}); it will be rebuilt`);
-        await Promise.all([rm(join(bpDir, name), { recursive: true, force: true }), rm(join(bpDir, `${name}.toml`), { force: true })]);
+        forget(rel);
       }
     }
   }
   if (!inputs.skipLayers && inputs.platformApi.atLeast('0.8')) {
     try {
-      if (cacheMd.sbom?.sha && inputs.cache) await extractLayer(await inputs.cache.openLayer(cacheMd.sbom.sha), root, { label: 'cached SBOM layer', keepExistingDirs: true });
+      if (cacheMd.sbom?.sha && inputs.cache) {
+        if (!isDigest(cacheMd.sbom.sha)) throw new Error(`its SHA "${cacheMd.sbom.sha}" is not a digest`);
+        layers.dir.remove('sbom/cache');
+        layers.dir.mkdirp('sbom/cache');
+        await extractLayer(await inputs.cache.openLayer(cacheMd.sbom.sha), layers.dir.pathOf('sbom/cache'), {
+          label: 'cached SBOM layer',
+          strip: `${imageLayers}/sbom/cache`,
+          whiteouts: false,
+          links: false,
+          diffID: cacheMd.sbom.sha,
+        });
+      }
     } catch (err) {
       log.warn(`cache: SBOM layer not restored (${err instanceof Error ? err.message : String(err)})`);
+      layers.dir.remove('sbom/cache');
     }
-    await restoreLayerSboms(layersDir, inputs.group);
+    restoreLayerSboms(layers, inputs.group, log);
   }
   return { restored, removed };
 }

@@ -1,46 +1,73 @@
-import { copyFile, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { envValue } from '../oci/config.js';
 import { extractLayer } from '../oci/extract.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { escapeId } from '../spec/buildpack.js';
 import type { GroupEntry } from '../spec/group.js';
+import { LayersDir } from './layersdir.js';
 import type { Logger } from './log.js';
 
-/** Unpacks an SBOM layer (its entries are `<layers>/sbom/...` at absolute paths) without touching the dirs above. */
-export async function extractSbomLayer(image: ResolvedImage, diffID: string, what: string, log: Logger, root = '/'): Promise<boolean> {
+/** Where an image's layers dir was when it was built (its `CNB_LAYERS_DIR`), without the leading slash. */
+export function imageLayersDir(image: ResolvedImage): string {
+  return (envValue(image.config, 'CNB_LAYERS_DIR') ?? '/layers').replace(/^\/+|\/+$/g, '');
+}
+
+/**
+ * Unpacks a previous image's SBOM layer into `<layers>/sbom/launch`. The layer comes from a registry, so it may hold
+ * only that one tree, of plain files and dirs: whiteouts, links and entries anywhere else are refused.
+ */
+export async function extractSbomLayer(image: ResolvedImage, diffID: string, what: string, log: Logger, layersDir: string): Promise<boolean> {
   const i = image.config.rootfs.diff_ids.indexOf(diffID as never);
   const desc = i < 0 ? undefined : image.manifest.manifest.layers[i];
   if (!desc) {
     log.warn(`${what}: SBOM layer ${diffID} not found; SBOMs of reused layers will be missing`);
     return false;
   }
-  await extractLayer(await image.store.getBlob(desc), root, { label: `${what} SBOM layer`, keepExistingDirs: true });
-  return true;
+  try {
+    await LayersDir.with(layersDir, async (layers) => {
+      layers.dir.remove('sbom/launch');
+      layers.dir.mkdirp('sbom/launch');
+      await extractLayer(await image.store.getBlob(desc), layers.dir.pathOf('sbom/launch'), {
+        label: `${what} SBOM layer`,
+        strip: `${imageLayersDir(image)}/sbom/launch`,
+        whiteouts: false,
+        links: false,
+        diffID: image.config.rootfs.diff_ids[i]!,
+      });
+    });
+    return true;
+  } catch (err) {
+    log.warn(`${err instanceof Error ? err.message : String(err)}; SBOMs of reused layers will be missing`);
+    await LayersDir.with(layersDir, async (layers) => layers.dir.remove('sbom/launch'));
+    return false;
+  }
 }
 
 /**
  * After restoring (spec §7): each `<layers>/sbom/{cache,launch}/<bp>/<layer>/sbom.<ext>` goes back next to its layer as
  * `<layers>/<bp>/<layer>.sbom.<ext>` for buildpacks of the group that have a dir, then `<layers>/sbom` is removed.
+ * Both ends are confined: a link in either place is refused with a warning, never followed.
  */
-export async function restoreLayerSboms(layersDir: string, group: GroupEntry[]): Promise<number> {
+export function restoreLayerSboms(layers: LayersDir, group: GroupEntry[], log: Logger): number {
   let n = 0;
   for (const kind of ['cache', 'launch']) {
     for (const bp of group) {
-      const from = join(layersDir, 'sbom', kind, escapeId(bp.id));
-      const bpDir = join(layersDir, escapeId(bp.id));
-      if (!(await stat(bpDir).catch(() => undefined))?.isDirectory()) continue;
-      for (const layer of await readdir(from).catch(() => [] as string[])) {
-        const dir = join(from, layer);
-        if (!(await stat(dir)).isDirectory()) continue;
-        for (const f of await readdir(dir)) {
+      const bpRel = LayersDir.bpDir(bp.id);
+      if (!layers.isDirectory(bpRel)) continue;
+      const from = `sbom/${kind}/${bpRel}`;
+      for (const layer of (layers.isDirectory(from) ? layers.dir.readdir(from) : undefined) ?? []) {
+        const dir = `${from}/${layer}`;
+        if (!layers.isDirectory(dir)) continue;
+        for (const f of layers.dir.readdir(dir) ?? []) {
           const m = /^sbom\.(.+)$/.exec(f);
           if (!m) continue;
-          await copyFile(join(dir, f), join(bpDir, `${layer}.sbom.${m[1]}`));
-          n++;
+          try {
+            if (layers.dir.copyFileTo(`${dir}/${f}`, layers.dir, `${bpRel}/${layer}.sbom.${m[1]}`)) n++;
+          } catch (err) {
+            log.warn(`SBOM ${kind}/${bpRel}/${layer}/${f} not restored: ${err instanceof Error ? err.message : String(err)}`);
+          }
         }
       }
     }
   }
-  await rm(join(layersDir, 'sbom'), { recursive: true, force: true });
+  layers.dir.remove('sbom');
   return n;
 }

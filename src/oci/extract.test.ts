@@ -1,81 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { mkdir, readdir, readFile, writeFile, lstat, symlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, lstat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import tar from 'tar-stream';
 import { extractLayer } from './extract.js';
 import { tempDir } from '../../test/harness/proc.js';
 
-type E = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device'; linkname?: string; body?: string };
+import { arena, assertOutsideUntouched, tarOf } from '../../test/hostile/corpus.js';
 
-/** Builds a tar in memory from raw headers: the point is to write entries no well-behaved tool would. */
-async function tarOf(entries: E[]): Promise<Readable> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  // Read while writing: a large entry would otherwise fill the pack's buffer and never call back.
-  const collected = (async () => {
-    for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
-  })();
-  for (const e of entries) {
-    await new Promise<void>((resolve, reject) => {
-      const h = { name: e.name, type: e.type ?? 'file', mode: e.type === 'directory' ? 0o755 : 0o644, ...(e.linkname ? { linkname: e.linkname } : {}), ...(e.type === 'character-device' ? { devmajor: 1, devminor: 3 } : {}) };
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      if ((e.type ?? 'file') === 'file') pack.entry(h, e.body ?? 'x', cb);
-      else pack.entry(h, cb);
-    });
-  }
-  pack.finalize();
-  await collected;
-  return Readable.from([Buffer.concat(chunks)]);
-}
-
-/** A target dir with a sibling "outside" dir; after each attack, outside must be untouched. */
-async function arena(): Promise<{ root: string; target: string; outside: string; cleanup: () => Promise<void> }> {
-  const t = await tempDir();
-  const target = join(t.path, 'target');
-  const outside = join(t.path, 'outside');
-  await mkdir(target);
-  await mkdir(outside);
-  await writeFile(join(outside, 'victim'), 'original');
-  return { root: t.path, target, outside, cleanup: t.cleanup };
-}
-
-async function assertOutsideUntouched(a: { outside: string; root: string }): Promise<void> {
-  assert.deepEqual((await readdir(a.outside)).sort(), ['victim']);
-  assert.equal(await readFile(join(a.outside, 'victim'), 'utf8'), 'original');
-  assert.deepEqual((await readdir(a.root)).sort(), ['outside', 'target']);
-}
-
-const attacks: [string, E[], RegExp][] = [
-  ['dot-dot path', [{ name: '../outside/victim', body: 'pwned' }], /escapes the target/],
-  ['nested dot-dot path', [{ name: 'a/b/../../../outside/new', body: 'pwned' }], /escapes the target/],
-  ['absolute path', [{ name: '/tmp/strata-abs-pwned', body: 'pwned' }], /absolute path/],
-  ['write through a symlink to a directory outside', [{ name: 'esc', type: 'symlink', linkname: '../outside' }, { name: 'esc/victim', body: 'pwned' }], /goes through the symlink/],
-  ['write through an absolute symlink', [{ name: 'esc', type: 'symlink', linkname: '/' }, { name: 'esc/tmp/strata-pwned', body: 'pwned' }], /goes through the symlink/],
-  ['hardlink to outside with dot-dot', [{ name: 'h', type: 'link', linkname: '../outside/victim' }], /escapes the target/],
-  ['hardlink to an absolute path', [{ name: 'h', type: 'link', linkname: '/etc/passwd' }], /absolute path/],
-  ['hardlink through a symlinked directory', [{ name: 'esc', type: 'symlink', linkname: '../outside' }, { name: 'h', type: 'link', linkname: 'esc/victim' }], /goes through the symlink/],
-  ['character device', [{ name: 'null', type: 'character-device' }], /device node "null" refused/],
-  ['block device', [{ name: 'sda', type: 'block-device' }], /device node "sda" refused/],
-  ['whiteout through a symlink', [{ name: 'esc', type: 'symlink', linkname: '../outside' }, { name: 'esc/.wh.victim' }], /goes through the symlink/],
-];
-
-for (const [what, entries, message] of attacks) {
-  test(`hostile tar refused: ${what}`, async () => {
-    const a = await arena();
-    try {
-      await assert.rejects(extractLayer(await tarOf(entries), a.target, { label: 'evil-layer' }), (err: Error) => {
-        assert.match(err.message, /^evil-layer: /);
-        assert.match(err.message, message);
-        return true;
-      });
-      await assertOutsideUntouched(a);
-    } finally {
-      await a.cleanup();
-    }
-  });
-}
+// The attacks themselves (traversal, links, devices, whiteout tricks, bombs) are in test/hostile/layers.test.ts.
 
 test('a file entry replaces a symlink instead of writing through it', async () => {
   const a = await arena();

@@ -1,11 +1,14 @@
-import { constants as fsc } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants as fsc, fchmodSync, fchownSync, openSync } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
+import { at } from './confined.js';
+import type { Digest } from './digest.js';
 import { StrataError } from './errors.js';
+import { extractLimits, LIMIT_VARS, type ExtractLimits } from './limits.js';
 
 export interface ExtractOptions {
   /** Apply the archive's uid/gid (default: only when running as root). */
@@ -17,6 +20,22 @@ export interface ExtractOptions {
    * where a tar's parent entries must not re-mode /tmp; image unpacking wants the layer's modes instead.
    */
   keepExistingDirs?: boolean;
+  /**
+   * Apply OCI whiteouts (default true: image layers have them). Off, any whiteout is refused: caches, SBOM layers
+   * and buildpacks never hold one, so one there can only be an attempt to delete something.
+   */
+  whiteouts?: boolean;
+  /** Symbolic and hard links allowed (default true); SBOM layers hold only files. */
+  links?: boolean;
+  /**
+   * The layer holds one tree at this in-image path (e.g. `layers/my_bp/node`): its parent entries are skipped, its
+   * contents land in `target`, and any entry elsewhere is refused — so a cache layer can fill only its own dir.
+   */
+  strip?: string;
+  /** The layer's diffID: the uncompressed stream must hash to it, or the extraction fails. */
+  diffID?: Digest;
+  /** Caps on size, expansion and entry count (default: `extractLimits()` from the environment). */
+  limits?: ExtractLimits;
 }
 
 const WHITEOUT = '.wh.';
@@ -59,17 +78,67 @@ export function decompressIfGzip(input: Readable): Readable {
   );
 }
 
+/** Where an entry lands relative to a `strip` prefix. */
+type Placement = { kind: 'parent' } | { kind: 'root' } | { kind: 'inside'; parts: string[] } | { kind: 'outside' };
+
+function place(parts: string[], strip: string[]): Placement {
+  const n = Math.min(parts.length, strip.length);
+  for (let i = 0; i < n; i++) if (parts[i] !== strip[i]) return { kind: 'outside' };
+  if (parts.length < strip.length) return { kind: 'parent' };
+  if (parts.length === strip.length) return { kind: 'root' };
+  return { kind: 'inside', parts: parts.slice(strip.length) };
+}
+
 /**
  * Extracts an (optionally gzipped) layer tar onto `target`, applying OCI whiteouts. Nothing is ever written outside
- * `target`: absolute names, `..`, paths through symlinks, hard links leaving the tree and device nodes are refused.
+ * `target`: absolute names, `..`, paths through symlinks, hard links leaving the tree, device nodes and whiteouts of
+ * `.`, `..` or the whole root are refused. Every path is resolved from a descriptor of `target` opened once, so the
+ * target cannot be swapped for a link midway. The stream is hashed (against `diffID`) and measured (against the
+ * limits) as it passes, so a bomb stops at its cap rather than at a full disk.
  */
 export async function extractLayer(input: Readable, target: string, options: ExtractOptions = {}): Promise<void> {
   const label = options.label ?? 'layer';
   const chown = options.chown ?? (typeof process.getuid === 'function' && process.getuid() === 0);
+  const whiteouts = options.whiteouts ?? true;
+  const links = options.links ?? true;
+  const strip = options.strip ? safeComponents(options.strip.replace(/^\/+/, ''), `${label}: strip prefix`) : [];
+  const limits = options.limits ?? extractLimits();
+  let rootFd: number;
+  try {
+    rootFd = openSync(target, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+  } catch (err) {
+    throw new StrataError(`${label}: cannot extract into ${target}: ${(err as NodeJS.ErrnoException).code === 'ELOOP' ? 'it is a symbolic link' : (err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 1, { cause: err });
+  }
+  const base = at(rootFd).slice(0, -2);
+  const pathOf = (parts: string[]): string => (parts.length ? `${base}/${parts.join('/')}` : `${base}/.`);
+
   const touched = new Set<string>();
   const dirTimes: { path: string; mtime: Date }[] = [];
   const extract = tar.extract();
-  const feeding = pipeline(decompressIfGzip(input), extract);
+
+  let compressed = 0;
+  let expanded = 0;
+  let entries = 0;
+  const hash = createHash('sha256');
+  const countIn = new Transform({
+    transform(c: Buffer, _e, done) {
+      compressed += c.length;
+      done(null, c);
+    },
+  });
+  pipeline(input, countIn).catch((e: Error) => countIn.destroy(e));
+  const guard = new Transform({
+    transform(c: Buffer, _e, done) {
+      expanded += c.length;
+      hash.update(c);
+      if (expanded > limits.maxBytes) {
+        done(new StrataError(`${label}: expands to more than ${limits.maxBytes} bytes (${LIMIT_VARS.maxBytes}); refused`));
+      } else if (expanded > limits.ratioFloor && expanded > limits.maxRatio * Math.max(compressed, 1)) {
+        done(new StrataError(`${label}: expands more than ${limits.maxRatio}× (${compressed} compressed bytes gave ${expanded}; a compression bomb?); refused (${LIMIT_VARS.maxRatio})`));
+      } else done(null, c);
+    },
+  });
+  const feeding = pipeline(decompressIfGzip(countIn), guard, extract);
   // A broken input (truncated gzip, dropped connection) must also fail the entry being written, or the write
   // waits forever for bytes that will not come.
   const feedFailed = new Promise<never>((_, reject) => {
@@ -86,11 +155,10 @@ export async function extractLayer(input: Readable, target: string, options: Ext
 
   /** Makes sure every parent of `parts` is a real directory inside target, creating missing ones. */
   const ensureParents = async (parts: string[], name: string): Promise<string> => {
-    let cur = target;
     for (let i = 0; i < parts.length - 1; i++) {
-      cur = join(cur, parts[i]!);
       const rel = parts.slice(0, i + 1).join('/');
       if (knownDirs.has(rel)) continue;
+      const cur = pathOf(parts.slice(0, i + 1));
       const st = await lstat(cur).catch(() => undefined);
       if (!st) {
         await mkdir(cur, { mode: 0o755 });
@@ -99,12 +167,12 @@ export async function extractLayer(input: Readable, target: string, options: Ext
       } else if (st.isDirectory()) {
         knownDirs.add(rel);
       } else if (st.isSymbolicLink()) {
-        throw new StrataError(`${label}: "${name}" goes through the symlink "${parts.slice(0, i + 1).join('/')}"; refused`);
-      } else if (!st.isDirectory()) {
-        throw new StrataError(`${label}: "${name}" needs "${parts.slice(0, i + 1).join('/')}" to be a directory, but it is a file`);
+        throw new StrataError(`${label}: "${name}" goes through the symlink "${rel}"; refused`);
+      } else {
+        throw new StrataError(`${label}: "${name}" needs "${rel}" to be a directory, but it is a file`);
       }
     }
-    return join(target, ...parts);
+    return pathOf(parts);
   };
 
   const clear = async (path: string, keepDir: boolean): Promise<void> => {
@@ -114,40 +182,75 @@ export async function extractLayer(input: Readable, target: string, options: Ext
     await rm(path, { recursive: true, force: true });
   };
 
+  /** The entry's components in the target, or undefined for a parent of the strip prefix (skipped). */
+  const local = (name: string, isDir: boolean): string[] | undefined => {
+    const parts = safeComponents(name, label);
+    if (!strip.length) return parts;
+    const p = place(parts, strip);
+    if (p.kind === 'inside') return p.parts;
+    if (p.kind === 'root') return [];
+    if (p.kind === 'parent' && isDir) return undefined;
+    throw new StrataError(`${label}: "${name}" is outside /${strip.join('/')}, the only tree this layer may hold; refused`);
+  };
+
+  const applyWhiteout = async (parts: string[], name: string): Promise<void> => {
+    const base = parts[parts.length - 1]!;
+    const parentParts = parts.slice(0, -1);
+    const parentRel = parentParts.join('/');
+    if (base === OPAQUE) {
+      if (!parentParts.length) throw new StrataError(`${label}: "${name}" is an opaque whiteout of the whole root (it would hide every lower layer); refused`);
+      await ensureParents(parts, name);
+      for (const child of await readdir(pathOf(parentParts))) {
+        const childRel = `${parentRel}/${child}`;
+        if (!touched.has(childRel)) {
+          forget(childRel);
+          await rm(pathOf([...parentParts, child]), { recursive: true, force: true });
+        }
+      }
+      return;
+    }
+    const gone = base.slice(WHITEOUT.length);
+    if (gone === '' || gone === '.' || gone === '..' || gone.startsWith(WHITEOUT)) throw new StrataError(`${label}: whiteout "${name}" names "${gone}", which is not an entry; refused`);
+    await ensureParents(parts, name);
+    forget(parentRel ? `${parentRel}/${gone}` : gone);
+    await rm(pathOf([...parentParts, gone]), { recursive: true, force: true });
+  };
+
   const consume = async (): Promise<void> => {
     for await (const entry of extract) {
       const h = entry.header;
-      const parts = safeComponents(h.name, label);
-      if (parts.length === 0) {
+      if (++entries > limits.maxEntries) {
+        entry.resume();
+        throw new StrataError(`${label}: holds more than ${limits.maxEntries} entries (${LIMIT_VARS.maxEntries}); refused`);
+      }
+      const isDir = h.type === 'directory';
+      const parts = local(h.name, isDir);
+      if (parts === undefined) {
         entry.resume();
         continue;
       }
-      const rel = parts.join('/');
-      const base = parts[parts.length - 1]!;
-      if (base.startsWith(WHITEOUT)) {
+      if (parts.length === 0) {
         entry.resume();
-        const dir = await ensureParents(parts, h.name);
-        const parentDir = join(dir, '..');
-        if (base === OPAQUE) {
-          const parentRel = parts.slice(0, -1).join('/');
-          for (const child of await readdir(parentDir)) {
-            const childRel = parentRel ? `${parentRel}/${child}` : child;
-            if (!touched.has(childRel)) {
-              forget(childRel);
-              await rm(join(parentDir, child), { recursive: true, force: true });
-            }
-          }
-        } else {
-          const parentRel = parts.slice(0, -1).join('/');
-          const gone = base.slice(WHITEOUT.length);
-          forget(parentRel ? `${parentRel}/${gone}` : gone);
-          await rm(join(parentDir, gone), { recursive: true, force: true });
+        if (!isDir) throw new StrataError(`${label}: "${h.name}" must be a directory; refused`);
+        // The target itself: its mode and owner from the layer, unless it already existed and is kept.
+        if (strip.length && !options.keepExistingDirs) {
+          if (chown) fchownSync(rootFd, h.uid, h.gid);
+          fchmodSync(rootFd, h.mode & 0o7777);
+          dirTimes.push({ path: pathOf([]), mtime: h.mtime });
         }
+        continue;
+      }
+      const rel = parts.join('/');
+      const name = parts[parts.length - 1]!;
+      if (name.startsWith(WHITEOUT)) {
+        entry.resume();
+        if (!whiteouts) throw new StrataError(`${label}: whiteout "${h.name}" in a layer that cannot have any; refused`);
+        await applyWhiteout(parts, h.name);
         continue;
       }
       const path = await ensureParents(parts, h.name);
       touched.add(rel);
-      if (h.type !== 'directory') forget(rel);
+      if (!isDir) forget(rel);
       const mode = h.mode & 0o7777;
       switch (h.type) {
         case 'directory': {
@@ -205,16 +308,19 @@ export async function extractLayer(input: Readable, target: string, options: Ext
         }
         case 'symlink': {
           entry.resume();
+          if (!links) throw new StrataError(`${label}: symbolic link "${h.name}" in a layer that holds only files; refused`);
           await clear(path, false);
-          await symlink(h.linkname, path);
+          await symlink(h.linkname ?? '', path);
           if (chown) await lchown(path, h.uid, h.gid);
           await lutimes(path, h.mtime, h.mtime).catch(() => undefined);
           break;
         }
         case 'link': {
           entry.resume();
-          const linkParts = safeComponents(h.linkname, `${label}: hard link "${h.name}"`);
-          const source = await ensureParents(linkParts, h.linkname);
+          if (!links) throw new StrataError(`${label}: hard link "${h.name}" in a layer that holds only files; refused`);
+          const linkParts = local(h.linkname ?? '', false);
+          if (!linkParts?.length) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not a file of the layer`);
+          const source = await ensureParents(linkParts, h.linkname ?? '');
           const st = await lstat(source).catch(() => undefined);
           if (!st) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not in the layer`);
           if (st.isDirectory()) throw new StrataError(`${label}: hard link "${h.name}" points to a directory; refused`);
@@ -235,11 +341,18 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   try {
     await Promise.race([consume(), feedFailed]);
     await feeding;
+    if (options.diffID) {
+      const got = `sha256:${hash.digest('hex')}`;
+      if (got !== options.diffID) throw new StrataError(`${label}: content hashes to ${got}, not its diffID ${options.diffID} (corrupt or substituted); refused`);
+    }
+    // Directory times last: creating their children changed them.
+    for (const d of dirTimes.reverse()) await utimes(d.path, d.mtime, d.mtime).catch(() => undefined);
   } catch (err) {
     extract.destroy();
+    countIn.destroy();
     if (err instanceof StrataError) throw err;
-    throw new StrataError(`${label}: cannot extract: ${(err as Error).message}`, 1, { cause: err });
+    throw new StrataError(`${label}: cannot extract: ${(err as Error).message.split(base).join(target)}`, 1, { cause: err });
+  } finally {
+    closeSync(rootFd);
   }
-  // Directory times last: creating their children changed them.
-  for (const d of dirTimes.reverse()) await utimes(d.path, d.mtime, d.mtime).catch(() => undefined);
 }

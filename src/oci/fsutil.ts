@@ -1,4 +1,5 @@
-import { access, lchown, lstat, mkdir, mkdtemp, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { StrataError } from './errors.js';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -28,22 +29,35 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
 /**
  * A cached directory made once: returns `dest` when its `marker` file says it is complete, otherwise fills a temp
  * dir beside it, writes the marker last and renames it into place — so an interrupted fill is never mistaken for a
- * finished one, and a failed one leaves nothing behind.
+ * finished one, and a failed one leaves nothing behind. Concurrent callers (parallel builds of one new builder)
+ * serialise on a lock: one fills, the others wait and then use its result; nobody ever removes or renames over a
+ * complete dir another process may be using. Temp dirs left by killed fills are removed by the next filler.
  */
 export async function cachedDir(dest: string, marker: string, fill: (tmp: string) => Promise<void>): Promise<{ dir: string; made: boolean }> {
   if (await pathExists(join(dest, marker))) return { dir: dest, made: false };
   await mkdir(dirname(dest), { recursive: true });
-  const tmp = await mkdtemp(`${dest}.tmp-`);
-  try {
-    await fill(tmp);
-    await writeFile(join(tmp, marker), '');
-    await rm(dest, { recursive: true, force: true });
-    await rename(tmp, dest);
-    return { dir: dest, made: true };
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  return withLock(
+    `${dest}.lock`,
+    dest,
+    async () => {
+      if (await pathExists(join(dest, marker))) return { dir: dest, made: false };
+      const prefix = `${basename(dest)}.tmp-`;
+      for (const n of await readdir(dirname(dest))) if (n.startsWith(prefix)) await rm(join(dirname(dest), n), { recursive: true, force: true });
+      const tmp = await mkdtemp(join(dirname(dest), prefix));
+      try {
+        await fill(tmp);
+        await writeFile(join(tmp, marker), '');
+        // Only an incomplete dir (no marker, so never handed out) can be here: a leftover of an older layout.
+        await rm(dest, { recursive: true, force: true });
+        await rename(tmp, dest);
+        return { dir: dest, made: true };
+      } catch (err) {
+        await rm(tmp, { recursive: true, force: true });
+        throw err;
+      }
+    },
+    60 * 60_000,
+  );
 }
 
 /**
@@ -61,4 +75,42 @@ export function pathExists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** Whether a process with this pid exists (EPERM: it does, as another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` holding a lock directory (mkdir is atomic) that records our pid. A lock whose owner has died is stale and
+ * taken over, so a killed process never blocks the next one; a live owner is waited for up to `waitMs`.
+ */
+export async function withLock<T>(lock: string, what: string, fn: () => Promise<T>, waitMs = 10_000): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      await mkdir(lock);
+      await writeFile(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
+      // No pid after a while: its owner died between making the lock and writing the pid.
+      const orphan = !pid && Date.now() - ((await lstat(lock).catch(() => undefined))?.mtimeMs ?? Date.now()) > 5000;
+      if ((pid > 0 && !processAlive(pid)) || orphan) await rm(lock, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new StrataError(`${what} is locked by process ${pid || '?'} (remove ${lock} if none is running)`);
+      else await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { recursive: true, force: true });
+  }
 }

@@ -1,8 +1,9 @@
-import { createWriteStream, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, createWriteStream, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, type Writable } from 'node:stream';
+import { at, type ConfinedDir } from './confined.js';
 import { DigestStream, type Digest } from './digest.js';
 import { StrataError } from './errors.js';
 import { MediaType } from './mediatype.js';
@@ -29,7 +30,7 @@ export function layerTime(env: NodeJS.ProcessEnv = process.env): Date {
 /** One entry of a layer, already placed at its in-image path (relative, no leading slash). */
 export type LayerEntry =
   | { type: 'directory'; path: string; mode: number; uid?: number; gid?: number }
-  | { type: 'file'; path: string; mode: number; size: number; source: string | Buffer; uid?: number; gid?: number }
+  | { type: 'file'; path: string; mode: number; size: number; source: string | Buffer; uid?: number; gid?: number; /** The file's name in messages, when `source` is a descriptor-relative path. */ display?: string }
   | { type: 'symlink'; path: string; target: string; uid?: number; gid?: number }
   | { type: 'link'; path: string; target: string; uid?: number; gid?: number };
 
@@ -73,31 +74,41 @@ export function parentPaths(path: string): string[] {
   return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'));
 }
 
+/** A tree's root: a trusted path, or a directory inside a confined root (reached without following any link). */
+export type TreeRoot = string | { dir: ConfinedDir; rel: string };
+
+const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
+
+function openTreeRoot(root: TreeRoot): { fd: number; display: string } {
+  if (typeof root !== 'string') return { fd: root.dir.openDir(root.rel), display: root.dir.pathOf(root.rel) };
+  try {
+    return { fd: openSync(root, DIR_FLAGS), display: root };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new StrataError(code === 'ENOENT' ? `${root}: no such directory` : `${root}: not a directory`, 1, { cause: err });
+  }
+}
+
 /**
  * Walks a directory depth-first with each directory's names in byte order, so the entry order depends only on the
- * names. Hard links among the tree's files become tar hard links to the first path seen. Metadata calls are
- * synchronous: they are microseconds each from the inode cache, where a thread-pool round trip per file costs more
- * than the call and competes with compression for the pool.
+ * names. Hard links among the tree's files become tar hard links to the first path seen. Each directory is entered
+ * through a descriptor opened with O_NOFOLLOW and everything in it is named relative to that descriptor, so a tree
+ * that untrusted code wrote can only ever yield its own entries: a link is an entry, never a way out. Metadata calls
+ * are synchronous: they are microseconds each from the inode cache, where a thread-pool round trip per file costs
+ * more than the call and competes with compression for the pool.
  */
-export async function* treeEntries(root: string, options: TreeOptions = {}): AsyncGenerator<LayerEntry> {
+export async function* treeEntries(root: TreeRoot, options: TreeOptions = {}): AsyncGenerator<LayerEntry> {
   const prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
   if (prefix && options.parentDirs !== false) {
     for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: options.parentMode ?? 0o755 };
   }
-  let rootStat: Stats;
-  try {
-    rootStat = lstatSync(root);
-  } catch {
-    throw new StrataError(`${root}: no such directory`);
-  }
-  if (!rootStat.isDirectory()) throw new StrataError(`${root}: not a directory`);
-  if (prefix) yield { type: 'directory', path: prefix, mode: rootStat.mode & 0o7777 };
+  const { fd: rootFd, display } = openTreeRoot(root);
   const seenInodes = new Map<string, string>();
 
-  function* walk(dir: string, rel: string): Generator<LayerEntry> {
-    const names = readdirSync(dir).sort(byteOrder);
+  function* walk(dirFd: number, rel: string): Generator<LayerEntry> {
+    const names = readdirSync(at(dirFd)).sort(byteOrder);
     for (const name of names) {
-      const abs = join(dir, name);
+      const abs = at(dirFd, name);
       const relPath = rel ? `${rel}/${name}` : name;
       const st = lstatSync(abs);
       if (options.include && !options.include(relPath, st)) continue;
@@ -105,8 +116,18 @@ export async function* treeEntries(root: string, options: TreeOptions = {}): Asy
       const mode = st.mode & 0o7777;
       const own = options.owners ? { uid: st.uid, gid: st.gid } : {};
       if (st.isDirectory()) {
-        yield { type: 'directory', path, mode, ...own };
-        yield* walk(abs, relPath);
+        let child: number;
+        try {
+          child = openSync(abs, DIR_FLAGS);
+        } catch (err) {
+          throw new StrataError(`${display}/${relPath} changed while being read (${(err as NodeJS.ErrnoException).code ?? 'gone'}); refused`, 1, { cause: err });
+        }
+        try {
+          yield { type: 'directory', path, mode, ...own };
+          yield* walk(child, relPath);
+        } finally {
+          closeSync(child);
+        }
       } else if (st.isSymbolicLink()) {
         yield { type: 'symlink', path, target: readlinkSync(abs), ...own };
       } else if (st.isFile()) {
@@ -119,12 +140,18 @@ export async function* treeEntries(root: string, options: TreeOptions = {}): Asy
           }
           seenInodes.set(key, path);
         }
-        yield { type: 'file', path, mode, size: st.size, source: abs, ...own };
+        // Read while this directory's descriptor is open: the tar writer consumes each entry before the next.
+        yield { type: 'file', path, mode, size: st.size, source: abs, display: `${display}/${relPath}`, ...own };
       }
       // Sockets, FIFOs and device nodes have no place in an image layer made from a tree; they are left out.
     }
   }
-  yield* walk(root, '');
+  try {
+    if (prefix) yield { type: 'directory', path: prefix, mode: fstatSync(rootFd).mode & 0o7777 };
+    yield* walk(rootFd, '');
+  } finally {
+    closeSync(rootFd);
+  }
 }
 
 /**

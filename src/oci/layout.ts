@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VerifyingStream, digestHex, isDigest, sha256, type Digest } from './digest.js';
 import { StrataError } from './errors.js';
-import { tempSibling, writeFileAtomic } from './fsutil.js';
+import { tempSibling, withLock, writeFileAtomic } from './fsutil.js';
 import { parseManifest, type Descriptor, type ImageIndex, type ParsedManifest } from './manifest.js';
 import { MediaType } from './mediatype.js';
 import type { BlobOpener, ImageStore } from './store.js';
@@ -181,40 +181,10 @@ export class OciLayout implements ImageStore {
 
   /** Read-modify-write of index.json under a lock directory, replaced atomically. */
   private async updateIndex(change: (index: ImageIndex) => void): Promise<void> {
-    const lock = join(this.root, '.index.lock');
-    await acquireLock(lock, this.description);
-    try {
+    await withLock(join(this.root, '.index.lock'), `${this.description}: index.json`, async () => {
       const index = await this.readIndex();
       change(index);
       await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(index));
-    } finally {
-      await rm(lock, { recursive: true, force: true });
-    }
-  }
-}
-
-async function acquireLock(lock: string, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 400; attempt++) {
-    try {
-      await mkdir(lock);
-      await writeFileAtomic(join(lock, 'pid'), String(process.pid));
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      // A lock whose owner died is stale: take it over.
-      const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
-      if (pid > 0 && !processAlive(pid)) await rm(lock, { recursive: true, force: true });
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  throw new StrataError(`${what}: index.json is locked by another process (remove ${lock} if none is running)`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    });
   }
 }

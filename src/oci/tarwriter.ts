@@ -1,4 +1,5 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
+import { openRegular } from './confined.js';
 import { StrataError } from './errors.js';
 import type { LayerEntry } from './layer.js';
 
@@ -114,7 +115,7 @@ export async function* tarStream(entries: AsyncIterable<LayerEntry>, fields: Tar
       if (pad) yield pad;
     } else {
       yield* headerBlocks({ path: e.path, type: '0', mode: e.mode, size: e.size, linkname: '', uid, gid, mtime });
-      yield* fileContent(e.source, e.size);
+      yield* fileContent(e.source, e.size, e.display ?? e.source);
       const pad = padding(e.size);
       if (pad) yield pad;
     }
@@ -122,19 +123,29 @@ export async function* tarStream(entries: AsyncIterable<LayerEntry>, fields: Tar
   yield Buffer.alloc(BLOCK * 2);
 }
 
-function* fileContent(path: string, size: number): Generator<Buffer> {
-  const fd = openSync(path, 'r');
+/**
+ * A file's bytes, opened without following a link and refused unless it is a regular file: a tree walked earlier
+ * may have changed since, and a FIFO put in a file's place would block the writer forever.
+ */
+function* fileContent(path: string, size: number, display: string): Generator<Buffer> {
+  let fd: number;
+  try {
+    fd = openRegular(path, display).fd;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StrataError(`${display}: vanished while being added to a layer`, 1, { cause: err });
+    throw err;
+  }
   try {
     let remaining = size;
     while (remaining > 0) {
       const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, remaining));
       const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) throw new StrataError(`${path}: file shrank while being added to a layer`);
+      if (n === 0) throw new StrataError(`${display}: file shrank while being added to a layer`);
       remaining -= n;
       yield n === buf.length ? buf : buf.subarray(0, n);
     }
     const probe = Buffer.allocUnsafe(1);
-    if (readSync(fd, probe, 0, 1, null) !== 0) throw new StrataError(`${path}: file grew while being added to a layer`);
+    if (readSync(fd, probe, 0, 1, null) !== 0) throw new StrataError(`${display}: file grew while being added to a layer`);
   } finally {
     closeSync(fd);
   }

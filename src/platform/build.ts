@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { chownTree } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { envValue } from '../oci/config.js';
@@ -27,7 +27,10 @@ import { restore } from '../lifecycle/restore.js';
 import { extractSbomLayer } from '../lifecycle/sbom.js';
 import { ApiVersion, LATEST_PLATFORM_API } from '../spec/api.js';
 import { writeAnalyzed } from '../spec/analyzed.js';
-import { readGroupFile } from '../spec/group.js';
+import { parseGroupFile, type GroupEntry } from '../spec/group.js';
+import { parseToml } from '../spec/toml.js';
+import { checkPathComponent, ConfinedDir, copyTreeOut } from '../oci/confined.js';
+import { rmSync } from 'node:fs';
 import type { RunImage } from '../spec/run.js';
 import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
@@ -145,7 +148,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       ...(prevMd ? { metadata: JSON.parse(JSON.stringify(prevMd)) as Record<string, unknown> } : {}),
       runImage: { reference: run.reference, image: run.name, target: runTarget(run.image, run.name) },
     });
-    if (previous && prevMd?.sbom?.sha) await extractSbomLayer(previous.image, prevMd.sbom.sha, o.image, log, work);
+    if (previous && prevMd?.sbom?.sha) await extractSbomLayer(previous.image, prevMd.sbom.sha, o.image, log, layers);
     log.info(previous ? `Previous image ${previous.name}` : 'No previous image');
     log.info(`Run image ${run.reference}`);
 
@@ -171,9 +174,9 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     o.phase('DETECTING');
     const detected = await sandbox.run(spec('detector'));
     if (detected !== 0) throw new StrataError(detected === 20 ? `no buildpack in ${o.builder} detected this app (exit 20)` : `detection failed (exit ${detected})`, detected);
-    const group = (await readGroupFile(join(layers, 'group.toml'))).group;
+    const group = afterDetection(layers);
     o.phase('RESTORING');
-    const r = await restore({ group, layersDir: layers, ...(prevMd ? { previous: prevMd } : {}), cache, platformApi: api, skipLayers: false, extractRoot: work, log });
+    const r = await restore({ group, layersDir: layers, ...(prevMd ? { previous: prevMd } : {}), cache, platformApi: api, skipLayers: false, imageLayersDir: '/layers', log });
     for (const l of r.restored) log.info(`Restored ${l} from the cache`);
     await chownTree(layers, uid, gid);
     o.phase('BUILDING');
@@ -196,7 +199,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       appDir: app,
       imageLayersDir: '/layers',
       imageAppDir: '/workspace',
-      launcherPath: join(rootfs, 'cnb', 'lifecycle', 'launcher'),
+      launcher: ConfinedDir.with(rootfs, (d) => d.readFile('cnb/lifecycle/launcher', 256 << 20), { display: `builder ${o.builder}` }) ?? noLauncher(o.builder),
       runImage: run.image,
       runImageName: entry?.image ?? run.name,
       runImageReference: run.reference,
@@ -222,7 +225,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         log.info(`Loaded ${out.name} into ${o.engine.description} (${id.slice(0, 19)})`);
       }
     }
-    if (o.sbomDir) await cp(join(layers, 'sbom'), o.sbomDir, { recursive: true }).catch(() => log.warn('the buildpacks wrote no SBOM'));
+    if (o.sbomDir) copySboms(layers, o.sbomDir, log);
     if (o.reportDir) {
       await mkdir(o.reportDir, { recursive: true });
       await writeReport(join(o.reportDir, 'report.toml'), { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
@@ -231,6 +234,34 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Detection ran buildpack code with /layers writable, so anything in it may be a link aimed at the host. Only the
+ * detector's two outputs are kept (each must be a regular file); everything else is removed before strata's own
+ * restore writes there.
+ */
+function afterDetection(layersDir: string): GroupEntry[] {
+  return ConfinedDir.with(layersDir, (d) => {
+    const keep = new Set(['group.toml', 'plan.toml', 'analyzed.toml', 'order.toml']);
+    d.clear('', keep);
+    for (const f of ['group.toml', 'plan.toml']) if (!d.lstat(f)?.isFile()) throw new StrataError(`the detector left no ${f} (or not a regular file) in the layers dir`);
+    const text = d.readText('group.toml', 1 << 20) ?? '';
+    return parseGroupFile(parseToml(text, d.pathOf('group.toml')), d.pathOf('group.toml')).group;
+  });
+}
+
+/** `--sbom-output-dir`: the build's SBOM files, copied as plain files (links in the buildpacks' output are left out). */
+function copySboms(layersDir: string, dest: string, log: Logger): void {
+  ConfinedDir.with(layersDir, (d) => {
+    if (!d.isDirectory('sbom')) return log.warn('the buildpacks wrote no SBOM');
+    rmSync(dest, { recursive: true, force: true });
+    copyTreeOut(d, 'sbom', dest, { links: false });
+  });
+}
+
+function noLauncher(builder: string): never {
+  throw new StrataError(`builder ${builder} has no /cnb/lifecycle/launcher`);
 }
 
 /**
@@ -243,7 +274,9 @@ async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, 
   const refs: ProjectBuildpack[] = [...(d?.pre ?? []), ...(o.buildpacks.length ? o.buildpacks.map((b): ProjectBuildpack => ({ uri: b })) : (d?.group ?? [])), ...(d?.post ?? [])];
   if (!refs.length) return undefined;
   const merged = join(work, 'buildpacks');
-  await cp(join(rootfs, 'cnb', 'buildpacks'), merged, { recursive: true, verbatimSymlinks: true });
+  // The builder's own buildpacks, copied without following links: a hostile builder's `cnb/buildpacks` could be a
+  // link to a host dir, which the sandbox would then be given.
+  ConfinedDir.with(rootfs, (d) => copyTreeOut(d, 'cnb/buildpacks', merged, { links: true }), { display: 'builder rootfs' });
   let copied = false;
   const group: OrderElement[] = [];
   for (const ref of refs) {
@@ -263,7 +296,7 @@ async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, 
     const image = text.startsWith('docker://') || (!local && text.includes(':'));
     if (local || image) {
       const { buildpacks } = await collectSource(image ? { image: text.replace(/^docker:\/\//, '') } : { uri: text }, work, o.store);
-      for (const b of buildpacks) await placeBuildpack(b, merged, work);
+      for (const b of buildpacks) await placeBuildpack(b, merged);
       const entry = buildpacks[buildpacks.length - 1]!;
       group.push({ id: entry.id, version: entry.version, optional: false });
       copied = true;
@@ -280,15 +313,15 @@ async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, 
 }
 
 /** Puts a packaged buildpack's layer (its `cnb/buildpacks/<id>/<version>/` tree) into the merged dir. */
-async function placeBuildpack(b: CollectedBuildpack, merged: string, work: string): Promise<void> {
-  const root = await mkdtemp(join(work, 'bp-'));
+async function placeBuildpack(b: CollectedBuildpack, merged: string): Promise<void> {
+  const rel = `${checkPathComponent(escapeId(b.id), 'buildpack id')}/${checkPathComponent(b.version, `version of ${b.id}`)}`;
   const stream = b.layer.file ? createReadStream(b.layer.file) : await b.layer.from!.getBlob(b.layer.descriptor);
-  await extractLayer(stream, root, { label: `${b.id}@${b.version}`, chown: false });
-  const src = join(root, 'cnb', 'buildpacks', escapeId(b.id), b.version);
-  const dest = join(merged, escapeId(b.id), b.version);
-  await rm(dest, { recursive: true, force: true });
-  await mkdir(join(merged, escapeId(b.id)), { recursive: true });
-  await cp(src, dest, { recursive: true, verbatimSymlinks: true });
+  await ConfinedDir.with(merged, async (d) => {
+    d.remove(rel);
+    d.mkdirp(rel);
+    // A buildpack's layer holds its own dir and nothing else: whiteouts and entries elsewhere are refused.
+    await extractLayer(stream, d.pathOf(rel), { label: `${b.id}@${b.version}`, chown: false, strip: `cnb/buildpacks/${rel}`, whiteouts: false, diffID: b.layer.diffID });
+  });
 }
 
 /** Pull policy: `never` reads only the local store, `always` prefers the registry, `if-not-present` the local store. */

@@ -31,11 +31,17 @@ export interface LaunchFile {
 
 const PROCESS_TYPE = /^[A-Za-z0-9._-]+$/;
 
+/** A process type names a file (`/cnb/process/<type>`), so `.` and `..` are refused with the rest. */
+export function checkProcessType(type: string, file: string): string {
+  if (!PROCESS_TYPE.test(type) || type === '.' || type === '..') throw new SpecError(`${file}: process type "${type}" may hold only letters, digits, ".", "_" and "-" (and is not "." or "..")`);
+  return type;
+}
+
 export function parseLaunch(table: Table, file: string, api: ApiVersion): LaunchFile {
   const f = new Fields(table, file);
   const processes = f.list('processes').map((p) => {
     const type = p.reqStr('type');
-    if (!PROCESS_TYPE.test(type)) throw new SpecError(`${file}: process type "${type}" may hold only letters, digits, ".", "_" and "-"`);
+    checkProcessType(type, file);
     let command: string[];
     let direct: boolean;
     if (api.lessThan('0.9')) {

@@ -1,6 +1,6 @@
 import type { ApiVersion } from './api.js';
 import type { GroupEntry } from './group.js';
-import type { Label, Slice } from './launch.js';
+import { checkProcessType, type Label, type Slice } from './launch.js';
 import { Fields, readToml, SpecError, writeToml, type Table } from './toml.js';
 
 /** A process as the builder hands it to the exporter and launcher. */
@@ -62,7 +62,7 @@ export function parseMetadata(t: Table, file: string): BuildMetadata {
       const c = p.table.command;
       const command = typeof c === 'string' ? [c] : (p.strArray('command') ?? []);
       const wd = p.str('working-dir');
-      return { type: p.reqStr('type'), command, args: p.strArray('args') ?? [], direct: p.bool('direct'), buildpackId: p.str('buildpack-id') ?? '', ...(wd ? { workingDir: wd } : {}), execEnv: p.strArray('exec-env') ?? ['*'] };
+      return { type: checkProcessType(p.reqStr('type'), file), command, args: p.strArray('args') ?? [], direct: p.bool('direct'), buildpackId: p.str('buildpack-id') ?? '', ...(wd ? { workingDir: wd } : {}), execEnv: p.strArray('exec-env') ?? ['*'] };
     }),
     slices: f.list('slices').map((s) => ({ paths: s.strArray('paths') ?? [] })),
     labels: f.list('labels').map((l) => ({ key: l.reqStr('key'), value: l.str('value') ?? '' })),

@@ -5,9 +5,13 @@ export interface StoreFile {
   metadata: Table;
 }
 
+export function parseStore(t: Table, file: string): StoreFile {
+  return { metadata: new Fields(t, file).free('metadata') ?? {} };
+}
+
 export async function readStore(path: string): Promise<StoreFile | undefined> {
   const t = await readToml(path);
-  return t ? { metadata: new Fields(t, path).free('metadata') ?? {} } : undefined;
+  return t ? parseStore(t, path) : undefined;
 }
 
 export async function writeStore(path: string, store: StoreFile): Promise<void> {

@@ -53,7 +53,7 @@ async function inputs(ws: Workspace, runDir: string, outputs: ExporterInputs['ou
     group: (await readGroupFile(join(ws.layers, 'group.toml'))).group,
     layersDir: ws.layers,
     appDir: ws.app,
-    launcherPath: join(await lifecycleRoot(), 'dist', 'lifecycle', 'launcher'),
+    launcher: await readFile(join(await lifecycleRoot(), 'dist', 'lifecycle', 'launcher')),
     runImage,
     runImageName: 'example.com/base/run:bookworm',
     runImageReference: `example.com/base/run@${runImage.manifest.digest}`,
