@@ -9,6 +9,7 @@ import type { ResolvedImage } from '../oci/image.js';
 import { openImage } from '../lifecycle/analyze.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import { rebase } from '../lifecycle/rebase.js';
+import { imageLayersDir } from '../lifecycle/sbom.js';
 import { imageTarget, localImages, requireImage } from '../platform/localstore.js';
 import { printJson } from './output.js';
 import { repeatable } from './options.js';
@@ -143,16 +144,25 @@ export function registerAppCommands(program: Command): void {
     });
 }
 
-/** Extracts the SBOM layer and keeps its `sbom/launch/…` tree, wherever the layers dir was in the image. */
+/**
+ * Extracts the SBOM layer's `sbom/launch/…` tree, wherever the layers dir was in the image. The layer comes from
+ * a registry: it may hold only that tree, of plain files (no links, no whiteouts), and must match its diffID.
+ */
 async function sbomTo(image: ResolvedImage, sha: string | undefined, dir: string): Promise<void> {
   if (!sha) throw new StrataError('the image has no SBOM layer (its buildpacks wrote no SBOM)');
   const i = image.config.rootfs.diff_ids.indexOf(sha as never);
   if (i < 0) throw new StrataError(`the image's SBOM layer ${sha} is missing`);
   const tmp = await mkdtemp(join(tmpdir(), 'strata-sbom-'));
   try {
-    await extractLayer(await image.store.getBlob(image.manifest.manifest.layers[i]!), tmp, { chown: false });
-    const layersDir = (image.config.config?.Env ?? []).find((e) => e.startsWith('CNB_LAYERS_DIR='))?.slice('CNB_LAYERS_DIR='.length) ?? '/layers';
-    await cp(join(tmp, layersDir, 'sbom'), dir, { recursive: true });
+    await extractLayer(await image.store.getBlob(image.manifest.manifest.layers[i]!), tmp, {
+      chown: false,
+      label: 'SBOM layer',
+      strip: `${imageLayersDir(image)}/sbom`,
+      whiteouts: false,
+      links: false,
+      diffID: image.config.rootfs.diff_ids[i]!,
+    });
+    await cp(tmp, dir, { recursive: true });
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -7,25 +7,62 @@ import { runBuild } from '../platform/build.js';
 import { EngineExecutor, HostExecutor, sandboxExecutor, type Executor, type Mount } from '../platform/executor.js';
 import { loadIntoEngine } from '../oci/engine/transfer.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { parsePullPolicy, readConfig } from '../platform/config.js';
+import { parsePullPolicy, readConfig, sandboxLimits } from '../platform/config.js';
 import { readProject } from '../spec/project.js';
 import { EngineClient } from '../oci/engine/client.js';
 import { ensureDefaultBuilder } from '../platform/defaultbuilder.js';
 import { repeatable } from './options.js';
 
+/** Linux refuses to start a program with one environment string longer than this (MAX_ARG_STRLEN). */
+const MAX_ENV_STRING = 128 * 1024;
+
 /** `--env K=V`, or `--env K` to pass K from strata's own environment, as pack does. */
-function parseEnv(items: string[], fileText: string | undefined): Record<string, string> {
+function parseEnv(items: string[], file: { path: string; text: string } | undefined): Record<string, string> {
   const env: Record<string, string> = {};
   const add = (item: string, where: string): void => {
     const eq = item.indexOf('=');
     const name = eq < 0 ? item : item.slice(0, eq);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new StrataError(`${where} "${item}": expected NAME=VALUE`);
-    if (eq >= 0) env[name] = item.slice(eq + 1);
-    else if (process.env[name] !== undefined) env[name] = process.env[name]!;
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new StrataError(`${where} "${item.length > 60 ? `${item.slice(0, 60)}…` : item}": expected NAME=VALUE`);
+    // pack's rule: a bare NAME takes its value from strata's own environment.
+    const value = eq >= 0 ? item.slice(eq + 1) : process.env[name];
+    if (value === undefined) {
+      process.stderr.write(`Warning: ${where} ${name} has no "=" and is not set in this environment; left out\n`);
+      return;
+    }
+    if (Buffer.byteLength(name) + 1 + Buffer.byteLength(value) >= MAX_ENV_STRING) throw new StrataError(`${where} ${name}: the value is ${Buffer.byteLength(value)} bytes; Linux limits one variable to 128 KiB (put large data in a file instead)`);
+    env[name] = value;
   };
-  for (const line of (fileText ?? '').split('\n')) if (line.trim() && !line.trim().startsWith('#')) add(line.trim(), '--env-file line');
+  if (file) {
+    for (const [i, line] of file.text.split('\n').entries()) {
+      const t = line.trim();
+      if (!t || t.startsWith('#')) continue;
+      add(t, `--env-file ${file.path} line ${i + 1}:`);
+    }
+  }
   for (const i of items) add(i, '--env');
   return env;
+}
+
+/** Read by strata, never by Node.js (see bin/strata), with a one-line error naming the file. */
+async function readEnvFile(path: string): Promise<{ path: string; text: string }> {
+  try {
+    return { path, text: await readFile(path, 'utf8') };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new StrataError(`--env-file ${path}: ${code === 'ENOENT' ? 'not found' : code === 'EISDIR' ? 'is a directory' : (code ?? 'cannot be read')}`);
+  }
+}
+
+/** `--volume /host:/container[:ro|rw]`: the host side must exist, or the sandbox would fail with a runtime's log line. */
+async function parseVolumes(items: string[]): Promise<Mount[]> {
+  const out: Mount[] = [];
+  for (const v of items) {
+    const [source, destination, mode, ...rest] = v.split(':');
+    if (!source || !destination || !destination.startsWith('/') || rest.length || (mode && mode !== 'ro' && mode !== 'rw')) throw new StrataError(`--volume "${v}": expected /host/dir:/container/dir[:ro|rw]`);
+    if (!(await stat(resolve(source)).catch(() => undefined))) throw new StrataError(`--volume "${v}": ${resolve(source)} does not exist`);
+    out.push({ source: resolve(source), destination, readonly: mode !== 'rw' });
+  }
+  return out;
 }
 
 /** `--cache-image`, or pack's `--cache` spec (the build cache; launch caches do not apply without an engine). */
@@ -88,14 +125,12 @@ export function registerBuildCommand(program: Command): void {
       const descriptor = (await stat(descriptorPath).catch(() => undefined)) ? await readProject(descriptorPath) : undefined;
       if (o.descriptor && !descriptor) throw new StrataError(`--descriptor ${o.descriptor}: not found`);
       const config = await readConfig();
-      const stamp0 = (line: string) => (o.timestamps ? `${new Date().toISOString()} ${line}` : line);
-      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp0(l)))));
-      const volumes = o.volume.map((v): Mount => {
-        const [source, destination, mode] = v.split(':');
-        if (!source || !destination || !destination.startsWith('/') || (mode && mode !== 'ro' && mode !== 'rw')) throw new StrataError(`--volume "${v}": expected /host/dir:/container/dir[:ro|rw]`);
-        return { source: resolve(source), destination, readonly: mode !== 'rw' };
-      });
+      // Every flag is checked before anything slow (a default builder) starts.
+      const volumes = await parseVolumes(o.volume);
+      const env = parseEnv(o.env, o.envFile ? await readEnvFile(o.envFile) : undefined);
+      const cache = cacheOptions(o.cacheImage, o.cache);
       const stamp = (line: string) => (o.timestamps ? `${new Date().toISOString()} ${line}` : line);
+      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l)))));
       const log = createLogger(o.quiet ? 'warn' : o.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
       const executor = async (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }): Promise<Executor> => {
         if (o.executor === 'host') return new HostExecutor();
@@ -113,20 +148,21 @@ export function registerBuildCommand(program: Command): void {
         ...(descriptor ? { descriptor } : {}),
         volumes,
         ...(o.sbomOutputDir ? { sbomDir: resolve(o.sbomOutputDir) } : {}),
-        ...cacheOptions(o.cacheImage, o.cache),
+        ...cache,
         pullPolicy: parsePullPolicy(o.pullPolicy ?? config['pull-policy'] ?? 'if-not-present', '--pull-policy'),
         runImageMirrors: config['run-image-mirrors'] ?? {},
         ...(o.docker ? { engine: EngineClient.fromEnv() } : {}),
         appPath: path,
         publish: o.publish ?? false,
         ...(o.runImage ? { runImage: o.runImage } : {}),
-        env: parseEnv(o.env, o.envFile ? await readFile(o.envFile, 'utf8') : undefined),
+        env,
         tags: o.tag,
         clearCache: o.clearCache ?? false,
         ...(creationTime(o.creationTime) ? { creationTime: creationTime(o.creationTime)! } : {}),
         ...(o.previousImage ? { previousImage: o.previousImage } : {}),
         ...(o.defaultProcess ? { defaultProcess: o.defaultProcess } : {}),
         network: o.network,
+        limits: sandboxLimits(config),
         executor,
         ...(o.reportOutputDir ? { reportDir: o.reportOutputDir } : {}),
         store: { insecureRegistries: o.insecureRegistry },

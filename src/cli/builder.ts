@@ -29,6 +29,7 @@ export function registerBuilderCommands(program: Command): void {
     .action(async (name: string, opts: { config: string; publish?: boolean; insecureRegistry: string[] }) => {
       const options = { insecureRegistries: opts.insecureRegistry };
       const config = await readBuilderConfig(opts.config);
+      for (const w of config.warnings) process.stderr.write(`Warning: ${w}\n`);
       let where = '';
       const r = await createBuilder(config, async () => {
         const out = await imageTarget(name, opts.publish ?? false, options);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { StrataError } from '../oci/errors.js';
-import { CONFIG_KEYS, configPath, parsePullPolicy, readConfig, writeConfig, type StrataConfig } from '../platform/config.js';
+import { CONFIG_KEYS, configPath, parsePullPolicy, readConfig, sandboxLimits, writeConfig, type StrataConfig } from '../platform/config.js';
 import { printJson } from './output.js';
 
 /**
@@ -25,6 +25,12 @@ export function registerConfigCommand(program: Command): void {
         config[k] = values[0]!;
       } else if (k === 'pull-policy') {
         config[k] = parsePullPolicy(values[0]!, 'pull-policy');
+      } else if (k === 'sandbox-pids-limit') {
+        config[k] = Number(values[0]);
+        sandboxLimits(config);
+      } else if (k === 'sandbox-memory-limit') {
+        config[k] = values[0]!;
+        sandboxLimits(config);
       } else if (k === 'trusted-builders') {
         config[k] = [...new Set([...(config[k] ?? []), ...values])];
       } else {

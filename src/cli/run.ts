@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { sandboxExecutor } from '../platform/executor.js';
+import { readConfig, sandboxLimits } from '../platform/config.js';
 import { requireImage, strataHome } from '../platform/localstore.js';
 import { unpackedRootfs } from '../platform/rootfs.js';
 import { repeatable } from './options.js';
@@ -19,6 +20,10 @@ export function registerRunCommand(program: Command): void {
       const { image } = await requireImage(name, store);
       const cfg = image.config.config ?? {};
       for (const e of opts.env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(e)) throw new StrataError(`--env "${e}": expected NAME=VALUE`);
+      if (opts.process) {
+        const types = ((JSON.parse(cfg.Labels?.['io.buildpacks.build.metadata'] ?? '{}') as { processes?: { type: string }[] }).processes ?? []).map((p) => p.type);
+        if (!types.includes(opts.process)) throw new StrataError(`--process ${opts.process}: ${name} has no such process (${types.length ? `it has ${types.join(', ')}` : 'it declares none'})`);
+      }
       const entrypoint = opts.process ? [`/cnb/process/${opts.process}`] : (cfg.Entrypoint ?? []);
       const argv = [...entrypoint, ...(args.length ? args : (cfg.Cmd ?? []))];
       if (!argv.length) throw new StrataError(`${name} has no entrypoint; give a command after the image name`);
@@ -26,7 +31,8 @@ export function registerRunCommand(program: Command): void {
       const home = strataHome();
       const rootfs = await unpackedRootfs(image, join(home, 'rootfs'), (line) => process.stderr.write(`${line}\n`));
       const env = [...(cfg.Env ?? []), ...opts.env];
-      const code = await sandboxExecutor(rootfs, join(home, 'run')).run({ args: argv, env, uid: Number.isInteger(uid) ? uid! : 0, gid: Number.isInteger(gid) ? gid! : 0, cwd: cfg.WorkingDir || '/', mounts: [], network: 'host' });
+      const limits = sandboxLimits(await readConfig());
+      const code = await sandboxExecutor(rootfs, join(home, 'run')).run({ args: argv, env, uid: Number.isInteger(uid) ? uid! : 0, gid: Number.isInteger(gid) ? gid! : 0, cwd: cfg.WorkingDir || '/', mounts: [], network: 'host', limits });
       process.exitCode = code;
     });
 }

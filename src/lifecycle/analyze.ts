@@ -112,8 +112,9 @@ export async function analyze(options: { output: string; previous?: string; runI
     try {
       previous = await openImage(previousName, options.store, log);
     } catch (err) {
-      // A previous image that cannot be read is no previous image; a later export simply reuses nothing.
-      log.warn(`previous image ${previousName} could not be read (${err instanceof Error ? err.message : String(err)}); building without it`);
+      // Absent is no previous image (openImage says so with undefined); one that cannot be read is an error: building
+      // without it would silently lose its layers and metadata.
+      throw new StrataError(`previous image ${previousName} cannot be read: ${err instanceof Error ? err.message : String(err)}`, Exit.AnalyzeError, { cause: err });
     }
     previousReference = previous?.reference;
     previousMetadata = previous ? parseLifecycleMetadata(previous.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;

@@ -35,6 +35,7 @@ import { Detector, type BuildpackRunInputs } from './detect.js';
 import { Exit, phaseError } from './exit.js';
 import { parseFlags, type FlagDef, type FlagValues } from './flags.js';
 import { createLogger, parseLogLevel, type Logger } from './log.js';
+import { buildpackPhaseEnv } from './env.js';
 
 const inLayers = (file: string) => (v: FlagValues) => join(v.str('layers')!, file);
 
@@ -212,8 +213,9 @@ const PHASES: Record<string, Phase> = {
     async run(v, { api, env, log }) {
       const names = outputNames(v);
       const runImages = api.atLeast('0.12') ? await readRunImages(v.str('run')!) : await readRunImages(v.str('stack')!, true);
-      const result = await analyze({ output: names[0]!, ...(v.str('previous-image') ? { previous: v.str('previous-image') } : {}), ...(v.str('run-image') ? { runImage: v.str('run-image') } : {}), runImages, store: storeOptions(v), ...(v.bool('daemon') ? { engine: EngineClient.fromEnv(env) } : {}), log });
+      // Access first: without credentials, "no write access" says more than a failed read of the previous image.
       if (!v.bool('daemon')) await checkWriteAccess(names, storeOptions(v));
+      const result = await analyze({ output: names[0]!, ...(v.str('previous-image') ? { previous: v.str('previous-image') } : {}), ...(v.str('run-image') ? { runImage: v.str('run-image') } : {}), runImages, store: storeOptions(v), ...(v.bool('daemon') ? { engine: EngineClient.fromEnv(env) } : {}), log });
       await writeAnalyzed(v.str('analyzed')!, result.analyzed);
       // The previous image's SBOMs come back to disk so reused layers keep theirs (the restorer puts them in place).
       const sbomSha = result.previousMetadata?.sbom?.sha;
@@ -377,7 +379,7 @@ const PHASES: Record<string, Phase> = {
           await chownTree(v.str('layers')!, numeric(v, 'uid'), numeric(v, 'gid'));
           await chownTree(v.str('app')!, numeric(v, 'uid'), numeric(v, 'gid'));
         }
-        const code = await runChildPhase(phase, args, env, asBuildUser ? { uid: numeric(v, 'uid'), gid: numeric(v, 'gid') } : undefined);
+        const code = await runChildPhase(phase, args, asBuildUser ? buildpackPhaseEnv(env) : env, asBuildUser ? { uid: numeric(v, 'uid'), gid: numeric(v, 'gid') } : undefined);
         if (code !== 0) throw new StrataError(`${phase} failed (exit ${code})`, code);
       }
     },

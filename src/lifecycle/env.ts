@@ -9,6 +9,23 @@ export const PATH_VARS = ['PATH', 'LD_LIBRARY_PATH', 'LIBRARY_PATH', 'CPATH', 'P
 
 const PASSED = new Set(['HOME', 'HOSTNAME', 'CNB_STACK_ID', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy', ...PATH_VARS]);
 
+/**
+ * What the creator passes to the phases that run buildpack code (detector, builder): the settings they read and the
+ * variables buildpacks may see; never credentials. A buildpack can read its parent's environment from
+ * /proc/$PPID/environ, so anything secret must not be in the phase's environment at all.
+ */
+export function buildpackPhaseEnv(host: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(host)) {
+    if (v === undefined || CREDENTIAL_VARS.has(k)) continue;
+    if (PASSED.has(k) || k.startsWith('CNB_') || k === 'SOURCE_DATE_EPOCH' || k === 'STRATA_DEBUG' || k === 'LANG' || k.startsWith('LC_') || k === 'TZ') env[k] = v;
+  }
+  return env;
+}
+
+/** Variables that carry registry credentials or point at them. */
+const CREDENTIAL_VARS = new Set(['CNB_REGISTRY_AUTH', 'DOCKER_CONFIG', 'REGISTRY_AUTH_FILE', 'DOCKER_AUTH_CONFIG']);
+
 /** The lifecycle's own environment, cut down to what buildpacks may see (no credentials, no CNB_* settings). */
 export function buildpackBaseEnv(host: NodeJS.ProcessEnv): Env {
   const env: Env = {};

@@ -110,7 +110,9 @@ export class OciLayout implements ImageStore {
   }
 
   async getBlobRange(digest: Digest, start: number, end: number): Promise<Readable> {
-    if (!(await this.hasBlob(digest))) throw new StrataError(`${this.description}: blob ${digest} is missing from ${this.root}/blobs`);
+    const st = await stat(this.blobPath(digest)).catch(() => undefined);
+    if (!st?.isFile()) throw new StrataError(`${this.description}: blob ${digest} is missing from ${this.root}/blobs`);
+    if (st.size < end) throw new StrataError(`${this.description}: blob ${digest} is ${st.size} bytes, shorter than the ${end} its descriptor says (truncated)`);
     if (end <= start) return Readable.from([]);
     return createReadStream(this.blobPath(digest), { start, end: end - 1 });
   }

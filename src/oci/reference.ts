@@ -58,6 +58,8 @@ export class Reference {
     }
     if (registry === 'index.docker.io') registry = DEFAULT_REGISTRY;
     if (!DOMAIN_RE.test(registry)) bad(`"${registry}" is not a valid registry host`);
+    const port = /:(\d+)$/.exec(registry)?.[1];
+    if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) bad(`port ${port} is out of range (1-65535)`);
     if (registry === DEFAULT_REGISTRY && !repository.includes('/')) repository = `library/${repository}`;
     if (repository !== repository.toLowerCase()) bad('repository names must be lowercase');
     if (!PATH_RE.test(repository)) bad(`"${repository}" is not a valid repository name`);

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { chownTree } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { envValue } from '../oci/config.js';
 import type { Digest } from '../oci/digest.js';
-import { StrataError } from '../oci/errors.js';
+import { StrataError, errorMessage } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
 import type { StoreOptions } from '../oci/target.js';
 import { imageTarget as runTarget, openImage } from '../lifecycle/analyze.js';
@@ -34,9 +34,10 @@ import { rmSync } from 'node:fs';
 import type { RunImage } from '../spec/run.js';
 import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
-import type { Executor, Mount, SandboxRun } from './executor.js';
+import type { Executor, Mount, SandboxLimits, SandboxRun } from './executor.js';
 import { findImage, imageTarget, strataHome, type FoundImage } from './localstore.js';
 import { unpackedRootfs } from './rootfs.js';
+import { workDir } from './workdirs.js';
 
 export interface BuildOptions {
   image: string;
@@ -51,6 +52,8 @@ export interface BuildOptions {
   previousImage?: string;
   defaultProcess?: string;
   network: 'host' | 'none';
+  /** Caps for each sandboxed phase (default: the executor's). */
+  limits?: SandboxLimits;
   executor: (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }) => Promise<Executor>;
   reportDir?: string;
   /** Extra or replacement buildpacks: `id@version` from the builder, a dir, a `.cnb`, or a buildpackage image. */
@@ -110,8 +113,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   const runImages: RunImage[] = (md.images?.length ? md.images : [md.stack.runImage]).map((r) => ({ image: r.image, mirrors: [...(o.runImageMirrors[r.image] ?? []), ...r.mirrors] }));
 
   const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'), (line) => log.info(`builder: ${line}`));
-  await mkdir(join(home, 'builds'), { recursive: true });
-  const work = await mkdtemp(join(home, 'builds', 'build-'));
+  const work = await workDir(join(home, 'builds'), 'build-');
   const layers = join(work, 'layers');
   const app = join(work, 'workspace');
   const platform = join(work, 'platform');
@@ -137,7 +139,10 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     // Local builds keep their images in the local store; published ones in the registry. Run images are looked up
     // locally first (a builder made on this machine names local bases), then in their registry.
     const previousName = o.previousImage ?? o.image;
-    const previous = o.publish ? await openImage(previousName, o.store, log).catch(() => undefined) : await findImage(previousName, o.store, false);
+    // Absent is no previous image; unreadable (a registry that keeps failing) is an error, never a silent cold build.
+    const previous = await (o.publish ? openImage(previousName, o.store, log) : findImage(previousName, o.store, false)).catch((err: unknown) => {
+      throw new StrataError(`previous image ${previousName} cannot be read: ${errorMessage(err)}`, 1, { cause: err });
+    });
     const prevMd = previous ? parseLifecycleMetadata(previous.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
     const runCandidates = o.runImage ? [o.runImage] : [runImages[0]!.image, ...runImages[0]!.mirrors];
     let run: FoundImage | undefined;
@@ -170,6 +175,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         ...o.volumes,
       ],
       network: o.network,
+      ...(o.limits ? { limits: o.limits } : {}),
     });
     o.phase('DETECTING');
     const detected = await sandbox.run(spec('detector'));

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkPathComponent } from '../oci/confined.js';
 import { copyBlob } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
@@ -78,7 +79,7 @@ async function buildpackRoot(dir: string): Promise<string> {
 export async function openBuildpackage(ref: string, work: string, options: StoreOptions): Promise<ResolvedImage> {
   if (ref.endsWith('.cnb')) {
     const dir = await mkdtemp(join(work, 'cnb-'));
-    await extractLayer(createReadStream(ref), dir, { label: ref, chown: false });
+    await extractLayer(createReadStream(ref), dir, { label: ref, chown: false, whiteouts: false, links: false });
     return resolveImage(await OciLayout.open(dir), undefined);
   }
   const t = await openTarget(parseTarget(ref.replace(/^docker:\/\//, '')), options);
@@ -92,7 +93,10 @@ export function packagedBuildpacks(image: ResolvedImage, what: string): Collecte
   const layers = JSON.parse(label) as BuildpackLayers;
   const out: CollectedBuildpack[] = [];
   for (const [id, versions] of Object.entries(layers)) {
+    // The label comes from an image: its ids and versions become directory names, so each must be one.
+    checkPathComponent(escapeId(id), `${what}: ${LABEL_BUILDPACK_LAYERS}: buildpack id`);
     for (const [version, info] of Object.entries(versions)) {
+      checkPathComponent(version, `${what}: ${LABEL_BUILDPACK_LAYERS}: version of ${id}`);
       const i = image.config.rootfs.diff_ids.indexOf(info.layerDiffID as Digest);
       if (i < 0) throw new StrataError(`${what}: ${id}@${version} names layer ${info.layerDiffID}, which the image does not have`);
       out.push({ id, version, info, layer: { descriptor: image.manifest.manifest.layers[i]!, diffID: info.layerDiffID as Digest, from: image.store } });
@@ -106,10 +110,18 @@ export async function buildpackFromSource(uri: string, work: string): Promise<{ 
   let dir = uri;
   if (/\.(tgz|tar\.gz|tar)$/.test(uri)) {
     const into = await mkdtemp(join(work, 'tgz-'));
-    await extractLayer(createReadStream(uri), into, { label: uri, chown: false });
+    await extractLayer(createReadStream(uri), into, { label: uri, chown: false, whiteouts: false });
     dir = await buildpackRoot(into);
   }
   const desc = await readDescriptor(dir);
+  if (!desc.order.length) {
+    // A component buildpack is its two programs; one without them would only fail at detection, on someone else's build.
+    for (const bin of ['detect', 'build']) {
+      const st = await stat(join(dir, 'bin', bin)).catch(() => undefined);
+      if (!st?.isFile()) throw new StrataError(`${join(dir, 'buildpack.toml')}: ${desc.id}@${desc.version} has no bin/${bin} (a buildpack needs bin/detect and bin/build)`);
+      if (!(st.mode & 0o111)) throw new StrataError(`${join(dir, 'bin', bin)} is not executable (chmod +x it)`);
+    }
+  }
   const file = join(work, `${escapeId(desc.id)}-${desc.version}.tar.gz`);
   const info = await writeLayerFile(buildpackEntries(desc), file, { mtime: NORMALISED_MTIME });
   return { desc, collected: { id: desc.id, version: desc.version, info: layerInfo(desc, info.diffID), layer: { descriptor: { mediaType: info.mediaType, digest: info.digest, size: info.size }, diffID: info.diffID, file } } };

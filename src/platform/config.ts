@@ -1,5 +1,7 @@
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
+import { parseSize } from '../oci/limits.js';
+import { DEFAULT_LIMITS, type SandboxLimits } from './executor.js';
 import { readToml, writeToml } from '../spec/toml.js';
 import { strataHome } from './localstore.js';
 
@@ -10,11 +12,15 @@ export interface StrataConfig {
   'run-image-mirrors'?: Record<string, string[]>;
   'registry-mirrors'?: Record<string, string>;
   'pull-policy'?: PullPolicy;
+  /** Processes and threads one sandboxed build step or app may have. */
+  'sandbox-pids-limit'?: number;
+  /** Memory for one sandboxed build step or app: bytes, or with a k/m/g suffix. */
+  'sandbox-memory-limit'?: string;
 }
 
 export type PullPolicy = 'always' | 'if-not-present' | 'never';
 
-export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy'] as const;
+export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy', 'sandbox-pids-limit', 'sandbox-memory-limit'] as const;
 
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(strataHome(env), 'config.toml');
@@ -31,4 +37,14 @@ export async function writeConfig(config: StrataConfig, env: NodeJS.ProcessEnv =
 export function parsePullPolicy(text: string, where: string): PullPolicy {
   if (text === 'always' || text === 'if-not-present' || text === 'never') return text;
   throw new StrataError(`${where} "${text}": use always, if-not-present or never`);
+}
+
+/** The sandbox limits from the config, else the defaults; a bad value is one line naming the key. */
+export function sandboxLimits(config: StrataConfig): SandboxLimits {
+  const pids = config['sandbox-pids-limit'];
+  if (pids !== undefined && (!Number.isInteger(pids) || pids < 8)) throw new StrataError(`${configPath()}: sandbox-pids-limit ${String(pids)}: expected a whole number of at least 8`);
+  const mem = config['sandbox-memory-limit'];
+  const memoryBytes = mem === undefined ? DEFAULT_LIMITS.memoryBytes : parseSize(String(mem), `${configPath()}: sandbox-memory-limit`);
+  if (memoryBytes < 64 << 20) throw new StrataError(`${configPath()}: sandbox-memory-limit ${String(mem)}: at least 64m`);
+  return { pids: pids ?? DEFAULT_LIMITS.pids, memoryBytes };
 }

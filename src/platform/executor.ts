@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { accessSync, constants as fsc, existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { processAlive } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import type { EngineClient } from '../oci/engine/client.js';
@@ -22,7 +23,19 @@ export interface SandboxRun {
   mounts: Mount[];
   /** `host` shares the host's network (like pack's default on Linux); `none` gives only loopback. */
   network: 'host' | 'none';
+  /** Caps for everything the program starts (default: `DEFAULT_LIMITS`). */
+  limits?: SandboxLimits;
 }
+
+/** What one sandboxed run may use: a fork bomb or a runaway build stops at these, not at the host's limits. */
+export interface SandboxLimits {
+  /** Processes and threads. */
+  pids: number;
+  /** Memory in bytes (runc only: it needs a cgroup, which rootless bubblewrap has none of). */
+  memoryBytes: number;
+}
+
+export const DEFAULT_LIMITS: SandboxLimits = { pids: 1024, memoryBytes: 4 * 2 ** 30 };
 
 /** Runs one program in isolation and returns its exit code; output goes to ours. */
 export interface Executor {
@@ -47,8 +60,11 @@ export class RuncExecutor implements Executor {
 
   async run(spec: SandboxRun): Promise<number> {
     await mkdir(this.stateDir, { recursive: true });
-    const bundle = await mkdtemp(join(this.stateDir, 'bundle-'));
-    const id = `strata-${randomBytes(6).toString('hex')}`;
+    await reapOrphans(this.stateDir);
+    const bundle = await mkdtemp(join(this.stateDir, `bundle-${process.pid}-`));
+    // The owner's pid is in the name, so a later strata can tell a container whose owner was killed.
+    const id = `strata-${process.pid}-${randomBytes(4).toString('hex')}`;
+    const limits = spec.limits ?? DEFAULT_LIMITS;
     const bind = (m: Mount) => ({ destination: m.destination, type: 'bind', source: m.source, options: ['rbind', 'nosuid', 'nodev', m.readonly ? 'ro' : 'rw'] });
     const config = {
       ociVersion: '1.0.2',
@@ -77,6 +93,7 @@ export class RuncExecutor implements Executor {
       ],
       linux: {
         namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(spec.network === 'none' ? [{ type: 'network' }] : [])],
+        ...(cgroupsUsable() ? { resources: { pids: { limit: limits.pids }, memory: { limit: limits.memoryBytes } } } : {}),
         maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/sys/firmware'],
         readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
       },
@@ -148,7 +165,7 @@ export class EngineExecutor implements Executor {
       Env: spec.env,
       User: `${spec.uid}:${spec.gid}`,
       WorkingDir: spec.cwd,
-      HostConfig: { Binds: spec.mounts.map((m) => `${m.source}:${m.destination}:${m.readonly ? 'ro' : 'rw'}`), NetworkMode: spec.network },
+      HostConfig: { Binds: spec.mounts.map((m) => `${m.source}:${m.destination}:${m.readonly ? 'ro' : 'rw'}`), NetworkMode: spec.network, PidsLimit: (spec.limits ?? DEFAULT_LIMITS).pids, Memory: (spec.limits ?? DEFAULT_LIMITS).memoryBytes },
     });
     return this.engine.runContainer(id, process.stdout, process.stderr);
   }
@@ -169,7 +186,8 @@ export class BwrapExecutor implements Executor {
       '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(spec.network === 'none' ? ['--unshare-net'] : []),
       '--die-with-parent', '--new-session',
       '--ro-bind', this.rootfs, '/',
-      '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
+      // A sticky, world-writable /tmp, as on any Linux system (bwrap's own default is 0755).
+      '--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp',
       // Over a read-only root bwrap can only bind onto files that are there already.
       ...(spec.network === 'host' ? ['/etc/resolv.conf', '/etc/hosts'].filter((f) => existsSync(join(this.rootfs, f))).flatMap((f) => ['--ro-bind-try', f, f]) : []),
       ...spec.mounts.flatMap((m) => [m.readonly ? '--ro-bind' : '--bind', m.source, m.destination]),
@@ -178,8 +196,10 @@ export class BwrapExecutor implements Executor {
       ...spec.env.flatMap((e) => ['--setenv', e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
       '--', ...spec.args,
     ];
+    // No cgroup without root: processes are capped by RLIMIT_NPROC, which counts this user's processes.
+    const pids = (spec.limits ?? DEFAULT_LIMITS).pids;
     return new Promise<number>((resolve, reject) => {
-      const child = spawn('bwrap', args, { stdio: ['ignore', 'inherit', 'inherit'] });
+      const child = spawn('prlimit', [`--nproc=${pids}:${pids}`, '--', 'bwrap', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
       child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? 'bubblewrap is not installed (apt-get install bubblewrap); strata uses it when not run as root' : `bwrap: ${e.message}`)));
       child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     });
@@ -189,4 +209,65 @@ export class BwrapExecutor implements Executor {
 /** The daemonless sandbox for this process: runc as root, bubblewrap (rootless) otherwise. */
 export function sandboxExecutor(rootfs: string, stateDir: string): Executor {
   return process.getuid?.() === 0 ? new RuncExecutor(rootfs, stateDir) : new BwrapExecutor(rootfs);
+}
+
+let cgroups: boolean | undefined;
+
+/**
+ * Whether runc can put a container in a cgroup of its own with pids and memory limits: cgroup v2 with both
+ * controllers, or v1 with writable pids and memory hierarchies. Without them (an unprivileged container) runc would
+ * refuse to start, so the limits are left out with one warning.
+ */
+function cgroupsUsable(): boolean {
+  if (cgroups !== undefined) return cgroups;
+  const v2 = readFileSafe('/sys/fs/cgroup/cgroup.controllers');
+  const writable = (p: string) => {
+    try {
+      accessSync(p, fsc.W_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  cgroups = v2 !== undefined ? /\bpids\b/.test(v2) && /\bmemory\b/.test(v2) && writable('/sys/fs/cgroup') : writable('/sys/fs/cgroup/pids') && writable('/sys/fs/cgroup/memory');
+  if (!cgroups) process.stderr.write('Warning: no writable cgroup for pids and memory; the sandbox runs without those limits\n');
+  return cgroups;
+}
+
+function readFileSafe(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Containers whose strata was killed (SIGKILL, a crash) keep running under runc until someone stops them: each run
+ * first kills and deletes those whose owner's pid is gone, and removes their bundles.
+ */
+export async function reapOrphans(stateDir: string): Promise<string[]> {
+  const root = join(stateDir, 'runc-state');
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    names = [];
+  }
+  const reaped: string[] = [];
+  for (const id of names) {
+    const m = /^strata-(\d+)-[0-9a-f]+$/.exec(id);
+    if (!m || processAlive(Number(m[1]))) continue;
+    await new Promise<void>((resolve) => {
+      const child = spawn('runc', ['--root', root, 'delete', '--force', id], { stdio: 'ignore' });
+      child.on('error', () => resolve());
+      child.on('close', () => resolve());
+    });
+    reaped.push(id);
+  }
+  for (const b of await readdir(stateDir).catch(() => [] as string[])) {
+    const m = /^bundle-(\d+)-/.exec(b);
+    if (m && !processAlive(Number(m[1]))) await rm(join(stateDir, b), { recursive: true, force: true });
+  }
+  return reaped;
 }

@@ -13,6 +13,8 @@ export interface BuilderConfig {
   buildEnv: { name: string; value: string; suffix?: string }[];
   runImages: RunImage[];
   stack?: { id: string };
+  /** Things worth one line that do not stop the builder (a [lifecycle] strata does not use). */
+  warnings: string[];
   file: string;
 }
 
@@ -22,14 +24,20 @@ const SUFFIXES = new Set(['default', 'override', 'append', 'prepend', 'delim']);
 export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
   for (const k of Object.keys(table)) if (!KNOWN_TOP.has(k)) throw new SpecError(`${file}: unknown key "${k}"`);
   const f = new Fields(table, file);
-  const stack = f.sub('stack');
-  const build = f.sub('build');
+  const stack = f.sub('stack').only('id', 'build-image', 'run-image', 'run-image-mirrors');
+  const build = f.sub('build').only('image', 'env');
+  const warnings: string[] = [];
+  const lifecycle = f.sub('lifecycle').only('version', 'uri');
+  if (lifecycle.has('version') || lifecycle.has('uri')) {
+    warnings.push(`${file}: [lifecycle] ${lifecycle.str('version') ? `version ${lifecycle.str('version')}` : `uri ${lifecycle.str('uri')}`} is ignored: strata puts its own lifecycle (Platform API 0.12 to 0.15) into every builder`);
+  }
   const buildImage = build.str('image') ?? stack.str('build-image');
   if (!buildImage) throw new SpecError(`${file}: [build] image is required (the build image the builder extends)`);
-  const runImages = f.sub('run').list('images').map((r) => ({ image: r.reqStr('image'), mirrors: r.strArray('mirrors') ?? [] }));
+  const runImages = f.sub('run').only('images').list('images').map((r) => ({ image: r.only('image', 'mirrors').reqStr('image'), mirrors: r.strArray('mirrors') ?? [] }));
   if (!runImages.length && stack.str('run-image')) runImages.push({ image: stack.str('run-image')!, mirrors: stack.strArray('run-image-mirrors') ?? [] });
   if (!runImages.length) throw new SpecError(`${file}: [[run.images]] needs at least one image`);
   const buildpacks = f.list('buildpacks').map((b) => {
+    b.only('id', 'version', 'uri', 'image');
     const uri = b.str('uri');
     const image = b.str('image');
     const id = b.str('id');
@@ -37,10 +45,15 @@ export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
     if (!uri && !image) throw new SpecError(`${b.where}: give a uri or an image`);
     return { ...(uri ? { uri: resolveUri(uri, file) } : {}), ...(image ? { image } : {}), ...(id ? { id } : {}), ...(version ? { version } : {}) };
   });
+  for (const g of f.list('order')) {
+    g.only('group');
+    for (const e of g.list('group')) e.only('id', 'version', 'optional');
+  }
   const order = parseOrder(f.list('order'), false);
   if (!order.length) throw new SpecError(`${file}: [[order]] is required: which buildpacks to try, in which groups`);
-  const sys = f.sub('system');
+  const sys = f.sub('system').only('pre', 'post');
   const buildEnv = build.list('env').map((e) => {
+    e.only('name', 'value', 'suffix', 'delim');
     const suffix = e.str('suffix');
     if (suffix && !SUFFIXES.has(suffix)) throw new SpecError(`${e.where}: suffix "${suffix}" is not one of ${[...SUFFIXES].join(', ')}`);
     return { name: e.reqStr('name'), value: e.str('value') ?? '', ...(suffix ? { suffix } : {}) };
@@ -55,6 +68,7 @@ export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
     buildEnv,
     runImages,
     ...(stack.str('id') ? { stack: { id: stack.str('id')! } } : {}),
+    warnings,
     file,
   };
 }

@@ -1,3 +1,4 @@
+import { checkPathComponent } from '../oci/confined.js';
 import { pathExists } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { ApiVersion, buildpackApi } from './api.js';
@@ -74,6 +75,8 @@ export function parseDescriptor(table: Table, file: string, dir: string, kind: '
   const id = bp.reqStr('id');
   checkId(id, file);
   const version = bp.reqStr('version');
+  // The version names a directory (`/cnb/buildpacks/<id>/<version>`) and a file when packaged.
+  checkPathComponent(version, `${file}: [${kind}] version`);
   const order = kind === 'buildpack' ? parseOrder(top.list('order'), true) : [];
   const stacks = top.list('stacks').map((s) => ({ id: s.reqStr('id'), mixins: s.strArray('mixins') ?? [] }));
   let targets = top.list('targets').map(parseTarget);
@@ -120,5 +123,5 @@ export async function readDescriptor(dir: string, kind: 'buildpack' | 'extension
 
 /** Where a buildpack lives in a buildpacks dir: `<dir>/<escaped id>/<version>`. */
 export function descriptorDir(buildpacksDir: string, id: string, version: string): string {
-  return join(buildpacksDir, escapeId(id), version);
+  return join(buildpacksDir, checkPathComponent(escapeId(id), 'buildpack id'), checkPathComponent(version, `version of ${id}`));
 }

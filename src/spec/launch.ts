@@ -49,9 +49,8 @@ export function parseLaunch(table: Table, file: string, api: ApiVersion): Launch
       direct = p.bool('direct', false);
     } else {
       if (p.has('direct')) throw new SpecError(`${file}: process "${type}": "direct" is not allowed for Buildpack API ${api} (every process is direct)`);
-      const c = p.table.command;
-      if (typeof c === 'string') command = [c];
-      else command = p.strArray('command') ?? [];
+      if (typeof p.table.command === 'string') throw new SpecError(`${file}: process "${type}": command must be an array of strings for Buildpack API ${api} (command = ["${p.table.command}"])`);
+      command = p.strArray('command') ?? [];
       if (!command.length || !command[0]) throw new SpecError(`${file}: process "${type}" has no command`);
       direct = true;
     }

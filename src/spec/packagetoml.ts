@@ -32,6 +32,11 @@ function source(f: Fields, file: string): BuildpackSource {
   return uri ? { uri: resolveUri(uri, file) } : { image: image! };
 }
 
+function packageOs(os: string, file: string): string {
+  if (os !== 'linux' && os !== 'windows') throw new SpecError(`${file}: [platform] os "${os}" is not linux or windows`);
+  return os;
+}
+
 export function parsePackageConfig(table: Table, file: string): PackageConfig {
   for (const k of Object.keys(table)) if (!KNOWN_TOP.has(k)) throw new SpecError(`${file}: unknown key "${k}" (expected buildpack, dependencies, platform)`);
   const f = new Fields(table, file);
@@ -39,7 +44,7 @@ export function parsePackageConfig(table: Table, file: string): PackageConfig {
   return {
     buildpack: source(f.sub('buildpack'), file),
     dependencies: f.list('dependencies').map((d) => source(d, file)),
-    os: f.sub('platform').str('os') ?? 'linux',
+    os: packageOs(f.sub('platform').str('os') ?? 'linux', file),
     file,
   };
 }

@@ -79,6 +79,12 @@ export class Fields {
     throw new SpecError(`${this.where}: "${key}" must be ${expected}`);
   }
 
+  /** Refuses keys other than `known` (a typo in a config file is an error, not a silently ignored setting). */
+  only(...known: string[]): this {
+    for (const k of Object.keys(this.table)) if (!known.includes(k)) throw new SpecError(`${this.where}: unknown key "${k}" (expected ${known.join(', ')})`);
+    return this;
+  }
+
   has(key: string): boolean {
     return this.table[key] !== undefined;
   }

@@ -213,18 +213,37 @@ export class RegistryRepository implements ImageStore {
   }
 
   async getManifest(tagOrDigest = 'latest'): Promise<ParsedManifest> {
-    const res = await this.client.request({ method: 'GET', path: this.path(`manifests/${tagOrDigest}`), headers: { Accept: MANIFEST_ACCEPT } }, pullScope(this.repository));
     const where = `${this.description}${tagOrDigest.startsWith('sha256:') ? '@' : ':'}${tagOrDigest}`;
-    if (res.status === 404) {
-      res.body.resume();
-      throw new StrataError(`${where}: manifest not found`);
+    return this.readRetrying(`reading manifest ${where}`, async () => {
+      const res = await this.client.request({ method: 'GET', path: this.path(`manifests/${tagOrDigest}`), headers: { Accept: MANIFEST_ACCEPT } }, pullScope(this.repository));
+      if (res.status === 404) {
+        res.body.resume();
+        throw new StrataError(`${where}: manifest not found`);
+      }
+      if (res.status !== 200) throw await this.client.failure(res, `reading manifest ${where}`);
+      const bytes = await readBody(res, 4 << 20);
+      if (tagOrDigest.startsWith('sha256:') && sha256(bytes) !== tagOrDigest) {
+        throw new StrataError(`${where}: registry returned a manifest whose content hashes to ${sha256(bytes)}`);
+      }
+      return parseManifest(bytes, header(res, 'content-type'), where);
+    });
+  }
+
+  /**
+   * A small whole read (a manifest, a config) again from the start when its body is cut short: the request layer
+   * retries failed requests, but a response that breaks midway only a new request cures.
+   */
+  private async readRetrying<T>(what: string, read: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await read();
+      } catch (err) {
+        const cut = !(err instanceof StrataError) && isTransient(err);
+        if (!cut) throw err;
+        if (attempt >= this.client.retries) throw new StrataError(`registry ${this.client.registry}: ${what}: the answer was cut short (${errorMessage(err)}); gave up after ${attempt + 1} attempts`, 1, { cause: err });
+        await this.client.backoff(attempt);
+      }
     }
-    if (res.status !== 200) throw await this.client.failure(res, `reading manifest ${where}`);
-    const bytes = await readBody(res, 4 << 20);
-    if (tagOrDigest.startsWith('sha256:') && sha256(bytes) !== tagOrDigest) {
-      throw new StrataError(`${where}: registry returned a manifest whose content hashes to ${sha256(bytes)}`);
-    }
-    return parseManifest(bytes, header(res, 'content-type'), where);
   }
 
   /** The digest a tag points at, from a HEAD request (no manifest body moved). */
@@ -266,10 +285,12 @@ export class RegistryRepository implements ImageStore {
   }
 
   async getBlobBytes(desc: Descriptor): Promise<Buffer> {
-    const stream = await this.getBlob(desc);
-    const chunks: Buffer[] = [];
-    for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
-    return Buffer.concat(chunks);
+    return this.readRetrying(`reading blob ${desc.digest}`, async () => {
+      const stream = await this.getBlob(desc);
+      const chunks: Buffer[] = [];
+      for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
+      return Buffer.concat(chunks);
+    });
   }
 
   async hasBlob(digest: Digest): Promise<boolean> {

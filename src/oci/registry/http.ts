@@ -2,7 +2,8 @@ import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import https from 'node:https';
 import { createHash } from 'node:crypto';
 
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
+import { StrataError } from '../errors.js';
 import { pipeline } from 'node:stream/promises';
 
 export interface HttpRequest {
@@ -90,8 +91,11 @@ function sendOnce(req: HttpRequest): Promise<HttpResponse> {
     if (body === undefined) r.end();
     else if (Buffer.isBuffer(body)) r.end(body);
     else {
+      // A source that ends short of the Content-Length would leave the server waiting for the rest until a
+      // timeout; it fails at once instead.
+      const length = Number(Object.entries(req.headers ?? {}).find(([k]) => k.toLowerCase() === 'content-length')?.[1] ?? NaN);
       body()
-        .then((stream) => pipeline(stream, r))
+        .then((stream) => (Number.isFinite(length) ? pipeline(stream, exactLength(length, req.url), r) : pipeline(stream, r)))
         .catch((e: Error) => r.destroy(e));
     }
   });
@@ -116,3 +120,19 @@ export function header(res: HttpResponse, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+
+/** Passes bytes through, failing if their count differs from `length` (a short or long request body). */
+function exactLength(length: number, url: URL): Transform {
+  let n = 0;
+  return new Transform({
+    transform(c: Buffer, _e, done) {
+      n += c.length;
+      if (n > length) done(new StrataError(`request body for ${url.host} is longer than its Content-Length ${length}`));
+      else done(null, c);
+    },
+    flush(done) {
+      if (n !== length) done(new StrataError(`request body for ${url.host} ended after ${n} of ${length} bytes (its source is truncated)`));
+      else done();
+    },
+  });
+}
