@@ -153,7 +153,6 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       ...(prevMd ? { metadata: JSON.parse(JSON.stringify(prevMd)) as Record<string, unknown> } : {}),
       runImage: { reference: run.reference, image: run.name, target: runTarget(run.image, run.name) },
     });
-    if (previous && prevMd?.sbom?.sha) await extractSbomLayer(previous.image, prevMd.sbom.sha, o.image, log, layers);
     log.info(previous ? `Previous image ${previous.name}` : 'No previous image');
     log.info(`Run image ${run.reference}`);
 
@@ -182,6 +181,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     if (detected !== 0) throw new StrataError(detected === 20 ? `no buildpack in ${o.builder} detected this app (exit 20)` : `detection failed (exit ${detected})`, detected);
     const group = afterDetection(layers);
     o.phase('RESTORING');
+    // The analyzer's part that writes into /layers runs here, after detection had its turn at that dir.
+    if (previous && prevMd?.sbom?.sha) await extractSbomLayer(previous.image, prevMd.sbom.sha, o.image, log, layers);
     const r = await restore({ group, layersDir: layers, ...(prevMd ? { previous: prevMd } : {}), cache, platformApi: api, skipLayers: false, imageLayersDir: '/layers', log });
     for (const l of r.restored) log.info(`Restored ${l} from the cache`);
     await chownTree(layers, uid, gid);

@@ -9,6 +9,11 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import tar from 'tar-stream';
 import { tempDir } from '../harness/proc.js';
+import { sha256, type Digest } from '../../src/oci/digest.js';
+import { resolveImage } from '../../src/oci/image.js';
+import { MediaType } from '../../src/oci/mediatype.js';
+import { writeImage } from '../../src/oci/mutate.js';
+import type { ImageStore } from '../../src/oci/store.js';
 
 export type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device'; linkname?: string; body?: string };
 
@@ -108,3 +113,26 @@ export async function gzipBomb(mb: number): Promise<Buffer> {
 
 /** Names that reach a path when used as a buildpack id or version, a layer name or a process type. */
 export const TRAVERSAL_NAMES = ['../../../../tmp/strata-traversal', '..', '.', 'a/../../b', ''];
+
+/**
+ * Rewrites an image in `store` under `tag`: the layer with diffID `oldDiffID` becomes `tarBytes` (gzipped), and
+ * `editLabels` may change the config's labels (to point metadata at the new layer). Returns the new diffID.
+ */
+export async function replaceLayer(store: ImageStore, tag: string, oldDiffID: string, tarBytes: Buffer, editLabels?: (labels: Record<string, string>, newDiffID: string) => void): Promise<string> {
+  const { gzipSync } = await import('node:zlib');
+  const image = await resolveImage(store, tag);
+  const blob = gzipSync(tarBytes);
+  const diffID = sha256(tarBytes);
+  const desc = { mediaType: MediaType.OciLayerGzip, digest: sha256(blob), size: blob.length };
+  await store.putBlob(desc, async (start, end) => Readable.from([blob.subarray(start, end)]));
+  const i = image.config.rootfs.diff_ids.indexOf(oldDiffID as Digest);
+  assert.ok(i >= 0, `layer ${oldDiffID} is in ${tag}`);
+  const diffIds = [...image.config.rootfs.diff_ids];
+  diffIds[i] = diffID;
+  const layers = [...image.manifest.manifest.layers];
+  layers[i] = { ...desc, mediaType: layers[i]!.mediaType };
+  const labels = { ...(image.config.config?.Labels ?? {}) };
+  editLabels?.(labels, diffID);
+  await writeImage(store, { ...image.config, rootfs: { type: 'layers', diff_ids: diffIds }, config: { ...image.config.config, Labels: labels } }, { ...image.manifest.manifest, layers }, tag);
+  return diffID;
+}
