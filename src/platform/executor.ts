@@ -180,7 +180,9 @@ export class BwrapExecutor implements Executor {
 
   constructor(private readonly rootfs: string) {}
 
-  run(spec: SandboxRun): Promise<number> {
+  async run(spec: SandboxRun): Promise<number> {
+    // Over a read-only root bwrap cannot make a missing mount point; it is made in the unpacked rootfs (ours) first.
+    for (const m of spec.mounts) await mkdir(join(this.rootfs, m.destination), { recursive: true }).catch(() => undefined);
     const args = [
       '--unshare-user', '--uid', String(spec.uid), '--gid', String(spec.gid),
       '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(spec.network === 'none' ? ['--unshare-net'] : []),

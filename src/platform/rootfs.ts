@@ -24,6 +24,9 @@ export async function unpackedRootfs(image: ResolvedImage, dir: string, progress
     }
     // Mount points a sandbox needs on a read-only root, which small images may lack.
     for (const d of ['proc', 'dev', 'sys', 'tmp', 'home/cnb']) await mkdir(join(tmp, 'rootfs', d), { recursive: true }).catch(() => undefined);
+    // runc gives the tmpfs on /tmp the mode of the dir under it, whatever `mode=` says: it must be sticky and
+    // world-writable, as on any Linux system, or the build user and non-root apps cannot use it.
+    await chmod(join(tmp, 'rootfs', 'tmp'), 0o1777).catch(() => undefined);
     await chmod(join(tmp, 'rootfs'), 0o755);
   });
   return rootfs;
