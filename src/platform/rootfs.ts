@@ -20,7 +20,8 @@ export async function unpackedRootfs(image: ResolvedImage, dir: string, progress
     const layers = image.manifest.manifest.layers;
     for (const [i, desc] of layers.entries()) {
       progress?.(`Pulling and unpacking layer ${i + 1}/${layers.length} (${desc.digest.slice(7, 19)}, ${(desc.size / 1e6).toFixed(1)} MB)`);
-      await extractLayer(await image.store.getBlob(desc), join(tmp, 'rootfs'), { label: `${image.store.description} layer ${i + 1}` });
+      // The blob's digest is checked as it streams; its content must also be the diffID the config promises.
+      await extractLayer(await image.store.getBlob(desc), join(tmp, 'rootfs'), { label: `${image.store.description} layer ${i + 1}`, diffID: image.config.rootfs.diff_ids[i]! });
     }
     // Mount points a sandbox needs on a read-only root, which small images may lack.
     for (const d of ['proc', 'dev', 'sys', 'tmp', 'home/cnb']) await mkdir(join(tmp, 'rootfs', d), { recursive: true }).catch(() => undefined);

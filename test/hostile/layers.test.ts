@@ -106,3 +106,22 @@ test('limits come from the environment, with one-line errors for bad values', ()
   assert.throws(() => extractLimits({ STRATA_MAX_LAYER_BYTES: 'lots' }), /STRATA_MAX_LAYER_BYTES="lots": expected a number of bytes/);
   assert.throws(() => extractLimits({ STRATA_MAX_LAYER_RATIO: '-1' }), /STRATA_MAX_LAYER_RATIO="-1": expected a positive whole number/);
 });
+
+test('an image whose layer is not the diffID its config names is not unpacked (builder or app rootfs)', async () => {
+  const a = await arena();
+  try {
+    const { makeLayoutImage } = await import('../harness/images.js');
+    const { resolveImage } = await import('../../src/oci/image.js');
+    const { writeImage } = await import('../../src/oci/mutate.js');
+    const { unpackedRootfs } = await import('../../src/platform/rootfs.js');
+    const { layout } = await makeLayoutImage(join(a.target, 'img'), 'v1', [{ 'etc/os-release': 'ID=debian\n' }]);
+    const image = await resolveImage(layout, 'v1');
+    const forged = sha256('something else');
+    await writeImage(layout, { ...image.config, rootfs: { type: 'layers', diff_ids: [forged] } }, image.manifest.manifest, 'forged');
+    await assert.rejects(unpackedRootfs(await resolveImage(layout, 'forged'), join(a.target, 'rootfs')), /content hashes to sha256:[0-9a-f]+, not its diffID/);
+    assert.deepEqual((await readdir(join(a.target, 'rootfs'))).filter((n) => !n.endsWith('.lock')), [], 'nothing was left for a later build to use');
+    await assertOutsideUntouched(a);
+  } finally {
+    await a.cleanup();
+  }
+});

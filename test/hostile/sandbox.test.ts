@@ -2,33 +2,14 @@
 // command line must not let through to Node.js.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
-import { CNB_UID, lifecycleRoot, orderToml, writeBuildpack } from '../harness/buildpacks.js';
+import { CNB_UID, lifecycleRoot } from '../harness/buildpacks.js';
+import { probeBuilder, STRATA } from '../harness/probe.js';
 import { run, runOk, tempDir } from '../harness/proc.js';
-import { PROJECT_ROOT } from '../../src/version.js';
-
-const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
 
 /** A builder whose one buildpack runs `detect` (bash) with /out bound to a dir the test reads afterwards. */
-async function sandboxBuilder(root: string, detect: string): Promise<{ builder: string; app: string; out: string; env: NodeJS.ProcessEnv }> {
-  const images = join(root, 'images');
-  const tools = await hostToolImageFiles();
-  await makeLayoutImage(images, 'build', [tools], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
-  await makeLayoutImage(images, 'run', [tools]);
-  const bp = await writeBuildpack(join(root, 'bps'), { id: 'test/probe', detect, build: 'true' });
-  await writeFile(join(root, 'builder.toml'), `[[buildpacks]]\nuri = "${bp}"\n${orderToml([['test/probe']])}\n[build]\nimage = "oci:${images}:build"\n[[run.images]]\nimage = "oci:${images}:run"\n`);
-  const env = { ...process.env, STRATA_HOME: join(root, 'home') };
-  await runOk(STRATA, ['builder', 'create', `oci:${root}/builder:1`, '--config', join(root, 'builder.toml')], { env });
-  const app = join(root, 'app');
-  const out = join(root, 'out');
-  await mkdir(app);
-  await mkdir(out);
-  await chmod(out, 0o777);
-  await writeFile(join(app, 'x'), 'x');
-  return { builder: `oci:${root}/builder:1`, app, out, env };
-}
+const sandboxBuilder = (root: string, detect: string) => probeBuilder(root, { detect, build: 'true' });
 
 const FORK = `/cnb/lifecycle/node -e '
 const { spawn } = require("child_process");

@@ -83,3 +83,44 @@ test('when the registry keeps failing, the push fails in one line and the old ta
   }
   assert.equal((await direct.headManifest('stable'))?.digest, old.digest);
 });
+
+test('a manifest or config whose answer is cut short is read again; one that is always cut fails in one line naming it', async () => {
+  const { layout, digest } = await makeLayoutImage(join(fx.work, 'cutmf'), 'v1', [{ 'f': 'x' }]);
+  await copyImage(layout, 'v1', new RegistryClient(fx.reg.host).repository('flaky/cutmf'), 'v1');
+  let cuts = 2;
+  const proxy = await startFaultProxy(fx.reg.host, (_n, req) => (req.method === 'GET' && /\/manifests\/|\/blobs\//.test(req.url ?? '') && cuts-- > 0 ? 'cut' : undefined));
+  try {
+    const src = new RegistryClient(proxy.host, flaky).repository('flaky/cutmf');
+    const r = await copyImage(src, 'v1', await OciLayout.open(join(fx.work, 'cutmf-out'), { create: true }), 'v1');
+    assert.equal(r.digest, digest);
+    assert.equal(proxy.injected.length, 2, proxy.injected.join(', '));
+  } finally {
+    await proxy.stop();
+  }
+  const always = await startFaultProxy(fx.reg.host, (_n, req) => (req.method === 'GET' && req.url?.includes('/manifests/') ? 'cut' : undefined));
+  try {
+    const src = new RegistryClient(always.host, { ...flaky, retries: 2 }).repository('flaky/cutmf');
+    await assert.rejects(src.getManifest('v1'), (err: Error) => {
+      // Cut before or after the headers: either way the message names the manifest and says it gave up.
+      assert.match(err.message, /(reading manifest .*flaky\/cutmf:v1: the answer was cut short|\(ECONNRESET\) during GET \/v2\/flaky\/cutmf\/manifests\/v1).*; gave up after 3 attempts$/);
+      return true;
+    });
+  } finally {
+    await always.stop();
+  }
+});
+
+test('a layout blob shorter than its descriptor fails the push at once, and the tag does not move', async () => {
+  const direct = new RegistryClient(fx.reg.host).repository('flaky/short');
+  const old = await makeLayoutImage(join(fx.work, 'short-old'), 'v1', [{ 'v': 'one' }]);
+  await copyImage(old.layout, 'v1', direct, 'stable');
+  const next = await makeLayoutImage(join(fx.work, 'short'), 'v1', [{ 'big.bin': randomBytes(200_000) }]);
+  const m = await next.layout.getManifest('v1');
+  const layer = m.kind === 'manifest' ? m.manifest.layers[0]! : undefined;
+  const { truncate } = await import('node:fs/promises');
+  await truncate(next.layout.blobPath(layer!.digest), 1000);
+  const started = Date.now();
+  await assert.rejects(copyImage(next.layout, 'v1', direct, 'stable'), /blob sha256:[0-9a-f]+ is 1000 bytes, shorter than the \d+ its descriptor says \(truncated\)/);
+  assert.ok(Date.now() - started < 10_000, 'it failed at once, not at a timeout');
+  assert.equal((await direct.headManifest('stable'))?.digest, old.digest);
+});

@@ -120,7 +120,7 @@ export class RegistryClient {
       try {
         res = await send({ ...req, url, headers, tls: this.tls(), timeoutMs: req.timeoutMs ?? this.options.timeoutMs });
       } catch (err) {
-        const e = this.networkError(err);
+        const e = this.networkError(err, `${req.method} ${url.pathname}`);
         if (e.transient && attempt >= retries && retries > 0) throw new StrataError(`${e.message}; gave up after ${attempt + 1} attempts`, 1, { cause: err });
         if (!e.transient || attempt >= retries) throw e;
         await this.backoff(attempt++);
@@ -143,10 +143,12 @@ export class RegistryClient {
     }
   }
 
-  networkError(err: unknown): StrataError {
+  /** A failure below HTTP, as one line; `during` names the request when the registry answered others (a reset). */
+  networkError(err: unknown, during?: string): StrataError {
     if (err instanceof StrataError) return err;
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    const hint = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? ': is it running and is the address right?' : '';
+    const unreachable = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+    const hint = unreachable ? ': is it running and is the address right?' : during ? ` during ${during}` : '';
     const tls = /certificate|self.signed|SSL|EPROTO/i.test(`${code} ${errorMessage(err)}`) ? ' (TLS problem: use --insecure-registry for a registry without valid HTTPS)' : '';
     return new StrataError(`cannot reach registry ${this.registry} (${code || errorMessage(err)})${hint}${tls}`, 1, { cause: err, transient: isTransient(err) });
   }

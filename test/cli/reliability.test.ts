@@ -1,0 +1,133 @@
+// Builds that run side by side, builds that are killed, and exit codes that must reach the caller.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { probeBuilder, STRATA } from '../harness/probe.js';
+import { run, runOk, tempDir } from '../harness/proc.js';
+import { startRegistry } from '../harness/registry.js';
+import { startFaultProxy } from '../harness/faultproxy.js';
+
+test('parallel builds of one builder not yet unpacked all succeed, and parallel builds of one image all save their cache', { timeout: 300_000 }, async () => {
+  const t = await tempDir('strata-parallel-');
+  try {
+    const p = await probeBuilder(t.path, {});
+    const many = await Promise.all(Array.from({ length: 8 }, (_, i) => run(STRATA, ['build', `par-${i}`, '--builder', p.builder, '--path', p.app], { env: p.env })));
+    for (const [i, r] of many.entries()) assert.equal(r.code, 0, `build ${i}: ${r.stderr}${r.stdout}`);
+    assert.equal((await readdir(join(t.path, 'home', 'rootfs'))).filter((n) => !n.endsWith('.lock')).length, 1, 'the builder was unpacked once');
+    const same = await Promise.all(Array.from({ length: 6 }, () => run(STRATA, ['build', 'same', '--builder', p.builder, '--path', p.app], { env: p.env })));
+    for (const r of same) {
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.doesNotMatch(r.stdout + r.stderr, /was not saved/);
+    }
+    const cacheDirs = await readdir(join(t.path, 'home', 'cache', 'builds'));
+    assert.equal(cacheDirs.length, 2 + 8 - 1, 'one cache per image');
+    for (const d of cacheDirs) assert.deepEqual((await readdir(join(t.path, 'home', 'cache', 'builds', d))).filter((n) => n !== 'committed'), [], `no staging left in ${d}`);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('a build killed with SIGKILL mid-build leaves nothing that outlives the next run: its container and build dir go', { timeout: 180_000 }, async () => {
+  const t = await tempDir('strata-killed-');
+  try {
+    const p = await probeBuilder(t.path, { build: `if [ -n "\${HANG:-}" ]; then echo started > /out/started; busybox sleep 120; fi\nmkdir -p "$1/l"; printf '[types]\\nlaunch = true\\n' > "$1/l.toml"` });
+    const child = spawn(STRATA, ['build', 'killed', '--builder', p.builder, '--path', p.app, '--env', 'HANG=1', '--volume', `${p.out}:/out:rw`], { env: p.env, stdio: 'ignore' });
+    for (let i = 0; i < 600 && !(await stat(join(p.out, 'started')).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await stat(join(p.out, 'started')), 'the build reached bin/build');
+    // bin/strata execs node, so the child's pid is strata's own.
+    process.kill(child.pid!, 'SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    const state = join(t.path, 'home', 'run', 'runc-state');
+    const running = async () => (await readdir(state).catch(() => [] as string[])).filter((n) => n.startsWith('strata-'));
+    assert.equal((await running()).length, 1, 'the killed build left its container running');
+    assert.equal((await readdir(join(t.path, 'home', 'builds'))).length, 1, 'and its build dir');
+    const next = await run(STRATA, ['build', 'next', '--builder', p.builder, '--path', p.app], { env: p.env });
+    assert.equal(next.code, 0, next.stderr + next.stdout);
+    assert.deepEqual(await running(), [], 'the orphaned container was killed and deleted');
+    assert.deepEqual(await readdir(join(t.path, 'home', 'builds')), [], 'the dead build dir was removed');
+    assert.deepEqual((await readdir(join(t.path, 'home', 'run'))).filter((n) => n.startsWith('bundle-')), []);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('strata run passes on the app\'s exit code; an unknown --process or a failing runtime is one line and non-zero', { timeout: 120_000 }, async () => {
+  const t = await tempDir('strata-run-');
+  try {
+    const p = await probeBuilder(t.path, {
+      build: `mkdir -p "$1/l"; printf '[types]\\nlaunch = true\\n' > "$1/l.toml"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "exit 3"]\\ndefault = true\\n[[processes]]\\ntype = "ok"\\ncommand = ["bash", "-c", "echo fine"]\\n' > "$1/launch.toml"`,
+    });
+    await runOk(STRATA, ['build', 'exits', '--builder', p.builder, '--path', p.app], { env: p.env });
+    const three = await run(STRATA, ['run', 'exits'], { env: p.env });
+    assert.equal(three.code, 3);
+    const ok = await run(STRATA, ['run', 'exits', '--process', 'ok'], { env: p.env });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /fine/);
+    const unknown = await run(STRATA, ['run', 'exits', '--process', 'nope'], { env: p.env });
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.stderr.trim(), 'strata: error: --process nope: exits has no such process (it has ok, web)');
+    const broken = await run(STRATA, ['run', 'exits', '--', '/no/such/program'], { env: p.env });
+    assert.notEqual(broken.code, 0);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('bad input is one line naming the file or flag: ports, --volume, builder.toml, package.toml, a buildpack without bin/detect, env-file lines', { timeout: 120_000 }, async () => {
+  const t = await tempDir('strata-bad-');
+  try {
+    const env = { ...process.env, STRATA_HOME: join(t.path, 'home') };
+    const one = (r: { code: number; stderr: string }, re: RegExp) => {
+      assert.notEqual(r.code, 0);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr.trim(), re);
+    };
+    one(await run(STRATA, ['image', 'copy', `oci:${t.path}/x:1`, '127.0.0.1:99999/x:1'], { env }), /^strata: error: invalid image reference "127\.0\.0\.1:99999\/x:1": port 99999 is out of range/);
+    await mkdir(join(t.path, 'app'));
+    one(await run(STRATA, ['build', 'x', '--path', join(t.path, 'app'), '--volume', '/nonexistent-dir:/mnt'], { env }), /^strata: error: --volume "\/nonexistent-dir:\/mnt": \/nonexistent-dir does not exist$/);
+    const bp = join(t.path, 'bp');
+    await mkdir(join(bp, 'bin'), { recursive: true });
+    const { writeFile, chmod } = await import('node:fs/promises');
+    await writeFile(join(bp, 'buildpack.toml'), 'api = "0.10"\n[buildpack]\nid = "test/nodetect"\nversion = "1.0.0"\n');
+    await writeFile(join(bp, 'bin', 'build'), '#!/bin/sh\n');
+    await chmod(join(bp, 'bin', 'build'), 0o755);
+    await writeFile(join(t.path, 'package.toml'), `[buildpack]\nuri = "${bp}"\n`);
+    one(await run(STRATA, ['buildpack', 'package', `oci:${t.path}/pkg:1`, '--config', join(t.path, 'package.toml')], { env }), /buildpack\.toml: test\/nodetect@1\.0\.0 has no bin\/detect/);
+    await writeFile(join(t.path, 'plan9.toml'), `[buildpack]\nuri = "${bp}"\n[platform]\nos = "plan9"\n`);
+    one(await run(STRATA, ['buildpack', 'package', `oci:${t.path}/pkg:1`, '--config', join(t.path, 'plan9.toml')], { env }), /plan9\.toml: \[platform\] os "plan9" is not linux or windows$/);
+    await writeFile(join(t.path, 'builder.toml'), `[[buildpacks]]\nuri = "${bp}"\n[[order]]\n[[order.group]]\nid = "x"\n[build]\nimage = "oci:${t.path}/b:1"\nimagee = "typo"\n[[run.images]]\nimage = "r"\n`);
+    one(await run(STRATA, ['builder', 'create', `oci:${t.path}/builder:1`, '--config', join(t.path, 'builder.toml')], { env }), /builder\.toml \[build\]: unknown key "imagee" \(expected image, env\)$/);
+    await writeFile(join(t.path, 'builder2.toml'), `[[buildpacks]]\nuri = "${bp}"\n[[order]]\n[[order.group]]\nid = "x"\nversoin = "1"\n[build]\nimage = "oci:${t.path}/b:1"\n[[run.images]]\nimage = "r"\n`);
+    one(await run(STRATA, ['builder', 'create', `oci:${t.path}/builder:1`, '--config', join(t.path, 'builder2.toml')], { env }), /unknown key "versoin"/);
+    await writeFile(join(t.path, 'lines.env'), 'GOOD=1\nNOT_SET_ANYWHERE_12345\n');
+    const lines = await run(STRATA, ['build', 'x', '--env-file', join(t.path, 'lines.env'), '--path', join(t.path, 'app'), '--builder', `oci:${t.path}/nobuilder:1`], { env });
+    assert.match(lines.stderr, /Warning: --env-file .*lines\.env line 2: NOT_SET_ANYWHERE_12345 has no "=" and is not set in this environment; left out/);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('build --publish whose previous image cannot be read (every answer cut short) fails in one line instead of building cold', { timeout: 120_000 }, async () => {
+  const t = await tempDir('strata-prev-');
+  const reg = await startRegistry();
+  try {
+    const p = await probeBuilder(t.path, {});
+    const first = await run(STRATA, ['build', `${reg.host}/prev/app:1`, '--builder', p.builder, '--path', p.app, '--publish'], { env: p.env });
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    const proxy = await startFaultProxy(reg.host, (_n, req) => (req.method === 'GET' && req.url?.includes('/manifests/') ? 'cut' : undefined));
+    try {
+      const second = await run(STRATA, ['build', `${proxy.host}/prev/app:1`, '--builder', p.builder, '--path', p.app, '--publish'], { env: p.env });
+      assert.notEqual(second.code, 0);
+      assert.doesNotMatch(second.stdout, /No previous image/);
+      assert.match(second.stderr.trim(), /^strata: error: previous image 127\.0\.0\.1:\d+\/prev\/app:1 cannot be read: .*gave up after \d+ attempts$/);
+    } finally {
+      await proxy.stop();
+    }
+  } finally {
+    await reg.stop();
+    await t.cleanup();
+  }
+});
