@@ -1,4 +1,4 @@
-import { StrataError } from '../oci/errors.js';
+import { NotFoundError, StrataError } from '../oci/errors.js';
 import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import { Reference } from '../oci/reference.js';
 import { layoutTarget, openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
@@ -28,7 +28,7 @@ export async function openImage(name: string, options: StoreOptions, log?: Logge
     const reference = target.kind === 'registry' ? `${target.ref.name}@${image.manifest.digest}` : `oci:${target.kind === 'layout' ? target.dir : name}@${image.manifest.digest}`;
     return { name, image, reference };
   } catch (err) {
-    if (err instanceof StrataError && /not found|no such|not an OCI image layout|no image for/.test(err.message)) return undefined;
+    if (err instanceof NotFoundError) return undefined;
     log?.debug(`${name}: ${err instanceof Error ? err.message : String(err)}`);
     throw err;
   }

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { mkdtemp } from 'node:fs/promises';
 import { withLabels } from '../oci/config.js';
-import { StrataError } from '../oci/errors.js';
+import { NotFoundError, StrataError } from '../oci/errors.js';
 import { decompressIfGzip } from '../oci/extract.js';
 import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import type { Descriptor } from '../oci/manifest.js';
@@ -182,7 +182,7 @@ export class ImageCache implements Cache {
       try {
         this.previous = await resolveImage(this.store, this.tag);
       } catch (err) {
-        if (!(err instanceof StrataError && /not found/.test(err.message))) this.log.warn(`cache image ${this.description}: ${err instanceof Error ? err.message : String(err)}; starting with an empty cache`);
+        if (!(err instanceof NotFoundError)) this.log.warn(`cache image ${this.description}: ${err instanceof Error ? err.message : String(err)}; starting with an empty cache`);
         this.previous = null;
       }
     }

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants as C, fstatSync, lstatSync, openSync, readdirSync, readlinkSync } from 'node:fs';
-import { at, type ConfinedDir } from '../oci/confined.js';
-
-const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+import { closeSync, fstatSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { at, openDirAt, type ConfinedDir } from '../oci/confined.js';
 
 /**
  * What a layer dir looks like from its inodes alone: every path with its type, mode, owner, size, inode, link
@@ -19,7 +17,7 @@ export function fingerprint(layers: ConfinedDir, rel: string): string {
       h.update(`${relPath}/${name}\0${st.mode}\0${st.uid}:${st.gid}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
       if (st.isSymbolicLink()) h.update(`${readlinkSync(p)}\0`);
       if (st.isDirectory()) {
-        const fd = openSync(p, DIR_FLAGS);
+        const fd = openDirAt(dirFd, name);
         try {
           walk(fd, `${relPath}/${name}`);
         } finally {

@@ -33,6 +33,16 @@ const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
 const READ_FLAGS = C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK;
 const CHUNK = 1 << 20;
 
+/** Opens `name` in the directory `dirFd` as a directory, refusing a link (ELOOP/ENOTDIR); the caller closes it. */
+export function openDirAt(dirFd: number, name: string): number {
+  return openSync(at(dirFd, name), DIR_FLAGS);
+}
+
+/** Opens a path the caller trusts up to its last component, which must be a real directory. */
+export function openDirNoFollow(path: string): number {
+  return openSync(path, DIR_FLAGS);
+}
+
 /** `name` inside the directory open as `fd`, as a path the kernel resolves from that descriptor. */
 export function at(fd: number, name = '.'): string {
   return `/proc/self/fd/${fd}/${name}`;
@@ -422,7 +432,7 @@ export function copyTreeOut(src: ConfinedDir, rel: string, dest: string, options
       const p = at(dirFd, name);
       const st = lstatSync(p);
       if (st.isDirectory()) {
-        const fd = openSync(p, DIR_FLAGS);
+        const fd = openDirAt(dirFd, name);
         try {
           walk(fd, `${to}/${name}`, st.mode & 0o7777);
         } finally {

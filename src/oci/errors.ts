@@ -11,6 +11,9 @@ export class StrataError extends Error {
   }
 }
 
+/** The thing asked for does not exist (a manifest, a tag, a layout): callers may treat that as "none". */
+export class NotFoundError extends StrataError {}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

@@ -1,5 +1,5 @@
 import { parseConfig, type ImageConfig } from './config.js';
-import { StrataError } from './errors.js';
+import { NotFoundError, StrataError } from './errors.js';
 import { hostPlatform, selectPlatform, type ParsedManifest, type PlatformWanted, type ImageManifest } from './manifest.js';
 import type { ImageStore } from './store.js';
 
@@ -21,7 +21,7 @@ export async function resolveImage(store: ImageStore, tagOrDigest?: string, plat
     const chosen = selectPlatform(top.index, platform);
     if (!chosen) {
       const have = top.index.manifests.map((d) => (d.platform ? `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}` : '?')).join(', ');
-      throw new StrataError(`${store.description}: no image for ${platform.os}/${platform.architecture} in its index (has: ${have || 'none'})`);
+      throw new NotFoundError(`${store.description}: no image for ${platform.os}/${platform.architecture} in its index (has: ${have || 'none'})`);
     }
     top = await store.getManifest(chosen.digest);
     if (top.kind !== 'manifest') throw new StrataError(`${store.description}: nested index at ${chosen.digest} is not supported`);

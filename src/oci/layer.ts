@@ -1,9 +1,9 @@
-import { closeSync, constants as fsc, createWriteStream, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, type Writable } from 'node:stream';
-import { at, type ConfinedDir } from './confined.js';
+import { at, openDirAt, openDirNoFollow, type ConfinedDir } from './confined.js';
 import { DigestStream, type Digest } from './digest.js';
 import { StrataError } from './errors.js';
 import { MediaType } from './mediatype.js';
@@ -77,12 +77,10 @@ export function parentPaths(path: string): string[] {
 /** A tree's root: a trusted path, or a directory inside a confined root (reached without following any link). */
 export type TreeRoot = string | { dir: ConfinedDir; rel: string };
 
-const DIR_FLAGS = fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW;
-
 function openTreeRoot(root: TreeRoot): { fd: number; display: string } {
   if (typeof root !== 'string') return { fd: root.dir.openDir(root.rel), display: root.dir.pathOf(root.rel) };
   try {
-    return { fd: openSync(root, DIR_FLAGS), display: root };
+    return { fd: openDirNoFollow(root), display: root };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new StrataError(code === 'ENOENT' ? `${root}: no such directory` : `${root}: not a directory`, 1, { cause: err });
@@ -118,7 +116,7 @@ export async function* treeEntries(root: TreeRoot, options: TreeOptions = {}): A
       if (st.isDirectory()) {
         let child: number;
         try {
-          child = openSync(abs, DIR_FLAGS);
+          child = openDirAt(dirFd, name);
         } catch (err) {
           throw new StrataError(`${display}/${relPath} changed while being read (${(err as NodeJS.ErrnoException).code ?? 'gone'}); refused`, 1, { cause: err });
         }

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VerifyingStream, digestHex, isDigest, sha256, type Digest } from './digest.js';
-import { StrataError } from './errors.js';
+import { NotFoundError, StrataError } from './errors.js';
 import { tempSibling, withLock, writeFileAtomic } from './fsutil.js';
 import { parseManifest, type Descriptor, type ImageIndex, type ParsedManifest } from './manifest.js';
 import { MediaType } from './mediatype.js';
@@ -33,7 +33,7 @@ export class OciLayout implements ImageStore {
     const marker = join(layout.root, 'oci-layout');
     const exists = await access(marker).then(() => true, () => false);
     if (!exists) {
-      if (!options.create) throw new StrataError(`oci:${root}: not an OCI image layout (no oci-layout file)`);
+      if (!options.create) throw new NotFoundError(`oci:${root}: not an OCI image layout (no oci-layout file)`);
       await mkdir(join(layout.root, 'blobs', 'sha256'), { recursive: true });
       await writeFileAtomic(marker, JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }));
       if (!(await access(join(layout.root, 'index.json')).then(() => true, () => false))) {
@@ -60,7 +60,7 @@ export class OciLayout implements ImageStore {
     try {
       text = await readFile(path, 'utf8');
     } catch {
-      throw new StrataError(`${this.description}: index.json is missing`);
+      throw new NotFoundError(`${this.description}: index.json is missing`);
     }
     const parsed = parseManifest(Buffer.from(text), MediaType.OciIndex, `${this.description} index.json`);
     if (parsed.kind !== 'index') throw new StrataError(`${this.description}: index.json is not an image index`);
@@ -80,7 +80,7 @@ export class OciLayout implements ImageStore {
     } else {
       found = index.manifests.find((d) => d.annotations?.[REF_NAME] === want);
     }
-    if (!found) throw new StrataError(`${this.description}: no image "${want ?? ''}" in ${this.root}/index.json`);
+    if (!found) throw new NotFoundError(`${this.description}: no image "${want ?? ''}" in ${this.root}/index.json`);
     return found;
   }
 

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VerifyingStream, sha256, type Digest } from '../digest.js';
-import { StrataError, errorMessage, isTransient, sleep } from '../errors.js';
+import { NotFoundError, StrataError, errorMessage, isTransient, sleep } from '../errors.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from '../manifest.js';
 import { MANIFEST_ACCEPT } from '../mediatype.js';
 import { isLoopbackRegistry, registryApiHost } from '../reference.js';
@@ -220,7 +220,7 @@ export class RegistryRepository implements ImageStore {
       const res = await this.client.request({ method: 'GET', path: this.path(`manifests/${tagOrDigest}`), headers: { Accept: MANIFEST_ACCEPT } }, pullScope(this.repository));
       if (res.status === 404) {
         res.body.resume();
-        throw new StrataError(`${where}: manifest not found`);
+        throw new NotFoundError(`${where}: manifest not found`);
       }
       if (res.status !== 200) throw await this.client.failure(res, `reading manifest ${where}`);
       const bytes = await readBody(res, 4 << 20);
@@ -447,7 +447,7 @@ export class RegistryRepository implements ImageStore {
       const res: HttpResponse = await this.client.request({ method: 'GET', path: next }, pullScope(this.repository));
       if (res.status === 404) {
         res.body.resume();
-        throw new StrataError(`${this.description}: repository not found`);
+        throw new NotFoundError(`${this.description}: repository not found`);
       }
       if (res.status !== 200) throw await this.client.failure(res, `listing tags of ${this.description}`);
       const body = JSON.parse((await readBody(res)).toString('utf8')) as { tags?: string[] | null };
