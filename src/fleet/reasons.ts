@@ -1,3 +1,5 @@
+import { canonical } from './canonical.js';
+
 /**
  * Why an image needs a build: the old state (its past builds) and the new state (what its source, config and builder
  * resolve to now) in, reasons with old → new out. Pure, as kpack's buildchange is, so every rule is a table test.
@@ -69,18 +71,6 @@ export interface DecideInput {
 }
 
 const key = (b: BuildpackRef): string => `${b.id}@${b.version}`;
-
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v as Record<string, unknown>)
-      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
 
 export function sameInputs(a: BuildInputs, b: BuildInputs): boolean {
   const norm = (x: BuildInputs) => canonical({ ...x, buildpacks: [...x.buildpacks].map(key).sort() });

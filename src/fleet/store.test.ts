@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { tempDir } from '../../test/harness/proc.js';
+import { openEmbedded } from './db/embedded.js';
+import { parseManifestText } from './manifests.js';
+import type { BuildInputs } from './reasons.js';
+import { FleetStore } from './store.js';
+
+const inputs: BuildInputs = { config: { env: [], source: { registry: { image: 'r/src' } } }, builder: 'r/b@sha256:1', buildpacks: [], runImage: 'r/run@sha256:1', lifecycle: '0.1.0' };
+const image = (name: string, tag = `r/${name}`) => `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: ${name}}\nspec:\n  tag: ${tag}\n  builder: {kind: ClusterBuilder, name: b}\n  source: {registry: {image: r/src}}\n`;
+
+test('the store: resources by generation, one active build per image, claims, history limits, logs; all after a reopen', async () => {
+  const t = await tempDir('strata-store-');
+  try {
+    const dir = join(t.path, 'db');
+    let store = new FleetStore(await openEmbedded(dir));
+    await store.migrate();
+    const docs = parseManifestText(`${image('a')}---\n${image('b')}`, 'f.yaml').map((p) => p.resource);
+    assert.deepEqual((await store.apply(docs)).map((o) => o.outcome), ['created', 'created']);
+    assert.deepEqual((await store.apply(docs)).map((o) => o.outcome), ['unchanged', 'unchanged']);
+    const changed = parseManifestText(image('a', 'r/a2'), 'f.yaml').map((p) => p.resource);
+    assert.deepEqual((await store.apply(changed)).map((o) => o.outcome), ['configured']);
+    assert.equal((await store.get({ kind: 'Image', namespace: 'default', name: 'a' }))!.generation, 2);
+
+    const b1 = await store.createBuild({ namespace: 'default', image: 'a', kind: 'build', reasons: 'CONFIG', changes: [], inputs, tags: ['r/a2'], priority: 1 });
+    assert.equal(b1?.number, 1);
+    assert.equal(await store.createBuild({ namespace: 'default', image: 'a', kind: 'build', reasons: 'CONFIG', changes: [], inputs, tags: [], priority: 1 }), undefined, 'a second active build is refused');
+    const claimed = await store.claim('w1');
+    assert.equal(claimed?.number, 1);
+    assert.equal(claimed?.status, 'running');
+    assert.equal(await store.claim('w2'), undefined);
+    await store.appendLog(claimed!, 0, 'line one\n');
+    await store.appendLog(claimed!, 1, 'line two\n');
+    await store.finish(claimed!, 'succeeded', { result: { image: 'r/a2@sha256:9', usedBuildpacks: [{ id: 'x', version: '1' }] } });
+    for (let n = 2; n <= 6; n++) {
+      const b = await store.createBuild({ namespace: 'default', image: 'a', kind: 'rebase', reasons: 'STACK', changes: [], inputs, tags: [], priority: 0 });
+      assert.equal(b?.number, n);
+      await store.claim('w1');
+      await store.finish(b!, n % 2 ? 'failed' : 'succeeded', { message: 'x' });
+    }
+    const running = await store.createBuild({ namespace: 'default', image: 'b', kind: 'build', reasons: 'CONFIG', changes: [], inputs, tags: [], priority: 1 });
+    await store.claim('w9');
+    await store.close();
+
+    // Everything survives a reopen; a build left running by a dead worker becomes interrupted.
+    store = new FleetStore(await openEmbedded(dir));
+    await store.migrate();
+    assert.equal(await store.interruptRunning(), 1);
+    assert.equal((await store.build('default', 'b', running!.number))!.status, 'interrupted');
+    const latest = await store.latestBuilds();
+    assert.equal(latest.get('default/a')!.latest!.number, 6);
+    assert.equal(latest.get('default/a')!.lastSuccess!.number, 6);
+    assert.equal(latest.get('default/b')!.lastSuccess, undefined);
+    assert.deepEqual(await store.readLog({ namespace: 'default', image: 'a', number: 1 }, 1), [{ seq: 1, text: 'line two\n' }]);
+    assert.equal(await store.pruneHistory('default', 'a', 2, 1), 3);
+    assert.deepEqual((await store.builds({ image: 'a' })).map((b) => `${b.number}:${b.status}`), ['6:succeeded', '5:failed', '4:succeeded']);
+    assert.ok(await store.trigger('default', 'a'));
+    assert.ok((await store.get({ kind: 'Image', namespace: 'default', name: 'a' }))!.triggeredAt);
+    assert.deepEqual(await store.delete([{ kind: 'Image', namespace: 'default', name: 'a' }, { kind: 'Image', namespace: 'default', name: 'zz' }]), ['Image/default/a']);
+    assert.deepEqual(await store.builds({ image: 'a' }), []);
+    await store.close();
+  } finally {
+    await t.cleanup();
+  }
+});
