@@ -9,6 +9,7 @@ import { registerBuildCommand } from './build.js';
 import { registerRunCommand } from './run.js';
 import { registerAppCommands } from './app.js';
 import { registerConfigCommand } from './config.js';
+import { registerFleetCommands } from './fleet.js';
 import { reportError } from './output.js';
 
 export function buildProgram(): Command {
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerRunCommand(program);
   registerAppCommands(program);
   registerConfigCommand(program);
+  registerFleetCommands(program);
   return program;
 }
 

@@ -22,6 +22,8 @@ export interface RegistryAuth {
   tls?: { certificate: string; key: string; address: string };
   htpasswd?: string;
   token?: { realm: string; service: string; issuer: string; rootcertbundle: string };
+  /** URLs the registry POSTs its push notifications to (`notifications.endpoints`), e.g. a fleet's webhook. */
+  notify?: string[];
 }
 
 /** A free loopback TCP port (bound and released). */
@@ -35,6 +37,11 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+function notifications(urls: string[]): string {
+  if (!urls.length) return '';
+  return `notifications:\n  endpoints:\n${urls.map((u, i) => `    - name: endpoint${i}\n      url: ${u}\n      timeout: 2s\n      threshold: 10\n      backoff: 200ms\n`).join('')}`;
 }
 
 /**
@@ -69,7 +76,7 @@ storage:
     enabled: true
 http:
   addr: ${auth.tls?.address ?? '127.0.0.1'}:${port}
-${auth.tls ? `  tls:\n    certificate: ${auth.tls.certificate}\n    key: ${auth.tls.key}\n` : ''}${authYaml}`;
+${auth.tls ? `  tls:\n    certificate: ${auth.tls.certificate}\n    key: ${auth.tls.key}\n` : ''}${authYaml}${notifications(auth.notify ?? [])}`;
   const configPath = join(dir.path, 'config.yml');
   await writeFile(configPath, config);
   const logPath = join(dir.path, 'registry.log');

@@ -79,7 +79,8 @@ export type Resource =
   | { meta: Meta & { kind: 'ClusterBuilder' | 'Builder' }; spec: BuilderSpec }
   | { meta: Meta & { kind: 'Image' }; spec: ImageSpec };
 
-export type ResourceOf<K extends Kind> = Extract<Resource, { meta: { kind: K } }>;
+/** The resource type of a kind (Builder and ClusterBuilder share one shape). */
+export type ResourceOf<K extends Kind> = Resource extends infer R ? (R extends { meta: { kind: infer X } } ? ([Extract<X, K>] extends [never] ? never : R) : never) : never;
 
 /** A resource as parsed, with the warnings it earned (fields accepted and ignored off Kubernetes). */
 export interface Parsed {

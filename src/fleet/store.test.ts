@@ -23,9 +23,10 @@ test('the store: resources by generation, one active build per image, claims, hi
     assert.deepEqual((await store.apply(changed)).map((o) => o.outcome), ['configured']);
     assert.equal((await store.get({ kind: 'Image', namespace: 'default', name: 'a' }))!.generation, 2);
 
-    const b1 = await store.createBuild({ namespace: 'default', image: 'a', kind: 'build', reasons: 'CONFIG', changes: [], inputs, tags: ['r/a2'], priority: 1 });
+    const b1 = await store.createBuild({ namespace: 'default', image: 'a', kind: 'build', reasons: 'CONFIG', changes: [], inputs, priority: 1 }, (n) => [`r/a2:b${n}`]);
     assert.equal(b1?.number, 1);
-    assert.equal(await store.createBuild({ namespace: 'default', image: 'a', kind: 'build', reasons: 'CONFIG', changes: [], inputs, tags: [], priority: 1 }), undefined, 'a second active build is refused');
+    assert.deepEqual(b1?.tags, ['r/a2:b1']);
+    assert.equal(await store.createBuild({ namespace: 'default', image: 'a', kind: 'build', reasons: 'CONFIG', changes: [], inputs, priority: 1 }, () => []), undefined, 'a second active build is refused');
     const claimed = await store.claim('w1');
     assert.equal(claimed?.number, 1);
     assert.equal(claimed?.status, 'running');
@@ -34,12 +35,12 @@ test('the store: resources by generation, one active build per image, claims, hi
     await store.appendLog(claimed!, 1, 'line two\n');
     await store.finish(claimed!, 'succeeded', { result: { image: 'r/a2@sha256:9', usedBuildpacks: [{ id: 'x', version: '1' }] } });
     for (let n = 2; n <= 6; n++) {
-      const b = await store.createBuild({ namespace: 'default', image: 'a', kind: 'rebase', reasons: 'STACK', changes: [], inputs, tags: [], priority: 0 });
+      const b = await store.createBuild({ namespace: 'default', image: 'a', kind: 'rebase', reasons: 'STACK', changes: [], inputs, priority: 0 }, () => []);
       assert.equal(b?.number, n);
       await store.claim('w1');
       await store.finish(b!, n % 2 ? 'failed' : 'succeeded', { message: 'x' });
     }
-    const running = await store.createBuild({ namespace: 'default', image: 'b', kind: 'build', reasons: 'CONFIG', changes: [], inputs, tags: [], priority: 1 });
+    const running = await store.createBuild({ namespace: 'default', image: 'b', kind: 'build', reasons: 'CONFIG', changes: [], inputs, priority: 1 }, () => []);
     await store.claim('w9');
     await store.close();
 

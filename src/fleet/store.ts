@@ -1,7 +1,7 @@
 import { canonical } from './canonical.js';
 import type { SqlClient } from './db/sql.js';
 import type { BuildInputs, BuildpackRef, BuildStatus, Change, PastBuild } from './reasons.js';
-import { resourceKey, type Kind, type Meta, type Resource } from './resources.js';
+import { resourceKey, type Kind, type Meta, type Resource, type ResourceOf } from './resources.js';
 
 /**
  * The fleet's state behind one interface: declared resources with what they resolved to, and build records with
@@ -236,14 +236,14 @@ export class FleetStore {
     });
   }
 
-  async list<K extends Kind>(kind?: K): Promise<StoredResource<Extract<Resource, { meta: { kind: K } }>>[]> {
+  async list<K extends Kind>(kind?: K): Promise<StoredResource<ResourceOf<K>>[]> {
     const rows = kind ? await this.sql.query(`SELECT * FROM resources WHERE kind = $1 ORDER BY namespace, name`, [kind]) : await this.sql.query(`SELECT * FROM resources ORDER BY kind, namespace, name`);
-    return rows.map(toResource) as StoredResource<Extract<Resource, { meta: { kind: K } }>>[];
+    return rows.map(toResource) as StoredResource<ResourceOf<K>>[];
   }
 
-  async get<K extends Kind>(m: { kind: K; namespace: string; name: string }): Promise<StoredResource<Extract<Resource, { meta: { kind: K } }>> | undefined> {
+  async get<K extends Kind>(m: { kind: K; namespace: string; name: string }): Promise<StoredResource<ResourceOf<K>> | undefined> {
     const rows = await this.sql.query(`SELECT * FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3`, [m.kind, m.namespace, m.name]);
-    return rows[0] ? (toResource(rows[0]) as StoredResource<Extract<Resource, { meta: { kind: K } }>>) : undefined;
+    return rows[0] ? (toResource(rows[0]) as StoredResource<ResourceOf<K>>) : undefined;
   }
 
   async setStatus(m: Pick<Meta, 'kind' | 'namespace' | 'name'>, status: ResourceStatus): Promise<void> {
@@ -271,6 +271,11 @@ export class FleetStore {
     return rows[0] ? toBuild(rows[0]) : undefined;
   }
 
+  async lastSucceeded(namespace: string, image: string): Promise<BuildRecord | undefined> {
+    const rows = await this.sql.query(`SELECT * FROM builds WHERE namespace = $1 AND image = $2 AND status = 'succeeded' ORDER BY number DESC LIMIT 1`, [namespace, image]);
+    return rows[0] ? toBuild(rows[0]) : undefined;
+  }
+
   /** The newest build, and the newest succeeded one, of every image at once: what a reconcile decides from. */
   async latestBuilds(): Promise<Map<string, { latest?: BuildRecord; lastSuccess?: BuildRecord }>> {
     const rows = await this.sql.query(
@@ -291,20 +296,23 @@ export class FleetStore {
   }
 
   /**
-   * Adds a pending build with the next number; undefined when the image already has one pending or running (the
-   * unique index decides, so two reconcilers on two machines cannot both add one).
+   * Adds a pending build with the next number (its tags may depend on it); undefined when the image already has one
+   * pending or running. The unique index decides, so two reconcilers on two machines cannot both add one.
    */
-  async createBuild(b: Pick<BuildRecord, 'namespace' | 'image' | 'kind' | 'reasons' | 'changes' | 'inputs' | 'tags' | 'priority'>): Promise<BuildRecord | undefined> {
+  async createBuild(b: Pick<BuildRecord, 'namespace' | 'image' | 'kind' | 'reasons' | 'changes' | 'inputs' | 'priority'>, tags: (number: number) => string[]): Promise<BuildRecord | undefined> {
     try {
-      const rows = await this.sql.query(
-        `INSERT INTO builds (namespace, image, number, kind, status, reasons, changes, inputs, tags, priority)
-         SELECT $1, $2, coalesce(max(number), 0) + 1, $3, 'pending', $4, $5::jsonb, $6::jsonb, $7::jsonb, $8 FROM builds WHERE namespace = $1 AND image = $2
-         RETURNING *`,
-        [b.namespace, b.image, b.kind, b.reasons, JSON.stringify(b.changes), JSON.stringify(b.inputs), JSON.stringify(b.tags), b.priority],
-      );
-      return rows[0] ? toBuild(rows[0]) : undefined;
+      return await this.sql.transaction(async (tx) => {
+        const next = await tx.query<{ n: number }>(`SELECT coalesce(max(number), 0) + 1 AS n FROM builds WHERE namespace = $1 AND image = $2`, [b.namespace, b.image]);
+        const n = Number(next[0]!.n);
+        const rows = await tx.query(
+          `INSERT INTO builds (namespace, image, number, kind, status, reasons, changes, inputs, tags, priority)
+           VALUES ($1, $2, $3, $4, 'pending', $5, $6::jsonb, $7::jsonb, $8::jsonb, $9) RETURNING *`,
+          [b.namespace, b.image, n, b.kind, b.reasons, JSON.stringify(b.changes), JSON.stringify(b.inputs), JSON.stringify(tags(n)), b.priority],
+        );
+        return toBuild(rows[0]!);
+      });
     } catch (err) {
-      if (/builds_one_active|duplicate key/.test(String((err as Error).message))) return undefined;
+      if (/builds_one_active|duplicate key|unique/.test(String((err as Error).message))) return undefined;
       throw err;
     }
   }

@@ -88,29 +88,43 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * Runs `fn` holding a lock directory (mkdir is atomic) that records our pid. A lock whose owner has died is stale and
- * taken over, so a killed process never blocks the next one; a live owner is waited for up to `waitMs`.
+ * Takes a lock directory (mkdir is atomic) that records our pid, returning its release. A lock whose owner has died
+ * is stale and taken over, so a killed process never blocks the next one; a live owner is waited for up to `waitMs`.
  */
-export async function withLock<T>(lock: string, what: string, fn: () => Promise<T>, waitMs = 10_000): Promise<T> {
+export async function acquireLock(lock: string, what: string, waitMs = 10_000): Promise<() => Promise<void>> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
       await mkdir(lock);
       await writeFile(join(lock, 'pid'), String(process.pid));
-      break;
+      return () => rm(lock, { recursive: true, force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(await readFile(join(lock, 'pid'), 'utf8').catch(() => ''));
       // No pid after a while: its owner died between making the lock and writing the pid.
       const orphan = !pid && Date.now() - ((await lstat(lock).catch(() => undefined))?.mtimeMs ?? Date.now()) > 5000;
       if ((pid > 0 && !processAlive(pid)) || orphan) await rm(lock, { recursive: true, force: true });
-      else if (Date.now() > deadline) throw new StrataError(`${what} is locked by process ${pid || '?'} (remove ${lock} if none is running)`);
+      else if (Date.now() > deadline) throw new LockedError(`${what} is locked by process ${pid || '?'} (remove ${lock} if none is running)`, pid);
       else await new Promise((r) => setTimeout(r, 25));
     }
   }
+}
+
+export class LockedError extends StrataError {
+  constructor(
+    message: string,
+    readonly pid: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs `fn` holding the lock (see acquireLock). */
+export async function withLock<T>(lock: string, what: string, fn: () => Promise<T>, waitMs = 10_000): Promise<T> {
+  const release = await acquireLock(lock, what, waitMs);
   try {
     return await fn();
   } finally {
-    await rm(lock, { recursive: true, force: true });
+    await release();
   }
 }

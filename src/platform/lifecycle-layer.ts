@@ -7,20 +7,26 @@ import { PROJECT_ROOT, VERSION } from '../version.js';
 export const LIFECYCLE_DIR = 'cnb/lifecycle';
 export const PHASES = ['analyzer', 'detector', 'restorer', 'builder', 'exporter', 'rebaser', 'creator', 'lifecycle'];
 
-/** The packages the compiled lifecycle loads at run time: the production dependency closure, nothing else. */
-export function productionModules(root: string = PROJECT_ROOT): string[] {
+/** The packages the lifecycle itself imports; the CLI's and the fleet's (YAML, database, HTTP server) stay out of builders. */
+export const LIFECYCLE_DEPENDENCIES = ['smol-toml', 'tar-stream'];
+
+/** The compiled code a builder's lifecycle runs: the lifecycle and what it imports, not the CLI, platform or fleet. */
+const LIFECYCLE_CODE = ['lifecycle', 'oci', 'spec', 'version.js'];
+
+/** The packages the compiled lifecycle loads at run time: the closure of its own dependencies, nothing else. */
+export function productionModules(root: string = PROJECT_ROOT, roots: string[] = LIFECYCLE_DEPENDENCIES): string[] {
   const seen = new Set<string>();
-  const visit = (pkgDir: string): void => {
-    const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
-    for (const name of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
+  const visit = (names: string[]): void => {
+    for (const name of names) {
       if (seen.has(name)) continue;
       const dir = join(root, 'node_modules', name);
       if (!existsSync(join(dir, 'package.json'))) continue; // an optional dependency not installed here
       seen.add(name);
-      visit(dir);
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+      visit(Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }));
     }
   };
-  visit(root);
+  visit(roots);
   return [...seen].sort();
 }
 
@@ -54,7 +60,8 @@ export async function* lifecycleEntries(nodeBinary: string = process.execPath): 
   yield file(`${root}/package.json`, Buffer.from(JSON.stringify({ name: 'strata-lifecycle', version: VERSION, type: 'module', private: true })));
   const compiled = (rel: string): boolean => !/\.(map|test\.js)$/.test(rel);
   yield own({ type: 'directory', path: `${root}/dist`, mode: 0o755 });
-  for await (const e of treeEntries(join(PROJECT_ROOT, 'dist', 'src'), { prefix: `${root}/dist/src`, parentDirs: false, include: (rel, st) => st.isDirectory() || compiled(rel) })) yield own(e);
+  const wanted = (rel: string): boolean => LIFECYCLE_CODE.some((c) => rel === c || rel.startsWith(`${c}/`));
+  for await (const e of treeEntries(join(PROJECT_ROOT, 'dist', 'src'), { prefix: `${root}/dist/src`, parentDirs: false, include: (rel, st) => wanted(rel) && (st.isDirectory() || compiled(rel)) })) yield own(e);
   yield own({ type: 'directory', path: `${root}/node_modules`, mode: 0o755 });
   for (const m of productionModules()) {
     if (m.includes('/')) yield own({ type: 'directory', path: `${root}/node_modules/${m.split('/')[0]}`, mode: 0o755 });

@@ -1,0 +1,162 @@
+import http from 'node:http';
+import { rm } from 'node:fs/promises';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { StrataError, errorMessage } from '../oci/errors.js';
+import { VERSION } from '../version.js';
+import type { Kind, Meta, Resource } from './resources.js';
+import { watchedRepositories, type FleetApi, type ReconcileOutcome, type ServedFleet, type ImageView } from './service.js';
+import type { ApplyOutcome, BuildRecord, StoredResource } from './store.js';
+
+/**
+ * The fleet's HTTP API: the CLI talks to a running `fleet serve` through a unix socket under `$STRATA_HOME/fleet`
+ * (file permissions guard it), and a TCP listener (loopback by default) takes the registry's push notifications —
+ * the same routes the dashboard will use.
+ */
+
+const EVENTS_TYPE = 'application/vnd.docker.distribution.events.v1+json';
+
+interface RegistryEnvelope {
+  events?: { action?: string; target?: { repository?: string; mediaType?: string; tag?: string; digest?: string } }[];
+}
+
+export function fleetServer(fleet: ServedFleet, log: (line: string) => void): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 32 << 20 });
+  app.addContentTypeParser(EVENTS_TYPE, { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.setErrorHandler((err, _req, reply) => {
+    void reply.code(err instanceof StrataError ? 400 : (err as { statusCode?: number }).statusCode ?? 500).send({ error: errorMessage(err) });
+  });
+  app.get('/v1/ping', async () => ({ pid: process.pid, version: VERSION, where: fleet.where }));
+  app.post('/v1/apply', async (req) => fleet.apply((req.body as { resources: Resource[] }).resources));
+  app.post('/v1/delete', async (req) => fleet.delete((req.body as { metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[] }).metas));
+  app.get('/v1/resources', async (req) => fleet.resources((req.query as { kind?: Kind }).kind));
+  app.get('/v1/images', async () => fleet.images());
+  app.get('/v1/builds', async (req) => {
+    const q = req.query as { namespace?: string; image?: string };
+    return fleet.builds({ ...(q.namespace ? { namespace: q.namespace } : {}), ...(q.image ? { image: q.image } : {}) });
+  });
+  app.get('/v1/builds/:namespace/:image/:number/log', async (req) => {
+    const p = req.params as { namespace: string; image: string; number: string };
+    return fleet.log(p.namespace, p.image, Number(p.number), Number((req.query as { from?: string }).from ?? 0));
+  });
+  app.post('/v1/images/:namespace/:image/trigger', async (req) => {
+    const p = req.params as { namespace: string; image: string };
+    await fleet.trigger(p.namespace, p.image);
+    return {};
+  });
+  app.post('/v1/reconcile', async () => fleet.reconcileNow());
+  // The distribution registry's notifications (config `notifications.endpoints`): a push to a watched repository
+  // starts a pass at once. The event is only a hint; the pass reads the registry itself.
+  app.post('/v1/registry/events', async (req) => {
+    const env = req.body as RegistryEnvelope;
+    const repos = (env.events ?? []).filter((e) => e.action === 'push' && e.target?.repository && (e.target.tag || /manifest|index/.test(e.target.mediaType ?? ''))).map((e) => e.target!.repository!);
+    if (!repos.length) return { reconciling: false };
+    const watched = watchedRepositories((await fleet.resources()).map((r) => r.resource));
+    const hit = fleet.registryPush(repos, watched);
+    if (hit) log(`registry push to ${[...new Set(repos)].filter((r) => watched.has(r)).join(', ')}: reconciling`);
+    return { reconciling: hit };
+  });
+  return app;
+}
+
+/** Listens on the unix socket (replacing a stale one: the caller holds the fleet lock) and, if asked, on TCP. */
+export async function listen(app: FastifyInstance, socket: string, tcp?: { host: string; port: number }): Promise<{ tcp?: string }> {
+  await rm(socket, { force: true });
+  const { chmod } = await import('node:fs/promises');
+  await app.listen({ path: socket });
+  await chmod(socket, 0o600);
+  if (!tcp) return {};
+  // A second server on the same routes: fastify listens on one address, so TCP goes through Node's http.
+  const server = http.createServer((req, res) => app.routing(req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(tcp.port, tcp.host, () => resolve());
+  });
+  app.addHook('onClose', async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  const addr = server.address();
+  return { tcp: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : `${tcp.host}:${tcp.port}` };
+}
+
+/** The fleet behind a running `fleet serve`, over its unix socket. */
+export class RemoteFleet implements FleetApi {
+  private constructor(
+    private readonly socket: string,
+    readonly where: string,
+  ) {}
+
+  /** Connects when a server answers on `socket`; undefined when none does (a stale socket file included). */
+  static async connect(socket: string): Promise<RemoteFleet | undefined> {
+    try {
+      const ping = await call<{ pid: number; where: string }>(socket, 'GET', '/v1/ping', undefined, 2000);
+      return new RemoteFleet(socket, `the running strata fleet serve (pid ${ping.pid}, ${ping.where})`);
+    } catch {
+      return undefined;
+    }
+  }
+
+  apply(resources: Resource[]): Promise<{ key: string; outcome: ApplyOutcome }[]> {
+    return call(this.socket, 'POST', '/v1/apply', { resources });
+  }
+
+  delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {
+    return call(this.socket, 'POST', '/v1/delete', { metas });
+  }
+
+  resources(kind?: Kind): Promise<StoredResource[]> {
+    return call(this.socket, 'GET', `/v1/resources${kind ? `?kind=${kind}` : ''}`);
+  }
+
+  images(): Promise<ImageView[]> {
+    return call(this.socket, 'GET', '/v1/images');
+  }
+
+  builds(filter: { namespace?: string; image?: string }): Promise<BuildRecord[]> {
+    const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined) as [string, string][]);
+    return call(this.socket, 'GET', `/v1/builds?${q}`);
+  }
+
+  log(namespace: string, image: string, number: number, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }> {
+    return call(this.socket, 'GET', `/v1/builds/${encodeURIComponent(namespace)}/${encodeURIComponent(image)}/${number}/log?from=${fromSeq}`);
+  }
+
+  async trigger(namespace: string, name: string): Promise<void> {
+    await call(this.socket, 'POST', `/v1/images/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}/trigger`, {});
+  }
+
+  reconcileNow(): Promise<ReconcileOutcome> {
+    return call(this.socket, 'POST', '/v1/reconcile', {});
+  }
+
+  async close(): Promise<void> {}
+}
+
+function call<T>(socket: string, method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = http.request({ socketPath: socket, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown;
+        try {
+          parsed = text ? JSON.parse(text) : undefined;
+        } catch {
+          parsed = undefined;
+        }
+        if ((res.statusCode ?? 500) >= 400) reject(new StrataError((parsed as { error?: string } | undefined)?.error ?? `fleet server: HTTP ${res.statusCode}`));
+        else resolve(parsed as T);
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('the fleet server did not answer')));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
