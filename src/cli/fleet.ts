@@ -41,7 +41,14 @@ function duration(text: string, flag: string): number {
 
 async function openFleet(o: Parameters<typeof controllerOptions>[0] = {}): Promise<FleetApi> {
   const paths = fleetPaths(strataHome());
-  return (await RemoteFleet.connect(paths.socket)) ?? LocalFleet.open(controllerOptions(o));
+  const remote = await RemoteFleet.connect(paths.socket);
+  if (remote) return remote;
+  try {
+    return await LocalFleet.open(controllerOptions(o));
+  } catch (err) {
+    // A `fleet serve` that was starting up holds the database now: talk to it instead.
+    return (await RemoteFleet.connect(paths.socket)) ?? Promise.reject(err);
+  }
 }
 
 async function withFleet<T>(fn: (fleet: FleetApi) => Promise<T>, o?: Parameters<typeof controllerOptions>[0]): Promise<T> {
@@ -276,9 +283,16 @@ export function registerFleetCommands(program: Command): void {
       if (await RemoteFleet.connect(paths.socket)) throw new StrataError(`a strata fleet serve already runs for ${paths.dir}`);
       const fleet = (await ServedFleet.open(controllerOptions(o))) as ServedFleet;
       const app = fleetServer(fleet, log);
-      const where = await listen(app, paths.socket, tcp);
-      log(`strata fleet serve: ${fleet.where}; API on ${paths.socket}${where.tcp ? ` and http://${where.tcp}` : ''}`);
-      await fleet.serve();
+      try {
+        const where = await listen(app, paths.socket, tcp);
+        log(`strata fleet serve: ${fleet.where}; API on ${paths.socket}${where.tcp ? ` and http://${where.tcp}` : ''}`);
+        await fleet.serve();
+      } catch (err) {
+        // Nothing may keep the process alive after a failed start: the server, the database, the lock.
+        await app.close().catch(() => undefined);
+        await fleet.stop(0).catch(() => undefined);
+        throw err;
+      }
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (sig: string) => () => {

@@ -68,17 +68,19 @@ export function fleetServer(fleet: ServedFleet, log: (line: string) => void): Fa
 export async function listen(app: FastifyInstance, socket: string, tcp?: { host: string; port: number }): Promise<{ tcp?: string }> {
   await rm(socket, { force: true });
   const { chmod } = await import('node:fs/promises');
+  // A second server on the same routes: fastify listens on one address, so TCP goes through Node's http.
+  const server = tcp ? http.createServer((req, res) => app.routing(req, res)) : undefined;
+  if (server) {
+    app.addHook('onClose', async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+    });
+  }
   await app.listen({ path: socket });
   await chmod(socket, 0o600);
-  if (!tcp) return {};
-  // A second server on the same routes: fastify listens on one address, so TCP goes through Node's http.
-  const server = http.createServer((req, res) => app.routing(req, res));
+  if (!server || !tcp) return {};
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new StrataError(`--listen ${tcp.host}:${tcp.port}: ${err.code ?? err.message}`)));
     server.listen(tcp.port, tcp.host, () => resolve());
-  });
-  app.addHook('onClose', async () => {
-    await new Promise<void>((r) => server.close(() => r()));
   });
   const addr = server.address();
   return { tcp: typeof addr === 'object' && addr ? `${addr.address}:${addr.port}` : `${tcp.host}:${tcp.port}` };

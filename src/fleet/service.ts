@@ -74,7 +74,7 @@ export class LocalFleet implements FleetApi {
   }
 
   /** Opens the embedded database under `$STRATA_HOME/fleet`, one process at a time. */
-  static async open(options: LocalFleet['options'], waitMs = 2000): Promise<LocalFleet> {
+  static async open(options: LocalFleet['options'], waitMs = 15_000): Promise<LocalFleet> {
     const paths = fleetPaths(options.home);
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
     let release: () => Promise<void>;
