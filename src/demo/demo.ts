@@ -65,7 +65,7 @@ async function writeApp(dir: string): Promise<void> {
 }
 
 /** The whole story; returns what a test wants to check. */
-export async function runDemo(options: { home?: string; port?: number } = {}): Promise<{ httpStatus: number; body: string; rebaseMs: number }> {
+export async function runDemo(options: { home?: string; port?: number } = {}): Promise<{ httpStatus: number; body: string; rebaseMs: number; fleet: string[] }> {
   const home = options.home ?? strataHome();
   const work = await mkdtemp(join(tmpdir(), 'strata-demo-'));
   const env = { ...process.env, STRATA_HOME: home, STRATA_DEBOOTSTRAP_CACHE: process.env.STRATA_DEBOOTSTRAP_CACHE || join(home, 'cache', 'debootstrap') };
@@ -140,13 +140,133 @@ export async function runDemo(options: { home?: string; port?: number } = {}): P
     await new Promise((r) => runner.once('close', r));
     process.stdout.write(`GET http://127.0.0.1:${port}/ → HTTP ${result.httpStatus}: ${result.body}`);
     if (result.httpStatus !== 200 || !result.body.includes('built by strata')) throw new Error('the app did not answer');
-    say(`Done: built, inspected, rebuilt reusing node_modules, rebased in ${rebaseMs} ms, and served HTTP 200`);
-    return { ...result, rebaseMs };
+    const fleet = await fleetStory({ reg, work, env, buildpacks: v2, mirror: mirror.url, patchLayer: { desc, diffID: info.diffID } });
+    say(`Done: built, inspected, rebuilt reusing node_modules, rebased in ${rebaseMs} ms, served HTTP 200; a fleet of three kept true`);
+    return { ...result, rebaseMs, fleet };
   } finally {
     await mirror?.close();
     await registry.stop();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The other half of the story: images declared once (kpack's YAML) that keep themselves true. Three apps from git
+ * repositories; a commit rebuilds one; a patched run image pushed under the stack's tag rebases all three.
+ */
+async function fleetStory(o: { reg: string; work: string; env: NodeJS.ProcessEnv; buildpacks: Record<string, string>; mirror: string; patchLayer: { desc: { mediaType: string; digest: `sha256:${string}`; size: number }; diffID: `sha256:${string}` } }): Promise<string[]> {
+  const { reg, work, env } = o;
+  say('The fleet: the buildpacks as buildpackages in the registry, the store a platform team keeps');
+  for (const [name, dir] of Object.entries(o.buildpacks)) {
+    await writeFile(join(work, `package-${name}.toml`), `[buildpack]\nuri = "${dir}"\n`);
+    await strata(['buildpack', 'package', `${reg}/demo/buildpacks/${name}:1`, '--config', join(work, `package-${name}.toml`), '--publish'], env);
+  }
+  const runRepo = new RegistryClient(reg).repository('demo/run');
+  const base = await resolveImage(runRepo, 'bookworm');
+  await writeImage(runRepo, base.config, base.manifest.manifest, 'fleet');
+  const repos: string[] = [];
+  for (const name of ['cart', 'catalog', 'checkout']) {
+    const dir = join(work, 'git', name);
+    await writeApp(dir);
+    await writeFile(join(dir, 'server.js'), `require('http').createServer((q, s) => s.end('${name}\\n')).listen(process.env.PORT || 8080);\n`);
+    await git(dir, ['init', '-q', '-b', 'main']);
+    await git(dir, ['add', '-A']);
+    await git(dir, ['commit', '-q', '-m', `${name} v1`]);
+    repos.push(`file://${dir}`);
+  }
+  const yaml = join(work, 'fleet.yaml');
+  await writeFile(yaml, fleetYaml(reg, Object.keys(o.buildpacks), repos, o.mirror));
+  process.stdout.write(`${yaml}: a ClusterStack, a ClusterStore, a ClusterBuilder and three Images (kpack.io/v1alpha2)\n`);
+  say('Declare them, and let the fleet reconcile: every image builds (reason CONFIG)');
+  await strata(['fleet', 'apply', '-f', yaml], env);
+  await strata(['fleet', 'reconcile', '--once'], env);
+  await strata(['fleet', 'images'], env);
+
+  say('A developer pushes a commit to catalog: only catalog rebuilds (reason COMMIT)');
+  await writeFile(join(work, 'git', 'catalog', 'server.js'), "require('http').createServer((q, s) => s.end('catalog v2\\n')).listen(process.env.PORT || 8080);\n");
+  await git(join(work, 'git', 'catalog'), ['commit', '-q', '-am', 'catalog v2']);
+  await strata(['fleet', 'reconcile', '--once'], env);
+
+  say('The platform team pushes a patched run image under the stack\'s tag: the whole fleet is rebased (reason STACK)');
+  const patched = appendLayers(base.config, base.manifest.manifest, [{ descriptor: o.patchLayer.desc, diffID: o.patchLayer.diffID, history: { created_by: 'security patch' } }]);
+  await writeImage(runRepo, patched.config, patched.manifest, 'fleet');
+  process.stdout.write(`pushed ${reg}/demo/run:fleet (patched)\n`);
+  const started = Date.now();
+  await strata(['fleet', 'reconcile', '--once'], env);
+  process.stdout.write(`three images rebased ${Date.now() - started} ms after the pass began (strata fleet serve does it on the registry's push notification)\n`);
+  say('Every build, with its reason on record');
+  const history = await strata(['fleet', 'builds'], env);
+  const rows = history.split('\n').filter((l) => l.startsWith('default/')).map((l) => l.split(/\s+/).slice(0, 5).join(' '));
+  for (const want of ['default/catalog 2 build succeeded COMMIT', 'default/cart 2 rebase succeeded STACK', 'default/catalog 3 rebase succeeded STACK', 'default/checkout 2 rebase succeeded STACK']) {
+    if (!rows.includes(want)) throw new Error(`the fleet history lacks "${want}"`);
+  }
+  return rows;
+}
+
+function git(dir: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', ['-C', dir, '-c', 'user.name=demo', '-c', 'user.email=demo@strata', ...args], { stdio: 'ignore' });
+    child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`git ${args[0]} exited ${c}`))));
+  });
+}
+
+function fleetYaml(reg: string, buildpacks: string[], repos: string[], mirror: string): string {
+  const images = ['cart', 'catalog', 'checkout'].map(
+    (name, i) => `---
+apiVersion: kpack.io/v1alpha2
+kind: Image
+metadata:
+  name: ${name}
+spec:
+  tag: ${reg}/demo/fleet/${name}
+  builder:
+    kind: ClusterBuilder
+    name: nodejs
+  source:
+    git:
+      url: ${repos[i]}
+      revision: main
+  build:
+    env:
+    - name: BP_DEPENDENCY_MIRROR
+      value: ${mirror}
+`,
+  );
+  return `apiVersion: kpack.io/v1alpha2
+kind: ClusterStack
+metadata:
+  name: bookworm
+spec:
+  id: io.buildpacks.stacks.debian.bookworm
+  buildImage:
+    image: ${reg}/demo/build:bookworm
+  runImage:
+    image: ${reg}/demo/run:fleet
+---
+apiVersion: kpack.io/v1alpha2
+kind: ClusterStore
+metadata:
+  name: nodejs
+spec:
+  sources:
+${buildpacks.map((b) => `  - image: ${reg}/demo/buildpacks/${b}:1`).join('\n')}
+---
+apiVersion: kpack.io/v1alpha2
+kind: ClusterBuilder
+metadata:
+  name: nodejs
+spec:
+  tag: ${reg}/demo/fleet/builder
+  stack:
+    kind: ClusterStack
+    name: bookworm
+  store:
+    kind: ClusterStore
+    name: nodejs
+  order:
+  - group: [{id: strata/node-engine}, {id: strata/yarn-install}, {id: strata/procfile}]
+  - group: [{id: strata/node-engine}, {id: strata/npm-install}, {id: strata/procfile}]
+${images.join('')}`;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,6 +1,6 @@
 // A local registry for the demo and the tests: Debian's docker-registry with a config of its own.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,10 +80,11 @@ ${auth.tls ? `  tls:\n    certificate: ${auth.tls.certificate}\n    key: ${auth.
   const configPath = join(dir.path, 'config.yml');
   await writeFile(configPath, config);
   const logPath = join(dir.path, 'registry.log');
-  const log = createWriteStream(logPath);
-  const child: ChildProcess = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  // The registry writes straight into its log file: a pipe through this process would stall the registry (and every
+  // request to it) whenever this process's event loop is busy.
+  const logFd = openSync(logPath, 'a');
+  const child: ChildProcess = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
   const host = `${auth.tls?.address ?? '127.0.0.1'}:${port}`;
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -120,7 +121,6 @@ ${auth.tls ? `  tls:\n    certificate: ${auth.tls.certificate}\n    key: ${auth.
         child.kill('SIGTERM');
         await exited;
       }
-      log.end();
       await cleanup();
     },
   };

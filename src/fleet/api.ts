@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { VERSION } from '../version.js';
 import type { Kind, Meta, Resource } from './resources.js';
-import { watchedRepositories, type FleetApi, type ReconcileOutcome, type ServedFleet, type ImageView } from './service.js';
+import type { FleetApi, ReconcileOutcome, ServedFleet, ImageView } from './service.js';
 import type { ApplyOutcome, BuildRecord, StoredResource } from './store.js';
 
 /**
@@ -31,7 +31,7 @@ export function fleetServer(fleet: ServedFleet, log: (line: string) => void): Fa
   app.setErrorHandler((err, _req, reply) => {
     void reply.code(err instanceof StrataError ? 400 : (err as { statusCode?: number }).statusCode ?? 500).send({ error: errorMessage(err) });
   });
-  app.get('/v1/ping', async () => ({ pid: process.pid, version: VERSION, where: fleet.where }));
+  app.get('/v1/ping', async () => ({ pid: process.pid, version: VERSION, where: fleet.where, ...fleet.busy }));
   app.post('/v1/apply', async (req) => fleet.apply((req.body as { resources: Resource[] }).resources));
   app.post('/v1/delete', async (req) => fleet.delete((req.body as { metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[] }).metas));
   app.get('/v1/resources', async (req) => fleet.resources((req.query as { kind?: Kind }).kind));
@@ -56,10 +56,9 @@ export function fleetServer(fleet: ServedFleet, log: (line: string) => void): Fa
     const env = req.body as RegistryEnvelope;
     const repos = (env.events ?? []).filter((e) => e.action === 'push' && e.target?.repository && (e.target.tag || /manifest|index/.test(e.target.mediaType ?? ''))).map((e) => e.target!.repository!);
     if (!repos.length) return { reconciling: false };
-    const watched = watchedRepositories((await fleet.resources()).map((r) => r.resource));
-    const hit = fleet.registryPush(repos, watched);
-    if (hit) log(`registry push to ${[...new Set(repos)].filter((r) => watched.has(r)).join(', ')}: reconciling`);
-    return { reconciling: hit };
+    const hits = await fleet.registryPush(repos);
+    if (hits.length) log(`registry push to ${hits.join(', ')}: reconciling`);
+    return { reconciling: hits.length > 0 };
   });
   return app;
 }
@@ -134,6 +133,11 @@ export class RemoteFleet implements FleetApi {
 
   reconcileNow(): Promise<ReconcileOutcome> {
     return call(this.socket, 'POST', '/v1/reconcile', {});
+  }
+
+  /** Whether the server is in a pass or running builds. */
+  async busy(): Promise<{ reconciling: boolean; running: number }> {
+    return call(this.socket, 'GET', '/v1/ping');
   }
 
   async close(): Promise<void> {}

@@ -38,6 +38,9 @@ export class Controller {
   private again: { refresh: boolean } | undefined;
   private readonly running = new Map<string, { kind: BuildRecord['kind']; abort: AbortController; done: Promise<void> }>();
   private stopping = false;
+  private dispatching = false;
+  private redispatch = false;
+  private reconcileWhenDrained = false;
   private timer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
   readonly finished: Finished[] = [];
@@ -98,9 +101,14 @@ export class Controller {
     return [...this.running.values()].filter((r) => r.kind === kind).length;
   }
 
-  /** Starts pending builds while there are free slots of their kind. */
+  /** Starts pending builds while there are free slots of their kind; one dispatch at a time, so slots hold. */
   private dispatch(): void {
     if (this.stopping) return;
+    if (this.dispatching) {
+      this.redispatch = true;
+      return;
+    }
+    this.dispatching = true;
     void (async () => {
       for (const kind of ['rebase', 'build'] as const) {
         const limit = kind === 'rebase' ? this.o.rebaseConcurrency : this.o.buildConcurrency;
@@ -115,8 +123,13 @@ export class Controller {
           this.launch(b);
         }
       }
-      this.notifyIfIdle();
-    })();
+    })().finally(() => {
+      this.dispatching = false;
+      if (this.redispatch) {
+        this.redispatch = false;
+        this.dispatch();
+      } else this.notifyIfIdle();
+    });
   }
 
   private launch(b: BuildRecord): void {
@@ -132,14 +145,20 @@ export class Controller {
         this.o.log(`${key}: ${b.kind} started (${b.reasons})`);
         status = await executeBuild(this.ctx, b, image.resource.spec as ImageSpec, abort.signal);
         this.o.log(`${key}: ${status}`);
+        if (status === 'succeeded') {
+          const done = await this.store.build(b.namespace, b.image, b.number);
+          const fresh = await this.store.get({ kind: 'Image', namespace: b.namespace, name: b.image });
+          if (fresh && done?.result?.image) await this.store.setStatus(fresh.resource.meta, { ...fresh.status, ready: true, latestImage: done.result.image, latestReason: done.reasons, why: 'up to date' });
+        }
       }
       this.finished.push({ image: `${b.namespace}/${b.image}`, number: b.number, kind: b.kind, reasons: b.reasons, status });
     })()
       .catch((err: unknown) => this.o.log(`${key}: ${errorMessage(err)}`))
       .finally(() => {
         this.running.delete(key);
-        // The image's status moves with its builds, and the build may have made another one needed.
-        this.requestReconcile(false);
+        // A change that came in while this image was building waited for it; one pass once the queue drains picks
+        // all such up (a pass per finished build would compete with the builds for the database).
+        this.reconcileWhenDrained = true;
         this.dispatch();
       });
     this.running.set(key, { kind: b.kind, abort, done });
@@ -147,6 +166,10 @@ export class Controller {
 
   private notifyIfIdle(): void {
     if (this.reconciling || this.running.size) return;
+    if (this.reconcileWhenDrained && !this.stopping) {
+      this.reconcileWhenDrained = false;
+      return this.requestReconcile(false);
+    }
     void this.store
       .builds({})
       .then((bs) => {
@@ -157,6 +180,11 @@ export class Controller {
         for (const w of waiters) w();
       })
       .catch(() => undefined);
+  }
+
+  /** Whether a pass or a build is under way (for `GET /v1/ping`). */
+  get busy(): { reconciling: boolean; running: number } {
+    return { reconciling: this.reconciling !== undefined, running: this.running.size };
   }
 
   /** Resolves when no pass is running, no build is running and none is pending: `reconcile --once` waits for this. */

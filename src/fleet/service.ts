@@ -184,11 +184,31 @@ export class ServedFleet extends LocalFleet {
     return { served: true };
   }
 
-  /** Registry notifications: a push to a repository the fleet watches wakes it, without looking sources up again. */
-  registryPush(repositories: string[], watched: Set<string>): boolean {
-    const hit = repositories.some((r) => watched.has(r));
-    if (hit) this.controller?.requestReconcile(false);
-    return hit;
+  private watched: Set<string> | undefined;
+
+  get busy(): { reconciling: boolean; running: number } {
+    return this.controller?.busy ?? { reconciling: false, running: 0 };
+  }
+
+  override async apply(resources: Resource[]): Promise<{ key: string; outcome: ApplyOutcome }[]> {
+    this.watched = undefined;
+    return super.apply(resources);
+  }
+
+  override async delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {
+    this.watched = undefined;
+    return super.delete(metas);
+  }
+
+  /**
+   * Registry notifications: a push to a repository the fleet watches wakes it, without looking sources up again.
+   * The fleet's own pushes (every rebased image) notify too, so the watched set is kept, not read per event.
+   */
+  async registryPush(repositories: string[]): Promise<string[]> {
+    this.watched ??= watchedRepositories((await this.store.list()).map((r) => r.resource));
+    const hits = [...new Set(repositories.filter((r) => this.watched!.has(r)))];
+    if (hits.length) this.controller?.requestReconcile(false);
+    return hits;
   }
 
   async stop(graceMs: number): Promise<void> {

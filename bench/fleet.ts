@@ -1,0 +1,110 @@
+// The fleet's speed: a run-image push rebasing 100 images, timed from the push to the last rebase (target < 5 s;
+// kpack publishes 50 images in 61–99 s), and what a no-change pass over 100 images costs (manifest HEADs only).
+import { execFileSync, spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { copyImage } from '../src/oci/copy.js';
+import { RegistryClient } from '../src/oci/registry/client.js';
+import { freePort, startRegistry } from '../src/devtools/registry.js';
+import { RemoteFleet } from '../src/fleet/api.js';
+import { parseManifestText } from '../src/fleet/manifests.js';
+import { reconcile } from '../src/fleet/reconciler.js';
+import { fleetPaths, LocalFleet } from '../src/fleet/service.js';
+import { fleetWorld, layerBuild } from '../test/harness/fleet.js';
+import { STRATA } from '../test/harness/probe.js';
+import { tempDir } from '../test/harness/proc.js';
+import { PROJECT_ROOT } from '../src/version.js';
+
+const N = Number(process.env.BENCH_FLEET_IMAGES ?? 100);
+
+export async function fleetBench(): Promise<void> {
+  const t = await tempDir('strata-bench-fleet-');
+  const port = await freePort();
+  const reg = await startRegistry({ notify: [`http://127.0.0.1:${port}/v1/registry/events`] });
+  let serve: ReturnType<typeof spawn> | undefined;
+  try {
+    const w = await fleetWorld(t.path, reg.host);
+    await w.pushBuildpack('hello', 'test/hello', '1.0.0', '[ -f hello.txt ]', layerBuild('hello.txt'));
+    await w.pushBuildpack('other', 'test/other', '1.0.0', '[ -f other.txt ]', layerBuild('other.txt'));
+    const repo = await w.repo('app', { 'hello.txt': 'hello' });
+    await writeFile(join(t.path, 'fleet.yaml'), w.yaml([{ name: 'app-0', repo }]));
+    execFileSync(STRATA, ['fleet', 'apply', '-f', join(t.path, 'fleet.yaml')], { env: w.env, stdio: 'ignore' });
+    execFileSync(STRATA, ['fleet', 'reconcile', '--once'], { env: w.env, stdio: 'ignore', timeout: 300_000 });
+
+    // The other images are app-0's twins: same source, same inputs, their image mounted into their own repository
+    // and their first build on record, so the fleet starts as one whose images have all been built.
+    const fleet = await LocalFleet.open({ home: join(t.path, 'home'), storeOptions: {}, buildConcurrency: 2, rebaseConcurrency: 16, pollIntervalMs: 0, log: () => undefined });
+    const first = (await fleet.store.builds({ image: 'app-0' }))[0]!;
+    const digest = first.result!.digest!;
+    const client = new RegistryClient(reg.host);
+    const twins = Array.from({ length: N - 1 }, (_, i) => `app-${i + 1}`);
+    for (const name of twins) await copyImage(client.repository('apps/app-0'), digest, client.repository(`apps/${name}`), 'latest');
+    const yaml = twins.map((name) => `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: ${name}}\nspec:\n  tag: ${reg.host}/apps/${name}\n  imageTaggingStrategy: None\n  builder: {kind: ClusterBuilder, name: builder}\n  source:\n    git: {url: "${repo}", revision: main}\n`).join('---\n');
+    await fleet.apply(parseManifestText(yaml, 'twins.yaml').map((p) => p.resource));
+    for (const name of twins) {
+      const b = (await fleet.store.createBuild({ namespace: 'default', image: name, kind: 'build', reasons: 'CONFIG', changes: first.changes, inputs: first.inputs, priority: 2 }, () => [`${reg.host}/apps/${name}`]))!;
+      await fleet.store.claim('bench', ['build']);
+      await fleet.store.finish(b, 'succeeded', { result: { image: `${reg.host}/apps/${name}@${digest}`, digest, usedBuildpacks: first.result!.usedBuildpacks ?? [] } });
+    }
+
+    // A no-change pass, as the poller runs it: every source looked up again, nothing built.
+    await reconcile(fleet.store, { storeOptions: {}, log: () => undefined });
+    const mark = (await reg.requests()).length;
+    const t0 = process.hrtime.bigint();
+    const quiet = await reconcile(fleet.store, { storeOptions: {}, log: () => undefined });
+    const quietMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const requests = (await reg.requests()).slice(mark);
+    const byMethod = new Map<string, number>();
+    for (const r of requests) byMethod.set(r.split(' ')[0]!, (byMethod.get(r.split(' ')[0]!) ?? 0) + 1);
+    await fleet.close();
+    process.stdout.write(`\nfleet of ${N} images\n`);
+    process.stdout.write(`no-change pass: ${quietMs.toFixed(0)} ms, ${quiet.created.length} builds, registry requests: ${[...byMethod].map(([m, n]) => `${n} ${m}`).join(', ') || 'none'} (git ls-remote for each source besides)\n`);
+
+    const serveLog = openSync(process.env.BENCH_FLEET_LOG ?? '/dev/null', 'w');
+    const args = ['fleet', 'serve', '--listen', `127.0.0.1:${port}`, '--poll-interval', '1h'];
+    // BENCH_FLEET_PROFILE=<dir>: a CPU profile of the fleet server, for finding where a rebase wave spends its time.
+    const prof = process.env.BENCH_FLEET_PROFILE;
+    serve = prof
+      ? spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', prof, join(PROJECT_ROOT, 'bin', 'strata.mjs'), '--', ...args], { env: w.env, stdio: ['ignore', serveLog, serveLog] })
+      : spawn(STRATA, args, { env: w.env, stdio: ['ignore', serveLog, serveLog] });
+    let remote: RemoteFleet | undefined;
+    for (let i = 0; i < 200 && !remote; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      remote = await RemoteFleet.connect(fleetPaths(join(t.path, 'home')).socket);
+    }
+    if (!remote) throw new Error('fleet serve did not start');
+    // Measured from a settled fleet: its first pass (every source looked up) is over before the push.
+    for (let quietFor = 0; quietFor < 5; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      const b = await remote.busy();
+      quietFor = b.reconciling || b.running ? 0 : quietFor + 1;
+    }
+
+    // Reference: reading every app manifest once with skopeo, the least any tool touching each image does.
+    const s0 = process.hrtime.bigint();
+    let sampled = 0;
+    for (let i = 0; i < N; i += 10, sampled++) execFileSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg.host}/apps/app-${i}:latest`], { stdio: 'ignore' });
+    const skopeoMs = ((Number(process.hrtime.bigint() - s0) / 1e6) * N) / sampled;
+
+    const pushed = process.hrtime.bigint();
+    await w.pushRun({ 'etc/patched': 'yes' });
+    let rebased = 0;
+    for (;;) {
+      const bs = await remote.builds({});
+      rebased = bs.filter((b) => b.kind === 'rebase' && b.status === 'succeeded').length;
+      const failed = bs.filter((b) => b.kind === 'rebase' && b.status === 'failed').length;
+      if (rebased + failed >= N) break;
+      if (Number(process.hrtime.bigint() - pushed) / 1e9 > 120) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const fleetMs = Number(process.hrtime.bigint() - pushed) / 1e6;
+    process.stdout.write(`run-image push to ${rebased}/${N} images rebased: ${(fleetMs / 1000).toFixed(2)} s (target < 5 s; kpack: 50 images in 61-99 s)\n`);
+    process.stdout.write(`reference, skopeo inspect of ${N} manifests (estimated from a tenth): ${(skopeoMs / 1000).toFixed(2)} s; ratio fleet rebase / skopeo inspect: ${(fleetMs / skopeoMs).toFixed(2)}x\n`);
+  } finally {
+    serve?.kill('SIGTERM');
+    if (serve) await new Promise((r) => serve!.once('close', r));
+    await reg.stop();
+    await t.cleanup();
+  }
+}
