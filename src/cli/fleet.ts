@@ -79,6 +79,14 @@ function format(o: { output: string }): 'human' | 'json' {
 
 const ago = (iso: string | undefined): string => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '--');
 
+/** The options of the commands that run builds. */
+function workerOptions(cmd: Command): Command {
+  return cmd
+    .option('--builds <n>', 'full builds at once', '2')
+    .option('--rebases <n>', 'rebases at once', '16')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, []);
+}
+
 export function registerFleetCommands(program: Command): void {
   const fleet = program.command('fleet').description('declare images in kpack YAML; strata keeps them built and rebased (kpack on one machine)');
 
@@ -244,13 +252,10 @@ export function registerFleetCommands(program: Command): void {
       });
     });
 
-  fleet
+  workerOptions(fleet
     .command('reconcile')
     .description('one pass: resolve sources and images, make builders, run the builds and rebases that are due')
-    .option('--once', 'run one pass and the builds it starts, then exit (for cron); the default')
-    .option('--builds <n>', 'full builds at once', '2')
-    .option('--rebases <n>', 'rebases at once', '16')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
+    .option('--once', 'run one pass and the builds it starts, then exit (for cron); the default'))
     .action(async (o: { builds: string; rebases: string; insecureRegistry: string[] }) => {
       await withFleet(async (f) => {
         const r = await f.reconcileNow();
@@ -262,15 +267,12 @@ export function registerFleetCommands(program: Command): void {
       }, o);
     });
 
-  fleet
+  workerOptions(fleet
     .command('serve')
     .description('the fleet controller: polls sources and registries, takes registry push notifications, runs builds; stops gracefully on SIGTERM')
     .option('--listen <host:port>', 'also listen on TCP for registry notifications (POST /v1/registry/events)')
-    .option('--builds <n>', 'full builds at once', '2')
-    .option('--rebases <n>', 'rebases at once', '16')
     .option('--poll-interval <duration>', 'how often sources and images are checked', '60s')
-    .option('--grace <duration>', 'on SIGTERM, how long running builds may finish before they are interrupted', '5m')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
+    .option('--grace <duration>', 'on SIGTERM, how long running builds may finish before they are interrupted', '5m'))
     .action(async (o: { listen?: string; builds: string; rebases: string; pollInterval: string; grace: string; insecureRegistry: string[] }) => {
       const grace = duration(o.grace, '--grace');
       let tcp: { host: string; port: number } | undefined;

@@ -1,5 +1,6 @@
 // The fleet end to end on one machine, with `strata fleet reconcile --once` as cron would run it: a real registry,
 // real git repositories, real builds. Steps build on each other, in order.
+import type { BuildRecord } from '../../src/fleet/store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -26,16 +27,7 @@ async function prepare(): Promise<void> {
   ctx.w = w;
 }
 
-interface BuildRow {
-  namespace: string;
-  image: string;
-  number: number;
-  kind: string;
-  status: string;
-  reasons: string;
-  changes: { reason: string; old: unknown; new: unknown }[];
-  result?: { image?: string; digest?: string; usedBuildpacks?: { id: string; version: string }[] };
-}
+type BuildRow = BuildRecord;
 
 async function builds(): Promise<BuildRow[]> {
   return JSON.parse((await ctx.w.strata(['fleet', 'builds', '-o', 'json'])).stdout) as BuildRow[];

@@ -1,6 +1,7 @@
 // `strata fleet serve`: the long-running controller, woken by the registry's own push notifications, killed with
 // SIGKILL mid-build and started again, stopped with SIGTERM.
 import { after, test } from 'node:test';
+import type { BuildRecord } from '../../src/fleet/store.js';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -10,14 +11,7 @@ import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { fleetWorld, layerBuild, type FleetWorld } from '../harness/fleet.js';
 import { STRATA } from '../harness/probe.js';
 
-interface BuildRow {
-  image: string;
-  number: number;
-  kind: string;
-  status: string;
-  reasons: string;
-  message?: string;
-}
+type BuildRow = BuildRecord;
 
 const state = {} as { w: FleetWorld; reg: TestRegistry; port: number; serve?: ChildProcess; serveLog: string; cleanup: () => Promise<void> };
 let setup: Promise<void> | undefined;

@@ -1,4 +1,5 @@
 // Image sources besides a git branch (a source image, a blob, a subPath), history limits and deletion.
+import type { BuildRecord } from '../../src/fleet/store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -20,14 +21,7 @@ const ready = (): Promise<FleetWorld> =>
     return w;
   })());
 
-interface Row {
-  image: string;
-  number: number;
-  kind: string;
-  status: string;
-  reasons: string;
-  message?: string;
-}
+type Row = BuildRecord;
 
 async function reconcile(w: FleetWorld): Promise<Row[]> {
   const r = await w.strata(['fleet', 'reconcile', '--once']);
