@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { copyImage } from '../src/oci/copy.js';
 import { RegistryClient } from '../src/oci/registry/client.js';
 import { freePort, startRegistry } from '../src/devtools/registry.js';
-import { RemoteFleet } from '../src/fleet/api.js';
+import { RemoteFleet } from '../src/fleet/client.js';
 import { parseManifestText } from '../src/fleet/manifests.js';
 import { reconcile } from '../src/fleet/reconciler.js';
 import { fleetPaths, LocalFleet } from '../src/fleet/service.js';

@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node dist/src/demo/demo.js
+exec bash scripts/node.sh dist/src/demo/demo.js

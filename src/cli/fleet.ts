@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { StrataError } from '../oci/errors.js';
-import { strataHome } from '../platform/localstore.js';
-import { fleetServer, listen, RemoteFleet } from '../fleet/api.js';
-import { readManifests } from '../fleet/manifests.js';
+import { strataHome } from '../platform/home.js';
+import { RemoteFleet } from '../fleet/client.js';
+import { fleetPaths } from '../fleet/paths.js';
 import { describe, KINDS, type Kind } from '../fleet/resources.js';
-import { fleetPaths, LocalFleet, ServedFleet, type FleetApi } from '../fleet/service.js';
+import type { FleetApi } from '../fleet/service.js';
 import type { ImageStatus } from '../fleet/store.js';
 import { printJson } from './output.js';
 import { repeatable } from './options.js';
@@ -44,6 +44,8 @@ async function openFleet(o: Parameters<typeof controllerOptions>[0] = {}): Promi
   const remote = await RemoteFleet.connect(paths.socket);
   if (remote) return remote;
   try {
+    // The database (PGlite) and the controller load only when no server holds them.
+    const { LocalFleet } = await import('../fleet/service.js');
     return await LocalFleet.open(controllerOptions(o));
   } catch (err) {
     // A `fleet serve` that was starting up holds the database now: talk to it instead.
@@ -95,6 +97,7 @@ export function registerFleetCommands(program: Command): void {
     .description('create or update resources from kpack YAML (ClusterStack, ClusterStore, ClusterBuilder, Builder, Image)')
     .requiredOption('-f, --filename <path>', 'a YAML file, a directory of them, or - for stdin (repeatable)', repeatable, [])
     .action(async (o: { filename: string[] }) => {
+      const { readManifests } = await import('../fleet/manifests.js');
       const parsed = await readManifests(o.filename);
       for (const p of parsed) for (const w of p.warnings) process.stderr.write(`Warning: ${w}\n`);
       await withFleet(async (f) => {
@@ -110,7 +113,7 @@ export function registerFleetCommands(program: Command): void {
     .option('-n, --namespace <ns>', 'namespace of a Builder or Image', 'default')
     .action(async (kind: string | undefined, name: string | undefined, o: { filename: string[]; namespace: string }) => {
       let metas: { kind: Kind; namespace: string; name: string }[];
-      if (o.filename.length) metas = (await readManifests(o.filename)).map((p) => p.resource.meta);
+      if (o.filename.length) metas = (await (await import('../fleet/manifests.js')).readManifests(o.filename)).map((p) => p.resource.meta);
       else {
         if (!kind || !name) throw new StrataError('give -f FILE, or a kind and a name (strata fleet delete Image my-app)');
         const k = KINDS.find((x) => x.toLowerCase() === kind.toLowerCase());
@@ -283,7 +286,9 @@ export function registerFleetCommands(program: Command): void {
       }
       const paths = fleetPaths(strataHome());
       if (await RemoteFleet.connect(paths.socket)) throw new StrataError(`a strata fleet serve already runs for ${paths.dir}`);
-      const fleet = (await ServedFleet.open(controllerOptions(o))) as ServedFleet;
+      const { ServedFleet } = await import('../fleet/service.js');
+      const { fleetServer, listen } = await import('../fleet/api.js');
+      const fleet = (await ServedFleet.open(controllerOptions(o))) as import('../fleet/service.js').ServedFleet;
       const app = fleetServer(fleet, log);
       try {
         const where = await listen(app, paths.socket, tcp);

@@ -1,20 +1,31 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
-import { registerImageCommands } from './image.js';
-import { registerLoginCommands } from './login.js';
-import { registerBuildpackCommands } from './buildpack.js';
-import { registerBuilderCommands } from './builder.js';
-import { registerBaseCommands } from './base.js';
-import { registerBuildCommand } from './build.js';
-import { registerRunCommand } from './run.js';
-import { registerAppCommands } from './app.js';
-import { registerConfigCommand } from './config.js';
-import { registerFleetCommands } from './fleet.js';
 import { reportError } from './output.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each top-level command's module, loaded only when that command runs: `strata version` loads nothing, `strata
+ * rebase` never loads the fleet's database or HTTP server. Help and unknown commands load them all.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  image: () => import('./image.js').then((m) => m.registerImageCommands),
+  login: () => import('./login.js').then((m) => m.registerLoginCommands),
+  buildpack: () => import('./buildpack.js').then((m) => m.registerBuildpackCommands),
+  builder: () => import('./builder.js').then((m) => m.registerBuilderCommands),
+  base: () => import('./base.js').then((m) => m.registerBaseCommands),
+  build: () => import('./build.js').then((m) => m.registerBuildCommand),
+  run: () => import('./run.js').then((m) => m.registerRunCommand),
+  images: () => import('./app.js').then((m) => m.registerAppCommands),
+  config: () => import('./config.js').then((m) => m.registerConfigCommand),
+  fleet: () => import('./fleet.js').then((m) => m.registerFleetCommands),
+};
+const ALIASES: Record<string, string> = { logout: 'login', rmi: 'images', inspect: 'images', rebase: 'images', sbom: 'images' };
+
+export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('strata')
     .description('Cloud Native Buildpacks without a Docker engine: build, publish, inspect and rebase OCI images')
+    .version(VERSION, '--version', 'print the strata version')
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`strata: error: ${str.replace(/^error: /, '').trim()}\n`) })
     .showHelpAfterError(false);
@@ -24,16 +35,9 @@ export function buildProgram(): Command {
     .action(() => {
       process.stdout.write(`${VERSION}\n`);
     });
-  registerImageCommands(program);
-  registerLoginCommands(program);
-  registerBuildpackCommands(program);
-  registerBuilderCommands(program);
-  registerBaseCommands(program);
-  registerBuildCommand(program);
-  registerRunCommand(program);
-  registerAppCommands(program);
-  registerConfigCommand(program);
-  registerFleetCommands(program);
+  const key = only ? (ALIASES[only] ?? only) : undefined;
+  const wanted = key === 'version' ? [] : key && COMMANDS[key] ? [key] : Object.keys(COMMANDS);
+  for (const name of wanted) (await COMMANDS[name]!())(program);
   return program;
 }
 
@@ -43,7 +47,9 @@ export async function main(argv: string[]): Promise<number> {
     const { lifecycleMain } = await import('../lifecycle/cli.js');
     return lifecycleMain('lifecycle', argv.slice(1));
   }
-  const program = buildProgram();
+  // The first word that is not a flag names the command; version needs no module at all.
+  const first = argv.find((a) => !a.startsWith('-'));
+  const program = await buildProgram(first ?? (argv.includes('--version') ? 'version' : undefined));
   try {
     await program.parseAsync(argv, { from: 'user' });
     // Commands that pass on a child's status (`strata run`) set it here.

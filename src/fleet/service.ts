@@ -1,13 +1,14 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { fleetPaths } from './paths.js';
 import { StrataError } from '../oci/errors.js';
 import { Reference } from '../oci/reference.js';
 import { acquireLock, LockedError } from '../oci/fsutil.js';
 import { Controller, type ControllerOptions, type Finished } from './controller.js';
-import { openEmbedded } from './db/embedded.js';
 import type { ReconcileReport } from './reconciler.js';
 import { danglingReferences, describe, resourceKey, type ImageSpec, type Kind, type Meta, type Resource } from './resources.js';
 import { FleetStore, type ApplyOutcome, type BuildRecord, type ImageStatus, type StoredResource } from './store.js';
+
+export { fleetPaths } from './paths.js';
 
 /**
  * What the CLI (and later the dashboard) can ask of a fleet, whether it holds the database itself or talks to the
@@ -47,18 +48,6 @@ export interface FleetApi {
   close(): Promise<void>;
 }
 
-export interface FleetPaths {
-  dir: string;
-  db: string;
-  lock: string;
-  socket: string;
-}
-
-export function fleetPaths(home: string): FleetPaths {
-  const dir = join(home, 'fleet');
-  return { dir, db: join(dir, 'db'), lock: join(dir, 'lock'), socket: join(dir, 'api.sock') };
-}
-
 /** The fleet with its database open in this process (holding the fleet lock). */
 export class LocalFleet implements FleetApi {
   protected controller: Controller | undefined;
@@ -85,6 +74,7 @@ export class LocalFleet implements FleetApi {
       throw err;
     }
     try {
+      const { openEmbedded } = await import('./db/embedded.js');
       const store = new FleetStore(await openEmbedded(paths.db));
       await store.migrate();
       return new this(store, release, options);

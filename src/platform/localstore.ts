@@ -1,16 +1,13 @@
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import { OciLayout } from '../oci/layout.js';
+import { strataHome } from './home.js';
 import { openImage } from '../lifecycle/analyze.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import type { ImageStore } from '../oci/store.js';
 
-/** `$STRATA_HOME`, else the user's data dir: where strata keeps images that were not published. */
-export function strataHome(env: NodeJS.ProcessEnv = process.env): string {
-  return env.STRATA_HOME || join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'strata');
-}
+export { strataHome } from './home.js';
 
 /** The local image store: one OCI layout whose tags are full image names (`docker.io/library/app:latest`). */
 export async function localImages(env: NodeJS.ProcessEnv = process.env): Promise<OciLayout> {
