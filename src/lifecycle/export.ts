@@ -7,7 +7,7 @@ import { copyBlob } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo, type TreeRoot } from '../oci/layer.js';
+import { layerDiffID, parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo, type TreeRoot } from '../oci/layer.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { MediaType } from '../oci/mediatype.js';
 import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
@@ -157,7 +157,20 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
           added.push({ descriptor: prev.desc, diffID: known as Digest, history: history(createdBy) });
           record.sha = known;
         } else if (hasDir) {
-          record.sha = await layer(owned(l.rel), createdBy);
+          // The fingerprint moved (a file rewritten with the same bytes, say), but the previous image has this layer:
+          // the tar's digest alone decides whether it changed, before anything is compressed.
+          const oldSha = inputs.previous?.metadata.buildpacks.find((b) => b.key === bp.id)?.layers?.[l.name]?.sha;
+          const prevOld = oldSha ? previousLayers.get(oldSha) : undefined;
+          const same = prevOld && (await layerDiffID(owned(l.rel), { mtime: inputs.created })) === oldSha;
+          if (same && prevOld && oldSha) {
+            log.info(`Reusing layer ${describe(createdBy)} (${oldSha.slice(7, 19)}, same content)`);
+            reused.push(oldSha);
+            for (const out of inputs.outputs) await copyBlob(prevOld.store, out.store, prevOld.desc);
+            added.push({ descriptor: prevOld.desc, diffID: oldSha as Digest, history: history(createdBy) });
+            record.sha = oldSha;
+          } else {
+            record.sha = await layer(owned(l.rel), createdBy);
+          }
           rememberDiffID(layers.dir, l.rel, recipe, record.sha);
         } else {
           // No dir: the buildpack means "keep the layer from the previous image".

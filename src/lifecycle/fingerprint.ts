@@ -28,8 +28,10 @@ export function fingerprint(layers: ConfinedDir, rel: string): string {
   };
   const top = layers.openDir(rel);
   try {
+    // Not the top dir's ctime: moving the dir into place (a rename) moves it, and an added or removed entry shows in
+    // its mtime anyway.
     const st = fstatSync(top, { bigint: true });
-    h.update(`${st.mode}\0${st.uid}:${st.gid}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
+    h.update(`${st.mode}\0${st.uid}:${st.gid}\0${st.mtimeNs}\0`);
     walk(top, '');
   } finally {
     closeSync(top);
@@ -44,7 +46,7 @@ interface Record_ {
   diffID: string;
 }
 
-const recordRel = (rel: string): string => `${rel}.strata-fingerprint`;
+export const recordRel = (rel: string): string => `${rel}.strata-fingerprint`;
 
 export function knownDiffID(layers: ConfinedDir, rel: string, recipe: string): string | undefined {
   let rec: Record_;
@@ -55,6 +57,17 @@ export function knownDiffID(layers: ConfinedDir, rel: string, recipe: string): s
   }
   if (rec.recipe !== recipe || !layers.isDirectory(rel)) return undefined;
   return fingerprint(layers, rel) === rec.fingerprint ? rec.diffID : undefined;
+}
+
+/** The diffID a layer dir was recorded with, when its fingerprint still matches, whatever recipe it was made by. */
+export function recordedDiffID(layers: ConfinedDir, rel: string): string | undefined {
+  let rec: Record_;
+  try {
+    rec = JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
+  } catch {
+    return undefined;
+  }
+  return layers.isDirectory(rel) && fingerprint(layers, rel) === rec.fingerprint ? rec.diffID : undefined;
 }
 
 export function rememberDiffID(layers: ConfinedDir, rel: string, recipe: string, diffID: string): void {

@@ -11,6 +11,7 @@ import { restoreLayerSboms } from './sbom.js';
 import type { LayerRecord, LifecycleMetadata } from './labels.js';
 import { LayersDir } from './layersdir.js';
 import type { Logger } from './log.js';
+import type { LayerStash } from './stash.js';
 
 export interface RestoreInputs {
   group: GroupEntry[];
@@ -22,6 +23,8 @@ export interface RestoreInputs {
   skipLayers: boolean;
   /** Where the layers dir is in the image when the host dir differs (cached tars hold in-image paths); default: the same. */
   imageLayersDir?: string;
+  /** Layer dirs of the last build, put in place by rename when they are exactly what the cache holds. */
+  stash?: LayerStash;
   log: Logger;
 }
 
@@ -91,6 +94,10 @@ async function restoreInto(layers: LayersDir, inputs: RestoreInputs): Promise<{ 
       }
       try {
         if (!isDigest(rec.sha)) throw new Error(`its SHA "${rec.sha}" is not a digest`);
+        if (inputs.stash?.take(layers.dir, rel, rec.sha)) {
+          restored.push(`${bp.id}:${name}`);
+          continue;
+        }
         // Whatever is at the layer's place goes first (a link included): the restored dir is exactly the cached tar.
         layers.dir.remove(rel);
         layers.dir.mkdirp(rel);

@@ -309,6 +309,21 @@ export class ConfinedDir {
     }
   }
 
+  /**
+   * Moves `rel` to `destRel` in another confined root (both ends walked without following links); false when the two
+   * are on different filesystems or something is already at the destination.
+   */
+  moveTo(rel: string, dest: ConfinedDir, destRel: string): boolean {
+    try {
+      this.inParent(rel, (fd1, leaf1) => dest.inParent(destRel, (fd2, leaf2) => renameSync(at(fd1, leaf1), at(fd2, leaf2)), true));
+      return true;
+    } catch (err) {
+      const c = code(err) ?? code((err as Error).cause);
+      if (c === 'EXDEV' || c === 'ENOTEMPTY' || c === 'EEXIST' || c === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
   /** Renames within the root (both ends confined); replaces a file or link at `to`, never follows it. */
   rename(from: string, to: string): void {
     this.inParent(from, (fd1, leaf1) => this.inParent(to, (fd2, leaf2) => renameSync(at(fd1, leaf1), at(fd2, leaf2)), true));

@@ -2,7 +2,7 @@ import { closeSync, createWriteStream, fstatSync, lstatSync, readdirSync, readli
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable, type Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { at, openDirAt, openDirNoFollow, type ConfinedDir } from './confined.js';
 import { DigestStream, type Digest } from './digest.js';
 import { StrataError } from './errors.js';
@@ -159,6 +159,17 @@ export async function* treeEntries(root: TreeRoot, options: TreeOptions = {}): A
 export async function writeLayer(entries: AsyncIterable<LayerEntry>, out: Writable, options: LayerWriteOptions = {}): Promise<LayerInfo> {
   const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
   return compressLayer(tarBytes, out, options.level);
+}
+
+/**
+ * The diffID entries would have as a layer, from the tar stream alone: no gzip, nothing written. For a layer that is
+ * probably unchanged, this decides reuse at the cost of a read, where making the blob would also pay for compression.
+ */
+export async function layerDiffID(entries: AsyncIterable<LayerEntry>, options: LayerWriteOptions = {}): Promise<Digest> {
+  const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
+  const diff = new DigestStream();
+  await pipeline(tarBytes, diff, new Writable({ write: (_c, _e, done) => done() }));
+  return diff.digest;
 }
 
 /** Gzips an existing tar stream as a layer blob, learning its diffID and digest in the same pass. */

@@ -24,6 +24,7 @@ import { exportImage, saveCache, type KeptLayer } from '../lifecycle/export.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import type { Logger } from '../lifecycle/log.js';
 import { restore } from '../lifecycle/restore.js';
+import { LayerStash } from '../lifecycle/stash.js';
 import { extractSbomLayer } from '../lifecycle/sbom.js';
 import { ApiVersion, LATEST_PLATFORM_API } from '../spec/api.js';
 import { writeAnalyzed } from '../spec/analyzed.js';
@@ -129,7 +130,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
 
     const cacheKey = createHash('sha256').update(o.image).digest('hex').slice(0, 16);
     const cacheDir = o.cacheDir ?? join(home, 'cache', 'builds', cacheKey);
-    if (o.clearCache) await rm(cacheDir, { recursive: true, force: true });
+    const stash = new LayerStash(join(home, 'cache', 'stash', cacheKey), log);
+    if (o.clearCache) await Promise.all([rm(cacheDir, { recursive: true, force: true }), rm(stash.dir, { recursive: true, force: true })]);
     const cache: Cache = o.cacheImage
       ? await imageTarget(o.cacheImage, o.publish, o.store).then((t) => new ImageCache(t.store, t.tag, o.cacheImage!, log))
       : await DirCache.open(cacheDir, log);
@@ -183,7 +185,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     o.phase('RESTORING');
     // The analyzer's part that writes into /layers runs here, after detection had its turn at that dir.
     if (previous && prevMd?.sbom?.sha) await extractSbomLayer(previous.image, prevMd.sbom.sha, o.image, log, layers);
-    const r = await restore({ group, layersDir: layers, ...(prevMd ? { previous: prevMd } : {}), cache, platformApi: api, skipLayers: false, imageLayersDir: '/layers', log });
+    const r = await restore({ group, layersDir: layers, ...(prevMd ? { previous: prevMd } : {}), cache, stash, platformApi: api, skipLayers: false, imageLayersDir: '/layers', log });
     for (const l of r.restored) log.info(`Restored ${l} from the cache`);
     await chownTree(layers, uid, gid);
     o.phase('BUILDING');
@@ -225,7 +227,9 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     });
     for (const t of result.tags) log.info(`Saved ${t}`);
     if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image (not uploaded)`);
-    await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)), log, kept: keep.files });
+    const saved = await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)), log, kept: keep.files });
+    // The cached layers stay unpacked for the next build, which then renames them into place instead of extracting.
+    if (saved) stash.keep(layers, saved.buildpacks.map((b) => ({ bp: b.key, names: Object.keys(b.layers) })));
     if (o.engine) {
       for (const out of outputs) {
         const id = await loadIntoEngine(out.store, out.tag, o.engine, out.name);
