@@ -163,6 +163,7 @@ export function registerBuildCommand(program: Command): void {
         ...(o.defaultProcess ? { defaultProcess: o.defaultProcess } : {}),
         network: o.network,
         limits: sandboxLimits(config),
+        ...(config['ca-certificates'] ? { caCertificates: config['ca-certificates'] } : {}),
         executor,
         ...(o.reportOutputDir ? { reportDir: o.reportOutputDir } : {}),
         store: { insecureRegistries: o.insecureRegistry },

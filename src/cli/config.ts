@@ -28,6 +28,13 @@ export function registerConfigCommand(program: Command): void {
       } else if (k === 'sandbox-pids-limit') {
         config[k] = Number(values[0]);
         sandboxLimits(config);
+      } else if (k === 'ca-certificates') {
+        const { resolve } = await import('node:path');
+        const { readFile } = await import('node:fs/promises');
+        const path = resolve(values[0]!);
+        const text = await readFile(path, 'utf8').catch(() => undefined);
+        if (!text?.includes('-----BEGIN CERTIFICATE-----')) throw new StrataError(`ca-certificates ${values[0]}: not a readable PEM file of certificates`);
+        config[k] = path;
       } else if (k === 'sandbox-memory-limit') {
         config[k] = values[0]!;
         sandboxLimits(config);

@@ -1,6 +1,24 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsc, fchmodSync, fchownSync, openSync } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes } from 'node:fs/promises';
+import {
+  chmodSync,
+  closeSync,
+  constants as fsc,
+  fchmodSync,
+  fchownSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -78,6 +96,19 @@ export function decompressIfGzip(input: Readable): Readable {
   );
 }
 
+function lstatOrUndefined(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function writeAllSync(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+}
+
 /** Where an entry lands relative to a `strip` prefix. */
 type Placement = { kind: 'parent' } | { kind: 'root' } | { kind: 'inside'; parts: string[] } | { kind: 'outside' };
 
@@ -149,21 +180,31 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   // Dirs this extraction has already checked (or made) are real directories; an entry that puts anything else at
   // such a path, or a whiteout that removes it, takes it and everything below it out of this set first.
   const knownDirs = new Set<string>();
+  // Dirs this extraction made itself: nothing is in them but what it put there (`touched`), so an entry there needs no
+  // lstat to find what it replaces. The target counts when it starts empty.
+  const freshDirs = new Set<string>();
+  if (readdirSync(pathOf([])).length === 0) freshDirs.add('');
   const forget = (rel: string): void => {
     for (const d of knownDirs) if (d === rel || d.startsWith(`${rel}/`)) knownDirs.delete(d);
+    for (const d of freshDirs) if (d === rel || d.startsWith(`${rel}/`)) freshDirs.delete(d);
   };
 
-  /** Makes sure every parent of `parts` is a real directory inside target, creating missing ones. */
-  const ensureParents = async (parts: string[], name: string): Promise<string> => {
+  /**
+   * Makes sure every parent of `parts` is a real directory inside target, creating missing ones. Metadata calls are
+   * synchronous: each is microseconds from the inode cache, where a thread-pool round trip costs more than the call.
+   */
+  const ensureParents = (parts: string[], name: string): string => {
     for (let i = 0; i < parts.length - 1; i++) {
       const rel = parts.slice(0, i + 1).join('/');
       if (knownDirs.has(rel)) continue;
       const cur = pathOf(parts.slice(0, i + 1));
-      const st = await lstat(cur).catch(() => undefined);
+      const parent = parts.slice(0, i).join('/');
+      const st = freshDirs.has(parent) && !touched.has(rel) ? undefined : lstatOrUndefined(cur);
       if (!st) {
-        await mkdir(cur, { mode: 0o755 });
+        mkdirSync(cur, { mode: 0o755 });
         touched.add(rel);
         knownDirs.add(rel);
+        freshDirs.add(rel);
       } else if (st.isDirectory()) {
         knownDirs.add(rel);
       } else if (st.isSymbolicLink()) {
@@ -175,8 +216,11 @@ export async function extractLayer(input: Readable, target: string, options: Ext
     return pathOf(parts);
   };
 
-  const clear = async (path: string, keepDir: boolean): Promise<void> => {
-    const st = await lstat(path).catch(() => undefined);
+  /** Removes what is at `path` (keeping a directory when asked), unless the entry lands in a fresh dir. */
+  const clear = async (parts: string[], path: string, keepDir: boolean): Promise<void> => {
+    const rel = parts.join('/');
+    if (freshDirs.has(parts.slice(0, -1).join('/')) && !touched.has(rel)) return;
+    const st = lstatOrUndefined(path);
     if (!st) return;
     if (keepDir && st.isDirectory()) return;
     await rm(path, { recursive: true, force: true });
@@ -193,14 +237,27 @@ export async function extractLayer(input: Readable, target: string, options: Ext
     throw new StrataError(`${label}: "${name}" is outside /${strip.join('/')}, the only tree this layer may hold; refused`);
   };
 
+  /** An entry's data: read whole for small files, which are then written with one call. */
+  const readAll = async (entry: Readable): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    const collect = new Writable({
+      write(c: Buffer, _e, done) {
+        chunks.push(c);
+        done();
+      },
+    });
+    await Promise.race([pipeline(entry, collect), feedFailed]);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  };
+
   const applyWhiteout = async (parts: string[], name: string): Promise<void> => {
     const base = parts[parts.length - 1]!;
     const parentParts = parts.slice(0, -1);
     const parentRel = parentParts.join('/');
     if (base === OPAQUE) {
       if (!parentParts.length) throw new StrataError(`${label}: "${name}" is an opaque whiteout of the whole root (it would hide every lower layer); refused`);
-      await ensureParents(parts, name);
-      for (const child of await readdir(pathOf(parentParts))) {
+      ensureParents(parts, name);
+      for (const child of readdirSync(pathOf(parentParts))) {
         const childRel = `${parentRel}/${child}`;
         if (!touched.has(childRel)) {
           forget(childRel);
@@ -211,7 +268,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
     }
     const gone = base.slice(WHITEOUT.length);
     if (gone === '' || gone === '.' || gone === '..' || gone.startsWith(WHITEOUT)) throw new StrataError(`${label}: whiteout "${name}" names "${gone}", which is not an entry; refused`);
-    await ensureParents(parts, name);
+    ensureParents(parts, name);
     forget(parentRel ? `${parentRel}/${gone}` : gone);
     await rm(pathOf([...parentParts, gone]), { recursive: true, force: true });
   };
@@ -248,71 +305,80 @@ export async function extractLayer(input: Readable, target: string, options: Ext
         await applyWhiteout(parts, h.name);
         continue;
       }
-      const path = await ensureParents(parts, h.name);
-      touched.add(rel);
-      if (!isDir) forget(rel);
+      const path = ensureParents(parts, h.name);
       const mode = h.mode & 0o7777;
       switch (h.type) {
         case 'directory': {
-          await clear(path, true);
+          await clear(parts, path, true);
+          touched.add(rel);
           let existed = false;
-          await mkdir(path, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
-            if (e.code !== 'EEXIST') throw e;
+          try {
+            mkdirSync(path, { mode: 0o700 });
+            freshDirs.add(rel);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
             existed = true;
-          });
+          }
           entry.resume();
           knownDirs.add(rel);
           if (existed && options.keepExistingDirs) break;
-          if (chown) await lchown(path, h.uid, h.gid);
-          await chmod(path, mode);
+          if (chown) lchownSync(path, h.uid, h.gid);
+          chmodSync(path, mode);
           dirTimes.push({ path, mtime: h.mtime });
           break;
         }
         case 'file':
         case 'contiguous-file': {
-          await clear(path, false);
+          await clear(parts, path, false);
+          touched.add(rel);
+          forget(rel);
           // O_EXCL|O_NOFOLLOW: never write through whatever might have appeared at this path.
           const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
-          const fh = await open(path, flags, 0o600);
           if ((h.size ?? 0) <= SMALL_FILE) {
-            // Small files (most of an OS tree) in one write, with owner, mode and times set through the descriptor.
+            // Small files (most of an OS tree): the data in hand, then open, write, owner, mode, times, close in a
+            // row of synchronous calls.
+            const data = await readAll(entry as unknown as Readable);
+            const fd = openSync(path, flags, 0o600);
             try {
-              const chunks: Buffer[] = [];
-              const collect = new Writable({
-                write(c: Buffer, _e, done) {
-                  chunks.push(c);
-                  done();
-                },
-              });
-              await Promise.race([pipeline(entry, collect), feedFailed]);
-              if (chunks.length) await fh.write(Buffer.concat(chunks));
-              if (chown) await fh.chown(h.uid, h.gid);
-              await fh.chmod(mode);
-              await fh.utimes(h.mtime, h.mtime);
+              if (data.length) writeAllSync(fd, data);
+              if (chown) fchownSync(fd, h.uid, h.gid);
+              fchmodSync(fd, mode);
+              futimesSync(fd, h.mtime, h.mtime);
             } finally {
-              await fh.close();
+              closeSync(fd);
             }
           } else {
-            const sink = fh.createWriteStream();
+            // Large files chunk by chunk as the stream delivers them; a broken feed ends the wait, not the process.
+            const fd = openSync(path, flags, 0o600);
             try {
-              await Promise.race([pipeline(entry, sink), feedFailed]);
-            } catch (err) {
-              sink.destroy();
-              throw err;
+              const it = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+              for (;;) {
+                const n = await Promise.race([it.next(), feedFailed]);
+                if (n.done) break;
+                writeAllSync(fd, n.value);
+              }
+              if (chown) fchownSync(fd, h.uid, h.gid);
+              fchmodSync(fd, mode);
+              futimesSync(fd, h.mtime, h.mtime);
+            } finally {
+              closeSync(fd);
             }
-            if (chown) await lchown(path, h.uid, h.gid);
-            await chmod(path, mode);
-            await utimes(path, h.mtime, h.mtime);
           }
           break;
         }
         case 'symlink': {
           entry.resume();
           if (!links) throw new StrataError(`${label}: symbolic link "${h.name}" in a layer that holds only files; refused`);
-          await clear(path, false);
-          await symlink(h.linkname ?? '', path);
-          if (chown) await lchown(path, h.uid, h.gid);
-          await lutimes(path, h.mtime, h.mtime).catch(() => undefined);
+          await clear(parts, path, false);
+          touched.add(rel);
+          forget(rel);
+          symlinkSync(h.linkname ?? '', path);
+          if (chown) lchownSync(path, h.uid, h.gid);
+          try {
+            lutimesSync(path, h.mtime, h.mtime);
+          } catch {
+            // Some filesystems cannot time a link; its time does not matter.
+          }
           break;
         }
         case 'link': {
@@ -320,12 +386,14 @@ export async function extractLayer(input: Readable, target: string, options: Ext
           if (!links) throw new StrataError(`${label}: hard link "${h.name}" in a layer that holds only files; refused`);
           const linkParts = local(h.linkname ?? '', false);
           if (!linkParts?.length) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not a file of the layer`);
-          const source = await ensureParents(linkParts, h.linkname ?? '');
-          const st = await lstat(source).catch(() => undefined);
+          const source = ensureParents(linkParts, h.linkname ?? '');
+          const st = lstatOrUndefined(source);
           if (!st) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not in the layer`);
           if (st.isDirectory()) throw new StrataError(`${label}: hard link "${h.name}" points to a directory; refused`);
-          await clear(path, false);
-          await link(source, path);
+          await clear(parts, path, false);
+          touched.add(rel);
+          forget(rel);
+          linkSync(source, path);
           break;
         }
         case 'character-device':
@@ -346,7 +414,13 @@ export async function extractLayer(input: Readable, target: string, options: Ext
       if (got !== options.diffID) throw new StrataError(`${label}: content hashes to ${got}, not its diffID ${options.diffID} (corrupt or substituted); refused`);
     }
     // Directory times last: creating their children changed them.
-    for (const d of dirTimes.reverse()) await utimes(d.path, d.mtime, d.mtime).catch(() => undefined);
+    for (const d of dirTimes.reverse()) {
+      try {
+        utimesSync(d.path, d.mtime, d.mtime);
+      } catch {
+        // A directory removed by a later whiteout has no time to set.
+      }
+    }
   } catch (err) {
     extract.destroy();
     countIn.destroy();

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { chownTree } from '../oci/fsutil.js';
 import { join } from 'node:path';
 import { envValue } from '../oci/config.js';
@@ -55,6 +55,8 @@ export interface BuildOptions {
   network: 'host' | 'none';
   /** Caps for each sandboxed phase (default: the executor's). */
   limits?: SandboxLimits;
+  /** A host PEM bundle the buildpacks trust (`strata config ca-certificates`). */
+  caCertificates?: string;
   executor: (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }) => Promise<Executor>;
   reportDir?: string;
   /** Extra or replacement buildpacks: `id@version` from the builder, a dir, a `.cnb`, or a buildpackage image. */
@@ -124,7 +126,18 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     await mkdir(layers);
     await mkdir(homeDir);
     await copySource(o.appPath, app, o.descriptor?.include ?? [], o.descriptor?.exclude ?? []);
-    const buildEnv = { ...Object.fromEntries((o.descriptor?.env ?? []).map((e) => [e.name, e.value])), ...o.env };
+    const buildEnv: Record<string, string> = { ...Object.fromEntries((o.descriptor?.env ?? []).map((e) => [e.name, e.value])), ...o.env };
+    if (o.caCertificates) {
+      // The CNB bindings convention (a `ca-certificates` binding, as CA certificate buildpacks read it), and the
+      // variables Node.js and OpenSSL read, unless the user set them.
+      const binding = join(platform, 'bindings', 'ca-certificates');
+      await mkdir(binding, { recursive: true });
+      await writeFile(join(binding, 'type'), 'ca-certificates');
+      await copyFile(o.caCertificates, join(binding, 'ca-certificates.crt')).catch((err: unknown) => {
+        throw new StrataError(`ca-certificates ${o.caCertificates}: ${errorMessage(err)}`);
+      });
+      for (const k of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE']) buildEnv[k] ??= '/platform/bindings/ca-certificates/ca-certificates.crt';
+    }
     for (const [k, v] of Object.entries(buildEnv)) await writeFile(join(platform, 'env', k), v);
     for (const d of [layers, app, homeDir]) await chownTree(d, uid, gid);
 

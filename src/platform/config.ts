@@ -16,11 +16,16 @@ export interface StrataConfig {
   'sandbox-pids-limit'?: number;
   /** Memory for one sandboxed build step or app: bytes, or with a k/m/g suffix. */
   'sandbox-memory-limit'?: string;
+  /**
+   * A PEM bundle of CA certificates every build trusts (behind a TLS-inspecting proxy, say): given to buildpacks as a
+   * `ca-certificates` binding (the CNB bindings convention) and through NODE_EXTRA_CA_CERTS and SSL_CERT_FILE.
+   */
+  'ca-certificates'?: string;
 }
 
 export type PullPolicy = 'always' | 'if-not-present' | 'never';
 
-export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy', 'sandbox-pids-limit', 'sandbox-memory-limit'] as const;
+export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy', 'sandbox-pids-limit', 'sandbox-memory-limit', 'ca-certificates'] as const;
 
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(strataHome(env), 'config.toml');
