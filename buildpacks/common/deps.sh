@@ -74,3 +74,12 @@ deps_check() {
   echo "$3: checksum mismatch for $(basename "$1"): expected $2, got $got; the mirror serves a different file" >&2
   return 1
 }
+
+# write_unchanged FILE VALUE: writes VALUE to FILE only when it differs. Rewriting a file of a reused layer with the
+# same bytes still marks the layer changed (its ctime moves), and the platform then has to read it again.
+write_unchanged() {
+  if [[ ! -f "$1" ]] || [[ "$(cat "$1")" != "$2" ]]; then
+    mkdir -p "$(dirname "$1")"
+    printf '%s' "$2" >"$1"
+  fi
+}

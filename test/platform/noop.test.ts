@@ -9,7 +9,8 @@ import { run, tempDir } from '../harness/proc.js';
 
 const BUILD = `L="$1"
 if [ -f "$L/big.toml" ] && [ -f "$L/big/data" ]; then echo "big: reused"; else
-  mkdir -p "$L/big"; busybox dd if=/dev/zero of="$L/big/data" bs=1M count=8 2>/dev/null; echo "big: made"; fi
+  mkdir -p "$L/big/bin" "$L/big/pkg"; busybox dd if=/dev/zero of="$L/big/data" bs=1M count=8 2>/dev/null
+  echo tool > "$L/big/pkg/tool"; busybox ln -s ../pkg/tool "$L/big/bin/tool"; echo "big: made"; fi
 printf '[types]\\nlaunch = true\\ncache = true\\n' > "$L/big.toml"
 mkdir -p "$L/touchy/env"
 printf 'same' > "$L/touchy/env/VALUE"
