@@ -474,3 +474,19 @@ export function copyTreeOut(src: ConfinedDir, rel: string, dest: string, options
     closeSync(fd);
   }
 }
+
+/**
+ * Makes the dirs a sandbox mounts over (absolute in-image paths) inside an unpacked rootfs. One the image made a
+ * link or a file is left as it is: never followed out of the tree, and the sandbox reports the mount it cannot make.
+ */
+export function makeMountPoints(rootfs: string, destinations: string[], display: string): void {
+  ConfinedDir.with(rootfs, (root) => {
+    for (const d of destinations) {
+      try {
+        root.mkdirp(d.replace(/^\/+/, ''));
+      } catch {
+        // Left to the sandbox, as said.
+      }
+    }
+  }, { display });
+}

@@ -43,6 +43,11 @@ export interface ExtractOptions {
    * and buildpacks never hold one, so one there can only be an attempt to delete something.
    */
   whiteouts?: boolean;
+  /**
+   * Keep whiteouts as empty marker files instead of applying them (they are still checked), for a layer unpacked on
+   * its own and laid over others later (`overlay.ts`).
+   */
+  whiteoutMarkers?: boolean;
   /** Symbolic and hard links allowed (default true); SBOM layers hold only files. */
   links?: boolean;
   /**
@@ -56,9 +61,14 @@ export interface ExtractOptions {
   limits?: ExtractLimits;
 }
 
-const WHITEOUT = '.wh.';
+export interface ExtractResult {
+  /** Dirs made only because an entry needed a parent (no entry of their own): their mode and owner are not the layer's. */
+  implicitDirs: string[];
+}
+
+export const WHITEOUT = '.wh.';
 const SMALL_FILE = 256 << 10;
-const OPAQUE = '.wh..wh..opq';
+export const OPAQUE = '.wh..wh..opq';
 
 /**
  * Normalises an entry name to its path components, refusing anything that could leave the target: absolute names
@@ -127,7 +137,7 @@ function place(parts: string[], strip: string[]): Placement {
  * target cannot be swapped for a link midway. The stream is hashed (against `diffID`) and measured (against the
  * limits) as it passes, so a bomb stops at its cap rather than at a full disk.
  */
-export async function extractLayer(input: Readable, target: string, options: ExtractOptions = {}): Promise<void> {
+export async function extractLayer(input: Readable, target: string, options: ExtractOptions = {}): Promise<ExtractResult> {
   const label = options.label ?? 'layer';
   const chown = options.chown ?? (typeof process.getuid === 'function' && process.getuid() === 0);
   const whiteouts = options.whiteouts ?? true;
@@ -184,9 +194,9 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   // lstat to find what it replaces. The target counts when it starts empty.
   const freshDirs = new Set<string>();
   if (readdirSync(pathOf([])).length === 0) freshDirs.add('');
+  const implicitDirs = new Set<string>();
   const forget = (rel: string): void => {
-    for (const d of knownDirs) if (d === rel || d.startsWith(`${rel}/`)) knownDirs.delete(d);
-    for (const d of freshDirs) if (d === rel || d.startsWith(`${rel}/`)) freshDirs.delete(d);
+    for (const set of [knownDirs, freshDirs, implicitDirs]) for (const d of set) if (d === rel || d.startsWith(`${rel}/`)) set.delete(d);
   };
 
   /**
@@ -202,6 +212,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
       const st = freshDirs.has(parent) && !touched.has(rel) ? undefined : lstatOrUndefined(cur);
       if (!st) {
         mkdirSync(cur, { mode: 0o755 });
+        implicitDirs.add(rel);
         touched.add(rel);
         knownDirs.add(rel);
         freshDirs.add(rel);
@@ -250,12 +261,23 @@ export async function extractLayer(input: Readable, target: string, options: Ext
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   };
 
+  /** A whiteout must name one entry (not `.`, `..` or nothing), and an opaque one not the whole root. */
+  const checkWhiteout = (parts: string[], name: string): void => {
+    const base = parts[parts.length - 1]!;
+    if (base === OPAQUE) {
+      if (parts.length === 1) throw new StrataError(`${label}: "${name}" is an opaque whiteout of the whole root (it would hide every lower layer); refused`);
+      return;
+    }
+    const gone = base.slice(WHITEOUT.length);
+    if (gone === '' || gone === '.' || gone === '..' || gone.startsWith(WHITEOUT)) throw new StrataError(`${label}: whiteout "${name}" names "${gone}", which is not an entry; refused`);
+  };
+
   const applyWhiteout = async (parts: string[], name: string): Promise<void> => {
+    checkWhiteout(parts, name);
     const base = parts[parts.length - 1]!;
     const parentParts = parts.slice(0, -1);
     const parentRel = parentParts.join('/');
     if (base === OPAQUE) {
-      if (!parentParts.length) throw new StrataError(`${label}: "${name}" is an opaque whiteout of the whole root (it would hide every lower layer); refused`);
       ensureParents(parts, name);
       for (const child of readdirSync(pathOf(parentParts))) {
         const childRel = `${parentRel}/${child}`;
@@ -267,7 +289,6 @@ export async function extractLayer(input: Readable, target: string, options: Ext
       return;
     }
     const gone = base.slice(WHITEOUT.length);
-    if (gone === '' || gone === '.' || gone === '..' || gone.startsWith(WHITEOUT)) throw new StrataError(`${label}: whiteout "${name}" names "${gone}", which is not an entry; refused`);
     ensureParents(parts, name);
     forget(parentRel ? `${parentRel}/${gone}` : gone);
     await rm(pathOf([...parentParts, gone]), { recursive: true, force: true });
@@ -302,6 +323,13 @@ export async function extractLayer(input: Readable, target: string, options: Ext
       if (name.startsWith(WHITEOUT)) {
         entry.resume();
         if (!whiteouts) throw new StrataError(`${label}: whiteout "${h.name}" in a layer that cannot have any; refused`);
+        if (options.whiteoutMarkers) {
+          checkWhiteout(parts, h.name);
+          const marker = ensureParents(parts, h.name);
+          touched.add(rel);
+          closeSync(openSync(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600));
+          continue;
+        }
         await applyWhiteout(parts, h.name);
         continue;
       }
@@ -321,6 +349,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
           }
           entry.resume();
           knownDirs.add(rel);
+          implicitDirs.delete(rel);
           if (existed && options.keepExistingDirs) break;
           if (chown) lchownSync(path, h.uid, h.gid);
           chmodSync(path, mode);
@@ -421,6 +450,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
         // A directory removed by a later whiteout has no time to set.
       }
     }
+    return { implicitDirs: [...implicitDirs] };
   } catch (err) {
     extract.destroy();
     countIn.destroy();

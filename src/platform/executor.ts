@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { processAlive } from '../oci/fsutil.js';
+import { makeMountPoints } from '../oci/confined.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import type { EngineClient } from '../oci/engine/client.js';
@@ -182,7 +183,7 @@ export class BwrapExecutor implements Executor {
 
   async run(spec: SandboxRun): Promise<number> {
     // Over a read-only root bwrap cannot make a missing mount point; it is made in the unpacked rootfs (ours) first.
-    for (const m of spec.mounts) await mkdir(join(this.rootfs, m.destination), { recursive: true }).catch(() => undefined);
+    makeMountPoints(this.rootfs, spec.mounts.map((m) => m.destination), 'sandbox rootfs');
     const args = [
       '--unshare-user', '--uid', String(spec.uid), '--gid', String(spec.gid),
       '--unshare-pid', '--unshare-ipc', '--unshare-uts', ...(spec.network === 'none' ? ['--unshare-net'] : []),

@@ -1,34 +1,61 @@
-import { chmod, mkdir } from 'node:fs/promises';
-import { cachedDir } from '../oci/fsutil.js';
+import { closeSync, fchmodSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ConfinedDir, makeMountPoints } from '../oci/confined.js';
 import { digestHex } from '../oci/digest.js';
 import { extractLayer } from '../oci/extract.js';
+import { cachedDir } from '../oci/fsutil.js';
 import type { ResolvedImage } from '../oci/image.js';
+import { overlayLayers, type LayerTree } from '../oci/overlay.js';
 
 const MARKER = '.complete';
 
 /**
- * An image's filesystem unpacked once per manifest digest under `dir` and reused by every build after: whiteouts
- * applied, owners kept (we run as root), made in a temp dir and renamed in so a half-unpacked tree is never used.
- * Sandboxes mount it read-only, so builds cannot change it; the usual mount points are made up front for that reason.
+ * One image layer unpacked on its own under `dir/layers/<diffID>`, once for every image that has it (a builder v2
+ * that shares its OS layer with v1 does not unpack it again). Keyed by diffID, which the extraction checks, so the
+ * cache holds only content that hashes to its name. Whiteouts stay as markers for `overlayLayers`.
+ */
+async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progress?: (line: string) => void): Promise<LayerTree> {
+  const desc = image.manifest.manifest.layers[i]!;
+  const diffID = image.config.rootfs.diff_ids[i]!;
+  const count = image.manifest.manifest.layers.length;
+  const { dir: cached } = await cachedDir(join(dir, 'layers', digestHex(diffID)), MARKER, async (tmp) => {
+    progress?.(`Pulling and unpacking layer ${i + 1}/${count} (${desc.digest.slice(7, 19)}, ${(desc.size / 1e6).toFixed(1)} MB)`);
+    await mkdir(join(tmp, 'tree'), { mode: 0o755 });
+    // The blob's digest is checked as it streams; its content must also be the diffID the config promises.
+    const { implicitDirs } = await extractLayer(await image.store.getBlob(desc), join(tmp, 'tree'), { label: `${image.store.description} layer ${i + 1}`, diffID, whiteoutMarkers: true });
+    await writeFile(join(tmp, 'implicit.json'), JSON.stringify(implicitDirs));
+  });
+  return { dir: join(cached, 'tree'), implicitDirs: new Set(JSON.parse(await readFile(join(cached, 'implicit.json'), 'utf8')) as string[]) };
+}
+
+/**
+ * An image's filesystem assembled once per manifest digest under `dir` and reused by every build after: its layers
+ * (each unpacked once, shared) laid over one another with hard links, owners kept (we run as root), made in a temp
+ * dir and renamed in so a half-made tree is never used. Sandboxes mount it read-only, so builds cannot change it
+ * (nor, through it, the shared layer files); the usual mount points are made up front for that reason.
  */
 export async function unpackedRootfs(image: ResolvedImage, dir: string, progress?: (line: string) => void): Promise<string> {
   const target = join(dir, digestHex(image.manifest.digest));
   const rootfs = join(target, 'rootfs');
   await cachedDir(target, MARKER, async (tmp) => {
+    const trees: LayerTree[] = [];
+    for (const i of image.manifest.manifest.layers.keys()) trees.push(await unpackedLayer(image, i, dir, progress));
     await mkdir(join(tmp, 'rootfs'), { mode: 0o755 });
-    const layers = image.manifest.manifest.layers;
-    for (const [i, desc] of layers.entries()) {
-      progress?.(`Pulling and unpacking layer ${i + 1}/${layers.length} (${desc.digest.slice(7, 19)}, ${(desc.size / 1e6).toFixed(1)} MB)`);
-      // The blob's digest is checked as it streams; its content must also be the diffID the config promises.
-      await extractLayer(await image.store.getBlob(desc), join(tmp, 'rootfs'), { label: `${image.store.description} layer ${i + 1}`, diffID: image.config.rootfs.diff_ids[i]! });
-    }
+    overlayLayers(trees, join(tmp, 'rootfs'));
     // Mount points a sandbox needs on a read-only root, which small images may lack.
-    for (const d of ['proc', 'dev', 'sys', 'tmp', 'home/cnb']) await mkdir(join(tmp, 'rootfs', d), { recursive: true }).catch(() => undefined);
-    // runc gives the tmpfs on /tmp the mode of the dir under it, whatever `mode=` says: it must be sticky and
-    // world-writable, as on any Linux system, or the build user and non-root apps cannot use it.
-    await chmod(join(tmp, 'rootfs', 'tmp'), 0o1777).catch(() => undefined);
-    await chmod(join(tmp, 'rootfs'), 0o755);
+    makeMountPoints(join(tmp, 'rootfs'), ['/proc', '/dev', '/sys', '/tmp', '/home/cnb'], `${image.store.description} rootfs`);
+    ConfinedDir.with(join(tmp, 'rootfs'), (root) => {
+      // runc gives the tmpfs on /tmp the mode of the dir under it, whatever `mode=` says: it must be sticky and
+      // world-writable, as on any Linux system, or the build user and non-root apps cannot use it.
+      try {
+        const fd = root.openDir('tmp');
+        fchmodSync(fd, 0o1777);
+        closeSync(fd);
+      } catch {
+        // Not a directory of the image's own: nothing to mode.
+      }
+    }, { display: `${image.store.description} rootfs` });
   });
   return rootfs;
 }

@@ -43,6 +43,25 @@ export async function makeLayoutImage(dir: string, tag: string, layers: Record<s
   return { layout, digest };
 }
 
+/** An image whose layers are the given tars as they are (gzipped): for layers no well-behaved tool would write. */
+export async function makeRawLayoutImage(dir: string, tag: string, tars: Buffer[]): Promise<{ layout: OciLayout; digest: Digest }> {
+  const { gzipSync } = await import('node:zlib');
+  const { sha256 } = await import('../../src/oci/digest.js');
+  const { MediaType } = await import('../../src/oci/mediatype.js');
+  const layout = await OciLayout.open(dir, { create: true });
+  let config = emptyConfig(hostPlatform());
+  let manifest = emptyManifest();
+  for (const [i, t] of tars.entries()) {
+    const gz = gzipSync(t);
+    const tmp = join(layout.root, `.raw-${i}-${process.pid}`);
+    await writeFile(tmp, gz);
+    await layout.adoptBlobFile(tmp, sha256(gz));
+    ({ config, manifest } = appendLayers(config, manifest, [{ descriptor: { mediaType: MediaType.OciLayerGzip, digest: sha256(gz), size: gz.length }, diffID: sha256(t), history: { created_by: `raw layer ${i}` } }]));
+  }
+  const { digest } = await writeImage(layout, config, manifest, tag);
+  return { layout, digest };
+}
+
 /**
  * The files of a tiny image that can run strata's shipped Node.js, bash buildpacks and the launcher: busybox plus
  * bash, env and the host's own shared libraries they need (so no debootstrap is needed for fast tests).

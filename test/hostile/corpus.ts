@@ -15,7 +15,7 @@ import { MediaType } from '../../src/oci/mediatype.js';
 import { writeImage } from '../../src/oci/mutate.js';
 import type { ImageStore } from '../../src/oci/store.js';
 
-export type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device'; linkname?: string; body?: string };
+export type Entry = { name: string; type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device'; linkname?: string; body?: string; mode?: number };
 
 /** A tar built in memory from raw headers: the point is to write entries no well-behaved tool would. */
 export async function tarOf(entries: Entry[]): Promise<Readable> {
@@ -31,7 +31,7 @@ export async function tarBytes(entries: Entry[]): Promise<Buffer> {
   })();
   for (const e of entries) {
     await new Promise<void>((resolve, reject) => {
-      const h = { name: e.name, type: e.type ?? 'file', mode: e.type === 'directory' ? 0o755 : 0o644, ...(e.linkname ? { linkname: e.linkname } : {}), ...(e.type === 'character-device' || e.type === 'block-device' ? { devmajor: 1, devminor: 3 } : {}) };
+      const h = { name: e.name, type: e.type ?? 'file', mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644), ...(e.linkname ? { linkname: e.linkname } : {}), ...(e.type === 'character-device' || e.type === 'block-device' ? { devmajor: 1, devminor: 3 } : {}) };
       const cb = (err?: Error | null) => (err ? reject(err) : resolve());
       if ((e.type ?? 'file') === 'file') pack.entry(h, e.body ?? 'x', cb);
       else pack.entry(h, cb);

@@ -119,7 +119,8 @@ test('an image whose layer is not the diffID its config names is not unpacked (b
     const forged = sha256('something else');
     await writeImage(layout, { ...image.config, rootfs: { type: 'layers', diff_ids: [forged] } }, image.manifest.manifest, 'forged');
     await assert.rejects(unpackedRootfs(await resolveImage(layout, 'forged'), join(a.target, 'rootfs')), /content hashes to sha256:[0-9a-f]+, not its diffID/);
-    assert.deepEqual((await readdir(join(a.target, 'rootfs'))).filter((n) => !n.endsWith('.lock')), [], 'nothing was left for a later build to use');
+    assert.deepEqual((await readdir(join(a.target, 'rootfs'))).filter((n) => !n.endsWith('.lock')), ['layers'], 'no rootfs was left for a later build to use');
+    assert.deepEqual((await readdir(join(a.target, 'rootfs', 'layers'))).filter((n) => !n.endsWith('.lock')), [], 'nor an unpacked layer');
     await assertOutsideUntouched(a);
   } finally {
     await a.cleanup();

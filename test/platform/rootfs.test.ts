@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { resolveImage } from '../../src/oci/image.js';
+import { unpackedRootfs } from '../../src/platform/rootfs.js';
+import { makeRawLayoutImage } from '../harness/images.js';
+import { arena, assertOutsideUntouched, tarBytes } from '../hostile/corpus.js';
+
+test('builders that share a layer unpack it once; each rootfs shares its files', async () => {
+  const a = await arena();
+  try {
+    const os = await tarBytes([{ name: 'etc/os-release', body: 'ID=debian\n' }, { name: 'usr/bin/sh', body: 'elf', mode: 0o755 }, { name: 'opt/old', body: 'v0' }]);
+    await makeRawLayoutImage(join(a.root, 'img'), 'v1', [os, await tarBytes([{ name: 'cnb/order.toml', body: 'v1' }])]);
+    const { layout } = await makeRawLayoutImage(join(a.root, 'img'), 'v2', [os, await tarBytes([{ name: 'cnb/order.toml', body: 'v2' }, { name: 'opt/.wh.old' }])]);
+    const dir = join(a.target, 'rootfs');
+    const lines: string[] = [];
+    const v1 = await unpackedRootfs(await resolveImage(layout, 'v1'), dir, (l) => lines.push(l));
+    assert.equal(lines.length, 2);
+    lines.length = 0;
+    const v2 = await unpackedRootfs(await resolveImage(layout, 'v2'), dir, (l) => lines.push(l));
+    assert.deepEqual(lines.map((l) => l.replace(/ \(.*/, '')), ['Pulling and unpacking layer 2/2'], 'the shared OS layer is not unpacked again');
+    assert.equal(await readFile(join(v1, 'cnb/order.toml'), 'utf8'), 'v1');
+    assert.equal(await readFile(join(v2, 'cnb/order.toml'), 'utf8'), 'v2');
+    assert.equal(await readFile(join(v1, 'opt/old'), 'utf8'), 'v0');
+    assert.deepEqual(await readdir(join(v2, 'opt')), [], 'the whiteout applies to v2 only');
+    assert.equal((await stat(join(v1, 'usr/bin/sh'))).ino, (await stat(join(v2, 'usr/bin/sh'))).ino);
+    assert.equal((await stat(join(v2, 'tmp'))).mode & 0o7777, 0o1777);
+    assert.ok((await stat(join(v2, 'home/cnb'))).isDirectory());
+    // A third call finds the assembled tree.
+    lines.length = 0;
+    assert.equal(await unpackedRootfs(await resolveImage(layout, 'v2'), dir, (l) => lines.push(l)), v2);
+    assert.deepEqual(lines, []);
+  } finally {
+    await a.cleanup();
+  }
+});
+
+test('an image whose /tmp and /home are links out of the tree: neither moded nor written through', async () => {
+  const a = await arena();
+  try {
+    const { layout } = await makeRawLayoutImage(join(a.root, 'img'), 'evil', [await tarBytes([{ name: 'tmp', type: 'symlink', linkname: a.outside }, { name: 'home', type: 'symlink', linkname: a.outside }, { name: 'proc', type: 'symlink', linkname: join(a.outside, 'proc') }])]);
+    const before = (await stat(a.outside)).mode;
+    const rootfs = await unpackedRootfs(await resolveImage(layout, 'evil'), join(a.target, 'rootfs'));
+    assert.ok((await lstat(join(rootfs, 'tmp'))).isSymbolicLink());
+    assert.equal((await stat(a.outside)).mode, before);
+    await assertOutsideUntouched(a, ['img', 'outside', 'target']);
+  } finally {
+    await a.cleanup();
+  }
+});
