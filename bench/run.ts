@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { treeEntries, writeLayerFile } from '../src/oci/layer.js';
 import { lifecycleBench } from './lifecycle.js';
 import { fleetBench } from './fleet.js';
+import { userBench } from './user.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TREE_MB = Number(process.env.BENCH_TREE_MB ?? 100);
@@ -120,6 +121,7 @@ async function main(): Promise<void> {
   process.stdout.write(`ratio like for like, strata -1 / pigz -1: ${(s / p1).toFixed(2)}x; strata -6 / pigz -6: ${(s6 / p).toFixed(2)}x\n`);
   process.stdout.write(`ratio strata / umoci insert: ${(s / u).toFixed(2)}x\n`);
   await lifecycleBench(base, tree, RUNS);
+  await userBench(base, RUNS);
   await fleetBench();
 }
 

@@ -24,7 +24,7 @@ function say(line: string): void {
 }
 
 /** Runs `strata …` with its output shown live; resolves with the output for the demo's own checks. */
-function strata(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+export function strata(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   process.stdout.write(`$ strata ${args.join(' ')}\n`);
   return new Promise((resolve, reject) => {
     let out = '';
@@ -40,7 +40,7 @@ function strata(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
 }
 
 /** A static file server for the dependency mirror: the buildpacks fetch from it over plain HTTP. */
-async function serveMirror(root: string): Promise<{ url: string; close: () => Promise<void> }> {
+export async function serveMirror(root: string): Promise<{ url: string; close: () => Promise<void> }> {
   const server = http.createServer((req, res) => {
     const path = normalize(join(root, decodeURIComponent((req.url ?? '/').split('?')[0]!)));
     if (!path.startsWith(root)) return void res.writeHead(403).end();
@@ -58,7 +58,7 @@ async function serveMirror(root: string): Promise<{ url: string; close: () => Pr
 }
 
 /** The demo app (src/demo/app): an Express server whose yarn.lock pins a real dependency tree from the npm registry. */
-async function writeApp(dir: string): Promise<void> {
+export async function writeApp(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const f of ['package.json', 'yarn.lock', 'server.js']) await copyFile(join(PROJECT_ROOT, 'src', 'demo', 'app', f), join(dir, f));
 }

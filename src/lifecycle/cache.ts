@@ -17,7 +17,7 @@ import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer }
 import type { ImageStore } from '../oci/store.js';
 import type { Digest } from '../oci/digest.js';
 import { digestHex, parseDigest } from '../oci/digest.js';
-import { pathExists, processAlive, withLock, writeFileAtomic } from '../oci/fsutil.js';
+import { pathExists, processAlive, WHOLE_FILE_READ, withLock, writeFileAtomic } from '../oci/fsutil.js';
 import { writeLayerFile, writeTarFile, type LayerEntry } from '../oci/layer.js';
 import type { LayerRecord } from './labels.js';
 import type { Logger } from './log.js';
@@ -100,7 +100,7 @@ export class DirCache implements Cache {
   }
 
   async openLayer(diffID: string): Promise<Readable> {
-    return createReadStream(this.layerPath(diffID));
+    return createReadStream(this.layerPath(diffID), WHOLE_FILE_READ);
   }
 
   /** Starts writing the next cache; nothing is visible until `commit`. */

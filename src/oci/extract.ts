@@ -19,7 +19,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { Readable, Transform, Writable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -95,7 +95,7 @@ export function decompressIfGzip(input: Readable): Readable {
         for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
       };
       if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
-        const gunzip = createGunzip();
+        const gunzip = createGunzip({ chunkSize: 256 << 10 });
         pipeline(Readable.from(all(), { objectMode: false }), gunzip).catch((e: Error) => gunzip.destroy(e));
         yield* gunzip as AsyncIterable<Buffer>;
       } else {
@@ -171,7 +171,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   const guard = new Transform({
     transform(c: Buffer, _e, done) {
       expanded += c.length;
-      hash.update(c);
+      if (options.diffID) hash.update(c);
       if (expanded > limits.maxBytes) {
         done(new StrataError(`${label}: expands to more than ${limits.maxBytes} bytes (${LIMIT_VARS.maxBytes}); refused`));
       } else if (expanded > limits.ratioFloor && expanded > limits.maxRatio * Math.max(compressed, 1)) {
@@ -195,7 +195,10 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   const freshDirs = new Set<string>();
   if (readdirSync(pathOf([])).length === 0) freshDirs.add('');
   const implicitDirs = new Set<string>();
+  // Every dir in these sets has its parents in `knownDirs`, and forgetting one forgets all below it: so a path that
+  // is in none of them has nothing below it in any, and the common case (a new file) costs no scan.
   const forget = (rel: string): void => {
+    if (!knownDirs.has(rel) && !freshDirs.has(rel) && !implicitDirs.has(rel)) return;
     for (const set of [knownDirs, freshDirs, implicitDirs]) for (const d of set) if (d === rel || d.startsWith(`${rel}/`)) set.delete(d);
   };
 
@@ -251,13 +254,13 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   /** An entry's data: read whole for small files, which are then written with one call. */
   const readAll = async (entry: Readable): Promise<Buffer> => {
     const chunks: Buffer[] = [];
-    const collect = new Writable({
-      write(c: Buffer, _e, done) {
-        chunks.push(c);
-        done();
-      },
+    // Plain listeners: a stream pipeline per small file costs more than the file's own write.
+    const read = new Promise<void>((resolve, reject) => {
+      entry.on('data', (c: Buffer) => chunks.push(c));
+      entry.once('end', resolve);
+      entry.once('error', reject);
     });
-    await Promise.race([pipeline(entry, collect), feedFailed]);
+    await Promise.race([read, feedFailed]);
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   };
 
@@ -294,150 +297,154 @@ export async function extractLayer(input: Readable, target: string, options: Ext
     await rm(pathOf([...parentParts, gone]), { recursive: true, force: true });
   };
 
-  const consume = async (): Promise<void> => {
-    for await (const entry of extract) {
-      const h = entry.header;
-      if (++entries > limits.maxEntries) {
-        entry.resume();
-        throw new StrataError(`${label}: holds more than ${limits.maxEntries} entries (${LIMIT_VARS.maxEntries}); refused`);
+  /** One entry, applied before the parser is allowed to the next (so entries land in order). */
+  const handle = async (h: tar.Header, entry: tar.ExtractEvents['entry'][1]): Promise<void> => {
+    if (++entries > limits.maxEntries) {
+      entry.resume();
+      throw new StrataError(`${label}: holds more than ${limits.maxEntries} entries (${LIMIT_VARS.maxEntries}); refused`);
+    }
+    const isDir = h.type === 'directory';
+    const parts = local(h.name, isDir);
+    if (parts === undefined) {
+      entry.resume();
+      return;
+    }
+    if (parts.length === 0) {
+      entry.resume();
+      if (!isDir) throw new StrataError(`${label}: "${h.name}" must be a directory; refused`);
+      // The target itself: its mode and owner from the layer, unless it already existed and is kept.
+      if (strip.length && !options.keepExistingDirs) {
+        if (chown) fchownSync(rootFd, h.uid, h.gid);
+        fchmodSync(rootFd, h.mode & 0o7777);
+        dirTimes.push({ path: pathOf([]), mtime: h.mtime });
       }
-      const isDir = h.type === 'directory';
-      const parts = local(h.name, isDir);
-      if (parts === undefined) {
-        entry.resume();
-        continue;
+      return;
+    }
+    const rel = parts.join('/');
+    const name = parts[parts.length - 1]!;
+    if (name.startsWith(WHITEOUT)) {
+      entry.resume();
+      if (!whiteouts) throw new StrataError(`${label}: whiteout "${h.name}" in a layer that cannot have any; refused`);
+      if (options.whiteoutMarkers) {
+        checkWhiteout(parts, h.name);
+        const marker = ensureParents(parts, h.name);
+        touched.add(rel);
+        closeSync(openSync(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600));
+        return;
       }
-      if (parts.length === 0) {
-        entry.resume();
-        if (!isDir) throw new StrataError(`${label}: "${h.name}" must be a directory; refused`);
-        // The target itself: its mode and owner from the layer, unless it already existed and is kept.
-        if (strip.length && !options.keepExistingDirs) {
-          if (chown) fchownSync(rootFd, h.uid, h.gid);
-          fchmodSync(rootFd, h.mode & 0o7777);
-          dirTimes.push({ path: pathOf([]), mtime: h.mtime });
+      await applyWhiteout(parts, h.name);
+      return;
+    }
+    const path = ensureParents(parts, h.name);
+    const mode = h.mode & 0o7777;
+    switch (h.type) {
+      case 'directory': {
+        await clear(parts, path, true);
+        touched.add(rel);
+        let existed = false;
+        try {
+          mkdirSync(path, { mode: 0o700 });
+          freshDirs.add(rel);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+          existed = true;
         }
-        continue;
-      }
-      const rel = parts.join('/');
-      const name = parts[parts.length - 1]!;
-      if (name.startsWith(WHITEOUT)) {
         entry.resume();
-        if (!whiteouts) throw new StrataError(`${label}: whiteout "${h.name}" in a layer that cannot have any; refused`);
-        if (options.whiteoutMarkers) {
-          checkWhiteout(parts, h.name);
-          const marker = ensureParents(parts, h.name);
-          touched.add(rel);
-          closeSync(openSync(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600));
-          continue;
-        }
-        await applyWhiteout(parts, h.name);
-        continue;
+        knownDirs.add(rel);
+        implicitDirs.delete(rel);
+        if (existed && options.keepExistingDirs) break;
+        if (chown) lchownSync(path, h.uid, h.gid);
+        chmodSync(path, mode);
+        dirTimes.push({ path, mtime: h.mtime });
+        break;
       }
-      const path = ensureParents(parts, h.name);
-      const mode = h.mode & 0o7777;
-      switch (h.type) {
-        case 'directory': {
-          await clear(parts, path, true);
-          touched.add(rel);
-          let existed = false;
+      case 'file':
+      case 'contiguous-file': {
+        await clear(parts, path, false);
+        touched.add(rel);
+        forget(rel);
+        // O_EXCL|O_NOFOLLOW: never write through whatever might have appeared at this path.
+        const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
+        if ((h.size ?? 0) <= SMALL_FILE) {
+          // Small files (most of an OS tree): the data in hand, then open, write, owner, mode, times, close in a
+          // row of synchronous calls.
+          const data = await readAll(entry as unknown as Readable);
+          const fd = openSync(path, flags, 0o600);
           try {
-            mkdirSync(path, { mode: 0o700 });
-            freshDirs.add(rel);
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-            existed = true;
+            if (data.length) writeAllSync(fd, data);
+            if (chown) fchownSync(fd, h.uid, h.gid);
+            fchmodSync(fd, mode);
+            futimesSync(fd, h.mtime, h.mtime);
+          } finally {
+            closeSync(fd);
           }
-          entry.resume();
-          knownDirs.add(rel);
-          implicitDirs.delete(rel);
-          if (existed && options.keepExistingDirs) break;
-          if (chown) lchownSync(path, h.uid, h.gid);
-          chmodSync(path, mode);
-          dirTimes.push({ path, mtime: h.mtime });
-          break;
-        }
-        case 'file':
-        case 'contiguous-file': {
-          await clear(parts, path, false);
-          touched.add(rel);
-          forget(rel);
-          // O_EXCL|O_NOFOLLOW: never write through whatever might have appeared at this path.
-          const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
-          if ((h.size ?? 0) <= SMALL_FILE) {
-            // Small files (most of an OS tree): the data in hand, then open, write, owner, mode, times, close in a
-            // row of synchronous calls.
-            const data = await readAll(entry as unknown as Readable);
-            const fd = openSync(path, flags, 0o600);
-            try {
-              if (data.length) writeAllSync(fd, data);
-              if (chown) fchownSync(fd, h.uid, h.gid);
-              fchmodSync(fd, mode);
-              futimesSync(fd, h.mtime, h.mtime);
-            } finally {
-              closeSync(fd);
-            }
-          } else {
-            // Large files chunk by chunk as the stream delivers them; a broken feed ends the wait, not the process.
-            const fd = openSync(path, flags, 0o600);
-            try {
-              const it = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-              for (;;) {
-                const n = await Promise.race([it.next(), feedFailed]);
-                if (n.done) break;
-                writeAllSync(fd, n.value);
-              }
-              if (chown) fchownSync(fd, h.uid, h.gid);
-              fchmodSync(fd, mode);
-              futimesSync(fd, h.mtime, h.mtime);
-            } finally {
-              closeSync(fd);
-            }
-          }
-          break;
-        }
-        case 'symlink': {
-          entry.resume();
-          if (!links) throw new StrataError(`${label}: symbolic link "${h.name}" in a layer that holds only files; refused`);
-          await clear(parts, path, false);
-          touched.add(rel);
-          forget(rel);
-          symlinkSync(h.linkname ?? '', path);
-          if (chown) lchownSync(path, h.uid, h.gid);
+        } else {
+          // Large files chunk by chunk as the stream delivers them; a broken feed ends the wait, not the process.
+          const fd = openSync(path, flags, 0o600);
           try {
-            lutimesSync(path, h.mtime, h.mtime);
-          } catch {
-            // Some filesystems cannot time a link; its time does not matter.
+            const it = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+            for (;;) {
+              const n = await Promise.race([it.next(), feedFailed]);
+              if (n.done) break;
+              writeAllSync(fd, n.value);
+            }
+            if (chown) fchownSync(fd, h.uid, h.gid);
+            fchmodSync(fd, mode);
+            futimesSync(fd, h.mtime, h.mtime);
+          } finally {
+            closeSync(fd);
           }
-          break;
         }
-        case 'link': {
-          entry.resume();
-          if (!links) throw new StrataError(`${label}: hard link "${h.name}" in a layer that holds only files; refused`);
-          const linkParts = local(h.linkname ?? '', false);
-          if (!linkParts?.length) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not a file of the layer`);
-          const source = ensureParents(linkParts, h.linkname ?? '');
-          const st = lstatOrUndefined(source);
-          if (!st) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not in the layer`);
-          if (st.isDirectory()) throw new StrataError(`${label}: hard link "${h.name}" points to a directory; refused`);
-          await clear(parts, path, false);
-          touched.add(rel);
-          forget(rel);
-          linkSync(source, path);
-          break;
-        }
-        case 'character-device':
-        case 'block-device':
-          entry.resume();
-          throw new StrataError(`${label}: device node "${h.name}" refused`);
-        default:
-          // FIFOs and unknown types carry no data an image needs.
-          entry.resume();
+        break;
       }
+      case 'symlink': {
+        entry.resume();
+        if (!links) throw new StrataError(`${label}: symbolic link "${h.name}" in a layer that holds only files; refused`);
+        await clear(parts, path, false);
+        touched.add(rel);
+        forget(rel);
+        symlinkSync(h.linkname ?? '', path);
+        if (chown) lchownSync(path, h.uid, h.gid);
+        try {
+          lutimesSync(path, h.mtime, h.mtime);
+        } catch {
+          // Some filesystems cannot time a link; its time does not matter.
+        }
+        break;
+      }
+      case 'link': {
+        entry.resume();
+        if (!links) throw new StrataError(`${label}: hard link "${h.name}" in a layer that holds only files; refused`);
+        const linkParts = local(h.linkname ?? '', false);
+        if (!linkParts?.length) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not a file of the layer`);
+        const source = ensureParents(linkParts, h.linkname ?? '');
+        const st = lstatOrUndefined(source);
+        if (!st) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not in the layer`);
+        if (st.isDirectory()) throw new StrataError(`${label}: hard link "${h.name}" points to a directory; refused`);
+        await clear(parts, path, false);
+        touched.add(rel);
+        forget(rel);
+        linkSync(source, path);
+        break;
+      }
+      case 'character-device':
+      case 'block-device':
+        entry.resume();
+        throw new StrataError(`${label}: device node "${h.name}" refused`);
+      default:
+        // FIFOs and unknown types carry no data an image needs.
+        entry.resume();
     }
   };
   try {
-    await Promise.race([consume(), feedFailed]);
-    await feeding;
+    // The parser's events rather than its async iterator: the iterator costs a promise chain per entry.
+    const handled = new Promise<never>((_, reject) => {
+      extract.on('entry', (h, entry, next) => {
+        handle(h, entry).then(() => next(), reject);
+      });
+    });
+    handled.catch(() => undefined);
+    await Promise.race([feeding, handled]);
     if (options.diffID) {
       const got = `sha256:${hash.digest('hex')}`;
       if (got !== options.diffID) throw new StrataError(`${label}: content hashes to ${got}, not its diffID ${options.diffID} (corrupt or substituted); refused`);

@@ -128,3 +128,9 @@ export async function withLock<T>(lock: string, what: string, fn: () => Promise<
     await release();
   }
 }
+
+/**
+ * Read-stream options for blobs and layer tars read whole: 1 MiB reads, where the default 64 KiB costs a thread-pool
+ * round trip per chunk and, downstream, the tar parser's work per chunk.
+ */
+export const WHOLE_FILE_READ = { highWaterMark: 1 << 20 } as const;

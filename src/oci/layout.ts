@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VerifyingStream, digestHex, isDigest, sha256, type Digest } from './digest.js';
 import { NotFoundError, StrataError } from './errors.js';
-import { tempSibling, withLock, writeFileAtomic } from './fsutil.js';
+import { tempSibling, WHOLE_FILE_READ, withLock, writeFileAtomic } from './fsutil.js';
 import { parseManifest, type Descriptor, type ImageIndex, type ParsedManifest } from './manifest.js';
 import { MediaType } from './mediatype.js';
 import type { BlobOpener, ImageStore } from './store.js';
@@ -105,7 +105,7 @@ export class OciLayout implements ImageStore {
       throw new StrataError(`${this.description}: blob ${desc.digest} is missing from ${this.root}/blobs`);
     });
     const verify = new VerifyingStream(desc.digest, desc.size >= 0 ? desc.size : undefined, this.description);
-    pipeline(createReadStream(path), verify).catch((e: Error) => verify.destroy(e));
+    pipeline(createReadStream(path, WHOLE_FILE_READ), verify).catch((e: Error) => verify.destroy(e));
     return verify;
   }
 

@@ -15,7 +15,11 @@ test('parallel builds of one builder not yet unpacked all succeed, and parallel 
     const p = await probeBuilder(t.path, {});
     const many = await Promise.all(Array.from({ length: 8 }, (_, i) => run(STRATA, ['build', `par-${i}`, '--builder', p.builder, '--path', p.app], { env: p.env })));
     for (const [i, r] of many.entries()) assert.equal(r.code, 0, `build ${i}: ${r.stderr}${r.stdout}`);
-    assert.equal((await readdir(join(t.path, 'home', 'rootfs'))).filter((n) => !n.endsWith('.lock')).length, 1, 'the builder was unpacked once');
+    // `layers` holds each layer unpacked once; the rest is one assembled rootfs per image.
+    const rootfsDir = join(t.path, 'home', 'rootfs');
+    assert.deepEqual((await readdir(rootfsDir)).filter((n) => !n.endsWith('.lock') && n !== 'layers').length, 1, 'the builder was assembled once');
+    const layers = (await readdir(join(rootfsDir, 'layers'))).filter((n) => !n.endsWith('.lock'));
+    assert.ok(layers.length > 0 && layers.every((n) => /^[0-9a-f]{64}$/.test(n)), `each layer unpacked once, no temp dir left: ${layers.join(' ')}`);
     const same = await Promise.all(Array.from({ length: 6 }, () => run(STRATA, ['build', 'same', '--builder', p.builder, '--path', p.app], { env: p.env })));
     for (const r of same) {
       assert.equal(r.code, 0, r.stderr + r.stdout);
