@@ -3,7 +3,8 @@
 // (vs `buildah bud --no-cache`), builder unpack (vs `skopeo copy` + `umoci unpack`), extraction (vs `tar -xf`),
 // `strata version` (vs `node -e 0`) and `rebase --publish` (vs `skopeo inspect` of the same image).
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { resolveImage } from '../src/oci/image.js';
@@ -47,6 +48,15 @@ function proc(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env,
       else reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}:\n${out}`));
     });
   });
+}
+
+/** A process's wall time and peak resident memory (GNU time's %M). */
+async function procRss(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; rssMB: number }> {
+  const out = join(tmpdir(), `strata-bench-rss-${process.pid}`);
+  const seconds = await proc('/usr/bin/time', ['-f', '%M', '-o', out, cmd, ...args], env);
+  const rssMB = Number((await readFile(out, 'utf8')).trim().split('\n').pop()) / 1024;
+  await rm(out, { force: true });
+  return { seconds, rssMB };
 }
 
 async function seconds(fn: () => Promise<unknown>): Promise<number> {
@@ -128,11 +138,14 @@ export async function userBench(base: string, runs: number): Promise<void> {
     // Cold: nothing unpacked, no cache, no previous image.
     const cold: number[] = [];
     const coldRef: number[] = [];
+    let coldRss = 0;
     const unpacked = join(home, 'rootfs');
     for (let i = 0; i < Math.max(1, Math.min(runs, 3)); i++) {
       await rm(unpacked, { recursive: true, force: true });
       await rm(join(home, 'cache', 'stash'), { recursive: true, force: true });
-      cold.push(await proc(STRATA, build(`${reg}/bench/cold-${i}`), env));
+      const c = await procRss(STRATA, build(`${reg}/bench/cold-${i}`), env);
+      cold.push(c.seconds);
+      coldRss = Math.max(coldRss, c.rssMB);
       coldRef.push(await bud(['--no-cache']));
     }
     // No-op: the app as it was built last.
@@ -188,6 +201,29 @@ export async function userBench(base: string, runs: number): Promise<void> {
       exRef.push(await proc('tar', ['-xf', tarFile, '-C', join(root, 'x-tar')]));
     }
     report(`extraction (${((await stat(tarFile)).size / 1e6).toFixed(0)} MB OS layer)`, ex, 'tar -xf', exRef, '<= 1.2x');
+
+    // Push of the builder from a layout, each tool to a registry of its own so neither can skip or mount a blob;
+    // strata's peak memory with it (it streams: the builder's size must not show).
+    const layout = join(scratch, 'layout');
+    const push: number[] = [];
+    const pushRef: number[] = [];
+    let pushRss = 0;
+    for (let i = 0; i < runs; i++) {
+      const a = await startRegistry();
+      const b = await startRegistry();
+      try {
+        const r = await procRss(STRATA, ['image', 'copy', `oci:${layout}:v1`, `${a.host}/bench/builder:v1`], env);
+        push.push(r.seconds);
+        pushRss = Math.max(pushRss, r.rssMB);
+        pushRef.push(await proc('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${b.host}/bench/builder:v1`]));
+      } finally {
+        await a.stop();
+        await b.stop();
+      }
+    }
+    const layoutMB = Number(spawnSync('du', ['-sm', layout], { encoding: 'utf8' }).stdout.split('\t')[0]);
+    report(`push of the builder (${layoutMB} MB)`, push, 'skopeo copy', pushRef, '<= 1.0x');
+    process.stdout.write(`    peak RSS: push ${pushRss.toFixed(0)} MB, cold build ${coldRss.toFixed(0)} MB (target < 200 MB)\n`);
 
     // Startup.
     const version: number[] = [];

@@ -77,6 +77,7 @@ export async function build(inputs: BuilderInputs): Promise<BuildMetadata> {
       try {
         const layers = await LayersDir.with(layersDir, async (d) => d.layers(desc.id));
         for (const l of layers) {
+          if (l.meta.warning) log.warn(l.meta.warning);
           if (l.meta.types.launch || l.meta.types.build || l.meta.types.cache) continue;
           // Neither exported, cached nor seen by later buildpacks: renamed out of the way.
           const ignored = `${l.dir}.ignore`;

@@ -59,6 +59,8 @@ interface Phase {
   flags: FlagDef[];
   /** Detect and build run buildpack code; the spec's reference refuses to do that as root. */
   refuseRoot: boolean;
+  /** Takes image names as positional arguments (analyzer, exporter, creator, rebaser); the rest take none. */
+  images?: boolean;
   errorCode: number;
   run(v: FlagValues, ctx: PhaseContext): Promise<void>;
 }
@@ -197,6 +199,7 @@ function createdTime(env: NodeJS.ProcessEnv): Date {
 
 const PHASES: Record<string, Phase> = {
   analyzer: {
+    images: true,
     refuseRoot: false,
     errorCode: Exit.AnalyzeError,
     flags: [
@@ -225,6 +228,7 @@ const PHASES: Record<string, Phase> = {
     },
   },
   exporter: {
+    images: true,
     refuseRoot: false,
     errorCode: Exit.ExportError,
     flags: [
@@ -342,6 +346,7 @@ const PHASES: Record<string, Phase> = {
     },
   },
   creator: {
+    images: true,
     refuseRoot: false,
     errorCode: Exit.Generic,
     flags: [
@@ -364,7 +369,9 @@ const PHASES: Record<string, Phase> = {
       const list = (f: string): string[] => v.list(f).flatMap((x) => [`-${f}`, x]);
       const common = [...pass('layers', 'log-level', 'analyzed', 'group')];
       const buildpackSide = [...common, ...pass('app', 'platform', 'buildpacks', 'build-config', 'plan')];
-      const registrySide = [...common, ...list('insecure-registry'), ...pass('uid', 'gid', 'cache-dir', 'cache-image')];
+      const flag = (f: string): string[] => (v.bool(f) ? [`-${f}`] : []);
+      // Where images live (layout mode, a daemon) is every registry phase's business, or one goes to the network.
+      const registrySide = [...common, ...list('insecure-registry'), ...pass('uid', 'gid', 'cache-dir', 'cache-image', 'layout-dir', 'launch-cache'), ...flag('layout'), ...flag('daemon')];
       // Analyze first (Platform API 0.7+), then the buildpack phases as the build user, then restore's and export's work.
       const steps: [string, string[], boolean][] = [
         ['analyzer', [...registrySide, ...pass('run', 'run-image', 'previous-image'), ...names.slice(0, 1)], false],
@@ -385,6 +392,7 @@ const PHASES: Record<string, Phase> = {
     },
   },
   rebaser: {
+    images: true,
     refuseRoot: false,
     errorCode: Exit.RebaseError,
     flags: [
@@ -490,6 +498,7 @@ export async function runPhase(name: string, argv: string[], env: NodeJS.Process
   let log: Logger;
   try {
     values = parseFlags(name, argv, phase.flags, env);
+    if (!phase.images && values.positional.length) throw new StrataError(`unexpected argument${values.positional.length > 1 ? 's' : ''} ${values.positional.map((a) => `"${a}"`).join(' ')}: ${name} takes flags only`, Exit.InvalidArgs);
     log = createLogger(parseLogLevel(values.str('log-level')));
   } catch (err) {
     return fail(err, Exit.InvalidArgs);

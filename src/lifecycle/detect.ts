@@ -75,6 +75,9 @@ export function targetEnv(env: Env, api: ApiVersion, target: ImageTarget, execEn
 export class Detector {
   private readonly descriptors = new Map<string, Promise<BuildpackDescriptor>>();
   private readonly runs = new Map<string, Promise<DetectedElement>>();
+  /** What each bin/detect printed, and each group's results: shown at info level when no group passes. */
+  private readonly outputs: string[] = [];
+  private readonly results: string[] = [];
   private tmp?: string;
 
   constructor(private readonly inputs: DetectorInputs) {}
@@ -112,6 +115,11 @@ export class Detector {
     try {
       const verdict = await this.detectOrder(order, [], [], false);
       if (!verdict.ok) {
+        // Why it failed, as the reference shows it: at debug level this is already on screen.
+        if (this.inputs.log.level !== 'debug') {
+          for (const o of this.outputs) this.inputs.log.info(o);
+          this.inputs.log.info(`======== Results ========\n${this.results.join('\n')}`);
+        }
         if (verdict.error) throw new StrataError('no buildpack group passed detection, and at least one buildpack errored (see its output above)', Exit.DetectBuildpackError);
         throw new StrataError('no buildpack group passed detection', Exit.DetectFailed);
       }
@@ -150,8 +158,10 @@ export class Detector {
     }
     const results = await Promise.all(done.map(async (el) => ({ ...(await this.detectElement(el, await this.descriptor(el))), optional: el.optional })));
     const verdict = resolveGroup(results);
-    for (const r of results) this.inputs.log.debug(`${r.status === 'pass' ? 'pass' : r.status === 'fail' ? (r.optional ? 'skip' : 'fail') : 'err '}: ${r.id}@${r.version}`);
-    if (!verdict.ok) this.inputs.log.debug(`group failed: ${verdict.reason}`);
+    const lines = results.map((r) => `${r.status === 'pass' ? 'pass' : r.status === 'fail' ? (r.optional ? 'skip' : 'fail') : 'err '}: ${r.id}@${r.version}`);
+    if (!verdict.ok) lines.push(`group failed: ${verdict.reason}`);
+    for (const l of lines) this.inputs.log.debug(l);
+    this.results.push(...lines);
     return verdict;
   }
 
@@ -193,7 +203,10 @@ export class Detector {
     targetEnv(env, desc.apiVersion, inputs.target, inputs.execEnv);
     const result = await runProgram(join(desc.dir, 'bin', 'detect'), [inputs.platformDir, planPath], { cwd: inputs.appDir, env, stream: false });
     const show = (level: 'debug' | 'info'): void => {
-      if (result.output) inputs.log[level](`======== Output: ${desc.id}@${desc.version} ========\n${result.output.trimEnd()}`);
+      if (!result.output) return;
+      const text = `======== Output: ${desc.id}@${desc.version} ========\n${result.output.trimEnd()}`;
+      inputs.log[level](text);
+      if (level === 'debug') this.outputs.push(text);
     };
     if (result.startError) {
       inputs.log.info(`======== Error: ${desc.id}@${desc.version} ========\n${result.startError}`);

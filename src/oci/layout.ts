@@ -79,6 +79,9 @@ export class OciLayout implements ImageStore {
       found = index.manifests.find((d) => d.digest === want) ?? (await this.hasBlob(want) ? { mediaType: '', digest: want, size: -1 } : undefined);
     } else {
       found = index.manifests.find((d) => d.annotations?.[REF_NAME] === want);
+      // A layout of one unnamed image (what many tools write, and what layout mode keeps one per path) is that image
+      // under any name.
+      if (!found && index.manifests.length === 1 && !index.manifests[0]!.annotations?.[REF_NAME]) found = index.manifests[0];
     }
     if (!found) throw new NotFoundError(`${this.description}: no image "${want ?? ''}" in ${this.root}/index.json`);
     return found;

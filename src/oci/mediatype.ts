@@ -10,6 +10,7 @@ export const MediaType = {
   DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   DockerConfig: 'application/vnd.docker.container.image.v1+json',
   DockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
   DockerForeignLayerGzip: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
 } as const;
 
@@ -33,3 +34,18 @@ export const MANIFEST_ACCEPT = [
   MediaType.DockerManifest,
   MediaType.DockerManifestList,
 ].join(', ');
+
+/** The same layer bytes under each family's name; zstd has no Docker name. */
+const LAYER_PAIRS: [oci: string, docker: string][] = [
+  [MediaType.OciLayerGzip, MediaType.DockerLayerGzip],
+  [MediaType.OciLayer, MediaType.DockerLayer],
+  [MediaType.OciLayerNondistributableGzip, MediaType.DockerForeignLayerGzip],
+];
+
+/** A layer media type in the OCI or Docker family (`undefined`: it has no name there), unknown types as they are. */
+export function layerTypeIn(mediaType: string, docker: boolean): string | undefined {
+  const pair = LAYER_PAIRS.find(([o, d]) => o === mediaType || d === mediaType);
+  if (pair) return docker ? pair[1] : pair[0];
+  if (docker && mediaType.startsWith('application/vnd.oci.')) return undefined;
+  return mediaType;
+}

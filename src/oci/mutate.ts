@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { sha256, type Digest } from './digest.js';
 import type { HistoryEntry, ImageConfig } from './config.js';
 import { encodeJson, type Descriptor, type ImageManifest, type PlatformWanted } from './manifest.js';
-import { MediaType } from './mediatype.js';
+import { layerTypeIn, MediaType } from './mediatype.js';
 import type { ImageStore } from './store.js';
 
 export interface AddedLayer {
@@ -68,13 +68,27 @@ function takeHistoryForLayers(history: HistoryEntry[], n: number): HistoryEntry[
  * Writes config then manifest (layers must already be in the store). The manifest's media types follow the
  * manifest kind, so a Docker base stays a Docker image and an OCI base an OCI image.
  */
-export async function writeImage(store: ImageStore, config: ImageConfig, manifest: ImageManifest, tag: string | undefined): Promise<{ digest: Digest; manifestBytes: Buffer; configDigest: Digest }> {
+/**
+ * The manifest with every layer named in one family: the manifest's own, or OCI when a layer has no Docker name
+ * (zstd). Layers from two bases (a rebase across an OCI and a Docker run image) otherwise mix names, which skopeo and
+ * Docker refuse. Only the names change: the bytes, and so the digests, are the same in both.
+ */
+export function unifyMediaTypes(manifest: ImageManifest): ImageManifest {
+  const docker = manifest.mediaType === MediaType.DockerManifest && manifest.layers.every((l) => layerTypeIn(l.mediaType, true) !== undefined);
+  return {
+    ...manifest,
+    mediaType: docker ? MediaType.DockerManifest : MediaType.OciManifest,
+    layers: manifest.layers.map((l) => ({ ...l, mediaType: layerTypeIn(l.mediaType, docker)! })),
+  };
+}
+
+export async function writeImage(store: ImageStore, config: ImageConfig, anyManifest: ImageManifest, tag: string | undefined): Promise<{ digest: Digest; manifestBytes: Buffer; configDigest: Digest }> {
+  const manifest = unifyMediaTypes(anyManifest);
   const docker = manifest.mediaType === MediaType.DockerManifest;
   const configBytes = encodeJson(config);
   const configDesc: Descriptor = { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: sha256(configBytes), size: configBytes.length };
   await store.putBlob(configDesc, async () => Readable.from([configBytes]));
   const out: ImageManifest = { ...manifest, config: configDesc };
-  if (!docker) out.mediaType = MediaType.OciManifest;
   const manifestBytes = encodeJson(out);
   const digest = await store.putManifest(manifestBytes, out.mediaType ?? MediaType.OciManifest, tag);
   return { digest, manifestBytes, configDigest: configDesc.digest };

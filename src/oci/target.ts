@@ -72,7 +72,10 @@ export function registryClient(registry: string, options: StoreOptions = {}): Re
 /** Where layout mode keeps a registry reference: `<dir>/<registry>/<repository>/<tag>` or `…/sha256/<hex>`. */
 export function layoutTarget(layoutDir: string, ref: Reference): ImageTarget {
   const leaf = ref.tag ? [ref.tag] : ['sha256', (ref.digest ?? '').replace(/^sha256:/, '')];
-  const dir = join(layoutDir, ref.registry, ...ref.repository.split('/'), ...leaf);
+  // Docker Hub under the name the reference lifecycle (go-containerregistry) gives it, so layouts made for one are
+  // found by the other.
+  const registry = ref.registry === 'docker.io' ? 'index.docker.io' : ref.registry;
+  const dir = join(layoutDir, registry, ...ref.repository.split('/'), ...leaf);
   return { kind: 'layout', dir, tag: ref.tag ?? 'latest', text: `oci:${dir}` };
 }
 

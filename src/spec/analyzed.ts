@@ -32,8 +32,9 @@ export function parseAnalyzed(table: Table, file: string): AnalyzedFile {
   const md = f.free('metadata');
   if (md) out.metadata = md;
   const run = f.sub('run-image');
-  if (run.str('reference') || run.str('image')) {
-    const target = parseTarget(run.sub('target'));
+  const target = parseTarget(run.sub('target'));
+  // A platform may give only the target (no image yet): it still decides CNB_TARGET_* for detect and build.
+  if (run.str('reference') || run.str('image') || target) {
     out.runImage = { reference: run.str('reference') ?? '', ...(run.str('image') ? { image: run.str('image') } : {}), ...(run.bool('extend') ? { extend: true } : {}), ...(target ? { target } : {}) };
   }
   const build = f.sub('build-image');

@@ -43,7 +43,11 @@ export function escapeId(id: string): string {
 }
 
 export function checkId(id: string, where: string): void {
-  if (!/^[A-Za-z0-9./-]+$/.test(id)) throw new SpecError(`${where}: id "${id}" may hold only letters, digits, ".", "/" and "-"`);
+  // The spec names letters, digits, ".", "/" and "-"; the reference lifecycle also takes "_", and real buildpacks use
+  // it. Anything else (spaces, "..", other punctuation) could reach a path or a label unescaped.
+  if (!/^[A-Za-z0-9._/-]+$/.test(id) || id.split('/').some((p) => p === '' || p === '.' || p === '..')) {
+    throw new SpecError(`${where}: id "${id}" may hold only letters, digits, ".", "_", "/" and "-", with no empty, "." or ".." part`);
+  }
   if (RESERVED_IDS.has(id)) throw new SpecError(`${where}: id "${id}" is reserved (app, config, generated and sbom are)`);
 }
 

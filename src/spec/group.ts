@@ -1,3 +1,4 @@
+import { buildpackApi } from './api.js';
 import { Fields, SpecError, readToml, writeToml, type Table } from './toml.js';
 
 /** A buildpack or extension that detected: group.toml's entries. */
@@ -14,14 +15,19 @@ export interface GroupFile {
   groupExtensions: GroupEntry[];
 }
 
-function entry(f: Fields, extension: boolean): GroupEntry {
+function entry(f: Fields, extension: boolean, file: string): GroupEntry {
   const homepage = f.str('homepage');
-  return { id: f.reqStr('id'), version: f.reqStr('version'), api: f.reqStr('api'), ...(homepage ? { homepage } : {}), ...(extension ? { extension } : {}) };
+  const id = f.reqStr('id');
+  const version = f.reqStr('version');
+  const api = f.reqStr('api');
+  // Every phase that reads the group acts on these APIs; one strata cannot speak fails here with the spec's exit 12.
+  buildpackApi(api, `${file}: ${extension ? 'extension' : 'buildpack'} ${id}@${version}`);
+  return { id, version, api, ...(homepage ? { homepage } : {}), ...(extension ? { extension } : {}) };
 }
 
 export function parseGroupFile(table: Table, file: string): GroupFile {
   const f = new Fields(table, file);
-  return { group: f.list('group').map((e) => entry(e, false)), groupExtensions: f.list('group-extensions').map((e) => entry(e, true)) };
+  return { group: f.list('group').map((e) => entry(e, false, file)), groupExtensions: f.list('group-extensions').map((e) => entry(e, true, file)) };
 }
 
 export async function readGroupFile(path: string): Promise<GroupFile> {

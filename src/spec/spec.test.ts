@@ -4,14 +4,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiVersion, buildpackApi, platformApi } from './api.js';
-import { parseDescriptor } from './buildpack.js';
+import { checkId, parseDescriptor } from './buildpack.js';
 import { parseLaunch } from './launch.js';
 import { parseLayerToml } from './layer.js';
 import { parseProject } from './project.js';
 import { parseRunToml, parseStackToml } from './run.js';
 import { parseToml } from './toml.js';
 import { readPlanFile, writePlanFile } from './plan.js';
-import { readGroupFile, writeGroupFile } from './group.js';
+import { parseGroupFile, readGroupFile, writeGroupFile } from './group.js';
 import { readAnalyzed, writeAnalyzed } from './analyzed.js';
 import { parseExecdOutput } from './execd.js';
 import { parseBuildPlan } from './buildplan.js';
@@ -71,9 +71,16 @@ test('launch.toml follows the API: string commands and direct before 0.9, arrays
   assert.throws(() => parseLaunch(toml('[[labels]]\nkey = "k"\n[[labels]]\nkey = "k"\n'), 'l.toml', ApiVersion.parse('0.12')), /label "k" is declared twice/);
 });
 
-test('<layer>.toml: types default to false; the old top-level form is refused', () => {
+test('<layer>.toml: types default to false; the old top-level form is ignored with a warning, as the reference does', () => {
   assert.deepEqual(parseLayerToml(toml('[metadata]\nv = 1\n'), 'l.toml'), { types: { launch: false, build: false, cache: false }, metadata: { v: 1 } });
-  assert.throws(() => parseLayerToml(toml('launch = true\n'), 'l.toml'), /old format/);
+  const old = parseLayerToml(toml('launch = true\nbuild = true\ncache = true\n'), 'l.toml');
+  assert.deepEqual(old.types, { launch: false, build: false, cache: false });
+  assert.match(old.warning ?? '', /^l\.toml: "launch", "build", "cache" at the top level is the old format and is ignored/);
+});
+
+test('buildpack ids: "_" as the reference takes it; reserved names and path tricks refused', () => {
+  for (const id of ['simple_buildpack', 'my.org/node_js-1', 'a/b/c']) assert.doesNotThrow(() => checkId(id, 'buildpack.toml'), id);
+  for (const id of ['app', 'config', 'sbom', '..', 'a/../b', 'a//b', '/a', 'a b', 'a$b', '']) assert.throws(() => checkId(id, 'buildpack.toml'), /buildpack\.toml: id/, id);
 });
 
 test('build plans: or alternatives; a top-level version in requires is refused; extensions may not require', () => {
@@ -131,4 +138,12 @@ test('exec.d output and target matching', () => {
   assert.ok(!targetMatches({ os: 'linux', arch: 'amd64' }, { os: 'linux', arch: 'arm64' }));
   assert.ok(targetMatches({ distros: [{ name: 'debian' }] }, { os: 'linux', distro: { name: 'debian', version: '12' } }));
   assert.ok(!targetMatches({ distros: [{ name: 'ubuntu', version: '22.04' }] }, { os: 'linux', distro: { name: 'debian', version: '12' } }));
+});
+
+test('group.toml: an unparsable or unsupported buildpack API fails with exit 12, naming the file and buildpack', () => {
+  const group = (api: string) => toml(`[[group]]\nid = "a/b"\nversion = "1"\napi = "${api}"\n`);
+  assert.equal(parseGroupFile(group('0.12'), 'group.toml').group[0]!.api, '0.12');
+  for (const api of ['0.2wrongapiblabla', '0.2', '9.0']) {
+    assert.throws(() => parseGroupFile(group(api), 'group.toml'), (e: Error & { exitCode?: number }) => e.exitCode === 12 && /group\.toml: buildpack a\/b@1/.test(e.message), api);
+  }
 });

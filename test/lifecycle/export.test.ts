@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readlink, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withWorkspace, writeBuildpack, lifecycleRoot, type Workspace } from '../harness/buildpacks.js';
 import { registryFixture } from '../harness/registry.js';
 import { makeLayoutImage } from '../harness/images.js';
 import { run, runOk } from '../harness/proc.js';
+import { MediaType } from '../../src/oci/mediatype.js';
 import { spawn } from 'node:child_process';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { exportImage, type ExporterInputs } from '../../src/lifecycle/export.js';
@@ -209,6 +210,39 @@ test('rebase swaps the run layers by writing only a config and a manifest; same 
     const armRun = { ...runV2, config: { ...runV2.config, architecture: runV2.config.architecture === 'arm64' ? 'amd64' : 'arm64' } };
     await assert.rejects(rebase({ ...base, newRun: armRun, newRunName: `${fx.reg.host}/base/run:v2`, force: false }), (e: Error & { exitCode?: number }) => /but app:v1 is linux\//.test(e.message) && e.exitCode === 72);
     assert.equal((await appRepo.headManifest('refused'))?.digest, forced.digest, 'refusals wrote nothing');
+  }));
+
+test('rebase across media-type families (OCI app on a Docker run image and back) writes one family throughout, which skopeo copies', () =>
+  withWorkspace(async (ws) => {
+    await built(ws);
+    const client = new RegistryClient(fx.reg.host);
+    const v1 = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }, { 'usr/lib/libssl.so': 'vulnerable' }], {});
+    const v2 = await makeLayoutImage(join(ws.root, 'run2'), 'run', [{ 'etc/os-release': 'ID=debian\n' }, { 'usr/lib/libssl.so': 'patched' }], {});
+    const runRepo = client.repository('family/run');
+    await copyImage(v1.layout, 'run', runRepo, 'oci-v1');
+    await copyImage(v2.layout, 'run', runRepo, 'oci-v2');
+    // The same run images as Docker schema 2, converted by skopeo.
+    for (const [dir, tag] of [['run1', 'docker-v1'], ['run2', 'docker-v2']] as const) {
+      await runOk('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', '--format', 'v2s2', `oci:${join(ws.root, dir)}:run`, `docker://${fx.reg.host}/family/run:${tag}`]);
+    }
+    const appRepo = client.repository('family/app');
+    const cases = [
+      { app: 'oci', from: 'oci-v1', onto: 'docker-v2', manifest: MediaType.OciManifest, layer: MediaType.OciLayerGzip },
+      { app: 'docker', from: 'docker-v1', onto: 'oci-v2', manifest: MediaType.DockerManifest, layer: MediaType.DockerLayerGzip },
+    ];
+    for (const c of cases) {
+      const run = await resolveImage(runRepo, c.from);
+      await exportImage({ ...(await inputs(ws, join(ws.root, 'run1'), [{ store: appRepo, tag: c.app, name: `app:${c.app}` }])), runImage: run, runImageName: `${fx.reg.host}/family/run:${c.from}`, runImageReference: `${fx.reg.host}/family/run@${run.manifest.digest}`, runImageMirrors: [] });
+      const app = await resolveImage(appRepo, c.app);
+      assert.equal(app.manifest.mediaType, c.manifest);
+      const onto = await resolveImage(runRepo, c.onto);
+      assert.notEqual(onto.manifest.mediaType, c.manifest, 'the new run image is of the other family');
+      await rebase({ app, appName: `app:${c.app}`, newRun: onto, newRunName: `${fx.reg.host}/family/run:${c.onto}`, newRunReference: `${fx.reg.host}/family/run@${onto.manifest.digest}`, outputs: [{ store: appRepo, tag: c.app, name: `app:${c.app}` }], force: false });
+      const rebased = await resolveImage(appRepo, c.app);
+      assert.equal(rebased.manifest.mediaType, c.manifest, `${c.app}: the app keeps its family`);
+      assert.deepEqual(new Set(rebased.manifest.manifest.layers.map((l) => l.mediaType)), new Set([c.layer]), `${c.app}: every layer named in that family`);
+      await runOk('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${fx.reg.host}/family/app:${c.app}`, `oci:${join(ws.root, `copied-${c.app}`)}:x`]);
+    }
   }));
 
 test('the Platform-API phases end to end: analyzer → detector → builder → exporter → rebaser against a registry, with report.toml', () =>
@@ -444,6 +478,49 @@ test('-layout (experimental) maps image names into OCI layouts under -layout-dir
     const out = join(layoutDir, 'example.com', 'team', 'app', 'v1');
     await runOk('umoci', ['unpack', '--image', `${out}:v1`, join(ws.root, 'bundle')]);
     assert.equal((await readFile(join(ws.root, 'bundle', 'rootfs', ws.layers, 'test_simple', 'c', 'x'), 'utf8')).trim(), 'x');
+  }));
+
+test('-layout through the creator: Docker Hub names under index.docker.io, a one-image layout without a ref.name read, no network', () =>
+  withWorkspace(async (ws) => {
+    const layoutDir = join(ws.root, 'layouts');
+    await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+    // skopeo writes no ref.name when the destination names no tag: the layout holds one unnamed image.
+    const busybox = join(layoutDir, 'index.docker.io', 'library', 'busybox', 'latest');
+    await mkdir(busybox, { recursive: true });
+    await runOk('skopeo', ['copy', '--quiet', `oci:${join(ws.root, 'run1')}:run`, `oci:${busybox}`]);
+    assert.doesNotMatch(await readFile(join(busybox, 'index.json'), 'utf8'), /ref\.name/);
+    await writeBuildpack(ws.buildpacks, { id: 'test/simple', build: `mkdir -p "$CNB_LAYERS_DIR/l"; echo x > "$CNB_LAYERS_DIR/l/x"; printf '[types]\\nlaunch = true\\n' > "$CNB_LAYERS_DIR/l.toml"` });
+    await ws.order([['test/simple']]);
+    const launcher = join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher');
+    // The build user reads the order and buildpacks.
+    await runOk('chown', ['-R', '1000:1000', ws.root]);
+    // No registry would answer for these names: a phase that went to the network would fail.
+    const created = await run(
+      bin('creator'),
+      ['-layers', ws.layers, '-app', ws.app, '-buildpacks', ws.buildpacks, '-platform', ws.platform, '-build-config', ws.buildConfig, '-order', join(ws.root, 'order.toml'), '-run-image', 'busybox', '-launcher', launcher, '-uid', '1000', '-gid', '1000', '-layout', '-layout-dir', layoutDir, 'team/app:v1'],
+      { env: { ...env, CNB_EXPERIMENTAL_MODE: 'quiet', HTTPS_PROXY: 'http://127.0.0.1:9', HTTP_PROXY: 'http://127.0.0.1:9' } },
+    );
+    assert.equal(created.code, 0, created.stderr + created.stdout);
+    const out = join(layoutDir, 'index.docker.io', 'team', 'app', 'v1');
+    await runOk('umoci', ['unpack', '--image', `${out}:v1`, join(ws.root, 'bundle')]);
+    assert.equal((await readFile(join(ws.root, 'bundle', 'rootfs', 'etc', 'os-release'), 'utf8')).trim(), 'ID=debian');
+  }));
+
+test('registry phases run as a uid with no passwd entry and no HOME: no stored logins, no failure', () =>
+  withWorkspace(async (ws) => {
+    const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+    await copyImage(base.layout, 'run', new RegistryClient(fx.reg.host).repository('nohome/run'), 'v1');
+    const uid = 4321;
+    await assert.rejects(runOk('getent', ['passwd', String(uid)]), 'the uid has no passwd entry');
+    await runOk('chmod', ['755', ws.root]);
+    await runOk('chown', ['-R', `${uid}:${uid}`, ws.layers]);
+    const r = await run(join(await lifecycleRoot(), 'dist', 'lifecycle', 'analyzer'), ['-layers', ws.layers, '-run-image', `${fx.reg.host}/nohome/run:v1`, '-uid', String(uid), '-gid', String(uid), `${fx.reg.host}/nohome/app:v1`], {
+      uid,
+      gid: uid,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CNB_PLATFORM_API: '0.15' },
+    });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(await readFile(join(ws.layers, 'analyzed.toml'), 'utf8'), /nohome\/run@sha256:/);
   }));
 
 test('SBOMs survive a rebuild that reuses a launch layer: the analyzer brings back the previous SBOM layer and the restorer puts it in place', () =>

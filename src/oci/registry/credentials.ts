@@ -19,8 +19,28 @@ export interface DockerConfigFile {
 
 const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
 
-export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.DOCKER_CONFIG || join(homedir(), '.docker'), 'config.json');
+/**
+ * `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`; undefined when there is no home at all (platforms run
+ * lifecycles as arbitrary uids with no passwd entry and no HOME: they then have no stored logins, which is no error).
+ */
+export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.DOCKER_CONFIG) return join(env.DOCKER_CONFIG, 'config.json');
+  let home = env.HOME;
+  if (!home) {
+    try {
+      home = homedir();
+    } catch {
+      return undefined;
+    }
+  }
+  return join(home, '.docker', 'config.json');
+}
+
+/** The config file a login is written to: one must exist. */
+export function writableDockerConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  const path = dockerConfigPath(env);
+  if (!path) throw new StrataError('no home directory to keep logins in (no HOME, and this user has no passwd entry); set DOCKER_CONFIG to a directory');
+  return path;
 }
 
 export async function readDockerConfig(path: string): Promise<DockerConfigFile> {
@@ -102,6 +122,7 @@ export async function lookupCredential(registry: string, env: NodeJS.ProcessEnv 
     if (value) return { kind: 'header', value };
   }
   const path = dockerConfigPath(env);
+  if (!path) return undefined;
   const config = await readDockerConfig(path);
   const helper = config.credHelpers?.[registry] ?? config.credHelpers?.[configKeyFor(registry)];
   if (helper) return runHelper(helper, registry, path);

@@ -2,7 +2,7 @@ import { StrataError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { CredentialAuthorizer } from './auth.js';
 import { RegistryClient } from './client.js';
-import { authKeyHost, callHelper, configKeyFor, dockerConfigPath, readDockerConfig, type DockerConfigFile } from './credentials.js';
+import { authKeyHost, callHelper, configKeyFor, readDockerConfig, writableDockerConfigPath, type DockerConfigFile } from './credentials.js';
 import { registryCAs } from './tls.js';
 
 export interface LoginOptions {
@@ -44,7 +44,7 @@ async function writeConfig(path: string, config: DockerConfigFile): Promise<void
 }
 
 export async function storeLogin(registry: string, username: string, password: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const path = dockerConfigPath(env);
+  const path = writableDockerConfigPath(env);
   const config = await readDockerConfig(path);
   const helper = helperFor(config, registry);
   if (helper) {
@@ -61,7 +61,7 @@ export async function storeLogin(registry: string, username: string, password: s
 
 /** Removes a registry's login from the helper or from `auths`; an error when there was none. */
 export async function logout(registry: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const path = dockerConfigPath(env);
+  const path = writableDockerConfigPath(env);
   const config = await readDockerConfig(path);
   const helper = helperFor(config, registry);
   let removed = false;
