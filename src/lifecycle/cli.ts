@@ -480,6 +480,9 @@ function runChildPhase(phase: string, args: string[], env: NodeJS.ProcessEnv, us
  * is checked before anything else is read.
  */
 export async function runPhase(name: string, argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  // A container's umask, whatever the caller's: what the phase and the buildpacks it starts write (and so every layer
+  // made of it) must not depend on who started the build.
+  process.umask(0o022);
   const fail = (err: unknown, code: number): number => {
     const e = phaseError(err, code);
     process.stderr.write(`ERROR: ${name}: ${errorMessage(e)}\n`);

@@ -130,7 +130,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
     return info.diffID;
   };
   const history = (createdBy: string): HistoryEntry => ({ created: inputs.created.toISOString(), created_by: createdBy });
-  const owned = (rel: string) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), inputs.uid, inputs.gid);
+  const owned = (rel: string, fixedModes = false) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), inputs.uid, inputs.gid, fixedModes);
   const toImage = inImagePath(layersDir, inputs.imageLayersDir);
   const imageAppDir = inputs.imageAppDir ?? inputs.appDir;
 
@@ -191,7 +191,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
     }
 
     if (inputs.platformApi.atLeast('0.8') && layers.isDirectory('sbom/launch')) {
-      metadata.sbom = { sha: await layer(owned('sbom/launch'), 'Software Bill-of-Materials') };
+      metadata.sbom = { sha: await layer(owned('sbom/launch', true), 'Software Bill-of-Materials') };
     }
 
     const slices = await appSlices(inputs.appDir, md.slices, log);
@@ -201,7 +201,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
     }
 
     metadata.launcher = { sha: await layer(launcherEntries(inputs.launcher), 'Buildpacks Application Launcher') };
-    metadata.config = { sha: await layer(owned('config'), 'Buildpacks Launcher Config') };
+    metadata.config = { sha: await layer(owned('config', true), 'Buildpacks Launcher Config') };
     metadata['process-types'] = { sha: await layer(processEntries(md), 'Buildpacks Process Types') };
 
     const base = inputs.runImage;
@@ -267,11 +267,19 @@ function layerDirExists(layers: LayersDir, l: BuiltLayer): boolean {
   return true;
 }
 
-/** A directory placed at the same absolute path in the image: parents owned by root, the tree by the build user. */
-async function* ownedTree(root: TreeRoot, inImage: string, uid: number, gid: number): AsyncGenerator<LayerEntry> {
+/**
+ * A directory placed at the same absolute path in the image: parents owned by root, the tree by the build user.
+ * `fixedModes` for the lifecycle's own files (config, SBOMs): their modes are the usual ones whatever umask they were
+ * written under, so the same build gives the same layer everywhere.
+ */
+async function* ownedTree(root: TreeRoot, inImage: string, uid: number, gid: number, fixedModes = false): AsyncGenerator<LayerEntry> {
   const prefix = inImage.replace(/^\/+/, '');
   for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: 0o755, uid: 0, gid: 0 };
-  for await (const e of treeEntries(root, { prefix, parentDirs: false })) yield { ...e, uid, gid };
+  for await (const e of treeEntries(root, { prefix, parentDirs: false })) {
+    if (fixedModes && e.type === 'directory') yield { ...e, mode: 0o755, uid, gid };
+    else if (fixedModes && e.type === 'file') yield { ...e, mode: e.mode & 0o111 ? 0o755 : 0o644, uid, gid };
+    else yield { ...e, uid, gid };
+  }
 }
 
 async function* sliceEntries(appDir: string, imageAppDir: string, files: string[], uid: number, gid: number): AsyncGenerator<LayerEntry> {
@@ -362,7 +370,7 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
   }
 
   async function fillCache(layers: LayersDir, writer: CacheStage): Promise<CacheMetadata> {
-    const owned = (rel: string) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), options.uid, options.gid);
+    const owned = (rel: string, fixedModes = false) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), options.uid, options.gid, fixedModes);
     const metadata: CacheMetadata = { buildpacks: [] };
     for (const bp of options.group) {
       const records: Record<string, LayerRecord> = {};
@@ -387,7 +395,7 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
       }
       metadata.buildpacks.push({ key: bp.id, version: bp.version, layers: records });
     }
-    if (layers.isDirectory('sbom/cache')) metadata.sbom = { sha: await writer.addLayer(owned('sbom/cache'), options.created) };
+    if (layers.isDirectory('sbom/cache')) metadata.sbom = { sha: await writer.addLayer(owned('sbom/cache', true), options.created) };
     await writer.commit(metadata);
     return metadata;
   }

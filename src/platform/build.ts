@@ -13,7 +13,7 @@ import { DirCache, ImageCache, type Cache } from '../lifecycle/cache.js';
 import { extractLayer } from '../oci/extract.js';
 import { escapeId } from '../spec/buildpack.js';
 import { orderToToml, type OrderElement } from '../spec/order.js';
-import type { ProjectBuildpack, ProjectDescriptor } from '../spec/project.js';
+import { projectSource, type ProjectBuildpack, type ProjectDescriptor } from '../spec/project.js';
 import { toToml } from '../spec/toml.js';
 import { collectSource, type CollectedBuildpack } from './buildpackage.js';
 import type { PullPolicy } from './config.js';
@@ -232,7 +232,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       gid,
       platformApi: api,
       ...(o.defaultProcess ? { processType: o.defaultProcess } : {}),
-      projectMetadata: {},
+      projectMetadata: projectSource(o.descriptor),
       execEnv: 'production',
       created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)),
       log,

@@ -1,4 +1,7 @@
+import { stat } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { ApiVersion } from './api.js';
+import type { ProjectMetadata } from './projectmeta.js';
 import { Fields, SpecError, readToml, type Table } from './toml.js';
 
 /** A buildpack reference in project.toml: by id (and version), by uri, or an inline script. */
@@ -15,6 +18,7 @@ export interface ProjectDescriptor {
   id?: string;
   name?: string;
   version?: string;
+  sourceUrl?: string;
   licenses: { type?: string; uri?: string }[];
   metadata?: Table;
   builder?: string;
@@ -63,6 +67,7 @@ export function parseProject(table: Table, file: string): ProjectDescriptor {
     ...(str('id') ? { id: str('id') } : {}),
     ...(str('name') ? { name: str('name') } : {}),
     ...(str('version') ? { version: str('version') } : {}),
+    ...(str('source-url') ? { sourceUrl: str('source-url') } : {}),
     licenses: project.list('licenses').map((l) => ({ ...(l.str('type') ? { type: l.str('type') } : {}), ...(l.str('uri') ? { uri: l.str('uri') } : {}) })),
     ...(metadata ? { metadata } : {}),
     ...(io.str('builder') ? { builder: io.str('builder') } : {}),
@@ -75,7 +80,27 @@ export function parseProject(table: Table, file: string): ProjectDescriptor {
   };
 }
 
+/**
+ * A buildpack uri with no scheme is a path relative to project.toml's own dir (as pack reads it), not to wherever
+ * strata was started; a name that is no file there stays as written (an image or id).
+ */
+async function resolveUri(ref: ProjectBuildpack, dir: string): Promise<ProjectBuildpack> {
+  if (!ref.uri || /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(ref.uri) || ref.uri.startsWith('urn:') || isAbsolute(ref.uri)) return ref;
+  const path = resolve(dir, ref.uri.replace(/^file:/, ''));
+  return (await stat(path).catch(() => undefined)) ? { ...ref, uri: path } : ref;
+}
+
 export async function readProject(path: string): Promise<ProjectDescriptor | undefined> {
   const t = await readToml(path);
-  return t ? parseProject(t, path) : undefined;
+  if (!t) return undefined;
+  const d = parseProject(t, path);
+  const dir = dirname(resolve(path));
+  const all = (refs: ProjectBuildpack[]) => Promise.all(refs.map((r) => resolveUri(r, dir)));
+  return { ...d, group: await all(d.group), pre: await all(d.pre), post: await all(d.post) };
+}
+
+/** The io.buildpacks.project.metadata label pack writes from project.toml: its declared version and source URL. */
+export function projectSource(d: ProjectDescriptor | undefined): ProjectMetadata {
+  if (!d?.version && !d?.sourceUrl) return {};
+  return { source: { type: 'project', version: { declared: d.version ?? '' }, metadata: { url: d.sourceUrl ?? '' } } };
 }

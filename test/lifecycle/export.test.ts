@@ -523,6 +523,35 @@ test('registry phases run as a uid with no passwd entry and no HOME: no stored l
     assert.match(await readFile(join(ws.layers, 'analyzed.toml'), 'utf8'), /nohome\/run@sha256:/);
   }));
 
+test('the same build under umask 077 and 022 gives the same image: every layer, the config and SBOM layers included', () =>
+  withWorkspace(async (ws) => {
+    const client = new RegistryClient(fx.reg.host);
+    const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
+    await copyImage(base.layout, 'run', client.repository('umask/run'), 'v1');
+    await writeBuildpack(ws.buildpacks, {
+      id: 'test/umask',
+      build: `mkdir -p "$CNB_LAYERS_DIR/rt/bin"; echo hi > "$CNB_LAYERS_DIR/rt/file"; printf '#!/bin/sh\\n' > "$CNB_LAYERS_DIR/rt/bin/x"; chmod +x "$CNB_LAYERS_DIR/rt/bin/x"
+printf '[types]\\nlaunch = true\\n' > "$CNB_LAYERS_DIR/rt.toml"; echo '{"bomFormat":"CycloneDX"}' > "$CNB_LAYERS_DIR/rt.sbom.cdx.json"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["true"]\\ndefault = true\\n' > "$CNB_LAYERS_DIR/launch.toml"`,
+      buildpackKeys: 'sbom-formats = ["application/vnd.cyclonedx+json"]',
+    });
+    await ws.order([['test/umask']]);
+    await runOk('sh', ['-c', `echo app > ${ws.app}/index.txt`]);
+    await runOk('chown', ['-R', '1000:1000', ws.root]);
+    const launcher = join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher');
+    const digests: string[] = [];
+    for (const mask of ['077', '022']) {
+      await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
+      const argv = ['-layers', ws.layers, '-app', ws.app, '-buildpacks', ws.buildpacks, '-platform', ws.platform, '-build-config', ws.buildConfig, '-order', join(ws.root, 'order.toml'), '-run-image', `${fx.reg.host}/umask/run:v1`, '-launcher', launcher, '-uid', '1000', '-gid', '1000', `${fx.reg.host}/umask/app:${mask}`];
+      const r = await run('sh', ['-c', `umask ${mask}; exec "$0" "$@"`, bin('creator'), ...argv], { env });
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      digests.push(/\*\*\* Digest: (sha256:[0-9a-f]+)/.exec(r.stdout)![1]!);
+    }
+    const [a, b] = await Promise.all(['077', '022'].map((t) => resolveImage(client.repository('umask/app'), t)));
+    assert.deepEqual(a!.config.rootfs.diff_ids, b!.config.rootfs.diff_ids, 'every layer the same');
+    assert.equal(digests[0], digests[1]);
+  }));
+
 test('SBOMs survive a rebuild that reuses a launch layer: the analyzer brings back the previous SBOM layer and the restorer puts it in place', () =>
   withWorkspace(async (ws) => {
     const base = await makeLayoutImage(join(ws.root, 'run1'), 'run', [{ 'etc/os-release': 'ID=debian\n' }]);
