@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { stringify } from 'smol-toml';
 import { StrataError } from '../oci/errors.js';
-import { resolveImage } from '../oci/image.js';
 import { createBuilder, LABEL_BUILDER, LABEL_ORDER, type BuilderMetadata } from '../platform/builder.js';
-import { imageTarget } from '../platform/localstore.js';
+import { findImage, imageTarget } from '../platform/localstore.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
 import { commaList } from './options.js';
@@ -44,8 +43,10 @@ export function registerBuilderCommands(program: Command): void {
     .option('-o, --output <format>', 'human, json, yaml or toml', 'human')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { output: string; insecureRegistry: string[] }) => {
-      const t = await imageTarget(name, false, { insecureRegistries: opts.insecureRegistry });
-      const image = await resolveImage(t.store, t.id);
+      // The local store first, then the registry: a builder made with --publish is only there.
+      const found = await findImage(name, { insecureRegistries: opts.insecureRegistry });
+      if (!found) throw new StrataError(`builder ${name} not found in the local store nor in its registry`);
+      const image = found.image;
       const labels = image.config.config?.Labels ?? {};
       if (!labels[LABEL_BUILDER]) throw new StrataError(`${name} is not a builder (no ${LABEL_BUILDER} label)`);
       const md = JSON.parse(labels[LABEL_BUILDER]) as BuilderMetadata;

@@ -64,6 +64,12 @@ test('builder create: build image + dirs + strata lifecycle + buildpacks + order
   assert.match(human, /├ Group #1:\n {4}│ {2}└ test\/c@1\.0\.0\n └ Group #2:\n {7}└ test\/a@1\.0\.0/);
   assert.equal((JSON.parse(await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`, '-o', 'json'])) as { buildpacks: unknown[] }).buildpacks.length, 3);
   assert.match(await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`, '-o', 'yaml']), /^description: "test builder"$/m);
+  // A builder made with --publish is in its registry only: inspect finds it there (an empty local store).
+  const home = { env: { ...process.env, STRATA_HOME: join(w, 'publish-home') } };
+  await runOk(STRATA, ['builder', 'create', `${fx.reg.host}/builders/test:1`, '--config', config, '--publish'], home);
+  assert.match(await runOk(STRATA, ['builder', 'inspect', `${fx.reg.host}/builders/test:1`], home), /Description: test builder/);
+  const missing = await run(STRATA, ['builder', 'inspect', `${fx.reg.host}/builders/none:1`], home);
+  assert.equal(missing.stderr.trim(), `strata: error: builder ${fx.reg.host}/builders/none:1 not found in the local store nor in its registry`);
 
   // Inside the builder's own rootfs, sandboxed by runc as the build user, strata's lifecycle detects.
   // (umoci leaves the rootfs dir itself 0700; a container's / is 0755.)
