@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { mkdir, readdir, readFile, lstat, symlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, lstat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extractLayer } from './extract.js';
 import { tempDir } from '../../test/harness/proc.js';
@@ -105,6 +105,56 @@ test('files of every size keep their content, mode and time', async () => {
     assert.equal(await readFile(join(t.path, 'empty'), 'utf8'), '');
     assert.equal((await readFile(join(t.path, 'big'), 'utf8')).length, big.length);
     assert.equal((await lstat(join(t.path, 'small'))).mode & 0o777, 0o644);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+/** A tree as comparable data: every path with its type, mode, and content or link target. */
+async function snapshot(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of (await readdir(join(root, rel))).sort()) {
+    const p = rel ? `${rel}/${name}` : name;
+    const st = await lstat(join(root, p));
+    const mode = (st.mode & 0o7777).toString(8);
+    if (st.isDirectory()) out.push(`${p}/ ${mode}`, ...(await snapshot(root, p)));
+    else if (st.isSymbolicLink()) out.push(`${p} -> ${await readlink(join(root, p))}`);
+    else out.push(`${p} ${mode} links=${st.nlink} ${await readFile(join(root, p), 'utf8')}`);
+  }
+  return out;
+}
+
+test('files through the worker land as written in order: replaced, linked, whited out, turned into a dir or a link', async () => {
+  const t = await tempDir();
+  try {
+    const filler = Array.from({ length: 300 }, (_, i) => ({ name: `fill/${i % 7}/f${i}`, body: `body ${i}` }));
+    const entries = [
+      ...filler,
+      { name: 'd/', type: 'directory' as const },
+      { name: 'd/f1', body: 'one' },
+      { name: 'd/f1', body: 'two', mode: 0o755 },
+      { name: 'd/l', body: 'x' },
+      { name: 'd/l', type: 'symlink' as const, linkname: 'f1' },
+      { name: 'd/h', type: 'link' as const, linkname: 'd/f1' },
+      { name: 'd/w', body: 'gone' },
+      { name: 'd/.wh.w', body: '' },
+      { name: 'd/x', body: 'file first' },
+      { name: 'd/x/', type: 'directory' as const },
+      { name: 'd/x/y', body: 'in the dir' },
+    ];
+    const trees: string[][] = [];
+    for (const directFiles of [Infinity, 0]) {
+      const dir = join(t.path, `root-${directFiles}`);
+      await mkdir(dir);
+      await extractLayer(await tarOf(entries), dir, { directFiles });
+      trees.push(await snapshot(dir));
+    }
+    assert.deepEqual(trees[1], trees[0], 'the worker gives the tree writing in place gives');
+    assert.ok(trees[0]!.includes('d/f1 755 links=2 two') && trees[0]!.includes('d/l -> f1') && trees[0]!.includes('d/x/y 644 links=1 in the dir'));
+    assert.ok(!trees[0]!.some((l) => l.startsWith('d/w')));
+    const parent = join(t.path, 'parent');
+    await mkdir(parent);
+    await assert.rejects(extractLayer(await tarOf([...filler, { name: 'p', body: 'file' }, { name: 'p/q', body: 'under a file' }]), parent, { directFiles: 0 }), /"p\/q" needs "p" to be a directory, but it is a file/);
   } finally {
     await t.cleanup();
   }

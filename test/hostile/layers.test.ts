@@ -11,12 +11,15 @@ import { extractLimits } from '../../src/oci/limits.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { arena, assertOutsideUntouched, gzipBomb, HOSTILE_CACHE_LAYERS, HOSTILE_LAYERS, tarBytes, tarOf } from './corpus.js';
 
-for (const [what, entries, message] of HOSTILE_LAYERS) {
-  test(`image layer refused: ${what}`, async () => {
+// Each case twice: files written on the extracting thread, and every file through the file worker.
+const MODES = [['', {}], [' (files through the worker)', { directFiles: 0 }]] as const;
+
+for (const [what, entries, message] of HOSTILE_LAYERS) for (const [mode, direct] of MODES) {
+  test(`image layer refused: ${what}${mode}`, async () => {
     const a = await arena();
     try {
       await writeFile(join(a.target, 'kept'), 'mine');
-      await assert.rejects(extractLayer(await tarOf(entries), a.target, { label: 'evil-layer' }), (err: Error) => {
+      await assert.rejects(extractLayer(await tarOf(entries), a.target, { label: 'evil-layer', ...direct }), (err: Error) => {
         assert.match(err.message, /^evil-layer: /);
         assert.match(err.message, message);
         return true;
@@ -29,15 +32,15 @@ for (const [what, entries, message] of HOSTILE_LAYERS) {
   });
 }
 
-for (const [what, entries, message] of HOSTILE_CACHE_LAYERS) {
-  test(`cache layer refused: ${what}`, async () => {
+for (const [what, entries, message] of HOSTILE_CACHE_LAYERS) for (const [mode, direct] of MODES) {
+  test(`cache layer refused: ${what}${mode}`, async () => {
     const a = await arena();
     try {
       // The build dir as a platform lays it out; the cached layer may fill only layers/bp/node.
       const work = a.target;
       for (const d of ['workspace', 'platform/env', 'layers/bp/node', 'layers/other/node/bin']) await mkdir(join(work, d), { recursive: true });
       await writeFile(join(work, 'workspace', 'hello.txt'), 'source');
-      await assert.rejects(extractLayer(await tarOf(entries), join(work, 'layers', 'bp', 'node'), { label: 'cached layer bp:node', strip: 'layers/bp/node', whiteouts: false }), message);
+      await assert.rejects(extractLayer(await tarOf(entries), join(work, 'layers', 'bp', 'node'), { label: 'cached layer bp:node', strip: 'layers/bp/node', whiteouts: false, ...direct }), message);
       assert.equal(await readFile(join(work, 'workspace', 'hello.txt'), 'utf8'), 'source');
       assert.deepEqual(await readdir(join(work, 'platform', 'env')), []);
       assert.deepEqual(await readdir(join(work, 'layers', 'other', 'node', 'bin')), []);
