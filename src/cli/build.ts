@@ -166,7 +166,7 @@ export function registerBuildCommand(program: Command): void {
         ...(config['ca-certificates'] ? { caCertificates: config['ca-certificates'] } : {}),
         executor,
         ...(o.reportOutputDir ? { reportDir: o.reportOutputDir } : {}),
-        store: { insecureRegistries: o.insecureRegistry },
+        store: { insecureRegistries: o.insecureRegistry, registryMirrors: config['registry-mirrors'] ?? {} },
         log,
         phase: (name) => {
           if (!o.quiet) process.stdout.write(stamp(`===> ${name}\n`));

@@ -16,7 +16,16 @@ function tree(order: Order): string {
   return lines.join('\n');
 }
 
-/** `strata builder create|inspect`: pack's builder verbs, on strata's own image core. */
+/** Builders worth knowing, as `pack builder suggest` lists them; strata's own first (made locally, offline). */
+const SUGGESTED = [
+  { vendor: 'strata', image: 'strata/builder:nodejs', about: 'made on this machine on first use: Node.js (yarn, npm) on Debian bookworm, no network at build time' },
+  { vendor: 'Google', image: 'gcr.io/buildpacks/builder:google-22', about: 'Ubuntu 22.04: .NET, Dart, Go, Java, Node.js, PHP, Python, Ruby' },
+  { vendor: 'Heroku', image: 'heroku/builder:24', about: 'Ubuntu 24.04 (amd64, arm64): Go, Java, Node.js, PHP, Python, Ruby, Scala' },
+  { vendor: 'Paketo Buildpacks', image: 'paketobuildpacks/builder-jammy-base', about: 'Ubuntu 22.04, small: Java, Node.js, Go, .NET, Python, Ruby' },
+  { vendor: 'Paketo Buildpacks', image: 'paketobuildpacks/builder-jammy-full', about: 'Ubuntu 22.04, larger: the base set plus PHP' },
+];
+
+/** `strata builder create|inspect|suggest`: pack's builder verbs, on strata's own image core. */
 export function registerBuilderCommands(program: Command): void {
   const builder = program.command('builder').description('create and inspect builders');
   builder
@@ -36,6 +45,13 @@ export function registerBuilderCommands(program: Command): void {
         return out;
       }, options);
       process.stdout.write(`Successfully created builder image ${name} in ${where}\n  digest ${r.digest}\n  ${r.metadata.buildpacks.length} buildpack(s); run image ${r.metadata.stack.runImage.image}\n`);
+    });
+  builder
+    .command('suggest')
+    .description('list builders to use with --builder or `strata config default-builder`')
+    .action(() => {
+      const rows = SUGGESTED.map((b) => `  ${`${b.vendor}:`.padEnd(20)}${b.image.padEnd(44)}${b.about}`);
+      process.stdout.write(`Suggested builders:\n${rows.join('\n')}\n\nTip: learn more about one with \`strata builder inspect <builder-image>\`; make it the default with \`strata config default-builder <builder-image>\`.\n`);
     });
   builder
     .command('inspect <name>')

@@ -1,7 +1,7 @@
 import { NotFoundError, StrataError } from '../oci/errors.js';
 import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import { Reference } from '../oci/reference.js';
-import { layoutTarget, openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import { layoutTarget, mirrored, openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import type { AnalyzedFile } from '../spec/analyzed.js';
 import type { RunImage } from '../spec/run.js';
 import type { ImageTarget } from '../spec/target.js';
@@ -21,6 +21,16 @@ export interface OpenedImage {
 /** Opens and resolves an image by name; undefined when it does not exist (or cannot be read as an image). */
 export async function openImage(name: string, options: StoreOptions, log?: Logger): Promise<OpenedImage | undefined> {
   const parsed = parseTarget(name);
+  const viaMirror = parsed.kind === 'registry' && !options.layoutDir ? mirrored(parsed.ref, options.registryMirrors) : undefined;
+  if (viaMirror && parsed.kind === 'registry') {
+    // The same image under the mirror's name; the reference recorded stays the one asked for (same digest).
+    const m = await openImage(viaMirror.toString(), { ...options, registryMirrors: {} }, log).catch(() => undefined);
+    if (m) {
+      log?.debug(`${name}: read through the registry mirror ${viaMirror.registry}`);
+      return { name, image: m.image, reference: `${parsed.ref.name}@${m.image.manifest.digest}` };
+    }
+    log?.debug(`${name}: not in the registry mirror ${viaMirror.registry}; reading ${parsed.ref.registry}`);
+  }
   const target = options.layoutDir && parsed.kind === 'registry' ? layoutTarget(options.layoutDir, parsed.ref) : parsed;
   try {
     const t = await openTarget(target, options);

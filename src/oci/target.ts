@@ -52,6 +52,15 @@ export interface StoreOptions {
    */
   layoutDir?: string;
   registryOptions?: (registry: string) => RegistryOptions;
+  /** Registry → mirror (`host[/path]`; `*` for any registry) that image reads try first. Writes never use it. */
+  registryMirrors?: Record<string, string>;
+}
+
+/** The reference to read instead through a registry mirror, if one is set for its registry. */
+export function mirrored(ref: Reference, mirrors: Record<string, string> | undefined): Reference | undefined {
+  const mirror = mirrors?.[ref.registry] ?? (ref.registry === 'docker.io' ? mirrors?.['index.docker.io'] : undefined) ?? mirrors?.['*'];
+  if (!mirror) return undefined;
+  return Reference.parse(`${mirror.replace(/\/+$/, '')}/${ref.repository}${ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`);
 }
 
 const clients = new Map<string, RegistryClient>();

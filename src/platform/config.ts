@@ -1,17 +1,25 @@
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { parseSize } from '../oci/limits.js';
 import { DEFAULT_LIMITS, type SandboxLimits } from './executor.js';
-import { readToml, writeToml } from '../spec/toml.js';
+import { Fields, readToml, writeToml, type Table } from '../spec/toml.js';
 import { strataHome } from './localstore.js';
 
-/** `$STRATA_HOME/config.toml`: the user's defaults, as pack keeps them in its config. */
+/**
+ * strata's defaults, as pack keeps them in its config: strata's own file, with pack's `config.toml` read as the
+ * fallback for every key strata's does not set (a pack user's setup works unchanged).
+ */
 export interface StrataConfig {
   'default-builder'?: string;
   'trusted-builders'?: string[];
   'run-image-mirrors'?: Record<string, string[]>;
+  /** Registry → mirror (`host[/path]`) that images are pulled from instead; `*` for every registry. */
   'registry-mirrors'?: Record<string, string>;
   'pull-policy'?: PullPolicy;
+  experimental?: boolean;
+  /** pack's lifecycle image; strata's builders carry strata's own lifecycle, so it is kept but not used. */
+  'lifecycle-image'?: string;
   /** Processes and threads one sandboxed build step or app may have. */
   'sandbox-pids-limit'?: number;
   /** Memory for one sandboxed build step or app: bytes, or with a k/m/g suffix. */
@@ -25,14 +33,59 @@ export interface StrataConfig {
 
 export type PullPolicy = 'always' | 'if-not-present' | 'never';
 
-export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy', 'sandbox-pids-limit', 'sandbox-memory-limit', 'ca-certificates'] as const;
+export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy', 'experimental', 'lifecycle-image', 'sandbox-pids-limit', 'sandbox-memory-limit', 'ca-certificates'] as const;
 
+/**
+ * strata's config file: `$STRATA_CONFIG_HOME/config.toml`; else, when `$STRATA_HOME` is set, inside that
+ * self-contained home; else `$XDG_CONFIG_HOME/strata/config.toml` (config beside other programs', data in the data dir).
+ */
 export function configPath(env: NodeJS.ProcessEnv = process.env): string {
-  return join(strataHome(env), 'config.toml');
+  if (env.STRATA_CONFIG_HOME) return join(env.STRATA_CONFIG_HOME, 'config.toml');
+  if (env.STRATA_HOME) return join(env.STRATA_HOME, 'config.toml');
+  return join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'strata', 'config.toml');
 }
 
+/** pack's config file: `$PACK_HOME/config.toml`, else `~/.pack/config.toml`. */
+export function packConfigPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.PACK_HOME) return join(env.PACK_HOME, 'config.toml');
+  return env.HOME ? join(env.HOME, '.pack', 'config.toml') : undefined;
+}
+
+/** strata's own settings only: what `strata config` changes and writes back. */
+export async function readOwnConfig(env: NodeJS.ProcessEnv = process.env): Promise<StrataConfig> {
+  const own = await readToml(configPath(env));
+  if (own) return own as StrataConfig;
+  // Before config moved to the config dir it sat in the data dir.
+  if (!env.STRATA_CONFIG_HOME && !env.STRATA_HOME) return ((await readToml(join(strataHome(env), 'config.toml'))) ?? {}) as StrataConfig;
+  return {};
+}
+
+/** pack's config.toml in strata's terms; keys strata does not know are ignored. */
+export function fromPackConfig(t: Table, file: string): StrataConfig {
+  const f = new Fields(t, file);
+  const out: StrataConfig = {};
+  const builder = f.str('default-builder-image');
+  if (builder) out['default-builder'] = builder;
+  const policy = f.str('pull-policy');
+  if (policy) out['pull-policy'] = parsePullPolicy(policy, `${file}: pull-policy`);
+  if (f.has('experimental')) out.experimental = f.bool('experimental');
+  const lifecycle = f.str('lifecycle-image');
+  if (lifecycle) out['lifecycle-image'] = lifecycle;
+  const trusted = f.list('trusted-builders').map((b) => b.reqStr('name'));
+  if (trusted.length) out['trusted-builders'] = trusted;
+  const runImages = f.list('run-images');
+  if (runImages.length) out['run-image-mirrors'] = Object.fromEntries(runImages.map((r) => [r.reqStr('image'), r.strArray('mirrors') ?? []]));
+  const mirrors = f.free('registry-mirrors');
+  if (mirrors) out['registry-mirrors'] = Object.fromEntries(Object.entries(mirrors).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  return out;
+}
+
+/** The config in effect: strata's own keys, and pack's for any strata's file leaves unset. */
 export async function readConfig(env: NodeJS.ProcessEnv = process.env): Promise<StrataConfig> {
-  return ((await readToml(configPath(env))) ?? {}) as StrataConfig;
+  const own = await readOwnConfig(env);
+  const packPath = packConfigPath(env);
+  const pack = packPath ? await readToml(packPath) : undefined;
+  return { ...(pack ? fromPackConfig(pack, packPath!) : {}), ...own };
 }
 
 export async function writeConfig(config: StrataConfig, env: NodeJS.ProcessEnv = process.env): Promise<void> {

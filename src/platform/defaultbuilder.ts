@@ -6,7 +6,7 @@ import type { Logger } from '../lifecycle/log.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import { baseImage, debootstrapTree, hostMirror } from './base.js';
 import { createBuilder } from './builder.js';
-import { readConfig, writeConfig } from './config.js';
+import { readOwnConfig, writeConfig } from './config.js';
 import { imageTarget, strataHome } from './localstore.js';
 import { assembleNodeBuildpacks, makeNodeMirror, nodeBuilderToml } from './nodejs.js';
 
@@ -22,7 +22,8 @@ export const DEFAULT_VERSIONS = { node: ['20.20.2', '22.23.3'], defaultNode: '22
 export async function ensureDefaultBuilder(log: Logger): Promise<string> {
   const existing = await imageTarget(DEFAULT_BUILDER, false).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
   if (existing) return DEFAULT_BUILDER;
-  log.info(`No builder given or configured: making ${DEFAULT_BUILDER} (strata's Node.js buildpacks on Debian bookworm). This happens once.`);
+  log.info(`No builder given (--builder), in project.toml, or configured (strata config default-builder, or pack's default-builder-image).`);
+  log.info(`Making ${DEFAULT_BUILDER} once: strata's Node.js buildpacks on Debian bookworm made with debootstrap, about 740 MB, typically 2-5 minutes. \`strata builder suggest\` lists builders to use instead.`);
   const home = strataHome();
   const work = await mkdtemp(join(tmpdir(), 'strata-default-builder-'));
   try {
@@ -38,7 +39,7 @@ export async function ensureDefaultBuilder(log: Logger): Promise<string> {
     await writeFile(join(work, 'builder.toml'), nodeBuilderToml(dirs, 'strata/base:build-bookworm', 'strata/base:run-bookworm', "strata's Node.js builder (offline: Node.js, yarn and npm inside)"));
     const config = await readBuilderConfig(join(work, 'builder.toml'));
     await createBuilder(config, () => imageTarget(DEFAULT_BUILDER, false), {});
-    const cfg = await readConfig();
+    const cfg = await readOwnConfig();
     if (!cfg['default-builder']) await writeConfig({ ...cfg, 'default-builder': DEFAULT_BUILDER });
     log.info(`Made ${DEFAULT_BUILDER}; it is now the default builder (strata config default-builder)`);
     return DEFAULT_BUILDER;
