@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'smol-toml';
 import { StrataError } from '../oci/errors.js';
 import { extractLayer } from '../oci/extract.js';
 import type { ResolvedImage } from '../oci/image.js';
@@ -10,7 +9,9 @@ import { openImage } from '../lifecycle/analyze.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import { rebase } from '../lifecycle/rebase.js';
 import { imageLayersDir } from '../lifecycle/sbom.js';
-import { imageTarget, localImages, requireImage } from '../platform/localstore.js';
+import { readConfig } from '../platform/config.js';
+import { findImage, imageTarget, localImages, requireImage } from '../platform/localstore.js';
+import { parseFormat, writeStructured } from './format.js';
 import { printJson } from './output.js';
 import { repeatable } from './options.js';
 
@@ -18,6 +19,36 @@ interface BuildLabel {
   processes?: { type: string; command: string[]; args: string[]; direct: boolean; 'working-dir'?: string; buildpackID: string }[];
   buildpacks?: { id: string; version: string; homepage?: string }[];
   'buildpack-default-process-type'?: string;
+}
+
+/** What `pack inspect` shows of one copy of an image, with pack's field names. */
+function info(image: ResolvedImage, configMirrors: Record<string, string[]>) {
+  const labels = image.config.config?.Labels ?? {};
+  const md = parseLifecycleMetadata(labels[LABEL.lifecycle]);
+  const build = JSON.parse(labels[LABEL.build] ?? '{}') as BuildLabel;
+  const runImage = md?.runImage.image ?? md?.stack?.runImage.image;
+  const mirrors = md?.runImage.mirrors ?? md?.stack?.runImage.mirrors ?? [];
+  const processes = (build.processes ?? []).map((p) => ({
+    type: p.type,
+    shell: p.direct ? '' : 'bash',
+    command: p.command[0] ?? '',
+    default: p.type === build['buildpack-default-process-type'],
+    args: [...p.command.slice(1), ...p.args],
+    'working-dir': p['working-dir'] ?? '',
+  }));
+  return {
+    stack: labels[LABEL.stackId] ?? '',
+    base_image: { top_layer: md?.runImage.topLayer ?? '', reference: md?.runImage.reference ?? '' },
+    run_images: [
+      ...(runImage ? (configMirrors[runImage] ?? []).map((m) => ({ name: m, user_configured: true })) : []),
+      ...(runImage ? [{ name: runImage }] : []),
+      ...mirrors.map((m) => ({ name: m })),
+    ] as { name: string; user_configured?: boolean }[],
+    buildpacks: (build.buildpacks ?? []).map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}) })),
+    // The default process first, as pack lists them.
+    processes: [...processes.filter((p) => p.default), ...processes.filter((p) => !p.default)],
+    rebasable: labels[LABEL.rebasable] !== 'false',
+  };
 }
 
 /** `strata images|rmi|inspect|rebase|sbom`: what app developers do with built images. */
@@ -46,10 +77,12 @@ export function registerAppCommands(program: Command): void {
     .command('inspect <image>')
     .description('show how an app image was built: run image, buildpacks, processes')
     .option('--bom', 'print the SBOM layer\'s documents instead (see also `strata sbom download`)')
-    .option('-o, --output <format>', 'human, json or toml', 'human')
+    .option('-o, --output <format>', 'human, json, yaml or toml', 'human')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (name: string, opts: { bom?: boolean; output: string; insecureRegistry: string[] }) => {
-      const { image, local } = await requireImage(name, { insecureRegistries: opts.insecureRegistry });
+      const format = parseFormat(opts.output);
+      const store = { insecureRegistries: opts.insecureRegistry };
+      const { image, local } = await requireImage(name, store);
       const labels = image.config.config?.Labels ?? {};
       const md = parseLifecycleMetadata(labels[LABEL.lifecycle]);
       if (!md) throw new StrataError(`${name} was not built with buildpacks (no ${LABEL.lifecycle} label)`);
@@ -73,32 +106,38 @@ export function registerAppCommands(program: Command): void {
         }
         return;
       }
-      const build = JSON.parse(labels[LABEL.build] ?? '{}') as BuildLabel;
-      const data = {
-        image: name,
-        source: local ? 'local store' : 'registry',
-        digest: image.manifest.digest,
-        base: { runImage: md.runImage.image, reference: md.runImage.reference, topLayer: md.runImage.topLayer, mirrors: md.runImage.mirrors ?? [] },
-        rebasable: labels[LABEL.rebasable] !== 'false',
-        buildpacks: build.buildpacks ?? [],
-        processes: (build.processes ?? []).map((p) => ({ ...p, default: p.type === build['buildpack-default-process-type'] })),
-      };
-      if (opts.output === 'json') return printJson(data);
-      if (opts.output === 'toml') return void process.stdout.write(stringify(JSON.parse(JSON.stringify(data)) as Record<string, unknown>));
+      const mirrors = (await readConfig())['run-image-mirrors'] ?? {};
+      // pack's shape: the image as the registry has it and as the local store has it, either null.
+      const [localInfo, remoteInfo] = await Promise.all([
+        local ? info(image, mirrors) : findImage(name, store, false).then((f) => (f ? info(f.image, mirrors) : null)).catch(() => null),
+        local && !name.startsWith('oci:') ? openImage(name, store).then((o) => (o ? info(o.image, mirrors) : null)).catch(() => null) : Promise.resolve(local ? null : info(image, mirrors)),
+      ]);
+      const data = { image_name: name, remote_info: remoteInfo, local_info: localInfo };
+      if (format !== 'human') return writeStructured(data, format);
+      const shown = (localInfo ?? remoteInfo)!;
       const out = [
-        `Inspecting image: ${name} (${data.source})`,
-        `Digest: ${data.digest}`,
+        `Inspecting image: ${name}`,
+        '',
+        `${localInfo ? 'LOCAL' : 'REMOTE'}:`,
+        `Digest: ${image.manifest.digest}`,
+        '',
+        `Stack: ${shown.stack}`,
         '',
         'Base Image:',
-        `  Reference: ${data.base.reference}`,
-        `  Top Layer: ${data.base.topLayer}`,
-        `Run Images:\n  ${data.base.runImage ?? '(unknown)'}${data.base.mirrors.map((m) => `\n  ${m}    (mirror)`).join('')}`,
-        `Rebasable: ${data.rebasable}`,
+        `  Reference: ${shown.base_image.reference}`,
+        `  Top Layer: ${shown.base_image.top_layer}`,
+        '',
+        `Run Images:${shown.run_images.map((r) => `\n  ${r.name}${r.user_configured ? '    (user-configured)' : ''}`).join('') || '\n  (none)'}`,
+        '',
+        `Rebasable: ${shown.rebasable}`,
+        '',
         'Buildpacks:',
-        ...data.buildpacks.map((b) => `  ${b.id.padEnd(32)}${b.version}`),
+        `  ${'ID'.padEnd(32)}${'VERSION'.padEnd(12)}HOMEPAGE`,
+        ...shown.buildpacks.map((b) => `  ${b.id.padEnd(32)}${b.version.padEnd(12)}${b.homepage ?? '-'}`),
+        '',
         'Processes:',
-        `  ${'TYPE'.padEnd(20)}${'SHELL'.padEnd(8)}COMMAND`,
-        ...data.processes.map((p) => `  ${(p.type + (p.default ? ' (default)' : '')).padEnd(20)}${(p.direct ? '' : 'bash').padEnd(8)}${[...p.command, ...p.args].join(' ')}`),
+        `  ${'TYPE'.padEnd(20)}${'SHELL'.padEnd(8)}${'COMMAND'.padEnd(30)}${'ARGS'.padEnd(20)}WORK DIR`,
+        ...shown.processes.map((p) => `  ${(p.type + (p.default ? ' (default)' : '')).padEnd(20)}${p.shell.padEnd(8)}${p.command.padEnd(30)}${p.args.join(' ').padEnd(20)}${p['working-dir']}`),
       ];
       process.stdout.write(`${out.join('\n')}\n`);
     });

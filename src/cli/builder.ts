@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
-import { stringify } from 'smol-toml';
 import { StrataError } from '../oci/errors.js';
 import { createBuilder, LABEL_BUILDER, LABEL_ORDER, type BuilderMetadata } from '../platform/builder.js';
 import { findImage, imageTarget } from '../platform/localstore.js';
+import { openImage } from '../lifecycle/analyze.js';
+import type { ResolvedImage } from '../oci/image.js';
+import { readConfig } from '../platform/config.js';
+import { parseFormat, writeStructured } from './format.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
 import { commaList } from './options.js';
@@ -59,19 +62,29 @@ export function registerBuilderCommands(program: Command): void {
     .option('-o, --output <format>', 'human, json, yaml or toml', 'human')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { output: string; insecureRegistry: string[] }) => {
-      // The local store first, then the registry: a builder made with --publish is only there.
-      const found = await findImage(name, { insecureRegistries: opts.insecureRegistry });
-      if (!found) throw new StrataError(`builder ${name} not found in the local store nor in its registry`);
-      const image = found.image;
+      const format = parseFormat(opts.output);
+      const store = { insecureRegistries: opts.insecureRegistry };
+      // pack's shape: the builder as the local store has it and as its registry has it; a builder made with
+      // --publish is only in the registry.
+      const [local, remote] = await Promise.all([
+        findImage(name, store, false).catch(() => undefined),
+        name.startsWith('oci:') ? Promise.resolve(undefined) : openImage(name, store).catch(() => undefined),
+      ]);
+      const image = local?.image ?? remote?.image;
+      if (!image) throw new StrataError(`builder ${name} not found in the local store nor in its registry`);
+      const config = await readConfig();
+      const infoOf = (i: ResolvedImage | undefined) => (i ? builderInfo(i, name, config['run-image-mirrors'] ?? {}) : null);
+      const data = {
+        builder_name: name,
+        trusted: (config['trusted-builders'] ?? []).includes(name),
+        default: config['default-builder'] === name,
+        remote_info: infoOf(remote?.image),
+        local_info: infoOf(local?.image),
+      };
+      if (format !== 'human') return writeStructured(data, format);
       const labels = image.config.config?.Labels ?? {};
-      if (!labels[LABEL_BUILDER]) throw new StrataError(`${name} is not a builder (no ${LABEL_BUILDER} label)`);
-      const md = JSON.parse(labels[LABEL_BUILDER]) as BuilderMetadata;
+      const md = JSON.parse(labels[LABEL_BUILDER]!) as BuilderMetadata;
       const order = JSON.parse(labels[LABEL_ORDER] ?? '[]') as Order;
-      const data = { description: md.description, runImages: md.images, lifecycle: md.lifecycle, buildpacks: md.buildpacks, order, createdBy: md.createdBy };
-      if (opts.output === 'json') return void process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
-      if (opts.output === 'toml') return void process.stdout.write(stringify(JSON.parse(JSON.stringify(data)) as Record<string, unknown>));
-      if (opts.output === 'yaml') return void process.stdout.write(toYaml(data));
-      if (opts.output !== 'human') throw new StrataError(`-o ${opts.output}: use human, json, yaml or toml`);
       const out = [
         `Inspecting builder: ${name}`,
         '',
@@ -89,14 +102,20 @@ export function registerBuilderCommands(program: Command): void {
     });
 }
 
-/** A small YAML writer for inspect output (plain data only), to avoid a dependency for one flag. */
-function toYaml(value: unknown, indent = ''): string {
-  if (Array.isArray(value)) return value.length ? value.map((v) => `${indent}- ${toYaml(v, `${indent}  `).trimStart()}`).join('') : `${indent}[]\n`;
-  if (value && typeof value === 'object') {
-    return Object.entries(value)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => (v && typeof v === 'object' && (!Array.isArray(v) || v.length) ? `${indent}${k}:\n${toYaml(v, `${indent}  `)}` : `${indent}${k}: ${toYaml(v).trim()}\n`))
-      .join('');
-  }
-  return `${JSON.stringify(value)}\n`;
+/** What `pack builder inspect` shows of one copy of a builder, with pack's field names. */
+function builderInfo(image: ResolvedImage, name: string, configMirrors: Record<string, string[]>) {
+  const labels = image.config.config?.Labels ?? {};
+  if (!labels[LABEL_BUILDER]) throw new StrataError(`${name} is not a builder (no ${LABEL_BUILDER} label)`);
+  const md = JSON.parse(labels[LABEL_BUILDER]) as BuilderMetadata;
+  const order = JSON.parse(labels[LABEL_ORDER] ?? '[]') as Order;
+  const stack = labels['io.buildpacks.stack.id'];
+  return {
+    ...(md.description ? { description: md.description } : {}),
+    created_by: md.createdBy,
+    ...(stack ? { stack: { id: stack } } : {}),
+    lifecycle: { version: md.lifecycle.version, buildpack_apis: md.lifecycle.apis.buildpack, platform_apis: md.lifecycle.apis.platform },
+    run_images: md.images.flatMap((i) => [...(configMirrors[i.image] ?? []).map((m) => ({ name: m, user_configured: true })), { name: i.image }, ...i.mirrors.map((m) => ({ name: m }))]),
+    buildpacks: md.buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}) })),
+    detection_order: order.map((g) => ({ buildpacks: g.group.map((e) => ({ id: e.id, ...(e.version ? { version: e.version } : {}), ...(e.optional ? { optional: true } : {}) })) })),
+  };
 }

@@ -7,6 +7,7 @@ import { assemblePackage, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpac
 import { imageTarget } from '../platform/localstore.js';
 import { readPackageConfig } from '../spec/packagetoml.js';
 import { commaList } from './options.js';
+import { parseFormat, writeStructured } from './format.js';
 
 /** `strata buildpack package|inspect`: pack's buildpackage verbs, without an engine. */
 export function registerBuildpackCommands(program: Command): void {
@@ -39,21 +40,25 @@ export function registerBuildpackCommands(program: Command): void {
     });
   bp.command('inspect <ref>')
     .description('show the buildpacks in a buildpackage (image, oci:<dir> or .cnb)')
-    .option('-o, --output <format>', 'human or json', 'human')
+    .option('-o, --output <format>', 'human, json, yaml or toml', 'human')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (ref: string, opts: { output: string; insecureRegistry: string[] }) => {
+      const format = parseFormat(opts.output);
       const work = await mkdtemp(join(tmpdir(), 'strata-inspect-'));
       try {
         const image = await openBuildpackage(ref, work, { insecureRegistries: opts.insecureRegistry });
         const meta = JSON.parse(image.config.config?.Labels?.[LABEL_BUILDPACKAGE] ?? '{}') as { id?: string; version?: string };
         const bps = packagedBuildpacks(image, ref);
-        if (opts.output === 'json') {
-          process.stdout.write(`${JSON.stringify({ id: meta.id, version: meta.version, buildpacks: bps.map((b) => ({ id: b.id, version: b.version, api: b.info.api, homepage: b.info.homepage, order: b.info.order })) }, null, 2)}\n`);
-          return;
+        const root = bps.find((b) => b.id === meta.id && b.version === meta.version);
+        if (format !== 'human') {
+          return writeStructured({
+            buildpackage: { id: meta.id, version: meta.version },
+            buildpacks: bps.map((b) => ({ id: b.id, version: b.version, api: b.info.api, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })),
+            detection_order: (root?.info.order ?? []).map((g) => ({ buildpacks: g.group.map((e) => ({ id: e.id, ...(e.version ? { version: e.version } : {}), ...(e.optional ? { optional: true } : {}) })) })),
+          }, format);
         }
         process.stdout.write(`Inspecting buildpackage: ${ref}\n\nBuildpack: ${meta.id}@${meta.version}\n\nBuildpacks:\n  ID${' '.repeat(30)}VERSION     API\n`);
         for (const b of bps) process.stdout.write(`  ${b.id.padEnd(32)}${b.version.padEnd(12)}${b.info.api}\n`);
-        const root = bps.find((b) => b.id === meta.id && b.version === meta.version);
         if (root?.info.order) {
           process.stdout.write('\nDetection Order:\n');
           root.info.order.forEach((g, i) => {

@@ -51,7 +51,17 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["hello"]\\nargs = ["default-ar
   assert.match(await runOk(STRATA, ['images'], { env }), /docker\.io\/library\/myapp:latest/);
   const shown = await runOk(STRATA, ['inspect', 'myapp'], { env });
   assert.match(shown, /test\/hello +0\.1\.0|test\/hello +1\.0\.0/);
-  assert.match(shown, /web \(default\) +hello default-arg/);
+  assert.match(shown, /web \(default\) +hello +default-arg/);
+  // pack's field names, in every structured format; an unknown format is an error.
+  const asJson = JSON.parse(await runOk(STRATA, ['inspect', 'myapp', '-o', 'json'], { env })) as { image_name: string; remote_info: unknown; local_info: { base_image: { top_layer: string }; buildpacks: { id: string }[]; processes: { type: string; command: string; args: string[]; default: boolean }[]; rebasable: boolean } };
+  assert.equal(asJson.image_name, 'myapp');
+  assert.equal(asJson.remote_info, null);
+  assert.match(asJson.local_info.base_image.top_layer, /^sha256:/);
+  assert.deepEqual(asJson.local_info.processes[0], { type: 'web', shell: '', command: 'hello', default: true, args: ['default-arg'], 'working-dir': '' });
+  assert.match(await runOk(STRATA, ['inspect', 'myapp', '-o', 'yaml'], { env }), /^image_name: myapp\nremote_info: null\nlocal_info:\n  stack: /);
+  assert.match(await runOk(STRATA, ['inspect', 'myapp', '-o', 'toml'], { env }), /^image_name = "myapp"\n/);
+  const badFormat = await run(STRATA, ['inspect', 'myapp', '-o', 'xml'], { env });
+  assert.equal(badFormat.stderr.trim(), 'strata: error: -o/--output "xml": use human, json, yaml, toml');
   const ran = await run(STRATA, ['run', 'myapp'], { env });
   assert.equal(ran.code, 0, ran.stderr);
   assert.match(ran.stdout, /^hello from world bonjour default-arg$/m);

@@ -62,12 +62,21 @@ test('builder create: build image + dirs + strata lifecycle + buildpacks + order
   assert.match(human, /Description: test builder/);
   assert.match(human, /mirror\.example\/run:1 {4}\(mirror\)/);
   assert.match(human, /├ Group #1:\n {4}│ {2}└ test\/c@1\.0\.0\n └ Group #2:\n {7}└ test\/a@1\.0\.0/);
-  assert.equal((JSON.parse(await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`, '-o', 'json'])) as { buildpacks: unknown[] }).buildpacks.length, 3);
-  assert.match(await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`, '-o', 'yaml']), /^description: "test builder"$/m);
+  const asJson = JSON.parse(await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`, '-o', 'json'])) as { builder_name: string; trusted: boolean; remote_info: unknown; local_info: { description: string; buildpacks: unknown[]; run_images: { name: string }[]; lifecycle: { platform_apis: { supported: string[] } }; detection_order: { buildpacks: { id: string }[] }[] } };
+  assert.equal(asJson.builder_name, `oci:${out}:1`);
+  assert.equal(asJson.remote_info, null);
+  assert.equal(asJson.local_info.buildpacks.length, 3);
+  assert.deepEqual(asJson.local_info.run_images, [{ name: 'registry.example/run:1' }, { name: 'mirror.example/run:1' }]);
+  assert.ok(asJson.local_info.lifecycle.platform_apis.supported.includes('0.15'));
+  assert.deepEqual(asJson.local_info.detection_order[0], { buildpacks: [{ id: 'test/c', version: '1.0.0' }] });
+  assert.match(await runOk(STRATA, ['builder', 'inspect', `oci:${out}:1`, '-o', 'yaml']), /^ {2}description: test builder$/m);
   // A builder made with --publish is in its registry only: inspect finds it there (an empty local store).
   const home = { env: { ...process.env, STRATA_HOME: join(w, 'publish-home') } };
   await runOk(STRATA, ['builder', 'create', `${fx.reg.host}/builders/test:1`, '--config', config, '--publish'], home);
   assert.match(await runOk(STRATA, ['builder', 'inspect', `${fx.reg.host}/builders/test:1`], home), /Description: test builder/);
+  const published = JSON.parse(await runOk(STRATA, ['builder', 'inspect', `${fx.reg.host}/builders/test:1`, '-o', 'json'], home)) as { remote_info: { description: string }; local_info: unknown };
+  assert.equal(published.remote_info.description, 'test builder');
+  assert.equal(published.local_info, null);
   const missing = await run(STRATA, ['builder', 'inspect', `${fx.reg.host}/builders/none:1`], home);
   assert.equal(missing.stderr.trim(), `strata: error: builder ${fx.reg.host}/builders/none:1 not found in the local store nor in its registry`);
 

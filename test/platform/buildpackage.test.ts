@@ -50,7 +50,8 @@ test('buildpackages: a .cnb file and an image (registry and layout) with one lay
   assert.match(shown, /Buildpack: test\/c@1\.0\.0/);
   assert.match(shown, /└ Group #2:\n    └ test\/b@1\.0\.0    \(optional\)/);
   const fromFile = await runOk(STRATA, ['buildpack', 'inspect', cnb, '-o', 'json']);
-  assert.equal((JSON.parse(fromFile) as { id: string }).id, 'test/b');
+  assert.equal((JSON.parse(fromFile) as { buildpackage: { id: string } }).buildpackage.id, 'test/b');
+  assert.match(await runOk(STRATA, ['buildpack', 'inspect', `oci:${layout}:1`, '-o', 'yaml']), /^buildpackage:\n  id: test\/c\n/);
 });
 
 test('package.toml mistakes are one line naming the file: missing dependency, cycle, unknown key', async () => {
