@@ -8,6 +8,7 @@ import { EngineExecutor, HostExecutor, sandboxExecutor, type Executor, type Moun
 import { loadIntoEngine } from '../oci/engine/transfer.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { parsePullPolicy, readConfig, sandboxLimits } from '../platform/config.js';
+import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
 import { EngineClient } from '../oci/engine/client.js';
 import { ensureDefaultBuilder } from '../platform/defaultbuilder.js';
@@ -111,12 +112,8 @@ export function registerBuildCommand(program: Command): void {
     .option('--docker', 'also load the image into the Docker or Podman engine at DOCKER_HOST')
     .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
-    .option('-v, --verbose', 'show debug output')
-    .option('-q, --quiet', 'show only errors and the result')
-    .option('--timestamps', 'prefix log lines with the time')
-    .option('--no-color', 'no colour in output (strata prints none)')
     .action(async (image: string, opts: Record<string, unknown>) => {
-      const o = opts as { cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[]; verbose?: boolean; quiet?: boolean; timestamps?: boolean };
+      const o = opts as { cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
       const path = resolve(o.path);
@@ -129,9 +126,8 @@ export function registerBuildCommand(program: Command): void {
       const volumes = await parseVolumes(o.volume);
       const env = parseEnv(o.env, o.envFile ? await readEnvFile(o.envFile) : undefined);
       const cache = cacheOptions(o.cacheImage, o.cache);
-      const stamp = (line: string) => (o.timestamps ? `${new Date().toISOString()} ${line}` : line);
       const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l)))));
-      const log = createLogger(o.quiet ? 'warn' : o.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
+      const log = createLogger(globals.quiet ? 'warn' : globals.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
       const executor = async (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }): Promise<Executor> => {
         if (o.executor === 'host') return new HostExecutor();
         if (o.executor === 'runc') return sandboxExecutor(ctx.rootfs, ctx.stateDir);
@@ -169,7 +165,7 @@ export function registerBuildCommand(program: Command): void {
         store: { insecureRegistries: o.insecureRegistry, registryMirrors: config['registry-mirrors'] ?? {} },
         log,
         phase: (name) => {
-          if (!o.quiet) process.stdout.write(stamp(`===> ${name}\n`));
+          if (!globals.quiet) process.stdout.write(stamp(`===> ${name}\n`));
         },
       });
       process.stdout.write(`Successfully built image ${image} (${r.where})\n  digest ${r.digest}\n`);

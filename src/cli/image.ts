@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { globals } from './globals.js';
 import { copyImage } from '../oci/copy.js';
 import { EngineClient } from '../oci/engine/client.js';
 import { loadIntoEngine, openEngineImage } from '../oci/engine/transfer.js';
@@ -25,9 +26,8 @@ export function registerImageCommands(program: Command): void {
   const insecure = (c: Command): Command => c.option('--insecure-registry <host>', 'use plain HTTP or unverified TLS for this registry (repeatable)', commaList, []);
 
   insecure(image.command('copy <src> <dst>').description('copy an image or index, keeping digests; only missing blobs are sent; docker-daemon:NAME:TAG is the engine at DOCKER_HOST'))
-    .option('-q, --quiet', 'print only the digest')
     .option('--platform <os/arch[/variant]>', 'platform to load into an engine from an index')
-    .action(async (src: string, dst: string, opts: { insecureRegistry?: string[]; quiet?: boolean; platform?: string }) => {
+    .action(async (src: string, dst: string, opts: { insecureRegistry?: string[]; platform?: string }) => {
       const so = storeOptions(opts);
       const srcTarget = parseTarget(src);
       const dstTarget = parseTarget(dst);
@@ -36,12 +36,12 @@ export function registerImageCommands(program: Command): void {
       try {
         if (dstTarget.kind === 'engine') {
           const id = await loadIntoEngine(from.store, from.id, engine!, dstTarget.name, parsePlatform(opts.platform));
-          process.stdout.write(opts.quiet ? `${id}\n` : `loaded ${src} → ${engine!.description} as ${dstTarget.name}\n  image ID ${id}\n`);
+          process.stdout.write(globals.quiet ? `${id}\n` : `loaded ${src} → ${engine!.description} as ${dstTarget.name}\n  image ID ${id}\n`);
           return;
         }
         const to = await openTarget(dstTarget, { ...so, create: true });
         const r = await copyImage(from.store, from.id, to.store, to.tag);
-        if (opts.quiet) process.stdout.write(`${r.digest}\n`);
+        if (globals.quiet) process.stdout.write(`${r.digest}\n`);
         else process.stdout.write(`copied ${src} → ${dst}\n  digest ${r.digest}\n  blobs: ${r.uploaded} sent (${r.bytesUploaded} bytes), ${r.mounted} mounted, ${r.existing} already there\n`);
       } finally {
         await from.close();

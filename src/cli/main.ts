@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
+import { PACK_ALIASES, takeGlobals } from './globals.js';
 import { reportError } from './output.js';
 
 type Register = (program: Command) => void;
@@ -35,18 +36,37 @@ export async function buildProgram(only?: string): Promise<Command> {
     .action(() => {
       process.stdout.write(`${VERSION}\n`);
     });
+  program
+    .command('completion <shell>')
+    .description('print a completion script for bash, zsh or fish (e.g. `source <(strata completion bash)`)')
+    .action(async (shell: string) => {
+      const { completionScript } = await import('./completion.js');
+      process.stdout.write(completionScript(shell, await buildProgram()));
+    });
+  program
+    .command('report')
+    .description('print what to include in a bug report: versions, platform, tools and config')
+    .action(async () => {
+      const { report } = await import('./report.js');
+      process.stdout.write(await report());
+    });
   const key = only ? (ALIASES[only] ?? only) : undefined;
-  const wanted = key === 'version' ? [] : key && COMMANDS[key] ? [key] : Object.keys(COMMANDS);
+  const wanted = key === 'version' || key === 'report' ? [] : key && COMMANDS[key] ? [key] : Object.keys(COMMANDS);
   for (const name of wanted) (await COMMANDS[name]!())(program);
   return program;
 }
 
-export async function main(argv: string[]): Promise<number> {
+export async function main(argvIn: string[]): Promise<number> {
+  let argv = argvIn;
   // The lifecycle keeps the Platform API's Go-style single-dash flags, which commander does not parse.
   if (argv[0] === 'lifecycle') {
     const { lifecycleMain } = await import('../lifecycle/cli.js');
     return lifecycleMain('lifecycle', argv.slice(1));
   }
+  argv = takeGlobals(argv);
+  const verb = argv.findIndex((a) => !a.startsWith('-'));
+  const alias = verb >= 0 ? PACK_ALIASES[argv[verb]!] : undefined;
+  if (alias) argv = [...argv.slice(0, verb), ...alias, ...argv.slice(verb + 1)];
   // The first word that is not a flag names the command; version needs no module at all.
   const first = argv.find((a) => !a.startsWith('-'));
   const program = await buildProgram(first ?? (argv.includes('--version') ? 'version' : undefined));
