@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
@@ -9,11 +9,12 @@ import { openImage } from '../lifecycle/analyze.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import { rebase } from '../lifecycle/rebase.js';
 import { imageLayersDir } from '../lifecycle/sbom.js';
-import { readConfig } from '../platform/config.js';
-import { findImage, imageTarget, localImages, requireImage } from '../platform/localstore.js';
+import { parsePullPolicy, readConfig } from '../platform/config.js';
+import { writeReport } from '../spec/report.js';
+import { findImage, imageTarget, localImages, openByPolicy, requireImage } from '../platform/localstore.js';
 import { parseFormat, writeStructured } from './format.js';
 import { printJson } from './output.js';
-import { repeatable } from './options.js';
+import { commaList, repeatable } from './options.js';
 
 interface BuildLabel {
   processes?: { type: string; command: string[]; args: string[]; direct: boolean; 'working-dir'?: string; buildpackID: string }[];
@@ -148,17 +149,22 @@ export function registerAppCommands(program: Command): void {
     .option('--publish', 'the image is in its registry (otherwise the local store)')
     .option('--force', 'rebase even across run images, rebasable=false or a target mismatch')
     .option('--previous-image <image>', 'rebase this image and write the result as <image>')
-    .option('-t, --tag <image>', 'additional tag (repeatable)', repeatable, [])
+    .option('-t, --tag <image>', 'additional tag (repeatable, comma list)', commaList, [])
+    .option('--pull-policy <policy>', 'where the run image comes from: always (registry first), if-not-present (local first), never (local only)')
+    .option('--report-output-dir <dir>', 'write report.toml (tags, digest, manifest size) here')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
-    .action(async (name: string, opts: { runImage?: string; publish?: boolean; force?: boolean; previousImage?: string; tag: string[]; insecureRegistry: string[] }) => {
-      const store = { insecureRegistries: opts.insecureRegistry };
+    .action(async (name: string, opts: { runImage?: string; publish?: boolean; force?: boolean; previousImage?: string; tag: string[]; pullPolicy?: string; reportOutputDir?: string; insecureRegistry: string[] }) => {
+      const config = await readConfig();
+      const policy = parsePullPolicy(opts.pullPolicy ?? config['pull-policy'] ?? 'if-not-present', '--pull-policy');
+      const store = { insecureRegistries: opts.insecureRegistry, registryMirrors: config['registry-mirrors'] ?? {} };
       const source = opts.previousImage ?? name;
       const app = opts.publish ? await openImage(source, store) : await requireImage(source, store).then((f) => ({ image: f.image }));
       if (!app) throw new StrataError(`image ${source} not found`);
       const md = parseLifecycleMetadata(app.image.config.config?.Labels?.[LABEL.lifecycle]);
       const runName = opts.runImage ?? md?.runImage?.image;
       if (!runName) throw new StrataError(`${source} records no run image; give --run-image`);
-      const run = await requireImage(runName, store);
+      const run = await openByPolicy(runName, store, policy);
+      if (!run) throw new StrataError(`run image ${runName} not found${policy === 'never' ? ' in the local store (--pull-policy never)' : ' in the local store or its registry'}`);
       const outputs = [];
       for (const n of [name, ...opts.tag]) {
         const t = await imageTarget(n, opts.publish ?? false, store);
@@ -167,6 +173,10 @@ export function registerAppCommands(program: Command): void {
       const started = process.hrtime.bigint();
       const r = await rebase({ app: app.image, appName: source, newRun: run.image, newRunName: runName, newRunReference: run.reference, outputs, force: opts.force ?? false });
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (opts.reportOutputDir) {
+        await mkdir(opts.reportOutputDir, { recursive: true });
+        await writeReport(join(opts.reportOutputDir, 'report.toml'), { image: { tags: r.tags, digest: r.digest, manifestSize: r.manifestSize } });
+      }
       process.stdout.write(`Rebased ${name} onto ${run.reference} in ${ms.toFixed(1)} ms\n  digest ${r.digest}\n`);
     });
   const sbom = program.command('sbom').description('software bills of materials of app images');

@@ -12,13 +12,13 @@ import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
 import { EngineClient } from '../oci/engine/client.js';
 import { ensureDefaultBuilder } from '../platform/defaultbuilder.js';
-import { repeatable } from './options.js';
+import { commaList, repeatable } from './options.js';
 
 /** Linux refuses to start a program with one environment string longer than this (MAX_ARG_STRLEN). */
 const MAX_ENV_STRING = 128 * 1024;
 
 /** `--env K=V`, or `--env K` to pass K from strata's own environment, as pack does. */
-function parseEnv(items: string[], file: { path: string; text: string } | undefined): Record<string, string> {
+function parseEnv(items: string[], files: { path: string; text: string }[]): Record<string, string> {
   const env: Record<string, string> = {};
   const add = (item: string, where: string): void => {
     const eq = item.indexOf('=');
@@ -33,7 +33,8 @@ function parseEnv(items: string[], file: { path: string; text: string } | undefi
     if (Buffer.byteLength(name) + 1 + Buffer.byteLength(value) >= MAX_ENV_STRING) throw new StrataError(`${where} ${name}: the value is ${Buffer.byteLength(value)} bytes; Linux limits one variable to 128 KiB (put large data in a file instead)`);
     env[name] = value;
   };
-  if (file) {
+  // Files in the order given (a later one wins), then --env: pack's precedence.
+  for (const file of files) {
     for (const [i, line] of file.text.split('\n').entries()) {
       const t = line.trim();
       if (!t || t.startsWith('#')) continue;
@@ -42,6 +43,11 @@ function parseEnv(items: string[], file: { path: string; text: string } | undefi
   }
   for (const i of items) add(i, '--env');
   return env;
+}
+
+function numericId(text: string, flag: string): number {
+  if (!/^\d+$/.test(text)) throw new StrataError(`${flag} "${text}": a numeric id`);
+  return Number(text);
 }
 
 /** Read by strata, never by Node.js (see bin/strata), with a one-line error naming the file. */
@@ -94,8 +100,8 @@ export function registerBuildCommand(program: Command): void {
     .option('--publish', 'push the image to its registry (otherwise it goes to the local store)')
     .option('--run-image <image>', 'run image to use instead of the builder\'s')
     .option('-e, --env <NAME=VALUE>', 'build-time env var for buildpacks (repeatable)', repeatable, [])
-    .option('--env-file <file>', 'file of NAME=VALUE lines')
-    .option('-t, --tag <image>', 'additional tag (repeatable)', repeatable, [])
+    .option('--env-file <file>', 'file of NAME=VALUE lines (repeatable; later files win)', repeatable, [])
+    .option('-t, --tag <image>', 'additional tag (repeatable, comma list)', commaList, [])
     .option('--clear-cache', 'start with an empty cache')
     .option('--creation-time <t>', '"now" or seconds since 1970 (default: SOURCE_DATE_EPOCH, else 1980-01-01)')
     .option('--previous-image <image>', 'reuse layers from this image instead of <image>')
@@ -103,7 +109,15 @@ export function registerBuildCommand(program: Command): void {
     .option('--network <mode>', 'host or none', 'host')
     .option('--executor <name>', 'runc (daemonless sandbox, default; bubblewrap when not root), docker (any Docker-API engine at DOCKER_HOST, Podman too) or host (no isolation; CI inside the build image)', 'runc')
     .option('--report-output-dir <dir>', 'write report.toml here')
-    .option('-b, --buildpack <ref>', 'use these buildpacks instead of the builder\'s order: id@version, a dir, a .cnb or an image (repeatable)', repeatable, [])
+    .option('-b, --buildpack <ref>', 'use these buildpacks instead of the builder\'s order: id@version, a dir, a .cnb or an image (repeatable, comma list)', commaList, [])
+    .option('--pre-buildpack <ref>', 'a buildpack to run before the group (repeatable, comma list)', commaList, [])
+    .option('--post-buildpack <ref>', 'a buildpack to run after the group (repeatable, comma list)', commaList, [])
+    .option('--disable-system-buildpacks', "leave out the builder's system buildpacks (system.toml)")
+    .option('--exec-env <env>', 'the execution environment buildpacks see as CNB_EXEC_ENV (Platform API 0.15)', 'production')
+    .option('--uid <uid>', 'the build user\'s uid instead of the builder\'s CNB_USER_ID')
+    .option('--gid <gid>', 'the build user\'s gid instead of the builder\'s CNB_GROUP_ID')
+    .option('--docker-host <host>', 'the engine for --docker and --executor docker (default: DOCKER_HOST)')
+    .option('--lifecycle-image <image>', "accepted for pack's scripts: strata runs the builder's own lifecycle")
     .option('-d, --descriptor <file>', 'project.toml (default: project.toml in --path when there is one)')
     .option('--volume <host:container[:ro|rw]>', 'mount a host dir into the build sandbox, read-only unless :rw (repeatable)', repeatable, [])
     .option('--sbom-output-dir <dir>', 'copy the SBOMs of this build here')
@@ -113,7 +127,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (image: string, opts: Record<string, unknown>) => {
-      const o = opts as { cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile?: string; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
+      const o = opts as { preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
       const path = resolve(o.path);
@@ -124,7 +138,11 @@ export function registerBuildCommand(program: Command): void {
       const config = await readConfig();
       // Every flag is checked before anything slow (a default builder) starts.
       const volumes = await parseVolumes(o.volume);
-      const env = parseEnv(o.env, o.envFile ? await readEnvFile(o.envFile) : undefined);
+      const env = parseEnv(o.env, await Promise.all(o.envFile.map(readEnvFile)));
+      if (o.dockerHost) process.env.DOCKER_HOST = o.dockerHost;
+      if (o.lifecycleImage) process.stderr.write(`Warning: --lifecycle-image ${o.lifecycleImage}: strata runs the lifecycle the builder carries; the flag is ignored\n`);
+      if (o.execEnv.includes('/') || !o.execEnv) throw new StrataError(`--exec-env "${o.execEnv}": a name such as production or test`);
+      const ids = { ...(o.uid !== undefined ? { uid: numericId(o.uid, '--uid') } : {}), ...(o.gid !== undefined ? { gid: numericId(o.gid, '--gid') } : {}) };
       const cache = cacheOptions(o.cacheImage, o.cache);
       const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l)))));
       const log = createLogger(globals.quiet ? 'warn' : globals.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
@@ -141,6 +159,11 @@ export function registerBuildCommand(program: Command): void {
         image,
         builder,
         buildpacks: o.buildpack,
+        preBuildpacks: o.preBuildpack,
+        postBuildpacks: o.postBuildpack,
+        disableSystemBuildpacks: o.disableSystemBuildpacks ?? false,
+        execEnv: o.execEnv,
+        ...ids,
         ...(descriptor ? { descriptor } : {}),
         volumes,
         ...(o.sbomOutputDir ? { sbomDir: resolve(o.sbomOutputDir) } : {}),

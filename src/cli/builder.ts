@@ -4,11 +4,12 @@ import { createBuilder, LABEL_BUILDER, LABEL_ORDER, type BuilderMetadata } from 
 import { findImage, imageTarget } from '../platform/localstore.js';
 import { openImage } from '../lifecycle/analyze.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { readConfig } from '../platform/config.js';
+import { parsePullPolicy, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
-import { commaList } from './options.js';
+import { commaList, labelMap, repeatable, tagAlso } from './options.js';
+import type { ImageStore } from '../oci/store.js';
 
 function tree(order: Order): string {
   const lines = ['Detection Order:'];
@@ -36,17 +37,28 @@ export function registerBuilderCommands(program: Command): void {
     .description('create a builder image from builder.toml (buildpacks, order, build and run images) with strata\'s lifecycle')
     .requiredOption('-c, --config <file>', 'builder.toml')
     .option('--publish', 'push the builder to its registry (otherwise the local store, or oci:<dir>)')
+    .option('--label <KEY=VALUE>', 'a label on the builder image (repeatable)', repeatable, [])
+    .option('-t, --tag <image>', 'also write the builder under this name (repeatable, comma list)', commaList, [])
+    .option('--pull-policy <policy>', 'always, if-not-present or never, for the build and run images (default from config)')
+    .option('--flatten', 'not supported: strata keeps one layer per buildpack')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
-    .action(async (name: string, opts: { config: string; publish?: boolean; insecureRegistry: string[] }) => {
-      const options = { insecureRegistries: opts.insecureRegistry };
+    .action(async (name: string, opts: { config: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten?: boolean; insecureRegistry: string[] }) => {
+      if (opts.flatten) throw new StrataError('--flatten: not supported; strata writes one layer per buildpack (shared between builders and rebuilds)');
+      const cfg = await readConfig();
+      const policy = parsePullPolicy(opts.pullPolicy ?? cfg['pull-policy'] ?? 'if-not-present', '--pull-policy');
+      const labels = labelMap(opts.label);
+      const options = { insecureRegistries: opts.insecureRegistry, registryMirrors: cfg['registry-mirrors'] ?? {} };
       const config = await readBuilderConfig(opts.config);
       for (const w of config.warnings) process.stderr.write(`Warning: ${w}\n`);
       let where = '';
+      let store: ImageStore | undefined;
       const r = await createBuilder(config, async () => {
         const out = await imageTarget(name, opts.publish ?? false, options);
         where = out.where;
+        store = out.store;
         return out;
-      }, options);
+      }, options, labels, policy);
+      await tagAlso(store!, r.digest, opts.tag, opts.publish ?? false, options);
       process.stdout.write(`Successfully created builder image ${name} in ${where}\n  digest ${r.digest}\n  ${r.metadata.buildpacks.length} buildpack(s); run image ${r.metadata.stack.runImage.image}\n`);
     });
   builder

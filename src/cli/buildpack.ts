@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { assemblePackage, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
 import { imageTarget } from '../platform/localstore.js';
-import { readPackageConfig } from '../spec/packagetoml.js';
-import { commaList } from './options.js';
+import { readPackageConfig, type PackageConfig } from '../spec/packagetoml.js';
+import { commaList, labelMap, repeatable, tagAlso } from './options.js';
+import { parsePullPolicy, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 
 /** `strata buildpack package|inspect`: pack's buildpackage verbs, without an engine. */
@@ -14,14 +15,23 @@ export function registerBuildpackCommands(program: Command): void {
   const bp = program.command('buildpack').description('package and inspect buildpacks');
   bp.command('package <name>')
     .description('package a buildpack and its dependencies (package.toml) as an image or a .cnb file')
-    .requiredOption('-c, --config <file>', 'package.toml')
+    .option('-c, --config <file>', 'package.toml (default: the buildpack in --path alone)')
+    .option('-p, --path <dir>', 'the buildpack dir, when there is no package.toml', '.')
     .option('-f, --format <format>', 'image or file', 'image')
     .option('--publish', 'push the image to its registry (otherwise it goes to the local store, or oci:<dir>)')
+    .option('--label <KEY=VALUE>', 'a label on the buildpackage image (repeatable)', repeatable, [])
+    .option('-t, --tag <image>', 'also write the package under this name (repeatable, comma list)', commaList, [])
+    .option('--pull-policy <policy>', 'always, if-not-present or never, for dependency images (default from config)')
+    .option('--flatten', 'not supported: strata keeps one layer per buildpack')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
-    .action(async (name: string, opts: { config: string; format: string; publish?: boolean; insecureRegistry: string[] }) => {
+    .action(async (name: string, opts: { config?: string; path: string; format: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten?: boolean; insecureRegistry: string[] }) => {
       if (opts.format !== 'image' && opts.format !== 'file') throw new StrataError(`--format "${opts.format}": use image or file`);
-      const options = { insecureRegistries: opts.insecureRegistry };
-      const config = await readPackageConfig(opts.config);
+      if (opts.flatten) throw new StrataError('--flatten: not supported; strata writes one layer per buildpack');
+      const cfg = await readConfig();
+      parsePullPolicy(opts.pullPolicy ?? cfg['pull-policy'] ?? 'if-not-present', '--pull-policy');
+      const labels = labelMap(opts.label);
+      const options = { insecureRegistries: opts.insecureRegistry, registryMirrors: cfg['registry-mirrors'] ?? {} };
+      const config: PackageConfig = opts.config ? await readPackageConfig(opts.config) : { buildpack: { uri: resolve(opts.path) }, dependencies: [], os: 'linux', file: join(resolve(opts.path), 'package.toml') };
       const work = await mkdtemp(join(tmpdir(), 'strata-package-'));
       try {
         const pkg = await assemblePackage(config, work, options);
@@ -32,7 +42,8 @@ export function registerBuildpackCommands(program: Command): void {
           return;
         }
         const t = await imageTarget(name, opts.publish ?? false, options);
-        const digest = await writeBuildpackageImage(pkg, t.store, t.tag);
+        const digest = await writeBuildpackageImage(pkg, t.store, t.tag, labels);
+        await tagAlso(t.store, digest, opts.tag, opts.publish ?? false, options);
         process.stdout.write(`Successfully created package ${name} in ${t.where} (${pkg.entry.id}@${pkg.entry.version}, ${pkg.buildpacks.length} buildpack(s))\n  digest ${digest}\n`);
       } finally {
         await rm(work, { recursive: true, force: true });

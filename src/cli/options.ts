@@ -1,3 +1,8 @@
+import { StrataError } from '../oci/errors.js';
+import { copyImage } from '../oci/copy.js';
+import type { ImageStore } from '../oci/store.js';
+import type { StoreOptions } from '../oci/target.js';
+import { imageTarget } from '../platform/localstore.js';
 /** Commander accumulators for options given more than once: each value kept as it is. */
 export function repeatable(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -6,4 +11,23 @@ export function repeatable(value: string, previous: string[]): string[] {
 /** Like `repeatable`, also splitting comma-separated values (`--insecure-registry a,b`, `--build-packages p,q`). */
 export function commaList(value: string, previous: string[]): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+/** `--label KEY=VALUE` (repeatable) into a map; a value without `=` is one line naming the flag. */
+export function labelMap(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new StrataError(`--label "${item}": expected KEY=VALUE`);
+    out[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Writes the image at `digest` in `from` under each of `names` too (`--tag`): blobs shared, mounted or skipped. */
+export async function tagAlso(from: ImageStore, digest: string, names: string[], publish: boolean, options: StoreOptions): Promise<void> {
+  for (const n of names) {
+    const t = await imageTarget(n, publish, options);
+    await copyImage(from, digest, t.store, t.tag);
+  }
 }

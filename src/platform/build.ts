@@ -12,7 +12,7 @@ import { imageTarget as runTarget, openImage } from '../lifecycle/analyze.js';
 import { DirCache, ImageCache, type Cache } from '../lifecycle/cache.js';
 import { extractLayer } from '../oci/extract.js';
 import { escapeId } from '../spec/buildpack.js';
-import { orderToToml, type OrderElement } from '../spec/order.js';
+import { orderToToml, parseOrderFile, type OrderElement } from '../spec/order.js';
 import { projectSource, type ProjectBuildpack, type ProjectDescriptor } from '../spec/project.js';
 import { toToml } from '../spec/toml.js';
 import { collectSource, type CollectedBuildpack } from './buildpackage.js';
@@ -36,7 +36,7 @@ import type { RunImage } from '../spec/run.js';
 import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
 import type { Executor, Mount, SandboxLimits, SandboxRun } from './executor.js';
-import { findImage, imageTarget, strataHome, type FoundImage } from './localstore.js';
+import { findImage, imageTarget, openByPolicy, strataHome, type FoundImage } from './localstore.js';
 import { unpackedRootfs } from './rootfs.js';
 import { workDir } from './workdirs.js';
 
@@ -61,6 +61,16 @@ export interface BuildOptions {
   reportDir?: string;
   /** Extra or replacement buildpacks: `id@version` from the builder, a dir, a `.cnb`, or a buildpackage image. */
   buildpacks: string[];
+  /** Run before and after the group (`--pre-buildpack`, `--post-buildpack`), as project.toml's pre and post. */
+  preBuildpacks?: string[];
+  postBuildpacks?: string[];
+  /** Leave out the builder's system buildpacks. */
+  disableSystemBuildpacks?: boolean;
+  /** CNB_EXEC_ENV for detect and build (default production). */
+  execEnv?: string;
+  /** The build user, instead of the builder's CNB_USER_ID / CNB_GROUP_ID. */
+  uid?: number;
+  gid?: number;
   /** project.toml, when the app has one (or --descriptor names it). */
   descriptor?: ProjectDescriptor;
   volumes: Mount[];
@@ -110,8 +120,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   if (!labels[LABEL_BUILDER]) throw new StrataError(`${o.builder} is not a builder (no ${LABEL_BUILDER} label)`);
   const md = JSON.parse(labels[LABEL_BUILDER]) as BuilderMetadata;
   const api = negotiate(builderImage);
-  const uid = Number(envValue(builderImage.config, 'CNB_USER_ID') ?? NaN);
-  const gid = Number(envValue(builderImage.config, 'CNB_GROUP_ID') ?? NaN);
+  const uid = o.uid ?? Number(envValue(builderImage.config, 'CNB_USER_ID') ?? NaN);
+  const gid = o.gid ?? Number(envValue(builderImage.config, 'CNB_GROUP_ID') ?? NaN);
   if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new StrataError(`builder ${o.builder} has no CNB_USER_ID/CNB_GROUP_ID in its env`);
   const runImages: RunImage[] = (md.images?.length ? md.images : [md.stack.runImage]).map((r) => ({ image: r.image, mirrors: [...(o.runImageMirrors[r.image] ?? []), ...r.mirrors] }));
 
@@ -175,8 +185,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     const inSandbox = sandbox.name !== 'host';
     const dirs = inSandbox ? { app: '/workspace', layers: '/layers', platform: '/platform', lifecycle: '/cnb/lifecycle' } : { app, layers, platform, lifecycle: join(rootfs, 'cnb', 'lifecycle') };
     const spec = (phase: string): SandboxRun => ({
-      args: [`${dirs.lifecycle}/${phase}`, '-app', dirs.app, '-layers', dirs.layers, '-platform', dirs.platform, '-log-level', log.level],
-      env: [`CNB_PLATFORM_API=${api}`, `PATH=${envValue(builderImage.config, 'PATH') ?? '/usr/local/bin:/usr/bin:/bin'}`, `HOME=${inSandbox ? '/home/cnb' : homeDir}`],
+      args: [`${dirs.lifecycle}/${phase}`, '-app', dirs.app, '-layers', dirs.layers, '-platform', dirs.platform, '-log-level', log.level, ...(phase === 'detector' && o.disableSystemBuildpacks ? ['-system', '/dev/null'] : [])],
+      env: [`CNB_PLATFORM_API=${api}`, `CNB_EXEC_ENV=${o.execEnv ?? 'production'}`, `PATH=${envValue(builderImage.config, 'PATH') ?? '/usr/local/bin:/usr/bin:/bin'}`, `HOME=${inSandbox ? '/home/cnb' : homeDir}`],
       uid,
       gid,
       cwd: dirs.app,
@@ -233,7 +243,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       platformApi: api,
       ...(o.defaultProcess ? { processType: o.defaultProcess } : {}),
       projectMetadata: projectSource(o.descriptor),
-      execEnv: 'production',
+      execEnv: o.execEnv ?? 'production',
       created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)),
       log,
       keep,
@@ -295,15 +305,22 @@ function noLauncher(builder: string): never {
  */
 async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, layers: string): Promise<string | undefined> {
   const d = o.descriptor;
-  const refs: ProjectBuildpack[] = [...(d?.pre ?? []), ...(o.buildpacks.length ? o.buildpacks.map((b): ProjectBuildpack => ({ uri: b })) : (d?.group ?? [])), ...(d?.post ?? [])];
-  if (!refs.length) return undefined;
+  const flagged = (list: string[] | undefined) => (list ?? []).map((b): ProjectBuildpack => ({ uri: b }));
+  const main = o.buildpacks.length ? flagged(o.buildpacks) : (d?.group ?? []);
+  const tagged = [
+    ...[...(d?.pre ?? []), ...flagged(o.preBuildpacks)].map((ref) => ({ ref, part: 'pre' as const })),
+    ...main.map((ref) => ({ ref, part: 'main' as const })),
+    ...[...flagged(o.postBuildpacks), ...(d?.post ?? [])].map((ref) => ({ ref, part: 'post' as const })),
+  ];
+  if (!tagged.length) return undefined;
   const merged = join(work, 'buildpacks');
   // The builder's own buildpacks, copied without following links: a hostile builder's `cnb/buildpacks` could be a
   // link to a host dir, which the sandbox would then be given.
   ConfinedDir.with(rootfs, (d) => copyTreeOut(d, 'cnb/buildpacks', merged, { links: true }), { display: 'builder rootfs' });
   let copied = false;
-  const group: OrderElement[] = [];
-  for (const ref of refs) {
+  const parts: Record<'pre' | 'main' | 'post', OrderElement[]> = { pre: [], main: [], post: [] };
+  for (const { ref, part } of tagged) {
+    const group = parts[part];
     const text = ref.uri ?? (ref.id ? `${ref.id}${ref.version ? `@${ref.version}` : ''}` : '');
     if (ref.script) {
       const dir = join(merged, escapeId(ref.id!), '0.0.0');
@@ -332,7 +349,9 @@ async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, 
     if (!chosen || !versions.includes(chosen)) throw new StrataError(`--buildpack ${text}: not in the builder${versions.length ? ` (it has ${versions.join(', ')})` : ''}, and not a directory, .cnb or image`);
     group.push({ id, version: chosen, optional: false });
   }
-  await writeFile(join(layers, 'order.toml'), toToml(orderToToml([{ group }])));
+  // Pre and post buildpacks alone wrap every group of the builder's own order (read confined: the rootfs is an image's).
+  const groups = main.length ? [parts.main] : parseOrderFile(parseToml(ConfinedDir.with(rootfs, (r) => r.readText('cnb/order.toml', 1 << 20)) ?? '', `${o.builder} cnb/order.toml`), `${o.builder} cnb/order.toml`).order.map((g) => g.group);
+  await writeFile(join(layers, 'order.toml'), toToml(orderToToml(groups.map((g) => ({ group: [...parts.pre, ...g, ...parts.post] })))));
   return copied ? merged : undefined;
 }
 
@@ -348,13 +367,4 @@ async function placeBuildpack(b: CollectedBuildpack, merged: string): Promise<vo
   });
 }
 
-/** Pull policy: `never` reads only the local store, `always` prefers the registry, `if-not-present` the local store. */
-async function openByPolicy(name: string, store: StoreOptions, policy: PullPolicy): Promise<FoundImage | undefined> {
-  if (policy === 'never') return findImage(name, store, false);
-  if (policy === 'always' && !name.startsWith('oci:')) {
-    const remote = await openImage(name, store).catch(() => undefined);
-    if (remote) return { ...remote, local: false };
-  }
-  return findImage(name, store).catch(() => undefined);
-}
 

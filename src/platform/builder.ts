@@ -8,7 +8,6 @@ import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { NORMALISED_MTIME, parentPaths, writeLayerFile, type LayerEntry } from '../oci/layer.js';
 import { copyBlob } from '../oci/copy.js';
-import { MediaType } from '../oci/mediatype.js';
 import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
@@ -19,7 +18,8 @@ import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
 import { checkOrders, collectSource, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
-import { requireImage } from './localstore.js';
+import { openByPolicy, requireImage } from './localstore.js';
+import type { PullPolicy } from './config.js';
 
 export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';
 export const LABEL_ORDER = 'io.buildpacks.buildpack.order';
@@ -103,11 +103,11 @@ export interface BuilderResult {
  * layer per buildpack, order.toml, system.toml, run.toml and stack.toml, and the build-config env — with pack's labels.
  * The output is opened only after the inputs are checked, so a bad builder.toml writes nothing.
  */
-export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions): Promise<BuilderResult> {
+export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions, extraLabels?: Record<string, string>, policy: PullPolicy = 'if-not-present'): Promise<BuilderResult> {
   const file = config.file;
-  const build = await requireImage(config.buildImage, options).then((f) => f.image).catch((err: unknown) => {
-    throw new StrataError(`${file}: build image ${config.buildImage}: ${err instanceof Error ? err.message : String(err)}`);
-  });
+  const found = await openByPolicy(config.buildImage, options, policy);
+  if (!found) throw new StrataError(`${file}: build image ${config.buildImage}: not found${policy === 'never' ? ' in the local store (pull policy never)' : ' in the local store or its registry'}`);
+  const build = found.image;
   const uidText = envValue(build.config, 'CNB_USER_ID');
   const gidText = envValue(build.config, 'CNB_GROUP_ID');
   if (!uidText || !gidText || !/^\d+$/.test(uidText) || !/^\d+$/.test(gidText)) throw new StrataError(`${file}: build image ${config.buildImage} has no numeric CNB_USER_ID and CNB_GROUP_ID in its env; make it with \`strata base create\``);
@@ -173,11 +173,10 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
       ...(hasSystem ? { [LABEL_SYSTEM]: JSON.stringify(config.system) } : {}),
       ...(config.stack ? { 'io.buildpacks.stack.id': config.stack.id } : {}),
     };
-    // A Docker-typed build image keeps Docker media types throughout, as its manifest requires.
-    const docker = build.manifest.manifest.mediaType === MediaType.DockerManifest;
-    const typed = docker ? added.map((a) => (a.descriptor.mediaType === MediaType.OciLayerGzip ? { ...a, descriptor: { ...a.descriptor, mediaType: MediaType.DockerLayerGzip } } : a)) : added;
-    let { config: imageConfig, manifest } = appendLayers(build.config, build.manifest.manifest, typed);
-    imageConfig = { ...imageConfig, config: { ...(imageConfig.config ?? {}), WorkingDir: '/layers', Labels: { ...(imageConfig.config?.Labels ?? {}), ...labels } } };
+    // A Docker-typed build image keeps Docker media types throughout: writeImage names every layer in one family.
+    let { config: imageConfig, manifest } = appendLayers(build.config, build.manifest.manifest, added);
+    // The user's --label values never replace the builder's own labels.
+    imageConfig = { ...imageConfig, config: { ...(imageConfig.config ?? {}), WorkingDir: '/layers', Labels: { ...(imageConfig.config?.Labels ?? {}), ...(extraLabels ?? {}), ...labels } } };
     const { digest } = await writeImage(output.store, imageConfig, manifest, output.tag);
     return { digest, metadata, buildImage: build };
   } finally {

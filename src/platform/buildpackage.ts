@@ -199,10 +199,10 @@ function packageLabels(pkg: Buildpackage): Record<string, string> {
 }
 
 /** Writes a buildpackage image: one layer per buildpack and the two labels of spec §15. */
-export async function writeBuildpackageImage(pkg: Buildpackage, store: ImageStore, tag: string): Promise<Digest> {
+export async function writeBuildpackageImage(pkg: Buildpackage, store: ImageStore, tag: string, extraLabels: Record<string, string> = {}): Promise<Digest> {
   const added = await storeBuildpackLayers(pkg.buildpacks, store);
   const { config, manifest } = appendLayers(emptyConfig(hostPlatform(), NORMALISED_MTIME), emptyManifest(), added);
-  return (await writeImage(store, { ...config, config: { ...(config.config ?? {}), Labels: packageLabels(pkg) } }, manifest, tag)).digest;
+  return (await writeImage(store, { ...config, config: { ...(config.config ?? {}), Labels: { ...extraLabels, ...packageLabels(pkg) } } }, manifest, tag)).digest;
 }
 
 /** Writes a `.cnb`: the package as an OCI layout in an uncompressed tar, under a temp name until complete. */

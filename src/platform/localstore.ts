@@ -6,6 +6,7 @@ import { strataHome } from './home.js';
 import { openImage } from '../lifecycle/analyze.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import type { ImageStore } from '../oci/store.js';
+import type { PullPolicy } from './config.js';
 
 export { strataHome } from './home.js';
 
@@ -56,4 +57,14 @@ export async function requireImage(name: string, store: StoreOptions = {}): Prom
   const found = await findImage(name, store);
   if (!found) throw new StrataError(`image ${name} not found in the local store or its registry`);
   return found;
+}
+
+/** Pull policy: `never` reads only the local store, `always` prefers the registry, `if-not-present` the local store. */
+export async function openByPolicy(name: string, store: StoreOptions, policy: PullPolicy): Promise<FoundImage | undefined> {
+  if (policy === 'never') return findImage(name, store, false);
+  if (policy === 'always' && !name.startsWith('oci:')) {
+    const remote = await openImage(name, store).catch(() => undefined);
+    if (remote) return { ...remote, local: false };
+  }
+  return findImage(name, store).catch(() => undefined);
 }

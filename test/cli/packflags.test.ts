@@ -1,0 +1,59 @@
+// pack's build, rebase, builder create and buildpack package flags, through the CLI.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { probeBuilder, STRATA } from '../harness/probe.js';
+import { run, runOk, tempDir } from '../harness/proc.js';
+import { writeBuildpack } from '../harness/buildpacks.js';
+
+test('build: --pre/--post-buildpack around the builder order, --exec-env, repeated --env-file, -t comma lists, --uid/--gid, --disable-system-buildpacks; rebase --report-output-dir and --pull-policy', { timeout: 300_000 }, async () => {
+  const t = await tempDir('strata-packflags-');
+  try {
+    const p = await probeBuilder(t.path, { build: 'echo "probe ran"; mkdir -p "$1/l"; printf \'[types]\\nlaunch = true\\n\' > "$1/l.toml"' });
+    const pre = await writeBuildpack(join(t.path, 'extra'), { id: 'test/pre', build: 'echo "pre ran exec-env=$CNB_EXEC_ENV uid=$(id -u):$(id -g) A=$A B=$B"' });
+    const post = await writeBuildpack(join(t.path, 'extra'), { id: 'test/post', build: 'echo "post ran"' });
+    await writeFile(join(t.path, 'one.env'), 'A=from-one\nB=from-one\n');
+    await writeFile(join(t.path, 'two.env'), 'B=from-two\n');
+    const r = await run(STRATA, ['build', 'flags', '--builder', p.builder, '--path', p.app, '--pre-buildpack', pre, '--post-buildpack', post, '--exec-env', 'test', '--env-file', join(t.path, 'one.env'), '--env-file', join(t.path, 'two.env'), '-t', 'flags:x,flags:y', '--uid', '2000', '--gid', '2001', '--disable-system-buildpacks', '--lifecycle-image', 'buildpacksio/lifecycle'], { env: p.env });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /pre ran exec-env=test uid=2000:2001 A=from-one B=from-two[\s\S]*probe ran[\s\S]*post ran/);
+    assert.match(r.stderr, /--lifecycle-image buildpacksio\/lifecycle: strata runs the lifecycle the builder carries/);
+    const images = await runOk(STRATA, ['images'], { env: p.env });
+    for (const tag of ['flags:latest', 'flags:x', 'flags:y']) assert.match(images, new RegExp(`library/${tag}`));
+
+    const reports = join(t.path, 'reports');
+    const rebased = await run(STRATA, ['rebase', 'flags', '--run-image', `oci:${p.images}:run`, '--report-output-dir', reports, '--pull-policy', 'if-not-present'], { env: p.env });
+    assert.equal(rebased.code, 0, rebased.stderr);
+    assert.match(await readFile(join(reports, 'report.toml'), 'utf8'), /\[image\]\ntags = \[ "flags" \]\ndigest = "sha256:[0-9a-f]{64}"\nmanifest-size = \d+/);
+    const never = await run(STRATA, ['rebase', 'flags', '--run-image', 'registry.invalid/run:1', '--pull-policy', 'never'], { env: p.env });
+    assert.equal(never.stderr.trim(), 'strata: error: run image registry.invalid/run:1 not found in the local store (--pull-policy never)');
+    const bad = await run(STRATA, ['build', 'flags', '--builder', p.builder, '--path', p.app, '--uid', 'root'], { env: p.env });
+    assert.equal(bad.stderr.trim(), 'strata: error: --uid "root": a numeric id');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('builder create and buildpack package: --label, -t, -p without package.toml, --flatten refused in one line', { timeout: 300_000 }, async () => {
+  const t = await tempDir('strata-packflags2-');
+  try {
+    const p = await probeBuilder(t.path, {});
+    await runOk(STRATA, ['builder', 'create', `oci:${t.path}/b2:1`, '--config', join(t.path, 'builder.toml'), '--label', 'org.example.team=web', '-t', `oci:${t.path}/b2:also`, '--pull-policy', 'never'], { env: p.env });
+    for (const tag of ['1', 'also']) {
+      const labels = (JSON.parse(await runOk('skopeo', ['inspect', `oci:${t.path}/b2:${tag}`])) as { Labels: Record<string, string> }).Labels;
+      assert.equal(labels['org.example.team'], 'web');
+      assert.ok(labels['io.buildpacks.builder.metadata']);
+    }
+    const bp = await writeBuildpack(join(t.path, 'solo'), { id: 'test/solo' });
+    await mkdir(join(t.path, 'pkgs'));
+    await runOk(STRATA, ['buildpack', 'package', `oci:${t.path}/pkgs:1`, '-p', bp, '--label', 'a=b', '-t', `oci:${t.path}/pkgs:2`], { env: p.env });
+    const meta = (JSON.parse(await runOk('skopeo', ['inspect', `oci:${t.path}/pkgs:2`])) as { Labels: Record<string, string> }).Labels;
+    assert.equal(meta.a, 'b');
+    assert.match(meta['io.buildpacks.buildpackage.metadata'] ?? '', /"id":"test\/solo"/);
+    const flat = await run(STRATA, ['builder', 'create', `oci:${t.path}/b3:1`, '--config', join(t.path, 'builder.toml'), '--flatten'], { env: p.env });
+    assert.match(flat.stderr.trim(), /^strata: error: --flatten: not supported/);
+  } finally {
+    await t.cleanup();
+  }
+});
