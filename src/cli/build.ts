@@ -135,6 +135,7 @@ export function registerBuildCommand(program: Command): void {
       const descriptorPath = o.descriptor ?? join(path, 'project.toml');
       const descriptor = (await stat(descriptorPath).catch(() => undefined)) ? await readProject(descriptorPath) : undefined;
       if (o.descriptor && !descriptor) throw new StrataError(`--descriptor ${o.descriptor}: not found`);
+      for (const w of descriptor?.warnings ?? []) process.stderr.write(`Warning: ${w}\n`);
       const config = await readConfig();
       // Every flag is checked before anything slow (a default builder) starts.
       const volumes = await parseVolumes(o.volume);

@@ -28,6 +28,16 @@ export interface ProjectDescriptor {
   pre: ProjectBuildpack[];
   post: ProjectBuildpack[];
   env: { name: string; value: string }[];
+  /** Keys this schema version does not define, and deprecated forms: each a line to show, as pack warns. */
+  warnings: string[];
+}
+
+const KNOWN_META = new Set(['schema-version', 'id', 'name', 'version', 'authors', 'licenses', 'documentation-url', 'source-url', 'metadata']);
+const KNOWN_IO = new Set(['include', 'exclude', 'group', 'build', 'builder', 'pre', 'post']);
+
+/** Keys of `table` outside `known`, as dotted names under `prefix`. */
+function unknownKeys(table: Table, known: Set<string>, prefix: string): string[] {
+  return Object.keys(table).filter((k) => !known.has(k)).map((k) => `${prefix}${k}`);
 }
 
 function buildpackRef(f: Fields): ProjectBuildpack {
@@ -51,7 +61,7 @@ export function parseProject(table: Table, file: string): ProjectDescriptor {
   const f = new Fields(table, file);
   const meta = f.sub('_');
   const schemaVersion = meta.str('schema-version') ?? '0.1';
-  if (ApiVersion.parse(schemaVersion, `${file}: schema-version`).compare('0.2') > 0) throw new SpecError(`${file}: schema-version ${schemaVersion} is not supported (0.1 and 0.2 are)`);
+  if (ApiVersion.parse(schemaVersion, `${file}: schema-version`).compare('0.3') > 0) throw new SpecError(`${file}: schema-version ${schemaVersion} is not supported (0.1, 0.2 and 0.3 are)`);
   // 0.1 keeps project data under [project] and build settings under [build]; 0.2 under [_] and [io.buildpacks].
   const legacy = schemaVersion === '0.1' && !f.has('_');
   const project = legacy ? f.sub('project') : meta;
@@ -62,7 +72,20 @@ export function parseProject(table: Table, file: string): ProjectDescriptor {
   const groupKey = legacy ? 'buildpacks' : 'group';
   const metadata = legacy ? f.free('metadata') : meta.free('metadata');
   const str = (k: string) => project.str(k);
+  const warnings: string[] = [];
+  let env = io.sub('build').list('env').concat(legacy ? io.list('env') : []);
+  if (!legacy) {
+    // The [[io.buildpacks.env.build]] form pack still reads in 0.2 (gone in 0.3).
+    const old = io.sub('env').list('build');
+    if (old.length && schemaVersion === '0.2') {
+      warnings.push(`${file}: [[io.buildpacks.env.build]] is deprecated; use [[io.buildpacks.build.env]]`);
+      env = [...old, ...env];
+    }
+    const unknown = [...unknownKeys(meta.table, KNOWN_META, '_.'), ...unknownKeys(io.table, new Set([...KNOWN_IO, ...(schemaVersion === '0.2' ? ['env'] : [])]), 'io.buildpacks.'), ...unknownKeys(io.sub('build').table, new Set(['env']), 'io.buildpacks.build.')];
+    if (unknown.length) warnings.push(`${file}: not part of schema-version ${schemaVersion}, ignored: ${unknown.join(', ')}`);
+  }
   return {
+    warnings,
     schemaVersion,
     ...(str('id') ? { id: str('id') } : {}),
     ...(str('name') ? { name: str('name') } : {}),
@@ -76,7 +99,7 @@ export function parseProject(table: Table, file: string): ProjectDescriptor {
     group: io.list(groupKey).map(buildpackRef),
     pre: io.sub('pre').list('group').map(buildpackRef),
     post: io.sub('post').list('group').map(buildpackRef),
-    env: io.sub('build').list('env').concat(legacy ? io.list('env') : []).map((e) => ({ name: e.reqStr('name'), value: e.str('value') ?? '' })),
+    env: env.map((e) => ({ name: e.reqStr('name'), value: e.str('value') ?? '' })),
   };
 }
 

@@ -147,3 +147,20 @@ test('group.toml: an unparsable or unsupported buildpack API fails with exit 12,
     assert.throws(() => parseGroupFile(group(api), 'group.toml'), (e: Error & { exitCode?: number }) => e.exitCode === 12 && /group\.toml: buildpack a\/b@1/.test(e.message), api);
   }
 });
+
+test('project.toml: schema 0.3; the deprecated [[io.buildpacks.env.build]] still read in 0.2 with a warning; unknown keys warned about', () => {
+  const v3 = parseProject(toml('[_]\nschema-version = "0.3"\nid = "app"\nsource-url = "https://x"\n[io.buildpacks]\nbuilder = "b:1"\n[[io.buildpacks.build.env]]\nname = "K"\nvalue = "V"\n'), 'project.toml');
+  assert.equal(v3.schemaVersion, '0.3');
+  assert.deepEqual(v3.env, [{ name: 'K', value: 'V' }]);
+  assert.deepEqual(v3.warnings, []);
+  const v2 = parseProject(toml('[_]\nschema-version = "0.2"\nauthor = "typo"\n[_.metadata]\nfree = "ok"\n[io.buildpacks]\nbuilders = "typo"\n[[io.buildpacks.env.build]]\nname = "OLD"\nvalue = "1"\n'), 'project.toml');
+  assert.deepEqual(v2.env, [{ name: 'OLD', value: '1' }]);
+  assert.deepEqual(v2.warnings, [
+    'project.toml: [[io.buildpacks.env.build]] is deprecated; use [[io.buildpacks.build.env]]',
+    'project.toml: not part of schema-version 0.2, ignored: _.author, io.buildpacks.builders',
+  ]);
+  const env3 = parseProject(toml('[_]\nschema-version = "0.3"\n[[io.buildpacks.env.build]]\nname = "OLD"\nvalue = "1"\n'), 'project.toml');
+  assert.deepEqual(env3.env, [], '0.3 dropped the old form');
+  assert.match(env3.warnings.join('\n'), /ignored: io\.buildpacks\.env/);
+  assert.throws(() => parseProject(toml('[_]\nschema-version = "0.4"\n'), 'project.toml'), /schema-version 0\.4 is not supported \(0\.1, 0\.2 and 0\.3 are\)/);
+});
