@@ -38,6 +38,7 @@ import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
 import type { Executor, Mount, SandboxLimits, SandboxRun } from './executor.js';
 import { findImage, imageTarget, openByPolicy, strataHome, type FoundImage } from './localstore.js';
 import { unpackedRootfs } from './rootfs.js';
+import { isRemoteUri } from './download.js';
 import { workDir } from './workdirs.js';
 
 export interface BuildOptions {
@@ -334,8 +335,9 @@ async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, 
     }
     // A path on disk (dir, .tgz, .cnb), or an image (docker://, or a name with a tag); otherwise id[@version].
     const local = await stat(text).catch(() => undefined);
-    const image = text.startsWith('docker://') || (!local && text.includes(':'));
-    if (local || image) {
+    const remote = isRemoteUri(text);
+    const image = !remote && (text.startsWith('docker://') || (!local && text.includes(':')));
+    if (local || image || remote) {
       const { buildpacks } = await collectSource(image ? { image: text.replace(/^docker:\/\//, '') } : { uri: text }, work, o.store);
       for (const b of buildpacks) await placeBuildpack(b, merged);
       const entry = buildpacks[buildpacks.length - 1]!;

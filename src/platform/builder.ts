@@ -153,7 +153,12 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
       'Builder: run.toml and stack.toml',
     );
     if (config.buildEnv.length) {
-      await layer(files(config.buildEnv.map((e) => ({ path: `cnb/build-config/env/${e.name}${e.suffix ? `.${e.suffix}` : ''}`, content: e.value }))), 'Builder: build-config env');
+      // `<NAME>.delim` beside an append or prepend value, as the platform spec's env files have it.
+      const envFiles = config.buildEnv.flatMap((e) => [
+        { path: `cnb/build-config/env/${e.name}${e.suffix ? `.${e.suffix}` : ''}`, content: e.value },
+        ...(e.delim !== undefined ? [{ path: `cnb/build-config/env/${e.name}.delim`, content: e.delim }] : []),
+      ]);
+      await layer(files(envFiles), 'Builder: build-config env');
     }
 
     const metadata: BuilderMetadata = {

@@ -18,6 +18,7 @@ import { escapeId, readDescriptor, type BuildpackDescriptor } from '../spec/buil
 import type { Order } from '../spec/order.js';
 import type { BuildpackSource, PackageConfig } from '../spec/packagetoml.js';
 import type { Target } from '../spec/target.js';
+import { downloaded, isRemoteUri } from './download.js';
 
 export const LABEL_BUILDPACKAGE = 'io.buildpacks.buildpackage.metadata';
 export const LABEL_BUILDPACK_LAYERS = 'io.buildpacks.buildpack.layers';
@@ -129,7 +130,7 @@ export async function buildpackFromSource(uri: string, work: string): Promise<{ 
 
 /** Gathers the buildpacks of a source (a dir/.tgz buildpack, or every buildpack of a package image or .cnb). */
 export async function collectSource(src: BuildpackSource, work: string, options: StoreOptions): Promise<{ entry?: BuildpackDescriptor; buildpacks: CollectedBuildpack[] }> {
-  const ref = src.image ?? src.uri!;
+  const ref = src.image ?? (src.uri && isRemoteUri(src.uri) ? await downloaded(src.uri) : src.uri!);
   if (src.image || ref.endsWith('.cnb') || ref.startsWith('docker://')) {
     const image = await openBuildpackage(ref, work, options);
     return { buildpacks: packagedBuildpacks(image, ref) };

@@ -10,7 +10,7 @@ export interface BuilderConfig {
   order: Order;
   system: { pre: OrderElement[]; post: OrderElement[] };
   buildImage: string;
-  buildEnv: { name: string; value: string; suffix?: string }[];
+  buildEnv: { name: string; value: string; suffix?: string; delim?: string }[];
   runImages: RunImage[];
   stack?: { id: string };
   /** Things worth one line that do not stop the builder (a [lifecycle] strata does not use). */
@@ -31,9 +31,16 @@ export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
   if (lifecycle.has('version') || lifecycle.has('uri')) {
     warnings.push(`${file}: [lifecycle] ${lifecycle.str('version') ? `version ${lifecycle.str('version')}` : `uri ${lifecycle.str('uri')}`} is ignored: strata puts its own lifecycle (Platform API 0.12 to 0.15) into every builder`);
   }
+  // The older [stack] form and [build]/[[run.images]] may both be there (pack writes both for old platforms), but must agree.
+  if (build.str('image') && stack.str('build-image') && build.str('image') !== stack.str('build-image')) {
+    throw new SpecError(`${file}: [build] image ${build.str('image')} and [stack] build-image ${stack.str('build-image')} differ; give one, or the same in both`);
+  }
   const buildImage = build.str('image') ?? stack.str('build-image');
   if (!buildImage) throw new SpecError(`${file}: [build] image is required (the build image the builder extends)`);
   const runImages = f.sub('run').only('images').list('images').map((r) => ({ image: r.only('image', 'mirrors').reqStr('image'), mirrors: r.strArray('mirrors') ?? [] }));
+  if (runImages.length && stack.str('run-image') && runImages[0]!.image !== stack.str('run-image')) {
+    throw new SpecError(`${file}: [[run.images]] image ${runImages[0]!.image} and [stack] run-image ${stack.str('run-image')} differ; give one, or the same in both`);
+  }
   if (!runImages.length && stack.str('run-image')) runImages.push({ image: stack.str('run-image')!, mirrors: stack.strArray('run-image-mirrors') ?? [] });
   if (!runImages.length) throw new SpecError(`${file}: [[run.images]] needs at least one image`);
   const buildpacks = f.list('buildpacks').map((b) => {
@@ -56,7 +63,9 @@ export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
     e.only('name', 'value', 'suffix', 'delim');
     const suffix = e.str('suffix');
     if (suffix && !SUFFIXES.has(suffix)) throw new SpecError(`${e.where}: suffix "${suffix}" is not one of ${[...SUFFIXES].join(', ')}`);
-    return { name: e.reqStr('name'), value: e.str('value') ?? '', ...(suffix ? { suffix } : {}) };
+    const delim = e.str('delim');
+    if (delim !== undefined && suffix !== 'append' && suffix !== 'prepend') throw new SpecError(`${e.where}: delim applies to suffix append or prepend`);
+    return { name: e.reqStr('name'), value: e.str('value') ?? '', ...(suffix ? { suffix } : {}), ...(delim !== undefined ? { delim } : {}) };
   });
   const description = f.str('description');
   return {

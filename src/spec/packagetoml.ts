@@ -17,9 +17,9 @@ export interface PackageConfig {
 
 const KNOWN_TOP = new Set(['buildpack', 'extension', 'dependencies', 'platform']);
 
-/** A uri relative to the config file's dir; `docker://` and `file://` forms as pack writes them. */
+/** A uri relative to the config file's dir; `docker://`, `http(s)://` and `file://` forms as pack writes them. */
 export function resolveUri(uri: string, configFile: string): string {
-  if (uri.startsWith('docker://')) return uri;
+  if (uri.startsWith('docker://') || /^https?:\/\//.test(uri)) return uri;
   const path = uri.startsWith('file://') ? uri.slice('file://'.length) : uri;
   return isAbsolute(path) ? path : resolve(dirname(configFile), path);
 }

@@ -117,3 +117,48 @@ test('builder.toml mistakes are one line naming the file; nothing is written', a
   const differ = await run(STRATA, ['builder', 'create', `oci:${join(fx.work, 'never')}:1`, '--config', bad]);
   assert.match(differ.stderr, /bad-builder\.toml: build image .* and run image .* differ: io\.buildpacks\.base\.distro\.name debian vs alpine/);
 });
+
+test('builder.toml: an http(s) buildpack uri is downloaded once, checked on reuse and fetched again when damaged; delim written beside append; [stack] and [build] must agree', async () => {
+  const { createServer } = await import('node:http');
+  const { readdir: ls } = await import('node:fs/promises');
+  const w = join(fx.work, 'remote-bp');
+  const images = join(w, 'images');
+  await makeLayoutImage(images, 'build', [{ 'etc/os-release': 'ID=test\n' }], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
+  await makeLayoutImage(images, 'run', [{ 'etc/os-release': 'ID=test\n' }]);
+  const bp = await writeBuildpack(join(w, 'src'), { id: 'test/remote' });
+  await runOk('tar', ['-C', bp, '-czf', join(w, 'remote.tgz'), '.']);
+  const body = await readFile(join(w, 'remote.tgz'));
+  let hits = 0;
+  const server = createServer((req, res) => {
+    hits++;
+    if (req.url === '/bp/remote.tgz') res.end(body);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const config = join(w, 'builder.toml');
+    const toml = (uri: string, extra = '') =>
+      `[[buildpacks]]\nuri = "${uri}"\n${orderToml([['test/remote']])}\n[build]\nimage = "oci:${images}:build"\n[[build.env]]\nname = "BP_PATHS"\nvalue = "/x"\nsuffix = "append"\ndelim = ":"\n[[run.images]]\nimage = "oci:${images}:run"\n${extra}`;
+    await writeFile(config, toml(`http://127.0.0.1:${port}/bp/remote.tgz`));
+    const env = { env: { ...process.env, STRATA_HOME: join(w, 'home') } };
+    for (const tag of ['1', '2']) await runOk(STRATA, ['builder', 'create', `oci:${w}/b:${tag}`, '--config', config], env);
+    assert.equal(hits, 1, 'downloaded once, then used from the cache');
+    const cached = join(w, 'home', 'cache', 'downloads');
+    const [entry] = await ls(cached);
+    await writeFile(join(cached, entry!, 'remote.tgz'), 'damaged');
+    await runOk(STRATA, ['builder', 'create', `oci:${w}/b:3`, '--config', config], env);
+    assert.equal(hits, 2, 'a damaged cache entry is fetched again');
+    await runOk('umoci', ['unpack', '--image', `${w}/b:3`, join(w, 'bundle')]);
+    assert.equal(await readFile(join(w, 'bundle', 'rootfs', 'cnb', 'build-config', 'env', 'BP_PATHS.delim'), 'utf8'), ':');
+    assert.equal(await readFile(join(w, 'bundle', 'rootfs', 'cnb', 'build-config', 'env', 'BP_PATHS.append'), 'utf8'), '/x');
+    await writeFile(config, toml(`http://127.0.0.1:${port}/bp/missing.tgz`));
+    const missing = await run(STRATA, ['builder', 'create', `oci:${w}/b:4`, '--config', config], env);
+    assert.match(missing.stderr.trim(), /^strata: error: buildpack uri http:\/\/127\.0\.0\.1:\d+\/bp\/missing\.tgz: HTTP 404/);
+    await writeFile(config, toml(`http://127.0.0.1:${port}/bp/remote.tgz`, `[stack]\nid = "x"\nbuild-image = "other/build:1"\nrun-image = "other/run:1"\n`));
+    const mismatch = await run(STRATA, ['builder', 'create', `oci:${w}/b:5`, '--config', config], env);
+    assert.match(mismatch.stderr.trim(), /builder\.toml: \[build\] image .* and \[stack\] build-image other\/build:1 differ/);
+  } finally {
+    server.close();
+  }
+});
