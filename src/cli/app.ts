@@ -182,11 +182,15 @@ export function registerAppCommands(program: Command): void {
   const sbom = program.command('sbom').description('software bills of materials of app images');
   sbom
     .command('download <image>')
-    .description('write the image\'s SBOM documents (launch, by buildpack and layer) into a directory')
-    .requiredOption('-o, --output-dir <dir>', 'where to write them')
+    .description('write the image\'s SBOM documents into a directory, as pack lays them out (<dir>/layers/sbom/launch/<buildpack>/<layer>/sbom.<ext>)')
+    .option('-o, --output-dir <dir>', 'where to write them', '.')
+    .option('--remote', 'read the image from its registry (otherwise the local store)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
-    .action(async (name: string, opts: { outputDir: string; insecureRegistry: string[] }) => {
-      const { image } = await requireImage(name, { insecureRegistries: opts.insecureRegistry });
+    .action(async (name: string, opts: { outputDir: string; remote?: boolean; insecureRegistry: string[] }) => {
+      const store = { insecureRegistries: opts.insecureRegistry };
+      const found = opts.remote ? await openImage(name, store) : await findImage(name, store, false);
+      if (!found) throw new StrataError(opts.remote ? `image ${name} not found in its registry` : `image ${name} not found in the local store; for an image in a registry, add --remote`);
+      const image = found.image;
       const md = parseLifecycleMetadata(image.config.config?.Labels?.[LABEL.lifecycle]);
       await sbomTo(image, md?.sbom?.sha, opts.outputDir);
       process.stdout.write(`SBOMs of ${name} written to ${opts.outputDir}\n`);
@@ -194,7 +198,7 @@ export function registerAppCommands(program: Command): void {
 }
 
 /**
- * Extracts the SBOM layer's `sbom/launch/…` tree, wherever the layers dir was in the image. The layer comes from
+ * Extracts the SBOM layer's `sbom/launch/…` tree into `<dir>/<layers dir>/sbom` (pack's layout: `layers/sbom/…`). The layer comes from
  * a registry: it may hold only that tree, of plain files (no links, no whiteouts), and must match its diffID.
  */
 async function sbomTo(image: ResolvedImage, sha: string | undefined, dir: string): Promise<void> {
@@ -211,7 +215,7 @@ async function sbomTo(image: ResolvedImage, sha: string | undefined, dir: string
       links: false,
       diffID: image.config.rootfs.diff_ids[i]!,
     });
-    await cp(tmp, dir, { recursive: true });
+    await cp(tmp, join(dir, imageLayersDir(image).replace(/^\/+/, ''), 'sbom'), { recursive: true });
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -171,7 +171,7 @@ export function registerBuildCommand(program: Command): void {
         ...cache,
         pullPolicy: parsePullPolicy(o.pullPolicy ?? config['pull-policy'] ?? 'if-not-present', '--pull-policy'),
         runImageMirrors: config['run-image-mirrors'] ?? {},
-        ...(o.docker ? { engine: EngineClient.fromEnv() } : {}),
+        ...(o.docker || (config.docker && !o.publish) ? { engine: EngineClient.fromEnv() } : {}),
         appPath: path,
         publish: o.publish ?? false,
         ...(o.runImage ? { runImage: o.runImage } : {}),
@@ -193,5 +193,11 @@ export function registerBuildCommand(program: Command): void {
         },
       });
       process.stdout.write(`Successfully built image ${image} (${r.where})\n  digest ${r.digest}\n`);
+      // pack users expect `docker run` next: when an engine answers and the image did not go there, say how.
+      if (!o.publish && !o.docker && !config.docker && !image.startsWith('oci:')) {
+        const client = EngineClient.fromEnv();
+        const engine = await Promise.race([client.version().then(() => client.description, () => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000).unref())]).catch(() => undefined);
+        if (engine) process.stdout.write(`  to run it with the engine at ${engine}: strata image copy ${image} docker-daemon:${image}  (or build with --docker; \`strata config docker true\` makes that the default)\n  or without one: strata run ${image}\n`);
+      }
     });
 }

@@ -86,8 +86,8 @@ function registryMirrors(config: StrataConfig, verb: string | undefined, args: s
 /** One scalar key set from its value, checked. */
 async function setScalar(config: StrataConfig, k: Key, value: string): Promise<void> {
   if (k === 'pull-policy') config[k] = parsePullPolicy(value, 'pull-policy');
-  else if (k === 'experimental') {
-    if (value !== 'true' && value !== 'false') throw new StrataError(`config experimental "${value}": use true or false`);
+  else if (k === 'experimental' || k === 'docker') {
+    if (value !== 'true' && value !== 'false') throw new StrataError(`config ${k} "${value}": use true or false`);
     config[k] = value === 'true';
   } else if (k === 'sandbox-pids-limit') {
     config[k] = Number(value);

@@ -18,6 +18,8 @@ export interface StrataConfig {
   'registry-mirrors'?: Record<string, string>;
   'pull-policy'?: PullPolicy;
   experimental?: boolean;
+  /** Load every local build into the Docker or Podman engine at DOCKER_HOST too, as if --docker were given. */
+  docker?: boolean;
   /** pack's lifecycle image; strata's builders carry strata's own lifecycle, so it is kept but not used. */
   'lifecycle-image'?: string;
   /** Processes and threads one sandboxed build step or app may have. */
@@ -33,7 +35,7 @@ export interface StrataConfig {
 
 export type PullPolicy = 'always' | 'if-not-present' | 'never';
 
-export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy', 'experimental', 'lifecycle-image', 'sandbox-pids-limit', 'sandbox-memory-limit', 'ca-certificates'] as const;
+export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy', 'experimental', 'docker', 'lifecycle-image', 'sandbox-pids-limit', 'sandbox-memory-limit', 'ca-certificates'] as const;
 
 /**
  * strata's config file: `$STRATA_CONFIG_HOME/config.toml`; else, when `$STRATA_HOME` is set, inside that

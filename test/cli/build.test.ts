@@ -76,7 +76,7 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["hello"]\\nargs = ["default-ar
 
   const sbomDir = join(w, 'sbom');
   await runOk(STRATA, ['sbom', 'download', 'myapp', '-o', sbomDir], { env });
-  assert.match(await readFile(join(sbomDir, 'launch', 'test_hello', 'tools', 'sbom.cdx.json'), 'utf8'), /hello-tools/);
+  assert.match(await readFile(join(sbomDir, 'layers', 'sbom', 'launch', 'test_hello', 'tools', 'sbom.cdx.json'), 'utf8'), /hello-tools/, "pack's layout");
   assert.match(await runOk(STRATA, ['inspect', 'myapp', '--bom'], { env }), /hello-tools/);
 
   const rebased = await run(STRATA, ['rebase', 'myapp', '--run-image', `oci:${images}:run2`, '--force'], { env });
@@ -87,6 +87,13 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["hello"]\\nargs = ["default-ar
   const published = await run(STRATA, ['build', `${fx.reg.host}/apps/myapp:1`, '--builder', builder, '--path', app, '--publish'], { env });
   assert.equal(published.code, 0, published.stderr);
   assert.equal(sha256(Buffer.from(await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${fx.reg.host}/apps/myapp:1`]))), digest(published.stdout));
+  // A published image's SBOMs: with --remote, into the current dir by default; without, a hint.
+  const here = join(w, 'sbom-here');
+  await mkdir(here);
+  await runOk(STRATA, ['sbom', 'download', `${fx.reg.host}/apps/myapp:1`, '--remote'], { env, cwd: here });
+  assert.match(await readFile(join(here, 'layers', 'sbom', 'launch', 'test_hello', 'tools', 'sbom.cdx.json'), 'utf8'), /hello-tools/);
+  const notLocal = await run(STRATA, ['sbom', 'download', `${fx.reg.host}/apps/myapp:1`], { env, cwd: here });
+  assert.match(notLocal.stderr.trim(), /not found in the local store; for an image in a registry, add --remote$/);
 
   assert.match(await runOk(STRATA, ['rmi', 'myapp'], { env }), /Untagged docker\.io\/library\/myapp:latest/);
   assert.doesNotMatch(await runOk(STRATA, ['images'], { env }), /myapp/);

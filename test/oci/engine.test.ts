@@ -58,3 +58,18 @@ test('engine errors are one line: no engine at DOCKER_HOST, an image the engine 
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /no image strata\/not-there:v9/);
 });
+
+test('where a build goes: with an engine at DOCKER_HOST strata says how to load the image; `config docker true` loads every local build there', { timeout: 300_000 }, async () => {
+  const { probeBuilder } = await import('../harness/probe.js');
+  const p = await probeBuilder(join(work.path, 'where'), {});
+  const env = { ...p.env, DOCKER_HOST: svc.dockerHost };
+  const plain = await run(STRATA, ['build', 'where-app', '--builder', p.builder, '--path', p.app], { env });
+  assert.equal(plain.code, 0, plain.stderr + plain.stdout);
+  assert.match(plain.stdout, /Successfully built image where-app \(the local store\)/);
+  assert.match(plain.stdout, /to run it with the engine at unix:\/\/.*: strata image copy where-app docker-daemon:where-app/);
+  await runOk(STRATA, ['config', 'docker', 'true'], { env });
+  const loaded = await run(STRATA, ['build', 'where-app2', '--builder', p.builder, '--path', p.app], { env });
+  assert.equal(loaded.code, 0, loaded.stderr + loaded.stdout);
+  assert.doesNotMatch(loaded.stdout, /to run it with the engine/);
+  assert.match(await svc.podman(['images', '--format', '{{.Repository}}:{{.Tag}}']), /where-app2:latest/);
+});

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../errors.js';
 import { resolveImage } from '../image.js';
+import { Reference } from '../reference.js';
 import { OciLayout } from '../layout.js';
 import type { PlatformWanted } from '../manifest.js';
 import type { ImageStore } from '../store.js';
@@ -10,7 +11,10 @@ import { dockerArchive, importDockerArchive } from './archive.js';
 import type { EngineClient } from './client.js';
 
 /** Loads one platform's image from a store into the engine under `name`; returns the engine's image ID. */
-export async function loadIntoEngine(store: ImageStore, id: string | undefined, engine: EngineClient, name: string, platform?: PlatformWanted): Promise<string> {
+export async function loadIntoEngine(store: ImageStore, id: string | undefined, engine: EngineClient, givenName: string, platform?: PlatformWanted): Promise<string> {
+  // Engines want a tag in a docker-archive's RepoTags (Podman refuses one without): `app` loads as `app:latest`.
+  const ref = Reference.parse(givenName);
+  const name = ref.digest ? givenName : ref.toString();
   const image = await resolveImage(store, id, platform);
   await engine.load(dockerArchive(image, [name]));
   const loaded = await engine.inspect(name);
