@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
-import { readFile, stat } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
@@ -45,6 +48,16 @@ function parseEnv(items: string[], files: { path: string; text: string }[]): Rec
   return env;
 }
 
+/** `-p app.zip|app.jar`: the archive's files as the app source, in a temp dir gone when strata exits. */
+async function unzipped(file: string, given: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-app-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  // unzip refuses absolute names and strips `..`, so nothing lands outside the dir.
+  const r = spawnSync('unzip', ['-q', '-o', file, '-d', dir], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new StrataError(`--path ${given}: cannot unzip it: ${(r.error?.message ?? r.stderr).trim().split('\n')[0] || `unzip exited ${r.status}`}`);
+  return dir;
+}
+
 function numericId(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new StrataError(`${flag} "${text}": a numeric id`);
   return Number(text);
@@ -76,11 +89,23 @@ async function parseVolumes(items: string[]): Promise<Mount[]> {
 function cacheOptions(image: string | undefined, spec: string | undefined): { cacheImage?: string; cacheDir?: string } {
   if (image) return { cacheImage: image };
   if (!spec) return {};
-  const kv = Object.fromEntries(spec.split(';').map((p) => p.split('=').map((x) => x.trim()) as [string, string]));
-  if (kv.type && kv.type !== 'build') throw new StrataError(`--cache "${spec}": only type=build is supported (launch caches need a Docker daemon)`);
-  if (kv.format === 'image' && kv.name) return { cacheImage: kv.name };
-  if ((kv.format === 'bind' || kv.format === 'volume') && (kv.source || kv.name)) return { cacheDir: resolve(kv.source ?? kv.name!) };
-  throw new StrataError(`--cache "${spec}": expected 'type=build;format=image;name=<image>' or 'type=build;format=bind;source=<dir>'`);
+  // pack's clauses, `type=build|launch;format=image|bind|volume;name=…|source=…`, several joined by commas.
+  let out: { cacheImage?: string; cacheDir?: string } = {};
+  for (const clause of spec.split(',').map((c) => c.trim()).filter(Boolean)) {
+    const kv = Object.fromEntries(clause.split(';').map((p) => p.split('=').map((x) => x.trim()) as [string, string]));
+    const type = kv.type ?? 'build';
+    if (type !== 'build' && type !== 'launch') throw new StrataError(`--cache "${clause}": type is build or launch`);
+    if (type === 'launch') {
+      // A launch cache saves a daemon from re-reading layers; strata reuses them from the previous image by digest.
+      process.stderr.write(`Warning: --cache "${clause}": strata keeps no launch cache (unchanged launch layers are reused from the previous image without one)\n`);
+      continue;
+    }
+    if (kv.format === 'image' && kv.name) out = { cacheImage: kv.name };
+    else if ((kv.format === 'bind' || kv.format === 'volume') && (kv.source || kv.name)) out = { cacheDir: resolve(kv.source ?? kv.name!) };
+    else if (kv.format === 'volume') out = {};
+    else throw new StrataError(`--cache "${clause}": expected 'type=build;format=image;name=<image>', 'type=build;format=bind;source=<dir>' or 'type=build;format=volume[;name=<dir>]'`);
+  }
+  return out;
 }
 
 function creationTime(text: string | undefined): Date | undefined {
@@ -130,8 +155,10 @@ export function registerBuildCommand(program: Command): void {
       const o = opts as { preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
-      const path = resolve(o.path);
-      if (!(await stat(path).catch(() => undefined))?.isDirectory()) throw new StrataError(`--path ${o.path}: not a directory`);
+      let path = resolve(o.path);
+      const pathStat = await stat(path).catch(() => undefined);
+      if (pathStat?.isFile() && /\.(zip|jar|war)$/i.test(path)) path = await unzipped(path, o.path);
+      else if (!pathStat?.isDirectory()) throw new StrataError(`--path ${o.path}: not a directory, .zip or .jar`);
       const descriptorPath = o.descriptor ?? join(path, 'project.toml');
       const descriptor = (await stat(descriptorPath).catch(() => undefined)) ? await readProject(descriptorPath) : undefined;
       if (o.descriptor && !descriptor) throw new StrataError(`--descriptor ${o.descriptor}: not found`);

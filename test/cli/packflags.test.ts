@@ -57,3 +57,22 @@ test('builder create and buildpack package: --label, -t, -p without package.toml
     await t.cleanup();
   }
 });
+
+test('build -p app.zip (and .jar): the archive is the app source; --cache with a launch clause is accepted with a note', { timeout: 300_000 }, async () => {
+  const t = await tempDir('strata-zip-');
+  try {
+    const p = await probeBuilder(t.path, { build: 'for f in /workspace/*; do echo "ws: ${f##*/}"; done; mkdir -p "$1/l"; printf \'[types]\\nlaunch = true\\n\' > "$1/l.toml"' });
+    await writeFile(join(p.app, 'from-zip.txt'), 'zipped');
+    await runOk('zip', ['-q', '-r', join(t.path, 'app.jar'), '.'], { cwd: p.app });
+    const r = await run(STRATA, ['build', 'zipped', '--builder', p.builder, '--path', join(t.path, 'app.jar'), '--cache', 'type=build;format=volume,type=launch;format=volume'], { env: p.env });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /^ws: from-zip\.txt$/m);
+    assert.match(r.stderr, /strata keeps no launch cache/);
+    await writeFile(join(t.path, 'broken.zip'), 'not a zip');
+    const bad = await run(STRATA, ['build', 'zipped', '--builder', p.builder, '--path', join(t.path, 'broken.zip')], { env: p.env });
+    assert.match(bad.stderr.trim(), /^strata: error: --path .*broken\.zip: cannot unzip it: /);
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+  } finally {
+    await t.cleanup();
+  }
+});
