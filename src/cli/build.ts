@@ -58,6 +58,15 @@ async function unzipped(file: string, given: string): Promise<string> {
   return dir;
 }
 
+/** An absolute, plain path that is not one of the dirs the build already uses. */
+function checkWorkspace(dir: string): string {
+  const clean = dir.replace(/\/+$/, '');
+  if (!clean.startsWith('/') || clean.split('/').some((p) => p === '..' || p === '.') || ['', '/layers', '/platform', '/cnb', '/tmp', '/proc', '/dev', '/sys'].includes(clean)) {
+    throw new StrataError(`--workspace "${dir}": an absolute dir such as /app (not /layers, /platform, /cnb or a system dir)`);
+  }
+  return clean;
+}
+
 function numericId(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new StrataError(`${flag} "${text}": a numeric id`);
   return Number(text);
@@ -139,6 +148,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--post-buildpack <ref>', 'a buildpack to run after the group (repeatable, comma list)', commaList, [])
     .option('--disable-system-buildpacks', "leave out the builder's system buildpacks (system.toml)")
     .option('--exec-env <env>', 'the execution environment buildpacks see as CNB_EXEC_ENV (Platform API 0.15)', 'production')
+    .option('--workspace <dir>', 'where the app lives in the build and the image (default /workspace)')
     .option('--uid <uid>', 'the build user\'s uid instead of the builder\'s CNB_USER_ID')
     .option('--gid <gid>', 'the build user\'s gid instead of the builder\'s CNB_GROUP_ID')
     .option('--docker-host <host>', 'the engine for --docker and --executor docker (default: DOCKER_HOST)')
@@ -152,7 +162,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (image: string, opts: Record<string, unknown>) => {
-      const o = opts as { preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
+      const o = opts as { workspace?: string; preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
       let path = resolve(o.path);
@@ -191,6 +201,7 @@ export function registerBuildCommand(program: Command): void {
         postBuildpacks: o.postBuildpack,
         disableSystemBuildpacks: o.disableSystemBuildpacks ?? false,
         execEnv: o.execEnv,
+        ...(o.workspace ? { workspace: checkWorkspace(o.workspace) } : {}),
         ...ids,
         ...(descriptor ? { descriptor } : {}),
         volumes,

@@ -69,6 +69,8 @@ export interface BuildOptions {
   disableSystemBuildpacks?: boolean;
   /** CNB_EXEC_ENV for detect and build (default production). */
   execEnv?: string;
+  /** Where the app is in the sandbox and the image (pack's --workspace; default /workspace). */
+  workspace?: string;
   /** The build user, instead of the builder's CNB_USER_ID / CNB_GROUP_ID. */
   uid?: number;
   gid?: number;
@@ -184,7 +186,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
 
     const sandbox = await o.executor({ rootfs, stateDir: join(home, 'run'), builder: builderImage });
     const inSandbox = sandbox.name !== 'host';
-    const dirs = inSandbox ? { app: '/workspace', layers: '/layers', platform: '/platform', lifecycle: '/cnb/lifecycle' } : { app, layers, platform, lifecycle: join(rootfs, 'cnb', 'lifecycle') };
+    const workspace = o.workspace ?? '/workspace';
+    const dirs = inSandbox ? { app: workspace, layers: '/layers', platform: '/platform', lifecycle: '/cnb/lifecycle' } : { app, layers, platform, lifecycle: join(rootfs, 'cnb', 'lifecycle') };
     const spec = (phase: string): SandboxRun => ({
       args: [`${dirs.lifecycle}/${phase}`, '-app', dirs.app, '-layers', dirs.layers, '-platform', dirs.platform, '-log-level', log.level, ...(phase === 'detector' && o.disableSystemBuildpacks ? ['-system', '/dev/null'] : [])],
       env: [`CNB_PLATFORM_API=${api}`, `CNB_EXEC_ENV=${o.execEnv ?? 'production'}`, `PATH=${envValue(builderImage.config, 'PATH') ?? '/usr/local/bin:/usr/bin:/bin'}`, `HOME=${inSandbox ? '/home/cnb' : homeDir}`],
@@ -192,7 +195,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       gid,
       cwd: dirs.app,
       mounts: [
-        { source: app, destination: '/workspace' },
+        { source: app, destination: workspace },
         { source: layers, destination: '/layers' },
         { source: platform, destination: '/platform', readonly: true },
         { source: homeDir, destination: '/home/cnb' },
@@ -231,7 +234,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       layersDir: layers,
       appDir: app,
       imageLayersDir: '/layers',
-      imageAppDir: '/workspace',
+      imageAppDir: workspace,
       launcher: ConfinedDir.with(rootfs, (d) => d.readFile('cnb/lifecycle/launcher', 256 << 20), { display: `builder ${o.builder}` }) ?? noLauncher(o.builder),
       runImage: run.image,
       runImageName: entry?.image ?? run.name,

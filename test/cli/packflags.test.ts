@@ -76,3 +76,22 @@ test('build -p app.zip (and .jar): the archive is the app source; --cache with a
     await t.cleanup();
   }
 });
+
+test('build --workspace /app: the app is at /app in the build and in the image', { timeout: 300_000 }, async () => {
+  const t = await tempDir('strata-ws-');
+  try {
+    const p = await probeBuilder(t.path, { build: 'echo "cwd=$PWD"; mkdir -p "$1/l"; printf \'[types]\\nlaunch = true\\n\' > "$1/l.toml"' });
+    const r = await run(STRATA, ['build', 'ws-app', '--builder', p.builder, '--path', p.app, '--workspace', '/app'], { env: p.env });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /^cwd=\/app/m);
+    const { OciLayout } = await import('../../src/oci/layout.js');
+    const { resolveImage } = await import('../../src/oci/image.js');
+    const image = await resolveImage(await OciLayout.open(join(t.path, 'home', 'images')), 'docker.io/library/ws-app:latest');
+    assert.equal(image.config.config?.WorkingDir, '/app');
+    assert.ok(image.config.config?.Env?.includes('CNB_APP_DIR=/app'));
+    const bad = await run(STRATA, ['build', 'ws-app', '--builder', p.builder, '--path', p.app, '--workspace', 'relative'], { env: p.env });
+    assert.match(bad.stderr.trim(), /^strata: error: --workspace "relative": an absolute dir/);
+  } finally {
+    await t.cleanup();
+  }
+});
