@@ -158,7 +158,7 @@ test('strata build failures are one line: missing builder, missing path, nothing
   assert.notEqual(noBuilder.code, 0);
   assert.match(noBuilder.stderr.trim(), /^strata: error: .*(not found|no image)/);
   const noPath = await run(STRATA, ['build', 'x', '--builder', 'b', '--path', join(fx.work, 'missing')], { env });
-  assert.match(noPath.stderr.trim(), /^strata: error: --path .*missing: not a directory$/);
+  assert.match(noPath.stderr.trim(), /^strata: error: --path .*missing: not a directory, .zip or .jar$/);
   const empty = join(fx.work, 'empty-app');
   await mkdir(empty, { recursive: true });
   const nothing = await run(STRATA, ['build', 'x', '--builder', `oci:${fx.work}/builder:1`, '--path', empty], { env });

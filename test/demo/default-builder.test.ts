@@ -19,11 +19,11 @@ test('out of the box: `strata build myapp --path ./app` makes the default Node.j
     await writeFile(join(app, 'server.js'), "require('http').createServer((q, s) => s.end('out of the box on ' + process.version)).listen(process.env.PORT || 8080)");
     const built = await run(STRATA, ['build', 'myapp', '--path', app], { env });
     assert.equal(built.code, 0, built.stderr + built.stdout);
-    assert.match(built.stdout, /making strata\/builder:nodejs/);
+    assert.match(built.stdout, /Making strata\/builder:nodejs once: .*about 740 MB.*strata builder suggest/);
     assert.match(built.stdout, /Node\.js 22\.23\.3 \("22" from the buildpack's default\)/);
     assert.match(await runOk(STRATA, ['config', 'default-builder'], { env }), /strata\/builder:nodejs/);
     const again = await run(STRATA, ['build', 'myapp', '--path', app], { env });
-    assert.doesNotMatch(again.stdout, /making strata\/builder:nodejs/, 'made once');
+    assert.doesNotMatch(again.stdout, /Making strata\/builder:nodejs/, 'made once');
 
     const port = await freePort();
     const server = spawn(STRATA, ['run', 'myapp', '--env', `PORT=${port}`], { env, stdio: 'ignore' });

@@ -84,7 +84,7 @@ test('--env-file is read by strata, never by Node.js: NODE_OPTIONS in it runs no
     await writeFile(join(t.path, 'evil.env'), `NODE_OPTIONS=--require ${join(t.path, 'inject.cjs')}\n`);
     for (const form of [['--env-file', join(t.path, 'evil.env')], [`--env-file=${join(t.path, 'evil.env')}`]]) {
       const r = await run(STRATA, ['build', 'x', ...form, '--path', join(t.path, 'missing-app')]);
-      assert.match(r.stderr.trim(), /^strata: error: --path .*missing-app: not a directory$/);
+      assert.match(r.stderr.trim(), /^strata: error: --path .*missing-app: not a directory, .zip or .jar$/);
       assert.equal(await readFile(marker, 'utf8').catch(() => 'absent'), 'absent', 'the --require never ran');
     }
     const missing = await run(STRATA, ['build', 'x', '--env-file', join(t.path, 'nope.env'), '--path', t.path]);
