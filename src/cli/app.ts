@@ -3,12 +3,10 @@ import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
-import { extractLayer } from '../oci/extract.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { openImage } from '../lifecycle/analyze.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import { rebase } from '../lifecycle/rebase.js';
-import { imageLayersDir } from '../lifecycle/sbom.js';
 import { parsePullPolicy, readConfig } from '../platform/config.js';
 import { writeReport } from '../spec/report.js';
 import { findImage, imageTarget, localImages, openByPolicy, requireImage } from '../platform/localstore.js';
@@ -205,6 +203,8 @@ async function sbomTo(image: ResolvedImage, sha: string | undefined, dir: string
   if (!sha) throw new StrataError('the image has no SBOM layer (its buildpacks wrote no SBOM)');
   const i = image.config.rootfs.diff_ids.indexOf(sha as never);
   if (i < 0) throw new StrataError(`the image's SBOM layer ${sha} is missing`);
+  // Loaded here: rebase and inspect, the quick commands of this module, need neither.
+  const [{ extractLayer }, { imageLayersDir }] = await Promise.all([import('../oci/extract.js'), import('../lifecycle/sbom.js')]);
   const tmp = await mkdtemp(join(tmpdir(), 'strata-sbom-'));
   try {
     await extractLayer(await image.store.getBlob(image.manifest.manifest.layers[i]!), tmp, {

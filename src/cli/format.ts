@@ -1,5 +1,4 @@
 import { stringify as toToml } from 'smol-toml';
-import { stringify as toYaml } from 'yaml';
 import { StrataError } from '../oci/errors.js';
 
 export const FORMATS = ['human', 'json', 'yaml', 'toml'] as const;
@@ -16,9 +15,9 @@ function plain(data: unknown, nulls: boolean): unknown {
   return JSON.parse(JSON.stringify(data, (_k, v: unknown) => (v === null && !nulls ? undefined : v))) as unknown;
 }
 
-/** Structured output with pack's field names as given; `human` is the caller's. */
-export function writeStructured(data: Record<string, unknown>, format: Exclude<Format, 'human'>): void {
+/** Structured output with pack's field names as given; `human` is the caller's. The YAML library loads only for yaml. */
+export async function writeStructured(data: Record<string, unknown>, format: Exclude<Format, 'human'>): Promise<void> {
   if (format === 'json') process.stdout.write(`${JSON.stringify(plain(data, true), null, 2)}\n`);
-  else if (format === 'yaml') process.stdout.write(toYaml(plain(data, true)));
+  else if (format === 'yaml') process.stdout.write((await import('yaml')).stringify(plain(data, true)));
   else process.stdout.write(`${toToml(plain(data, false) as Record<string, unknown>)}\n`);
 }
