@@ -225,6 +225,24 @@ export async function userBench(base: string, runs: number): Promise<void> {
     report(`push of the builder (${layoutMB} MB)`, push, 'skopeo copy', pushRef, '<= 1.0x');
     process.stdout.write(`    peak RSS: push ${pushRss.toFixed(0)} MB, cold build ${coldRss.toFixed(0)} MB (target < 200 MB)\n`);
 
+    // Peak memory with a 1 GB layer, written and extracted each in a process of its own: both stream.
+    const big = join(root, 'big');
+    await mkdir(big, { recursive: true });
+    for (let i = 0; i < 10; i++) await proc('sh', ['-c', `head -c 100000000 /dev/urandom > ${join(big, `f${i}`)}`]);
+    const js = (code: string) => [process.execPath, ['--input-type=module', '-e', code]] as const;
+    const layerMod = JSON.stringify(join(PROJECT_ROOT, 'dist', 'src', 'oci', 'layer.js'));
+    const extractMod = JSON.stringify(join(PROJECT_ROOT, 'dist', 'src', 'oci', 'extract.js'));
+    const bigTgz = join(root, 'big.tgz');
+    const [wCmd, wArgs] = js(`const { treeEntries, writeLayerFile } = await import(${layerMod}); await writeLayerFile(treeEntries(${JSON.stringify(big)}), ${JSON.stringify(bigTgz)});`);
+    const written = await procRss(wCmd, [...wArgs], process.env);
+    await mkdir(join(root, 'big-x'));
+    const [xCmd, xArgs] = js(`const { extractLayer } = await import(${extractMod}); const { createReadStream } = await import('node:fs'); await extractLayer(createReadStream(${JSON.stringify(bigTgz)}, { highWaterMark: 1 << 20 }), ${JSON.stringify(join(root, 'big-x'))});`);
+    const extracted = await procRss(xCmd, [...xArgs], process.env);
+    process.stdout.write(`    peak RSS with a 1 GB layer: write ${written.rssMB.toFixed(0)} MB (${written.seconds.toFixed(1)} s), extract ${extracted.rssMB.toFixed(0)} MB (${extracted.seconds.toFixed(1)} s) (target < 200 MB)\n`);
+    await rm(big, { recursive: true, force: true });
+    await rm(join(root, 'big-x'), { recursive: true, force: true });
+    await rm(bigTgz, { force: true });
+
     // Startup.
     const version: number[] = [];
     const bare: number[] = [];

@@ -8,7 +8,7 @@ import { parsePullPolicy, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
-import { commaList, labelMap, repeatable, tagAlso } from './options.js';
+import { checkTargets, commaList, labelMap, repeatable, tagAlso } from './options.js';
 import type { ImageStore } from '../oci/store.js';
 
 function tree(order: Order): string {
@@ -37,13 +37,14 @@ export function registerBuilderCommands(program: Command): void {
     .description('create a builder image from builder.toml (buildpacks, order, build and run images) with strata\'s lifecycle')
     .requiredOption('-c, --config <file>', 'builder.toml')
     .option('--publish', 'push the builder to its registry (otherwise the local store, or oci:<dir>)')
-    .option('--label <KEY=VALUE>', 'a label on the builder image (repeatable)', repeatable, [])
-    .option('-t, --tag <image>', 'also write the builder under this name (repeatable, comma list)', commaList, [])
+    .option('-l, --label <KEY=VALUE>', 'a label on the builder image (repeatable)', repeatable, [])
+    .option('--tag <image>', 'also write the builder under this name (repeatable, comma list)', commaList, [])
+    .option('-t, --target <os/arch>', "pack's target platforms: strata makes images for this machine's platform only", commaList, [])
     .option('--pull-policy <policy>', 'always, if-not-present or never, for the build and run images (default from config)')
-    .option('--flatten', 'not supported: strata keeps one layer per buildpack')
+    .option('--flatten <id@version,…>', 'put these buildpacks into one layer together (repeatable: one layer per flag)', repeatable, [])
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
-    .action(async (name: string, opts: { config: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten?: boolean; insecureRegistry: string[] }) => {
-      if (opts.flatten) throw new StrataError('--flatten: not supported; strata writes one layer per buildpack (shared between builders and rebuilds)');
+    .action(async (name: string, opts: { config: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten: string[]; target: string[]; insecureRegistry: string[] }) => {
+      checkTargets(opts.target);
       const cfg = await readConfig();
       const policy = parsePullPolicy(opts.pullPolicy ?? cfg['pull-policy'] ?? 'if-not-present', '--pull-policy');
       const labels = labelMap(opts.label);
@@ -57,7 +58,7 @@ export function registerBuilderCommands(program: Command): void {
         where = out.where;
         store = out.store;
         return out;
-      }, options, labels, policy);
+      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)) });
       await tagAlso(store!, r.digest, opts.tag, opts.publish ?? false, options);
       process.stdout.write(`Successfully created builder image ${name} in ${where}\n  digest ${r.digest}\n  ${r.metadata.buildpacks.length} buildpack(s); run image ${r.metadata.stack.runImage.image}\n`);
     });

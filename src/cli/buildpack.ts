@@ -3,10 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
-import { assemblePackage, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
+import { assemblePackage, flattenBuildpacks, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
 import { imageTarget } from '../platform/localstore.js';
 import { readPackageConfig, type PackageConfig } from '../spec/packagetoml.js';
-import { commaList, labelMap, repeatable, tagAlso } from './options.js';
+import { checkTargets, commaList, labelMap, repeatable, tagAlso } from './options.js';
 import { parsePullPolicy, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 
@@ -19,14 +19,16 @@ export function registerBuildpackCommands(program: Command): void {
     .option('-p, --path <dir>', 'the buildpack dir, when there is no package.toml', '.')
     .option('-f, --format <format>', 'image or file', 'image')
     .option('--publish', 'push the image to its registry (otherwise it goes to the local store, or oci:<dir>)')
-    .option('--label <KEY=VALUE>', 'a label on the buildpackage image (repeatable)', repeatable, [])
-    .option('-t, --tag <image>', 'also write the package under this name (repeatable, comma list)', commaList, [])
+    .option('-l, --label <KEY=VALUE>', 'a label on the buildpackage image (repeatable)', repeatable, [])
+    .option('--tag <image>', 'also write the package under this name (repeatable, comma list)', commaList, [])
+    .option('-t, --target <os/arch>', "pack's target platforms: strata makes images for this machine's platform only", commaList, [])
     .option('--pull-policy <policy>', 'always, if-not-present or never, for dependency images (default from config)')
-    .option('--flatten', 'not supported: strata keeps one layer per buildpack')
+    .option('--flatten', 'put the buildpacks into one layer')
+    .option('-e, --flatten-exclude <id@version>', 'keep these in layers of their own when flattening (repeatable, comma list)', commaList, [])
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
-    .action(async (name: string, opts: { config?: string; path: string; format: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten?: boolean; insecureRegistry: string[] }) => {
+    .action(async (name: string, opts: { config?: string; path: string; format: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten?: boolean; flattenExclude: string[]; target: string[]; insecureRegistry: string[] }) => {
+      checkTargets(opts.target);
       if (opts.format !== 'image' && opts.format !== 'file') throw new StrataError(`--format "${opts.format}": use image or file`);
-      if (opts.flatten) throw new StrataError('--flatten: not supported; strata writes one layer per buildpack');
       const cfg = await readConfig();
       parsePullPolicy(opts.pullPolicy ?? cfg['pull-policy'] ?? 'if-not-present', '--pull-policy');
       const labels = labelMap(opts.label);
@@ -34,7 +36,9 @@ export function registerBuildpackCommands(program: Command): void {
       const config: PackageConfig = opts.config ? await readPackageConfig(opts.config) : { buildpack: { uri: resolve(opts.path) }, dependencies: [], os: 'linux', file: join(resolve(opts.path), 'package.toml') };
       const work = await mkdtemp(join(tmpdir(), 'strata-package-'));
       try {
-        const pkg = await assemblePackage(config, work, options);
+        const assembled = await assemblePackage(config, work, options);
+        const keys = assembled.buildpacks.map((b) => `${b.id}@${b.version}`).filter((k) => !opts.flattenExclude.includes(k));
+        const pkg = opts.flatten && keys.length > 1 ? { ...assembled, buildpacks: await flattenBuildpacks(assembled.buildpacks, [keys], work, name) } : assembled;
         if (opts.format === 'file') {
           if (!name.endsWith('.cnb')) throw new StrataError(`${name}: a buildpackage file is named <name>.cnb`);
           await writeBuildpackageFile(pkg, name);

@@ -31,3 +31,12 @@ export async function tagAlso(from: ImageStore, digest: string, names: string[],
     await copyImage(from, digest, t.store, t.tag);
   }
 }
+
+/** pack's `--target os/arch[/variant]`: strata makes images for the machine it runs on, so only that is accepted. */
+export function checkTargets(targets: string[]): void {
+  const arch = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+  for (const t of targets) {
+    const [os, a] = t.split('/');
+    if (os !== process.platform || (a !== undefined && a !== arch)) throw new StrataError(`--target ${t}: strata makes images for this machine's platform only (${process.platform}/${arch})`);
+  }
+}

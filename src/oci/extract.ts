@@ -190,11 +190,10 @@ export async function extractLayer(input: Readable, target: string, options: Ext
   });
   const feeding = pipeline(decompressIfGzip(countIn), guard, extract);
   // A broken input (truncated gzip, dropped connection) must also fail the entry being written, or the write
-  // waits forever for bytes that will not come.
-  const feedFailed = new Promise<never>((_, reject) => {
-    feeding.catch(reject);
-  });
-  feedFailed.catch(() => undefined);
+  // waits forever for bytes that will not come. The entry is destroyed with the error rather than raced against a
+  // promise of it: a race per read would keep every chunk it delivered alive until the extraction ends.
+  let current: { destroy(err?: Error): void } | undefined;
+  feeding.catch((err: Error) => current?.destroy(err));
 
   // Dirs this extraction has already checked (or made) are real directories; an entry that puts anything else at
   // such a path, or a whiteout that removes it, takes it and everything below it out of this set first.
@@ -282,7 +281,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
       entry.once('end', resolve);
       entry.once('error', reject);
     });
-    await Promise.race([read, feedFailed]);
+    await read;
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   };
 
@@ -399,12 +398,7 @@ export async function extractLayer(input: Readable, target: string, options: Ext
           // Large files chunk by chunk as the stream delivers them; a broken feed ends the wait, not the process.
           const fd = openSync(path, flags, 0o600);
           try {
-            const it = (entry as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-            for (;;) {
-              const n = await Promise.race([it.next(), feedFailed]);
-              if (n.done) break;
-              writeAllSync(fd, n.value);
-            }
+            for await (const c of entry as AsyncIterable<Buffer>) writeAllSync(fd, c);
             if (chown) fchownSync(fd, h.uid, h.gid);
             fchmodSync(fd, mode);
             futimesSync(fd, h.mtime, h.mtime);
@@ -458,6 +452,10 @@ export async function extractLayer(input: Readable, target: string, options: Ext
     // The parser's events rather than its async iterator: the iterator costs a promise chain per entry.
     const handled = new Promise<never>((_, reject) => {
       extract.on('entry', (h, entry, next) => {
+        current = entry;
+        // Its readers see an error through their own means; this keeps one after the extraction gave up from
+        // becoming an uncaught exception.
+        entry.on('error', () => undefined);
         handle(h, entry).then(() => next(), reject);
       });
     });

@@ -16,7 +16,7 @@ import type { BuilderConfig } from '../spec/buildertoml.js';
 import { orderToToml, type Order } from '../spec/order.js';
 import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
-import { checkOrders, collectSource, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
+import { checkOrders, collectSource, flattenBuildpacks, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
 import { openByPolicy, requireImage } from './localstore.js';
 import type { PullPolicy } from './config.js';
@@ -103,7 +103,19 @@ export interface BuilderResult {
  * layer per buildpack, order.toml, system.toml, run.toml and stack.toml, and the build-config env — with pack's labels.
  * The output is opened only after the inputs are checked, so a bad builder.toml writes nothing.
  */
-export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions, extraLabels?: Record<string, string>, policy: PullPolicy = 'if-not-present'): Promise<BuilderResult> {
+/** pack's `builder create` flags beyond builder.toml. */
+export interface BuilderExtras {
+  /** `--label`: never replaces the builder's own labels. */
+  labels?: Record<string, string>;
+  /** `--pull-policy` for the build image. */
+  policy?: PullPolicy;
+  /** `--flatten`: groups of `id@version` that share one layer. */
+  flatten?: string[][];
+}
+
+export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions, extras: BuilderExtras = {}): Promise<BuilderResult> {
+  const policy = extras.policy ?? 'if-not-present';
+  const extraLabels = extras.labels;
   const file = config.file;
   const found = await openByPolicy(config.buildImage, options, policy);
   if (!found) throw new StrataError(`${file}: build image ${config.buildImage}: not found${policy === 'never' ? ' in the local store (pull policy never)' : ' in the local store or its registry'}`);
@@ -119,7 +131,7 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
   try {
     const all = new Map<string, CollectedBuildpack>();
     for (const src of config.buildpacks) for (const b of (await collectSource(src, work, options)).buildpacks) all.set(`${b.id}@${b.version}`, b);
-    const buildpacks = [...all.values()];
+    const buildpacks = extras.flatten?.length ? await flattenBuildpacks([...all.values()], extras.flatten, work, file) : [...all.values()];
     checkOrders(buildpacks, file);
     const order = completeOrder(config.order, buildpacks, file);
     // Opened only now, once everything has been checked: a bad builder.toml leaves no trace at the destination.

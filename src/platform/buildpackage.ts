@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkPathComponent } from '../oci/confined.js';
@@ -182,13 +182,50 @@ export function layersLabel(buildpacks: CollectedBuildpack[]): BuildpackLayers {
 /** Puts each buildpack's layer into `store`: uploaded from its file, or copied blob for blob from its package. */
 export async function storeBuildpackLayers(buildpacks: CollectedBuildpack[], store: ImageStore): Promise<AddedLayer[]> {
   const added: AddedLayer[] = [];
+  const seen = new Set<string>();
   for (const b of buildpacks) {
     const { descriptor, diffID, file, from } = b.layer;
+    // Flattened buildpacks share one layer: it goes in once.
+    if (seen.has(diffID)) continue;
+    seen.add(diffID);
     if (file) await store.putBlob(descriptor, async (start, end) => createReadStream(file, { start, end: end - 1 }));
     else if (from) await copyBlob(from, store, descriptor);
     added.push({ descriptor, diffID, history: { created_by: `Buildpack: ${b.id}@${b.version}` } });
   }
   return added;
+}
+
+/**
+ * pack's `--flatten`: the buildpacks of each group (`id@version` keys) put into one layer together, and every one of
+ * them recorded with that layer's diffID. Their layers are unpacked (as any buildpack layer: their own tree only, no
+ * whiteouts) into one dir and written again as one reproducible layer.
+ */
+export async function flattenBuildpacks(buildpacks: CollectedBuildpack[], groups: string[][], work: string, where: string): Promise<CollectedBuildpack[]> {
+  const byKey = new Map(buildpacks.map((b) => [`${b.id}@${b.version}`, b]));
+  const replaced = new Map<string, CollectedBuildpack>();
+  for (const [n, group] of groups.entries()) {
+    const members = group.map((key) => {
+      const b = byKey.get(key);
+      if (!b) throw new StrataError(`${where}: --flatten ${group.join(',')}: ${key} is not one of the buildpacks (${[...byKey.keys()].join(', ')})`);
+      if (replaced.has(key)) throw new StrataError(`${where}: --flatten: ${key} is in two groups`);
+      return b;
+    });
+    const dir = await mkdtemp(join(work, `flat-${n}-`));
+    for (const b of members) {
+      const rel = `cnb/buildpacks/${checkPathComponent(escapeId(b.id), 'buildpack id')}/${checkPathComponent(b.version, `version of ${b.id}`)}`;
+      const into = join(dir, rel);
+      await mkdir(into, { recursive: true });
+      const stream = b.layer.file ? createReadStream(b.layer.file) : await b.layer.from!.getBlob(b.layer.descriptor);
+      await extractLayer(stream, into, { label: `${b.id}@${b.version}`, strip: rel, whiteouts: false, diffID: b.layer.diffID });
+    }
+    // Parents made here get the usual mode whatever the umask, so the layer is the same everywhere.
+    for (const p of ['cnb', 'cnb/buildpacks', ...members.map((b) => `cnb/buildpacks/${escapeId(b.id)}`)]) await chmod(join(dir, p), 0o755);
+    const file = join(work, `flat-${n}.tar.gz`);
+    const info = await writeLayerFile(treeEntries(dir, { owners: true }), file, { mtime: NORMALISED_MTIME });
+    const layer = { descriptor: { mediaType: info.mediaType, digest: info.digest, size: info.size }, diffID: info.diffID, file };
+    for (const b of members) replaced.set(`${b.id}@${b.version}`, { ...b, info: { ...b.info, layerDiffID: info.diffID }, layer });
+  }
+  return buildpacks.map((b) => replaced.get(`${b.id}@${b.version}`) ?? b);
 }
 
 function packageLabels(pkg: Buildpackage): Record<string, string> {

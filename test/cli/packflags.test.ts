@@ -35,11 +35,11 @@ test('build: --pre/--post-buildpack around the builder order, --exec-env, repeat
   }
 });
 
-test('builder create and buildpack package: --label, -t, -p without package.toml, --flatten refused in one line', { timeout: 300_000 }, async () => {
+test('builder create and buildpack package: -l/--label, --tag, --target, -p without package.toml', { timeout: 300_000 }, async () => {
   const t = await tempDir('strata-packflags2-');
   try {
     const p = await probeBuilder(t.path, {});
-    await runOk(STRATA, ['builder', 'create', `oci:${t.path}/b2:1`, '--config', join(t.path, 'builder.toml'), '--label', 'org.example.team=web', '-t', `oci:${t.path}/b2:also`, '--pull-policy', 'never'], { env: p.env });
+    await runOk(STRATA, ['builder', 'create', `oci:${t.path}/b2:1`, '--config', join(t.path, 'builder.toml'), '-l', 'org.example.team=web', '--tag', `oci:${t.path}/b2:also`, '--target', `linux/${process.arch === 'arm64' ? 'arm64' : 'amd64'}`, '--pull-policy', 'never'], { env: p.env });
     for (const tag of ['1', 'also']) {
       const labels = (JSON.parse(await runOk('skopeo', ['inspect', `oci:${t.path}/b2:${tag}`])) as { Labels: Record<string, string> }).Labels;
       assert.equal(labels['org.example.team'], 'web');
@@ -47,12 +47,12 @@ test('builder create and buildpack package: --label, -t, -p without package.toml
     }
     const bp = await writeBuildpack(join(t.path, 'solo'), { id: 'test/solo' });
     await mkdir(join(t.path, 'pkgs'));
-    await runOk(STRATA, ['buildpack', 'package', `oci:${t.path}/pkgs:1`, '-p', bp, '--label', 'a=b', '-t', `oci:${t.path}/pkgs:2`], { env: p.env });
+    await runOk(STRATA, ['buildpack', 'package', `oci:${t.path}/pkgs:1`, '-p', bp, '--label', 'a=b', '--tag', `oci:${t.path}/pkgs:2`], { env: p.env });
     const meta = (JSON.parse(await runOk('skopeo', ['inspect', `oci:${t.path}/pkgs:2`])) as { Labels: Record<string, string> }).Labels;
     assert.equal(meta.a, 'b');
     assert.match(meta['io.buildpacks.buildpackage.metadata'] ?? '', /"id":"test\/solo"/);
-    const flat = await run(STRATA, ['builder', 'create', `oci:${t.path}/b3:1`, '--config', join(t.path, 'builder.toml'), '--flatten'], { env: p.env });
-    assert.match(flat.stderr.trim(), /^strata: error: --flatten: not supported/);
+    const foreign = await run(STRATA, ['builder', 'create', `oci:${t.path}/b3:1`, '--config', join(t.path, 'builder.toml'), '--target', 'windows/amd64'], { env: p.env });
+    assert.match(foreign.stderr.trim(), /^strata: error: --target windows\/amd64: strata makes images for this machine's platform only/);
   } finally {
     await t.cleanup();
   }
@@ -91,6 +91,39 @@ test('build --workspace /app: the app is at /app in the build and in the image',
     assert.ok(image.config.config?.Env?.includes('CNB_APP_DIR=/app'));
     const bad = await run(STRATA, ['build', 'ws-app', '--builder', p.builder, '--path', p.app, '--workspace', 'relative'], { env: p.env });
     assert.match(bad.stderr.trim(), /^strata: error: --workspace "relative": an absolute dir/);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('--flatten: builder create puts the named buildpacks into one layer (both recorded with it) and builds still find them; buildpack package --flatten with --flatten-exclude', { timeout: 300_000 }, async () => {
+  const t = await tempDir('strata-flatten-');
+  try {
+    const p = await probeBuilder(t.path, {});
+    const a = await writeBuildpack(join(t.path, 'fl'), { id: 'test/fa', build: 'echo "fa ran"' });
+    const b = await writeBuildpack(join(t.path, 'fl'), { id: 'test/fb', build: 'echo "fb ran"; mkdir -p "$1/l"; printf \'[types]\\nlaunch = true\\n\' > "$1/l.toml"' });
+    const c = await writeBuildpack(join(t.path, 'fl'), { id: 'test/fc' });
+    const toml = join(t.path, 'flat.toml');
+    await writeFile(toml, `[[buildpacks]]\nuri = "${a}"\n[[buildpacks]]\nuri = "${b}"\n[[buildpacks]]\nuri = "${c}"\n[[order]]\n[[order.group]]\nid = "test/fa"\n[[order.group]]\nid = "test/fb"\n[build]\nimage = "oci:${p.images}:build"\n[[run.images]]\nimage = "oci:${p.images}:run"\n`);
+    const layersOf = async (ref: string) => (JSON.parse(await runOk('skopeo', ['inspect', ref])) as { Layers: string[]; Labels: Record<string, string> });
+    await runOk(STRATA, ['builder', 'create', `oci:${t.path}/flat:plain`, '--config', toml], { env: p.env });
+    await runOk(STRATA, ['builder', 'create', `oci:${t.path}/flat:flat`, '--config', toml, '--flatten', 'test/fa@1.0.0,test/fb@1.0.0'], { env: p.env });
+    const plain = await layersOf(`oci:${t.path}/flat:plain`);
+    const flat = await layersOf(`oci:${t.path}/flat:flat`);
+    assert.equal(flat.Layers.length, plain.Layers.length - 1, 'two buildpack layers became one');
+    const recorded = JSON.parse(flat.Labels['io.buildpacks.buildpack.layers']!) as Record<string, Record<string, { layerDiffID: string }>>;
+    assert.equal(recorded['test/fa']!['1.0.0']!.layerDiffID, recorded['test/fb']!['1.0.0']!.layerDiffID);
+    assert.notEqual(recorded['test/fc']!['1.0.0']!.layerDiffID, recorded['test/fa']!['1.0.0']!.layerDiffID);
+    const r = await run(STRATA, ['build', 'flat-app', '--builder', `oci:${t.path}/flat:flat`, '--path', p.app], { env: p.env });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /fa ran[\s\S]*fb ran/);
+    const bad = await run(STRATA, ['builder', 'create', `oci:${t.path}/flat:bad`, '--config', toml, '--flatten', 'test/nope@1'], { env: p.env });
+    assert.match(bad.stderr.trim(), /--flatten test\/nope@1: test\/nope@1 is not one of the buildpacks/);
+
+    const composite = await writeBuildpack(join(t.path, 'fl'), { id: 'test/meta', composite: true, toml: '[[order]]\n[[order.group]]\nid = "test/fa"\nversion = "1.0.0"\n[[order.group]]\nid = "test/fb"\nversion = "1.0.0"\n' });
+    await writeFile(join(t.path, 'package.toml'), `[buildpack]\nuri = "${composite}"\n[[dependencies]]\nuri = "${a}"\n[[dependencies]]\nuri = "${b}"\n`);
+    await runOk(STRATA, ['buildpack', 'package', `oci:${t.path}/pkg:flat`, '--config', join(t.path, 'package.toml'), '--flatten', '-e', 'test/fb@1.0.0'], { env: p.env });
+    assert.equal((await layersOf(`oci:${t.path}/pkg:flat`)).Layers.length, 2, 'meta and fa together, fb on its own');
   } finally {
     await t.cleanup();
   }
