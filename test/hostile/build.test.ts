@@ -257,3 +257,27 @@ test('traversal in a buildpack version or a buildpackage label is refused before
   assert.match(used.stderr.trim(), /^strata: error: .*io\.buildpacks\.buildpack\.layers: version of test\/trav "\.\.\/.*cannot be used as a file name.*refused$/);
   await chmod(w, 0o755);
 });
+
+test('builder create --flatten unpacks each buildpackage layer only into its own dir: an entry aimed elsewhere is refused', { timeout: 60_000 }, async () => {
+  await ready();
+  const w = join(fx.work, 'flat-evil');
+  const bp = await writeBuildpack(join(w, 'src'), { id: 'test/flatevil' });
+  await writeFile(join(w, 'package.toml'), `[buildpack]\nuri = "${bp}"\n`);
+  await runOk(STRATA, ['buildpack', 'package', `oci:${w}/pkg:1`, '--config', join(w, 'package.toml')], { env: ctx.env });
+  const layout = await OciLayout.open(join(w, 'pkg'));
+  const image = await resolveImage(layout, '1');
+  const old = image.config.rootfs.diff_ids[0]!;
+  // The buildpack's own files, and one more aimed at another buildpack's dir and one climbing out.
+  const hostile = await tarBytes([
+    { name: 'cnb/buildpacks/test_flatevil/1.0.0/buildpack.toml', body: 'api = "0.12"\n[buildpack]\nid = "test/flatevil"\nversion = "1.0.0"\n' },
+    { name: 'cnb/buildpacks/other_bp/1.0.0/bin/build', body: '#!/bin/sh\necho planted\n' },
+  ]);
+  await replaceLayer(layout, '1', old, hostile, (labels, diffID) => {
+    labels['io.buildpacks.buildpack.layers'] = labels['io.buildpacks.buildpack.layers']!.replace(old, diffID);
+  });
+  await writeFile(join(w, 'builder.toml'), `[[buildpacks]]\nimage = "oci:${w}/pkg:1"\n[[order]]\n[[order.group]]\nid = "test/flatevil"\n[build]\nimage = "oci:${ctx.images}:build"\n[[run.images]]\nimage = "oci:${ctx.images}:run"\n`);
+  const r = await run(STRATA, ['builder', 'create', `oci:${w}/b:1`, '--config', join(w, 'builder.toml'), '--flatten', 'test/flatevil@1.0.0'], { env: ctx.env });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr.trim(), /^strata: error: test\/flatevil@1\.0\.0: "cnb\/buildpacks\/other_bp\/1\.0\.0\/bin\/build" is outside \/cnb\/buildpacks\/test_flatevil\/1\.0\.0, the only tree this layer may hold; refused$/);
+  await assert.rejects(readdir(join(w, 'b')), 'no builder was written');
+});
