@@ -219,7 +219,7 @@ async function hostileBuilder(tag: string, entries: Parameters<typeof tarBytes>[
   return `oci:${join(fx.work, 'builder')}:${tag}`;
 }
 
-test('a hostile builder: its launcher as a link to a host file, its buildpacks dir as a link to a host dir', { timeout: 120_000 }, async () => {
+test('a hostile builder: its launcher as a link to a host file, its buildpacks dir as a link to a host dir, its order.toml as a link', { timeout: 120_000 }, async () => {
   await ready();
   const launcherLink = await hostileBuilder('launcher-link', [{ name: 'cnb/lifecycle/launcher', type: 'symlink', linkname: join(ctx.host, 'secret') }]);
   const r = await run(STRATA, ['build', 'hb1', '--builder', launcherLink, '--path', ctx.app], { env: ctx.env });
@@ -231,6 +231,12 @@ test('a hostile builder: its launcher as a link to a host file, its buildpacks d
   const r2 = await run(STRATA, ['build', 'hb2', '--builder', bpsLink, '--path', ctx.app, '--buildpack', extra], { env: ctx.env });
   assert.notEqual(r2.code, 0);
   assert.match(r2.stderr, /cnb\/buildpacks is a symbolic link.*refused/);
+  // --pre-buildpack alone wraps the builder's own order: its order.toml as a link to a host file is not read.
+  const orderLink = await hostileBuilder('order-link', [{ name: 'cnb/order.toml', type: 'symlink', linkname: join(ctx.host, 'secret.toml') }]);
+  const r3 = await run(STRATA, ['build', 'hb3', '--builder', orderLink, '--path', ctx.app, '--pre-buildpack', extra], { env: ctx.env });
+  assert.notEqual(r3.code, 0);
+  assert.match(r3.stderr, /cnb\/order\.toml is a symbolic link.*refused/);
+  noSecret(r3);
   await hostUntouched();
 });
 
