@@ -7,9 +7,9 @@ import type { ResolvedImage } from '../oci/image.js';
 import { openImage } from '../lifecycle/analyze.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import { rebase } from '../lifecycle/rebase.js';
-import { parsePullPolicy, readConfig } from '../platform/config.js';
+import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { writeReport } from '../spec/report.js';
-import { findImage, imageTarget, localImages, openByPolicy, requireImage } from '../platform/localstore.js';
+import { findImage, imageTarget, localImages, openByPolicy, requireImage, whereLooked } from '../platform/localstore.js';
 import { parseFormat, writeStructured } from './format.js';
 import { printJson } from './output.js';
 import { commaList, repeatable } from './options.js';
@@ -153,7 +153,7 @@ export function registerAppCommands(program: Command): void {
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (name: string, opts: { runImage?: string; publish?: boolean; force?: boolean; previousImage?: string; tag: string[]; pullPolicy?: string; reportOutputDir?: string; insecureRegistry: string[] }) => {
       const config = await readConfig();
-      const policy = parsePullPolicy(opts.pullPolicy ?? config['pull-policy'] ?? 'if-not-present', '--pull-policy');
+      const policy = pullPolicyOf(opts.pullPolicy, config);
       const store = { insecureRegistries: opts.insecureRegistry, registryMirrors: config['registry-mirrors'] ?? {} };
       const source = opts.previousImage ?? name;
       const app = opts.publish ? await openImage(source, store) : await requireImage(source, store).then((f) => ({ image: f.image }));
@@ -162,7 +162,7 @@ export function registerAppCommands(program: Command): void {
       const runName = opts.runImage ?? md?.runImage?.image;
       if (!runName) throw new StrataError(`${source} records no run image; give --run-image`);
       const run = await openByPolicy(runName, store, policy);
-      if (!run) throw new StrataError(`run image ${runName} not found${policy === 'never' ? ' in the local store (--pull-policy never)' : ' in the local store or its registry'}`);
+      if (!run) throw new StrataError(`run image ${runName} not found ${whereLooked(policy)}`);
       const outputs = [];
       for (const n of [name, ...opts.tag]) {
         const t = await imageTarget(n, opts.publish ?? false, store);

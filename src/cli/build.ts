@@ -10,7 +10,7 @@ import { runBuild } from '../platform/build.js';
 import { EngineExecutor, HostExecutor, sandboxExecutor, type Executor, type Mount } from '../platform/executor.js';
 import { loadIntoEngine } from '../oci/engine/transfer.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { parsePullPolicy, readConfig, sandboxLimits } from '../platform/config.js';
+import { pullPolicyOf, readConfig, sandboxLimits } from '../platform/config.js';
 import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
 import { EngineClient } from '../oci/engine/client.js';
@@ -207,7 +207,7 @@ export function registerBuildCommand(program: Command): void {
         volumes,
         ...(o.sbomOutputDir ? { sbomDir: resolve(o.sbomOutputDir) } : {}),
         ...cache,
-        pullPolicy: parsePullPolicy(o.pullPolicy ?? config['pull-policy'] ?? 'if-not-present', '--pull-policy'),
+        pullPolicy: pullPolicyOf(o.pullPolicy, config),
         runImageMirrors: config['run-image-mirrors'] ?? {},
         ...(o.docker || (config.docker && !o.publish) ? { engine: EngineClient.fromEnv() } : {}),
         appPath: path,

@@ -4,7 +4,7 @@ import { createBuilder, LABEL_BUILDER, LABEL_ORDER, type BuilderMetadata } from 
 import { findImage, imageTarget } from '../platform/localstore.js';
 import { openImage } from '../lifecycle/analyze.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { parsePullPolicy, readConfig } from '../platform/config.js';
+import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
@@ -46,7 +46,7 @@ export function registerBuilderCommands(program: Command): void {
     .action(async (name: string, opts: { config: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten: string[]; target: string[]; insecureRegistry: string[] }) => {
       checkTargets(opts.target);
       const cfg = await readConfig();
-      const policy = parsePullPolicy(opts.pullPolicy ?? cfg['pull-policy'] ?? 'if-not-present', '--pull-policy');
+      const policy = pullPolicyOf(opts.pullPolicy, cfg);
       const labels = labelMap(opts.label);
       const options = { insecureRegistries: opts.insecureRegistry, registryMirrors: cfg['registry-mirrors'] ?? {} };
       const config = await readBuilderConfig(opts.config);

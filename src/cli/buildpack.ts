@@ -7,7 +7,7 @@ import { assemblePackage, flattenBuildpacks, LABEL_BUILDPACKAGE, openBuildpackag
 import { imageTarget } from '../platform/localstore.js';
 import { readPackageConfig, type PackageConfig } from '../spec/packagetoml.js';
 import { checkTargets, commaList, labelMap, repeatable, tagAlso } from './options.js';
-import { parsePullPolicy, readConfig } from '../platform/config.js';
+import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 
 /** `strata buildpack package|inspect`: pack's buildpackage verbs, without an engine. */
@@ -22,7 +22,7 @@ export function registerBuildpackCommands(program: Command): void {
     .option('-l, --label <KEY=VALUE>', 'a label on the buildpackage image (repeatable)', repeatable, [])
     .option('--tag <image>', 'also write the package under this name (repeatable, comma list)', commaList, [])
     .option('-t, --target <os/arch>', "pack's target platforms: strata makes images for this machine's platform only", commaList, [])
-    .option('--pull-policy <policy>', 'always, if-not-present or never, for dependency images (default from config)')
+    .option('--pull-policy <policy>', "accepted for pack's scripts and checked; dependency images are read from where they are named (strata has no daemon to pull into)")
     .option('--flatten', 'put the buildpacks into one layer')
     .option('-e, --flatten-exclude <id@version>', 'keep these in layers of their own when flattening (repeatable, comma list)', commaList, [])
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
@@ -30,7 +30,7 @@ export function registerBuildpackCommands(program: Command): void {
       checkTargets(opts.target);
       if (opts.format !== 'image' && opts.format !== 'file') throw new StrataError(`--format "${opts.format}": use image or file`);
       const cfg = await readConfig();
-      parsePullPolicy(opts.pullPolicy ?? cfg['pull-policy'] ?? 'if-not-present', '--pull-policy');
+      pullPolicyOf(opts.pullPolicy, cfg);
       const labels = labelMap(opts.label);
       const options = { insecureRegistries: opts.insecureRegistry, registryMirrors: cfg['registry-mirrors'] ?? {} };
       const config: PackageConfig = opts.config ? await readPackageConfig(opts.config) : { buildpack: { uri: resolve(opts.path) }, dependencies: [], os: 'linux', file: join(resolve(opts.path), 'package.toml') };

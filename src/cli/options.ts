@@ -1,5 +1,6 @@
 import { StrataError } from '../oci/errors.js';
 import { copyImage } from '../oci/copy.js';
+import { hostPlatform } from '../oci/manifest.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
 import { imageTarget } from '../platform/localstore.js';
@@ -34,9 +35,9 @@ export async function tagAlso(from: ImageStore, digest: string, names: string[],
 
 /** pack's `--target os/arch[/variant]`: strata makes images for the machine it runs on, so only that is accepted. */
 export function checkTargets(targets: string[]): void {
-  const arch = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
+  const host = hostPlatform();
   for (const t of targets) {
     const [os, a] = t.split('/');
-    if (os !== process.platform || (a !== undefined && a !== arch)) throw new StrataError(`--target ${t}: strata makes images for this machine's platform only (${process.platform}/${arch})`);
+    if (os !== host.os || (a !== undefined && a !== host.architecture)) throw new StrataError(`--target ${t}: strata makes images for this machine's platform only (${host.os}/${host.architecture})`);
   }
 }

@@ -1,3 +1,4 @@
+import { hostPlatform } from '../oci/manifest.js';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { chownTree, pathExists } from '../oci/fsutil.js';
@@ -72,12 +73,11 @@ interface PhaseContext {
 }
 
 
-const HOST_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
 /** The run image's target from analyzed.toml, falling back to this machine (linux, its arch, /etc/os-release). */
 async function runTarget(analyzedPath: string): Promise<ImageTarget> {
   const analyzed = await readAnalyzed(analyzedPath);
-  const t: ImageTarget = { os: 'linux', arch: HOST_ARCH[process.arch] ?? process.arch, ...(analyzed?.runImage?.target ?? {}) };
+  const t: ImageTarget = { os: 'linux', arch: hostPlatform().architecture, ...(analyzed?.runImage?.target ?? {}) };
   if (!t.distro) {
     const osRelease = await readFile('/etc/os-release', 'utf8').catch(() => '');
     const field = (k: string) => new RegExp(`^${k}="?([^"\\n]*)"?$`, 'm').exec(osRelease)?.[1];

@@ -7,9 +7,8 @@ import { copyBlob } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { layerDiffID, parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo, type TreeRoot } from '../oci/layer.js';
+import { layerDiffID, parentPaths, treeEntries, writeLayerFile, type LayerEntry, type TreeRoot } from '../oci/layer.js';
 import type { Descriptor } from '../oci/manifest.js';
-import { MediaType } from '../oci/mediatype.js';
 import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
 import type { ApiVersion } from '../spec/api.js';
@@ -95,7 +94,6 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
   const { layersDir, log } = inputs;
   const md = layers.metadata();
   const staging = inputs.keep?.dir ?? (await mkdtemp(join(tmpdir(), 'strata-export-')));
-  const docker = inputs.runImage.manifest.manifest.mediaType === MediaType.DockerManifest;
   const added: AddedLayer[] = [];
   const reused: string[] = [];
   const untouched: string[] = [];
@@ -106,22 +104,27 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
   }
   let counter = 0;
 
+  /** The previous image's layer `sha`, put in this image as it is (copied or mounted, never re-read). */
+  const reusePrevious = async (sha: string, prev: { desc: Descriptor; store: ImageStore }, createdBy: string): Promise<Digest> => {
+    reused.push(sha);
+    for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
+    added.push({ descriptor: prev.desc, diffID: sha as Digest, history: history(createdBy) });
+    return sha as Digest;
+  };
+
   /** Makes a layer from entries, or reuses the previous image's when the diffID matches. */
   const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<Digest> => {
     const file = join(staging, `layer-${counter++}.tar.gz`);
     const info = await writeLayerFile(entries, file, { mtime: inputs.created });
     const prev = previousLayers.get(info.diffID);
-    const desc0 = descriptorOf(info, docker);
-    if (inputs.keep) inputs.keep.files.set(info.diffID, { path: file, descriptor: desc0 });
+    // Named in the OCI family; writeImage renames every layer for a Docker run image.
+    const desc: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+    if (inputs.keep) inputs.keep.files.set(info.diffID, { path: file, descriptor: desc });
     if (prev) {
-      reused.push(info.diffID);
       log.info(`Reusing layer ${describe(createdBy)} (${info.diffID.slice(7, 19)})`);
       if (!inputs.keep) await rm(file, { force: true });
-      added.push({ descriptor: prev.desc, diffID: info.diffID, history: history(createdBy) });
-      for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
-      return info.diffID;
+      return reusePrevious(info.diffID, prev, createdBy);
     }
-    const desc = desc0;
     for (const out of inputs.outputs) {
       const outcome = await out.store.putBlob(desc, async (start, end) => createReadStream(file, { start, end: end - 1 }));
       log.info(`${outcome === 'uploaded' ? 'Adding' : 'Already present:'} layer ${describe(createdBy)} (${info.diffID.slice(7, 19)}, ${megabytes(desc.size)})`);
@@ -148,41 +151,30 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
         const hasDir = layerDirExists(layers, l);
         const known = hasDir ? knownDiffID(layers.dir, l.rel, recipe) : undefined;
         const prev = known ? previousLayers.get(known) : undefined;
+        // What the previous image recorded for this layer.
+        const oldSha = inputs.previous?.metadata.buildpacks.find((b) => b.key === bp.id)?.layers?.[l.name]?.sha;
+        const prevOld = oldSha ? previousLayers.get(oldSha) : undefined;
         if (known && prev) {
           // Unchanged since it was last tarred (or restored): the previous image's layer, without reading the dir.
           untouched.push(`${bp.id}:${l.name}`);
           log.info(`Reusing layer ${describe(createdBy)} (${known.slice(7, 19)}, unchanged: not read)`);
-          reused.push(known);
-          for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
-          added.push({ descriptor: prev.desc, diffID: known as Digest, history: history(createdBy) });
-          record.sha = known;
+          record.sha = await reusePrevious(known, prev, createdBy);
         } else if (hasDir) {
           // The fingerprint moved (a file rewritten with the same bytes, say), but the previous image has this layer:
           // the tar's digest alone decides whether it changed, before anything is compressed.
-          const oldSha = inputs.previous?.metadata.buildpacks.find((b) => b.key === bp.id)?.layers?.[l.name]?.sha;
-          const prevOld = oldSha ? previousLayers.get(oldSha) : undefined;
-          const same = prevOld && (await layerDiffID(owned(l.rel), { mtime: inputs.created })) === oldSha;
-          if (same && prevOld && oldSha) {
+          if (oldSha && prevOld && (await layerDiffID(owned(l.rel), { mtime: inputs.created })) === oldSha) {
             log.info(`Reusing layer ${describe(createdBy)} (${oldSha.slice(7, 19)}, same content)`);
-            reused.push(oldSha);
-            for (const out of inputs.outputs) await copyBlob(prevOld.store, out.store, prevOld.desc);
-            added.push({ descriptor: prevOld.desc, diffID: oldSha as Digest, history: history(createdBy) });
-            record.sha = oldSha;
+            record.sha = await reusePrevious(oldSha, prevOld, createdBy);
           } else {
             record.sha = await layer(owned(l.rel), createdBy);
           }
           rememberDiffID(layers.dir, l.rel, recipe, record.sha);
         } else {
           // No dir: the buildpack means "keep the layer from the previous image".
-          const old = inputs.previous?.metadata.buildpacks.find((b) => b.key === bp.id)?.layers?.[l.name];
-          if (!old?.sha) throw new StrataError(`buildpack ${bp.id}: launch layer "${l.name}" has no directory and no previous image layer to reuse`, Exit.ExportError);
+          if (!oldSha) throw new StrataError(`buildpack ${bp.id}: launch layer "${l.name}" has no directory and no previous image layer to reuse`, Exit.ExportError);
           if (l.meta.types.cache) throw new StrataError(`buildpack ${bp.id}: launch layer "${l.name}" is cache = true but has no directory to export`, Exit.ExportError);
-          const prev = previousLayers.get(old.sha);
-          if (!prev) throw new StrataError(`buildpack ${bp.id}: layer "${l.name}" (${old.sha}) is not in the previous image`, Exit.ExportError);
-          for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
-          added.push({ descriptor: prev.desc, diffID: old.sha as Digest, history: history(`Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`) });
-          reused.push(old.sha);
-          record.sha = old.sha;
+          if (!prevOld) throw new StrataError(`buildpack ${bp.id}: layer "${l.name}" (${oldSha}) is not in the previous image`, Exit.ExportError);
+          record.sha = await reusePrevious(oldSha, prevOld, createdBy);
         }
         records[l.name] = record;
       }
@@ -247,9 +239,6 @@ export function layerRecipe(dir: string, uid: number, gid: number, created: Date
   return `${dir}|${uid}:${gid}|${created.toISOString()}`;
 }
 
-function descriptorOf(info: LayerInfo, docker: boolean): Descriptor {
-  return { mediaType: docker ? MediaType.DockerLayerGzip : info.mediaType, digest: info.digest, size: info.size };
-}
 
 function topLayer(image: ResolvedImage): string {
   const ids = image.config.rootfs.diff_ids;

@@ -48,26 +48,23 @@ interface Record_ {
 
 export const recordRel = (rel: string): string => `${rel}.strata-fingerprint`;
 
-export function knownDiffID(layers: ConfinedDir, rel: string, recipe: string): string | undefined {
+/**
+ * The diffID a layer dir was recorded with, when its fingerprint still matches; with `recipe`, only when it was made
+ * by that same recipe (owners, time, in-image path).
+ */
+export function recordedDiffID(layers: ConfinedDir, rel: string, recipe?: string): string | undefined {
   let rec: Record_;
   try {
     rec = JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
   } catch {
     return undefined;
   }
-  if (rec.recipe !== recipe || !layers.isDirectory(rel)) return undefined;
+  if ((recipe !== undefined && rec.recipe !== recipe) || !layers.isDirectory(rel)) return undefined;
   return fingerprint(layers, rel) === rec.fingerprint ? rec.diffID : undefined;
 }
 
-/** The diffID a layer dir was recorded with, when its fingerprint still matches, whatever recipe it was made by. */
-export function recordedDiffID(layers: ConfinedDir, rel: string): string | undefined {
-  let rec: Record_;
-  try {
-    rec = JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
-  } catch {
-    return undefined;
-  }
-  return layers.isDirectory(rel) && fingerprint(layers, rel) === rec.fingerprint ? rec.diffID : undefined;
+export function knownDiffID(layers: ConfinedDir, rel: string, recipe: string): string | undefined {
+  return recordedDiffID(layers, rel, recipe);
 }
 
 export function rememberDiffID(layers: ConfinedDir, rel: string, recipe: string, diffID: string): void {

@@ -113,7 +113,8 @@ export function decompressIfGzip(input: Readable): Readable {
   );
 }
 
-function lstatOrUndefined(path: string): Stats | undefined {
+/** lstat, or undefined when nothing is there (or it cannot be seen). */
+export function lstatOrUndefined(path: string): Stats | undefined {
   try {
     return lstatSync(path);
   } catch {

@@ -65,10 +65,6 @@ function takeHistoryForLayers(history: HistoryEntry[], n: number): HistoryEntry[
 }
 
 /**
- * Writes config then manifest (layers must already be in the store). The manifest's media types follow the
- * manifest kind, so a Docker base stays a Docker image and an OCI base an OCI image.
- */
-/**
  * The manifest with every layer named in one family: the manifest's own, or OCI when a layer has no Docker name
  * (zstd). Layers from two bases (a rebase across an OCI and a Docker run image) otherwise mix names, which skopeo and
  * Docker refuse. Only the names change: the bytes, and so the digests, are the same in both.
@@ -82,6 +78,10 @@ export function unifyMediaTypes(manifest: ImageManifest): ImageManifest {
   };
 }
 
+/**
+ * Writes config then manifest (layers must already be in the store). The media types follow the manifest kind, so a
+ * Docker base stays a Docker image and an OCI base an OCI image, whatever names the layers came with.
+ */
 export async function writeImage(store: ImageStore, config: ImageConfig, anyManifest: ImageManifest, tag: string | undefined): Promise<{ digest: Digest; manifestBytes: Buffer; configDigest: Digest }> {
   const manifest = unifyMediaTypes(anyManifest);
   const docker = manifest.mediaType === MediaType.DockerManifest;

@@ -1,20 +1,12 @@
 import { chmodSync, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, rmSync, utimesSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { OPAQUE, WHITEOUT } from './extract.js';
+import { lstatOrUndefined, OPAQUE, WHITEOUT } from './extract.js';
 
 /** One layer unpacked on its own by `extractLayer` with `whiteoutMarkers`. */
 export interface LayerTree {
   dir: string;
   /** Dirs the layer holds only as parents of its entries: they take the lower layer's mode and owner, not their own. */
   implicitDirs: ReadonlySet<string>;
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -36,7 +36,7 @@ import type { RunImage } from '../spec/run.js';
 import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
 import type { Executor, Mount, SandboxLimits, SandboxRun } from './executor.js';
-import { findImage, imageTarget, openByPolicy, strataHome, type FoundImage } from './localstore.js';
+import { findImage, imageTarget, openByPolicy, strataHome, whereLooked, type FoundImage } from './localstore.js';
 import { unpackedRootfs } from './rootfs.js';
 import { isRemoteUri } from './download.js';
 import { workDir } from './workdirs.js';
@@ -117,7 +117,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   const { log } = o;
   const home = strataHome();
   const opened = await openByPolicy(o.builder, o.store, o.pullPolicy);
-  if (!opened) throw new StrataError(`builder ${o.builder} not found (${o.pullPolicy === 'never' ? 'in the local store, and --pull-policy never' : 'in the local store or its registry'}); create one with \`strata builder create\``);
+  if (!opened) throw new StrataError(`builder ${o.builder} not found ${whereLooked(o.pullPolicy)}; create one with \`strata builder create\``);
   const builderImage = opened.image;
   const labels = builderImage.config.config?.Labels ?? {};
   if (!labels[LABEL_BUILDER]) throw new StrataError(`${o.builder} is not a builder (no ${LABEL_BUILDER} label)`);
@@ -371,5 +371,3 @@ async function placeBuildpack(b: CollectedBuildpack, merged: string): Promise<vo
     await extractLayer(stream, d.pathOf(rel), { label: `${b.id}@${b.version}`, chown: false, strip: `cnb/buildpacks/${rel}`, whiteouts: false, diffID: b.layer.diffID });
   });
 }
-
-

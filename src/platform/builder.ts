@@ -18,7 +18,7 @@ import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
 import { checkOrders, collectSource, flattenBuildpacks, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
-import { openByPolicy, requireImage } from './localstore.js';
+import { openByPolicy, requireImage, whereLooked } from './localstore.js';
 import type { PullPolicy } from './config.js';
 
 export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';
@@ -98,11 +98,6 @@ export interface BuilderResult {
   buildImage: ResolvedImage;
 }
 
-/**
- * Assembles a builder the way pack lays one out (spec §15): the build image, then the dirs, strata's lifecycle, one
- * layer per buildpack, order.toml, system.toml, run.toml and stack.toml, and the build-config env — with pack's labels.
- * The output is opened only after the inputs are checked, so a bad builder.toml writes nothing.
- */
 /** pack's `builder create` flags beyond builder.toml. */
 export interface BuilderExtras {
   /** `--label`: never replaces the builder's own labels. */
@@ -113,12 +108,17 @@ export interface BuilderExtras {
   flatten?: string[][];
 }
 
+/**
+ * Assembles a builder the way pack lays one out (spec §15): the build image, then the dirs, strata's lifecycle, one
+ * layer per buildpack, order.toml, system.toml, run.toml and stack.toml, and the build-config env — with pack's labels.
+ * The output is opened only after the inputs are checked, so a bad builder.toml writes nothing.
+ */
 export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions, extras: BuilderExtras = {}): Promise<BuilderResult> {
   const policy = extras.policy ?? 'if-not-present';
   const extraLabels = extras.labels;
   const file = config.file;
   const found = await openByPolicy(config.buildImage, options, policy);
-  if (!found) throw new StrataError(`${file}: build image ${config.buildImage}: not found${policy === 'never' ? ' in the local store (pull policy never)' : ' in the local store or its registry'}`);
+  if (!found) throw new StrataError(`${file}: build image ${config.buildImage}: not found ${whereLooked(policy)}`);
   const build = found.image;
   const uidText = envValue(build.config, 'CNB_USER_ID');
   const gidText = envValue(build.config, 'CNB_GROUP_ID');

@@ -99,6 +99,11 @@ export function parsePullPolicy(text: string, where: string): PullPolicy {
   throw new StrataError(`${where} "${text}": use always, if-not-present or never`);
 }
 
+/** `--pull-policy`, else the config's (strata's or pack's), else if-not-present; a bad value names the flag or file. */
+export function pullPolicyOf(flag: string | undefined, config: StrataConfig): PullPolicy {
+  return parsePullPolicy(flag ?? config['pull-policy'] ?? 'if-not-present', flag !== undefined ? '--pull-policy' : `${configPath()}: pull-policy`);
+}
+
 /** The sandbox limits from the config, else the defaults; a bad value is one line naming the key. */
 export function sandboxLimits(config: StrataConfig): SandboxLimits {
   const pids = config['sandbox-pids-limit'];

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -50,7 +50,7 @@ export async function downloaded(uri: string, home = strataHome()): Promise<stri
     const want = (await readFile(join(dir, 'sha256'), 'utf8')).trim();
     if ((await sha256File(file).catch(() => '')) === want) return file;
     // Damaged since it was stored: drop it and fetch again.
-    await import('node:fs/promises').then((fs) => fs.rm(dir, { recursive: true, force: true }));
+    await rm(dir, { recursive: true, force: true });
   }
   throw new StrataError(`buildpack uri ${uri}: the download does not match itself twice; check ${dest}`);
 }

@@ -68,3 +68,8 @@ export async function openByPolicy(name: string, store: StoreOptions, policy: Pu
   }
   return findImage(name, store).catch(() => undefined);
 }
+
+/** Where an image was looked for under a pull policy, for the line that says it was not found. */
+export function whereLooked(policy: PullPolicy): string {
+  return policy === 'never' ? 'in the local store (--pull-policy never)' : 'in the local store or its registry';
+}

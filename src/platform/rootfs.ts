@@ -1,5 +1,5 @@
 import { closeSync, fchmodSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfinedDir, makeMountPoints } from '../oci/confined.js';
 import { digestHex } from '../oci/digest.js';
@@ -56,6 +56,8 @@ export async function unpackedRootfs(image: ResolvedImage, dir: string, progress
         // Not a directory of the image's own: nothing to mode.
       }
     }, { display: `${image.store.description} rootfs` });
+    // A container's / is 0755 whatever umask made the dir: the build user must be able to walk it.
+    await chmod(join(tmp, 'rootfs'), 0o755);
   });
   return rootfs;
 }
