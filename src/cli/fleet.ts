@@ -44,7 +44,7 @@ async function openFleet(o: Parameters<typeof controllerOptions>[0] = {}): Promi
   const remote = await RemoteFleet.connect(paths.socket);
   if (remote) return remote;
   try {
-    // The database (PGlite) and the controller load only when no server holds them.
+    // The database and the controller load only when no server holds them.
     const { LocalFleet } = await import('../fleet/service.js');
     return await LocalFleet.open(controllerOptions(o));
   } catch (err) {
@@ -291,6 +291,7 @@ export function registerFleetCommands(program: Command): void {
       const fleet = (await ServedFleet.open(controllerOptions(o))) as import('../fleet/service.js').ServedFleet;
       const app = fleetServer(fleet, log);
       try {
+        await fleet.takeControl();
         const where = await listen(app, paths.socket, tcp);
         log(`strata fleet serve: ${fleet.where}; API on ${paths.socket}${where.tcp ? ` and http://${where.tcp}` : ''}`);
         await fleet.serve();

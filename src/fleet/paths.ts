@@ -10,5 +10,5 @@ export interface FleetPaths {
 
 export function fleetPaths(home: string): FleetPaths {
   const dir = join(home, 'fleet');
-  return { dir, db: join(dir, 'db'), lock: join(dir, 'lock'), socket: join(dir, 'api.sock') };
+  return { dir, db: join(dir, 'fleet.sqlite'), lock: join(dir, 'lock'), socket: join(dir, 'api.sock') };
 }

@@ -54,7 +54,6 @@ export class LocalFleet implements FleetApi {
 
   protected constructor(
     readonly store: FleetStore,
-    private readonly release: () => Promise<void>,
     protected readonly options: Omit<ControllerOptions, 'log'> & { log: (line: string) => void },
   ) {}
 
@@ -62,24 +61,31 @@ export class LocalFleet implements FleetApi {
     return this.store.description;
   }
 
-  /** Opens the embedded database under `$STRATA_HOME/fleet`, one process at a time. */
-  static async open(options: LocalFleet['options'], waitMs = 15_000): Promise<LocalFleet> {
+  /**
+   * Opens the embedded database under `$STRATA_HOME/fleet`. Any number of processes may have it open; only the
+   * controller's work (passes and builds) is one process at a time, under the controller lock.
+   */
+  static async open(options: LocalFleet['options']): Promise<LocalFleet> {
     const paths = fleetPaths(options.home);
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
-    let release: () => Promise<void>;
+    const { openEmbedded } = await import('./db/embedded.js');
+    const store = new FleetStore(openEmbedded(paths.db));
     try {
-      release = await acquireLock(paths.lock, `the fleet database in ${paths.dir}`, waitMs);
+      await store.migrate();
     } catch (err) {
-      if (err instanceof LockedError) throw new StrataError(`the fleet database in ${paths.dir} is in use by process ${err.pid} (another strata fleet command); try again when it ends`);
+      await store.close();
       throw err;
     }
+    return new this(store, options);
+  }
+
+  /** The controller lock: one process runs passes and builds for this fleet at a time (serve or reconcile --once). */
+  protected async lockController(): Promise<() => Promise<void>> {
+    const paths = fleetPaths(this.options.home);
     try {
-      const { openEmbedded } = await import('./db/embedded.js');
-      const store = new FleetStore(await openEmbedded(paths.db));
-      await store.migrate();
-      return new this(store, release, options);
+      return await acquireLock(paths.lock, `the fleet in ${paths.dir}`, 0);
     } catch (err) {
-      await release();
+      if (err instanceof LockedError) throw new StrataError(`another strata fleet reconcile or serve (process ${err.pid}) is running the fleet in ${paths.dir}; it picks up changes itself`);
       throw err;
     }
   }
@@ -145,25 +151,34 @@ export class LocalFleet implements FleetApi {
 
   /** With no server: one pass, then every build it queued, to the end (`fleet reconcile --once`). */
   async reconcileNow(): Promise<ReconcileOutcome> {
-    const c = new Controller(this.store, { ...this.options, pollIntervalMs: 0 });
-    await c.start();
-    await c.idle();
-    await c.stop(0);
-    return { served: false, ...(c.lastReport ? { report: c.lastReport } : {}), finished: c.finished };
+    const release = await this.lockController();
+    try {
+      const c = new Controller(this.store, { ...this.options, pollIntervalMs: 0 });
+      await c.start();
+      await c.idle();
+      await c.stop(0);
+      return { served: false, ...(c.lastReport ? { report: c.lastReport } : {}), finished: c.finished };
+    } finally {
+      await release();
+    }
   }
 
   async close(): Promise<void> {
-    try {
-      await this.store.close();
-    } finally {
-      await this.release();
-    }
+    await this.store.close();
   }
 }
 
 /** The fleet inside `fleet serve`: its controller runs all along, and changes made through it wake the controller. */
 export class ServedFleet extends LocalFleet {
+  private releaseController: (() => Promise<void>) | undefined;
+
+  /** Takes the controller lock; before the API listens, so a second server never replaces the first one's socket. */
+  async takeControl(): Promise<void> {
+    this.releaseController ??= await this.lockController();
+  }
+
   async serve(): Promise<Controller> {
+    await this.takeControl();
     this.controller = new Controller(this.store, this.options);
     await this.controller.start();
     return this.controller;
@@ -202,8 +217,13 @@ export class ServedFleet extends LocalFleet {
   }
 
   async stop(graceMs: number): Promise<void> {
-    await this.controller?.stop(graceMs);
-    await this.close();
+    try {
+      await this.controller?.stop(graceMs);
+      await this.close();
+    } finally {
+      await this.releaseController?.();
+      this.releaseController = undefined;
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tempDir } from '../../test/harness/proc.js';
 import { openEmbedded } from './db/embedded.js';
 import { parseManifestText } from './manifests.js';
 import type { BuildInputs } from './reasons.js';
@@ -11,10 +12,10 @@ const inputs: BuildInputs = { config: { env: [], source: { registry: { image: 'r
 const image = (name: string, tag = `r/${name}`) => `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: ${name}}\nspec:\n  tag: ${tag}\n  builder: {kind: ClusterBuilder, name: b}\n  source: {registry: {image: r/src}}\n`;
 
 test('the store: resources by generation, one active build per image, claims, history limits, logs; all after a reopen', async () => {
-  const t = await tempDir('strata-store-');
+  const t = await mkdtemp(join(tmpdir(), 'strata-store-'));
   try {
-    const dir = join(t.path, 'db');
-    let store = new FleetStore(await openEmbedded(dir));
+    const file = join(t, 'fleet.sqlite');
+    let store = new FleetStore(openEmbedded(file));
     await store.migrate();
     const docs = parseManifestText(`${image('a')}---\n${image('b')}`, 'f.yaml').map((p) => p.resource);
     assert.deepEqual((await store.apply(docs)).map((o) => o.outcome), ['created', 'created']);
@@ -45,7 +46,7 @@ test('the store: resources by generation, one active build per image, claims, hi
     await store.close();
 
     // Everything survives a reopen; a build left running by a dead worker becomes interrupted.
-    store = new FleetStore(await openEmbedded(dir));
+    store = new FleetStore(openEmbedded(file));
     await store.migrate();
     assert.equal(await store.interruptRunning(), 1);
     assert.equal((await store.build('default', 'b', running!.number))!.status, 'interrupted');
@@ -62,6 +63,6 @@ test('the store: resources by generation, one active build per image, claims, hi
     assert.deepEqual(await store.builds({ image: 'a' }), []);
     await store.close();
   } finally {
-    await t.cleanup();
+    await rm(t, { recursive: true, force: true });
   }
 });

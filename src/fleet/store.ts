@@ -1,61 +1,16 @@
+import type { Kysely, Selectable } from 'kysely';
 import { canonical } from './canonical.js';
-import type { SqlClient } from './db/sql.js';
+import { migrate, type FleetDatabase } from './db/database.js';
+import type { BuildsTable, FleetTables, ResourcesTable } from './db/schema.js';
 import type { BuildInputs, BuildpackRef, BuildStatus, Change, PastBuild } from './reasons.js';
 import { resourceKey, type Kind, type Meta, type Resource, type ResourceOf } from './resources.js';
 
 /**
  * The fleet's state behind one interface: declared resources with what they resolved to, and build records with
- * their logs. Only portable PostgreSQL is spoken here, through `SqlClient`, so the embedded database and a server
+ * their logs. Queries are built with kysely over `FleetDatabase`, so the embedded database and a PostgreSQL server
  * behave the same; every multi-row change is one transaction, so a crash loses no declared resource and no
  * finished build record.
  */
-
-export const SCHEMA_VERSION = 1;
-
-const SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS fleet_meta (key text PRIMARY KEY, value text NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS resources (
-    kind text NOT NULL,
-    namespace text NOT NULL,
-    name text NOT NULL,
-    spec jsonb NOT NULL,
-    generation integer NOT NULL DEFAULT 1,
-    status jsonb NOT NULL DEFAULT '{}'::jsonb,
-    applied_at timestamptz NOT NULL DEFAULT now(),
-    triggered_at timestamptz,
-    PRIMARY KEY (kind, namespace, name)
-  )`,
-  `CREATE TABLE IF NOT EXISTS builds (
-    namespace text NOT NULL,
-    image text NOT NULL,
-    number integer NOT NULL,
-    kind text NOT NULL,
-    status text NOT NULL,
-    reasons text NOT NULL,
-    changes jsonb NOT NULL,
-    inputs jsonb NOT NULL,
-    tags jsonb NOT NULL,
-    priority integer NOT NULL DEFAULT 0,
-    result jsonb,
-    message text,
-    worker text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    started_at timestamptz,
-    finished_at timestamptz,
-    PRIMARY KEY (namespace, image, number)
-  )`,
-  // At most one build in flight per image, whoever (whichever machine) tries to add another.
-  `CREATE UNIQUE INDEX IF NOT EXISTS builds_one_active ON builds (namespace, image) WHERE status IN ('pending', 'running')`,
-  `CREATE INDEX IF NOT EXISTS builds_queue ON builds (status, priority DESC, created_at)`,
-  `CREATE TABLE IF NOT EXISTS build_logs (
-    namespace text NOT NULL,
-    image text NOT NULL,
-    number integer NOT NULL,
-    seq integer NOT NULL,
-    text text NOT NULL,
-    PRIMARY KEY (namespace, image, number, seq)
-  )`,
-];
 
 /** What a stack, store, builder or image resolved to on its last reconcile, and any problem with it. */
 export interface ResourceStatus {
@@ -132,39 +87,39 @@ export interface BuildRecord {
 
 export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
 
-const iso = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : v instanceof Date ? v.toISOString() : new Date(String(v)).toISOString());
+const now = (): string => new Date().toISOString();
 
-function json<T>(v: unknown): T {
-  return (typeof v === 'string' ? JSON.parse(v) : v) as T;
+function json<T>(v: string): T {
+  return JSON.parse(v) as T;
 }
 
-function toResource(r: Record<string, unknown>): StoredResource {
-  const meta = { kind: r.kind as Kind, namespace: r.namespace as string, name: r.name as string } as Meta;
-  const triggeredAt = iso(r.triggered_at);
-  return { resource: { meta, spec: json(r.spec) } as Resource, generation: Number(r.generation), status: json(r.status), appliedAt: iso(r.applied_at)!, ...(triggeredAt ? { triggeredAt } : {}) };
+function toResource(r: Selectable<ResourcesTable>): StoredResource {
+  const meta = { kind: r.kind as Kind, namespace: r.namespace, name: r.name } as Meta;
+  return { resource: { meta, spec: json(r.spec) } as Resource, generation: Number(r.generation), status: json(r.status), appliedAt: r.applied_at, ...(r.triggered_at ? { triggeredAt: r.triggered_at } : {}) };
 }
 
-function toBuild(r: Record<string, unknown>): BuildRecord {
-  const opt = <T>(k: string, v: T | undefined): Partial<Record<string, T>> => (v === undefined || v === null ? {} : { [k]: v });
+function toBuild(r: Selectable<BuildsTable>): BuildRecord {
   return {
-    namespace: r.namespace as string,
-    image: r.image as string,
+    namespace: r.namespace,
+    image: r.image,
     number: Number(r.number),
     kind: r.kind as BuildRecord['kind'],
     status: r.status as BuildStatus,
-    reasons: r.reasons as string,
+    reasons: r.reasons,
     changes: json(r.changes),
     inputs: json(r.inputs),
     tags: json(r.tags),
     priority: Number(r.priority),
-    ...opt('result', r.result === null ? undefined : json<BuildResult>(r.result)),
-    ...opt('message', (r.message as string | null) ?? undefined),
-    ...opt('worker', (r.worker as string | null) ?? undefined),
-    createdAt: iso(r.created_at)!,
-    ...opt('startedAt', iso(r.started_at)),
-    ...opt('finishedAt', iso(r.finished_at)),
-  } as BuildRecord;
+    ...(r.result !== null ? { result: json<BuildResult>(r.result) } : {}),
+    ...(r.message !== null ? { message: r.message } : {}),
+    ...(r.worker !== null ? { worker: r.worker } : {}),
+    createdAt: r.created_at,
+    ...(r.started_at !== null ? { startedAt: r.started_at } : {}),
+    ...(r.finished_at !== null ? { finishedAt: r.finished_at } : {}),
+  };
 }
+
+type BuildKey = Pick<BuildRecord, 'namespace' | 'image' | 'number'>;
 
 /** A build record as the decision rules see it. */
 export function pastBuild(b: BuildRecord): PastBuild {
@@ -179,20 +134,19 @@ export function pastBuild(b: BuildRecord): PastBuild {
 }
 
 export class FleetStore {
-  constructor(readonly sql: SqlClient) {}
+  private readonly db: Kysely<FleetTables>;
 
-  get description(): string {
-    return this.sql.description;
+  constructor(private readonly fdb: FleetDatabase) {
+    this.db = fdb.db;
   }
 
-  /** Creates the schema, or checks an existing one is one this strata understands. */
+  get description(): string {
+    return this.fdb.description;
+  }
+
+  /** Creates the schema, or brings an older one up to date. */
   async migrate(): Promise<void> {
-    await this.sql.transaction(async (tx) => {
-      for (const s of SCHEMA) await tx.query(s);
-      const v = await tx.query<{ value: string }>(`SELECT value FROM fleet_meta WHERE key = 'schema_version'`);
-      if (!v.length) await tx.query(`INSERT INTO fleet_meta (key, value) VALUES ('schema_version', $1)`, [String(SCHEMA_VERSION)]);
-      else if (Number(v[0]!.value) > SCHEMA_VERSION) throw new Error(`the fleet database has schema ${v[0]!.value}, newer than this strata's ${SCHEMA_VERSION}; upgrade strata`);
-    });
+    await migrate(this.fdb);
   }
 
   /**
@@ -200,18 +154,25 @@ export class FleetStore {
    * changed one gets the next generation, which tells the reconciler to look at it again.
    */
   async apply(resources: Resource[]): Promise<{ resource: Resource; outcome: ApplyOutcome }[]> {
-    return this.sql.transaction(async (tx) => {
+    return this.db.transaction().execute(async (tx) => {
       const out: { resource: Resource; outcome: ApplyOutcome }[] = [];
       for (const r of resources) {
         const spec = JSON.stringify(r.spec);
-        const before = await tx.query<{ spec: unknown }>(`SELECT spec FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3`, [r.meta.kind, r.meta.namespace, r.meta.name]);
-        if (!before.length) {
-          await tx.query(`INSERT INTO resources (kind, namespace, name, spec) VALUES ($1, $2, $3, $4::jsonb)`, [r.meta.kind, r.meta.namespace, r.meta.name, spec]);
+        const key = { kind: r.meta.kind, namespace: r.meta.namespace, name: r.meta.name };
+        const before = await tx.selectFrom('resources').select('spec').where('kind', '=', key.kind).where('namespace', '=', key.namespace).where('name', '=', key.name).executeTakeFirst();
+        if (!before) {
+          await tx.insertInto('resources').values({ ...key, spec, generation: 1, status: '{}', applied_at: now() }).execute();
           out.push({ resource: r, outcome: 'created' });
-        } else if (canonical(json(before[0]!.spec)) === canonical(r.spec)) {
+        } else if (canonical(json(before.spec)) === canonical(r.spec)) {
           out.push({ resource: r, outcome: 'unchanged' });
         } else {
-          await tx.query(`UPDATE resources SET spec = $4::jsonb, generation = generation + 1, applied_at = now() WHERE kind = $1 AND namespace = $2 AND name = $3`, [r.meta.kind, r.meta.namespace, r.meta.name, spec]);
+          await tx
+            .updateTable('resources')
+            .set((eb) => ({ spec, generation: eb('generation', '+', 1), applied_at: now() }))
+            .where('kind', '=', key.kind)
+            .where('namespace', '=', key.namespace)
+            .where('name', '=', key.name)
+            .execute();
           out.push({ resource: r, outcome: 'configured' });
         }
       }
@@ -221,15 +182,15 @@ export class FleetStore {
 
   /** Deletes resources; an Image takes its build records and logs with it. Returns the ones that existed. */
   async delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {
-    return this.sql.transaction(async (tx) => {
+    return this.db.transaction().execute(async (tx) => {
       const gone: string[] = [];
       for (const m of metas) {
-        const r = await tx.query(`DELETE FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3 RETURNING name`, [m.kind, m.namespace, m.name]);
+        const r = await tx.deleteFrom('resources').where('kind', '=', m.kind).where('namespace', '=', m.namespace).where('name', '=', m.name).returning('name').execute();
         if (!r.length) continue;
         gone.push(resourceKey(m));
         if (m.kind === 'Image') {
-          await tx.query(`DELETE FROM build_logs WHERE namespace = $1 AND image = $2`, [m.namespace, m.name]);
-          await tx.query(`DELETE FROM builds WHERE namespace = $1 AND image = $2`, [m.namespace, m.name]);
+          await tx.deleteFrom('build_logs').where('namespace', '=', m.namespace).where('image', '=', m.name).execute();
+          await tx.deleteFrom('builds').where('namespace', '=', m.namespace).where('image', '=', m.name).execute();
         }
       }
       return gone;
@@ -237,53 +198,55 @@ export class FleetStore {
   }
 
   async list<K extends Kind>(kind?: K): Promise<StoredResource<ResourceOf<K>>[]> {
-    const rows = kind ? await this.sql.query(`SELECT * FROM resources WHERE kind = $1 ORDER BY namespace, name`, [kind]) : await this.sql.query(`SELECT * FROM resources ORDER BY kind, namespace, name`);
+    let q = this.db.selectFrom('resources').selectAll();
+    if (kind) q = q.where('kind', '=', kind);
+    const rows = await q.orderBy('kind').orderBy('namespace').orderBy('name').execute();
     return rows.map(toResource) as StoredResource<ResourceOf<K>>[];
   }
 
   async get<K extends Kind>(m: { kind: K; namespace: string; name: string }): Promise<StoredResource<ResourceOf<K>> | undefined> {
-    const rows = await this.sql.query(`SELECT * FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3`, [m.kind, m.namespace, m.name]);
-    return rows[0] ? (toResource(rows[0]) as StoredResource<ResourceOf<K>>) : undefined;
+    const row = await this.db.selectFrom('resources').selectAll().where('kind', '=', m.kind).where('namespace', '=', m.namespace).where('name', '=', m.name).executeTakeFirst();
+    return row ? (toResource(row) as StoredResource<ResourceOf<K>>) : undefined;
   }
 
   async setStatus(m: Pick<Meta, 'kind' | 'namespace' | 'name'>, status: ResourceStatus): Promise<void> {
-    await this.sql.query(`UPDATE resources SET status = $4::jsonb WHERE kind = $1 AND namespace = $2 AND name = $3`, [m.kind, m.namespace, m.name, JSON.stringify(status)]);
+    await this.db.updateTable('resources').set({ status: JSON.stringify(status) }).where('kind', '=', m.kind).where('namespace', '=', m.namespace).where('name', '=', m.name).execute();
   }
 
   /** Records a request for a build (`fleet trigger`); the reconciler turns it into a TRIGGER build. */
   async trigger(namespace: string, name: string): Promise<boolean> {
-    const r = await this.sql.query(`UPDATE resources SET triggered_at = now() WHERE kind = 'Image' AND namespace = $1 AND name = $2 RETURNING name`, [namespace, name]);
+    const r = await this.db.updateTable('resources').set({ triggered_at: now() }).where('kind', '=', 'Image').where('namespace', '=', namespace).where('name', '=', name).returning('name').execute();
     return r.length > 0;
   }
 
   async builds(filter: { namespace?: string; image?: string; limit?: number } = {}): Promise<BuildRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (filter.namespace !== undefined) where.push(`namespace = $${params.push(filter.namespace)}`);
-    if (filter.image !== undefined) where.push(`image = $${params.push(filter.image)}`);
-    const limit = filter.limit ? ` LIMIT ${Math.floor(filter.limit)}` : '';
-    const rows = await this.sql.query(`SELECT * FROM builds${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY namespace, image, number DESC${limit}`, params);
-    return rows.map(toBuild);
+    let q = this.db.selectFrom('builds').selectAll();
+    if (filter.namespace !== undefined) q = q.where('namespace', '=', filter.namespace);
+    if (filter.image !== undefined) q = q.where('image', '=', filter.image);
+    q = q.orderBy('namespace').orderBy('image').orderBy('number', 'desc');
+    if (filter.limit) q = q.limit(Math.floor(filter.limit));
+    return (await q.execute()).map(toBuild);
   }
 
   async build(namespace: string, image: string, number: number): Promise<BuildRecord | undefined> {
-    const rows = await this.sql.query(`SELECT * FROM builds WHERE namespace = $1 AND image = $2 AND number = $3`, [namespace, image, number]);
-    return rows[0] ? toBuild(rows[0]) : undefined;
+    const row = await this.db.selectFrom('builds').selectAll().where('namespace', '=', namespace).where('image', '=', image).where('number', '=', number).executeTakeFirst();
+    return row ? toBuild(row) : undefined;
   }
 
   async lastSucceeded(namespace: string, image: string): Promise<BuildRecord | undefined> {
-    const rows = await this.sql.query(`SELECT * FROM builds WHERE namespace = $1 AND image = $2 AND status = 'succeeded' ORDER BY number DESC LIMIT 1`, [namespace, image]);
-    return rows[0] ? toBuild(rows[0]) : undefined;
+    const row = await this.db.selectFrom('builds').selectAll().where('namespace', '=', namespace).where('image', '=', image).where('status', '=', 'succeeded').orderBy('number', 'desc').limit(1).executeTakeFirst();
+    return row ? toBuild(row) : undefined;
   }
 
   /** The newest build, and the newest succeeded one, of every image at once: what a reconcile decides from. */
   async latestBuilds(): Promise<Map<string, { latest?: BuildRecord; lastSuccess?: BuildRecord }>> {
-    const rows = await this.sql.query(
-      `SELECT b.* FROM builds b
-       JOIN (SELECT namespace, image, max(number) AS n FROM builds GROUP BY namespace, image
-             UNION SELECT namespace, image, max(number) AS n FROM builds WHERE status = 'succeeded' GROUP BY namespace, image) m
-       ON b.namespace = m.namespace AND b.image = m.image AND b.number = m.n`,
-    );
+    const newest = this.db.selectFrom('builds').select(['namespace', 'image']).select((eb) => eb.fn.max('number').as('n')).groupBy(['namespace', 'image']);
+    const newestOk = this.db.selectFrom('builds').select(['namespace', 'image']).select((eb) => eb.fn.max('number').as('n')).where('status', '=', 'succeeded').groupBy(['namespace', 'image']);
+    const rows = await this.db
+      .selectFrom('builds as b')
+      .innerJoin(newest.union(newestOk).as('m'), (j) => j.onRef('b.namespace', '=', 'm.namespace').onRef('b.image', '=', 'm.image').onRef('b.number', '=', 'm.n'))
+      .selectAll('b')
+      .execute();
     const out = new Map<string, { latest?: BuildRecord; lastSuccess?: BuildRecord }>();
     for (const b of rows.map(toBuild)) {
       const k = `${b.namespace}/${b.image}`;
@@ -297,59 +260,70 @@ export class FleetStore {
 
   /**
    * Adds a pending build with the next number (its tags may depend on it); undefined when the image already has one
-   * pending or running. The unique index decides, so two reconcilers on two machines cannot both add one.
+   * pending or running. The unique index decides, so two reconcilers in two processes cannot both add one.
    */
   async createBuild(b: Pick<BuildRecord, 'namespace' | 'image' | 'kind' | 'reasons' | 'changes' | 'inputs' | 'priority'>, tags: (number: number) => string[]): Promise<BuildRecord | undefined> {
     try {
-      return await this.sql.transaction(async (tx) => {
-        const next = await tx.query<{ n: number }>(`SELECT coalesce(max(number), 0) + 1 AS n FROM builds WHERE namespace = $1 AND image = $2`, [b.namespace, b.image]);
-        const n = Number(next[0]!.n);
-        const rows = await tx.query(
-          `INSERT INTO builds (namespace, image, number, kind, status, reasons, changes, inputs, tags, priority)
-           VALUES ($1, $2, $3, $4, 'pending', $5, $6::jsonb, $7::jsonb, $8::jsonb, $9) RETURNING *`,
-          [b.namespace, b.image, n, b.kind, b.reasons, JSON.stringify(b.changes), JSON.stringify(b.inputs), JSON.stringify(tags(n)), b.priority],
-        );
-        return toBuild(rows[0]!);
+      return await this.db.transaction().execute(async (tx) => {
+        const next = await tx.selectFrom('builds').select((eb) => eb.fn.max('number').as('n')).where('namespace', '=', b.namespace).where('image', '=', b.image).executeTakeFirst();
+        const n = Number(next?.n ?? 0) + 1;
+        const row = await tx
+          .insertInto('builds')
+          .values({ namespace: b.namespace, image: b.image, number: n, kind: b.kind, status: 'pending', reasons: b.reasons, changes: JSON.stringify(b.changes), inputs: JSON.stringify(b.inputs), tags: JSON.stringify(tags(n)), priority: b.priority, created_at: now() })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return toBuild(row);
       });
     } catch (err) {
-      if (/builds_one_active|duplicate key|unique/.test(String((err as Error).message))) return undefined;
+      if (/builds_one_active|duplicate key|unique/i.test(String((err as Error).message))) return undefined;
       throw err;
     }
   }
 
   /** Takes the most urgent pending build for `worker`, or undefined; safe with many workers (SKIP LOCKED). */
   async claim(worker: string, kinds: BuildRecord['kind'][] = ['build', 'rebase']): Promise<BuildRecord | undefined> {
-    return this.sql.transaction(async (tx) => {
-      const rows = await tx.query(
-        `UPDATE builds SET status = 'running', worker = $1, started_at = now()
-         WHERE (namespace, image, number) = (
-           SELECT namespace, image, number FROM builds WHERE status = 'pending' AND kind = ANY($2::text[])
-           ORDER BY priority DESC, created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING *`,
-        [worker, kinds],
-      );
-      return rows[0] ? toBuild(rows[0]) : undefined;
+    return this.db.transaction().execute(async (tx) => {
+      let next = tx.selectFrom('builds').select(['namespace', 'image', 'number']).where('status', '=', 'pending').where('kind', 'in', kinds).orderBy('priority', 'desc').orderBy('created_at').limit(1);
+      // SQLite has one writer at a time, which is the lock; PostgreSQL's workers skip each other's rows.
+      if (this.fdb.dialect === 'postgres') next = next.forUpdate().skipLocked();
+      const pick = await next.executeTakeFirst();
+      if (!pick) return undefined;
+      const row = await tx
+        .updateTable('builds')
+        .set({ status: 'running', worker, started_at: now() })
+        .where('namespace', '=', pick.namespace)
+        .where('image', '=', pick.image)
+        .where('number', '=', pick.number)
+        .where('status', '=', 'pending')
+        .returningAll()
+        .executeTakeFirst();
+      return row ? toBuild(row) : undefined;
     });
   }
 
-  async finish(b: Pick<BuildRecord, 'namespace' | 'image' | 'number'>, status: 'succeeded' | 'failed' | 'interrupted', outcome: { result?: BuildResult; message?: string }): Promise<void> {
-    await this.sql.query(`UPDATE builds SET status = $4, result = $5::jsonb, message = $6, finished_at = now() WHERE namespace = $1 AND image = $2 AND number = $3`, [b.namespace, b.image, b.number, status, outcome.result ? JSON.stringify(outcome.result) : null, outcome.message ?? null]);
+  async finish(b: BuildKey, status: 'succeeded' | 'failed' | 'interrupted', outcome: { result?: BuildResult; message?: string }): Promise<void> {
+    await this.db
+      .updateTable('builds')
+      .set({ status, result: outcome.result ? JSON.stringify(outcome.result) : null, message: outcome.message ?? null, finished_at: now() })
+      .where('namespace', '=', b.namespace)
+      .where('image', '=', b.image)
+      .where('number', '=', b.number)
+      .execute();
   }
 
   /** Builds left running by a process that is gone: marked interrupted, so the reconciler builds them again. */
   async interruptRunning(worker?: string): Promise<number> {
-    const rows = worker
-      ? await this.sql.query(`UPDATE builds SET status = 'interrupted', finished_at = now(), message = 'the worker stopped before the build finished' WHERE status = 'running' AND worker = $1 RETURNING number`, [worker])
-      : await this.sql.query(`UPDATE builds SET status = 'interrupted', finished_at = now(), message = 'the worker stopped before the build finished' WHERE status = 'running' RETURNING number`);
-    return rows.length;
+    let q = this.db.updateTable('builds').set({ status: 'interrupted', finished_at: now(), message: 'the worker stopped before the build finished' }).where('status', '=', 'running');
+    if (worker) q = q.where('worker', '=', worker);
+    return (await q.returning('number').execute()).length;
   }
 
-  async appendLog(b: Pick<BuildRecord, 'namespace' | 'image' | 'number'>, seq: number, text: string): Promise<void> {
-    await this.sql.query(`INSERT INTO build_logs (namespace, image, number, seq, text) VALUES ($1, $2, $3, $4, $5)`, [b.namespace, b.image, b.number, seq, text]);
+  async appendLog(b: BuildKey, seq: number, text: string): Promise<void> {
+    await this.db.insertInto('build_logs').values({ namespace: b.namespace, image: b.image, number: b.number, seq, text }).execute();
   }
 
-  async readLog(b: Pick<BuildRecord, 'namespace' | 'image' | 'number'>, fromSeq = 0): Promise<{ seq: number; text: string }[]> {
-    const rows = await this.sql.query<{ seq: number; text: string }>(`SELECT seq, text FROM build_logs WHERE namespace = $1 AND image = $2 AND number = $3 AND seq >= $4 ORDER BY seq`, [b.namespace, b.image, b.number, fromSeq]);
+  async readLog(b: BuildKey, fromSeq = 0): Promise<{ seq: number; text: string }[]> {
+    const rows = await this.db.selectFrom('build_logs').select(['seq', 'text']).where('namespace', '=', b.namespace).where('image', '=', b.image).where('number', '=', b.number).where('seq', '>=', fromSeq).orderBy('seq').execute();
     return rows.map((r) => ({ seq: Number(r.seq), text: r.text }));
   }
 
@@ -358,20 +332,20 @@ export class FleetStore {
    * image, never the newest build or the newest succeeded one, and deletes the rest with their logs.
    */
   async pruneHistory(namespace: string, image: string, success: number, failed: number): Promise<number> {
-    return this.sql.transaction(async (tx) => {
-      const rows = await tx.query<{ number: number; status: string }>(`SELECT number, status FROM builds WHERE namespace = $1 AND image = $2 AND status IN ('succeeded', 'failed', 'interrupted') ORDER BY number DESC`, [namespace, image]);
+    return this.db.transaction().execute(async (tx) => {
+      const rows = await tx.selectFrom('builds').select(['number', 'status']).where('namespace', '=', namespace).where('image', '=', image).where('status', 'in', ['succeeded', 'failed', 'interrupted']).orderBy('number', 'desc').execute();
       const keepOk = rows.filter((r) => r.status === 'succeeded').slice(0, success).map((r) => Number(r.number));
       const keepBad = rows.filter((r) => r.status !== 'succeeded').slice(0, failed).map((r) => Number(r.number));
       const newest = rows.length ? Number(rows[0]!.number) : -1;
       const drop = rows.map((r) => Number(r.number)).filter((n) => n !== newest && !keepOk.includes(n) && !keepBad.includes(n));
       if (!drop.length) return 0;
-      await tx.query(`DELETE FROM build_logs WHERE namespace = $1 AND image = $2 AND number = ANY($3::int[])`, [namespace, image, drop]);
-      await tx.query(`DELETE FROM builds WHERE namespace = $1 AND image = $2 AND number = ANY($3::int[])`, [namespace, image, drop]);
+      await tx.deleteFrom('build_logs').where('namespace', '=', namespace).where('image', '=', image).where('number', 'in', drop).execute();
+      await tx.deleteFrom('builds').where('namespace', '=', namespace).where('image', '=', image).where('number', 'in', drop).execute();
       return drop.length;
     });
   }
 
   async close(): Promise<void> {
-    await this.sql.close();
+    await this.fdb.close();
   }
 }

@@ -1,59 +1,63 @@
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { PGlite, type Transaction } from '@electric-sql/pglite';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { StrataError, errorMessage } from '../../oci/errors.js';
-import { pathExists } from '../../oci/fsutil.js';
-import type { Row, SqlClient } from './sql.js';
+import type { FleetDatabase } from './database.js';
+import type { FleetTables } from './schema.js';
 
-/** PGlite's own abort dumps its whole bundle to stderr; this says what went wrong in one line. */
-function openFailure(dir: string, err: unknown): StrataError {
-  const first = errorMessage(err).split('\n')[0]!.slice(0, 200);
-  return new StrataError(`the fleet database in ${dir} cannot be opened (${first}); move it aside to start an empty one`, 1, { cause: err });
-}
-
-function adapt(q: PGlite | Transaction, description: string): SqlClient {
+/** node:sqlite's statements in the shape kysely's SQLite dialect drives (better-sqlite3's). */
+function adapt(db: DatabaseSync): SqliteDatabase {
   return {
-    description,
-    async query<T extends Row>(sql: string, params: unknown[] = []): Promise<T[]> {
-      return (await q.query<T>(sql, params)).rows;
-    },
-    async transaction<T>(fn: (tx: SqlClient) => Promise<T>): Promise<T> {
-      // PGlite runs one statement at a time; a nested transaction is the same one.
-      if (!('transaction' in q)) return fn(this);
-      return (q as PGlite).transaction((tx) => fn(adapt(tx, description)));
-    },
-    async close(): Promise<void> {
-      if ('close' in q) await (q as PGlite).close();
+    close: () => db.close(),
+    prepare(sql: string): SqliteStatement {
+      const stmt: StatementSync = db.prepare(sql);
+      const params = (p: ReadonlyArray<unknown>) => p as (null | number | bigint | string | Uint8Array)[];
+      return {
+        reader: stmt.columns().length > 0,
+        all: (p) => stmt.all(...params(p)),
+        run: (p) => stmt.run(...params(p)),
+        iterate: (p) => stmt.iterate(...params(p)),
+      };
     },
   };
 }
 
 /**
- * PostgreSQL in process (PGlite, Postgres compiled to WebAssembly) with its data under `dir`: no server to install,
- * and the same SQL as the multi-machine fleet's PostgreSQL. A new database is made in a temp dir and renamed into
- * place once initialised, so a process killed during `initdb` leaves nothing that breaks the next start. One process
- * at a time may open it (the caller holds the fleet lock).
+ * Write transactions take the write lock when they begin: a deferred transaction that reads and then writes can
+ * fail at once with SQLITE_BUSY when another process wrote in between, where an immediate one waits its turn.
  */
-export async function openEmbedded(dir: string): Promise<SqlClient> {
-  if (!(await pathExists(join(dir, 'PG_VERSION')))) {
-    await mkdir(dirname(dir), { recursive: true });
-    for (const n of await readdir(dirname(dir))) if (n.startsWith(`${basename(dir)}.init-`)) await rm(join(dirname(dir), n), { recursive: true, force: true });
-    const tmp = `${dir}.init-${process.pid}`;
-    try {
-      const fresh = await PGlite.create(tmp);
-      await fresh.close();
-    } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
-      throw openFailure(dir, err);
-    }
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
+class ImmediateDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
-  let db: PGlite;
+}
+
+class EmbeddedDialect extends SqliteDialect {
+  constructor(private readonly database: SqliteDatabase) {
+    super({ database });
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateDriver({ database: this.database });
+  }
+}
+
+/**
+ * The fleet's embedded database: one SQLite file (Node's built-in node:sqlite) under `$STRATA_HOME/fleet`. WAL mode
+ * lets any number of strata processes read and write it at once (a writer waits for the other's commit, up to the
+ * busy timeout), so `fleet images` never waits for a `reconcile --once` that is building. SQLite commits survive
+ * SIGKILL and power loss (synchronous=FULL in WAL mode).
+ */
+export function openEmbedded(file: string): FleetDatabase {
+  let raw: DatabaseSync;
   try {
-    db = await PGlite.create(dir);
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    raw = new DatabaseSync(file, { timeout: 30_000 });
+    raw.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA auto_vacuum = INCREMENTAL');
   } catch (err) {
-    throw openFailure(dir, err);
+    throw new StrataError(`the fleet database ${file} cannot be opened (${errorMessage(err).split('\n')[0]}); move it aside to start an empty one`, 1, { cause: err });
   }
-  return adapt(db, `embedded PostgreSQL in ${dir}`);
+  const db = new Kysely<FleetTables>({ dialect: new EmbeddedDialect(adapt(raw)) });
+  return { db, dialect: 'sqlite', description: file, close: () => db.destroy() };
 }

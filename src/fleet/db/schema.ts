@@ -1,0 +1,112 @@
+import { sql, type Kysely } from 'kysely';
+import type { Migration } from 'kysely/migration';
+
+/**
+ * The fleet's tables, one schema for every engine: the embedded SQLite file and a PostgreSQL server run the same
+ * migrations through kysely's schema builder, which spells each type for its dialect. Timestamps are ISO-8601 UTC
+ * text (they sort as they compare) and documents are JSON text, so no query depends on an engine's own types.
+ */
+
+export interface ResourcesTable {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** The resource's spec as JSON (a Secret's values sealed: see secrets.ts). */
+  spec: string;
+  generation: number;
+  /** What the last reconcile found, JSON. */
+  status: string;
+  applied_at: string;
+  triggered_at: string | null;
+}
+
+export interface BuildsTable {
+  namespace: string;
+  image: string;
+  number: number;
+  kind: string;
+  status: string;
+  reasons: string;
+  changes: string;
+  inputs: string;
+  tags: string;
+  priority: number;
+  result: string | null;
+  message: string | null;
+  worker: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface BuildLogsTable {
+  namespace: string;
+  image: string;
+  number: number;
+  seq: number;
+  text: string;
+}
+
+export interface FleetTables {
+  resources: ResourcesTable;
+  builds: BuildsTable;
+  build_logs: BuildLogsTable;
+}
+
+// Migrations are named in order and never edited once released: a database records which ones it has run.
+export const MIGRATIONS: Record<string, Migration> = {
+  '0001-resources-builds-logs': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('resources')
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('spec', 'text', (c) => c.notNull())
+        .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('status', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('applied_at', 'text', (c) => c.notNull())
+        .addColumn('triggered_at', 'text')
+        .addPrimaryKeyConstraint('resources_pk', ['kind', 'namespace', 'name'])
+        .execute();
+      await db.schema
+        .createTable('builds')
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('number', 'integer', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('reasons', 'text', (c) => c.notNull())
+        .addColumn('changes', 'text', (c) => c.notNull())
+        .addColumn('inputs', 'text', (c) => c.notNull())
+        .addColumn('tags', 'text', (c) => c.notNull())
+        .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('result', 'text')
+        .addColumn('message', 'text')
+        .addColumn('worker', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'text')
+        .addColumn('finished_at', 'text')
+        .addPrimaryKeyConstraint('builds_pk', ['namespace', 'image', 'number'])
+        .execute();
+      // At most one build in flight per image, whichever process (or machine) tries to add another.
+      await db.schema
+        .createIndex('builds_one_active')
+        .on('builds')
+        .columns(['namespace', 'image'])
+        .unique()
+        .where(sql<boolean>`status in ('pending', 'running')`)
+        .execute();
+      await db.schema.createIndex('builds_queue').on('builds').columns(['status', 'priority', 'created_at']).execute();
+      await db.schema
+        .createTable('build_logs')
+        .addColumn('namespace', 'text', (c) => c.notNull())
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('number', 'integer', (c) => c.notNull())
+        .addColumn('seq', 'integer', (c) => c.notNull())
+        .addColumn('text', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('build_logs_pk', ['namespace', 'image', 'number', 'seq'])
+        .execute();
+    },
+  },
+};
