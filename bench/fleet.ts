@@ -8,7 +8,7 @@ import { copyImage } from '../src/oci/copy.js';
 import { RegistryClient } from '../src/oci/registry/client.js';
 import { freePort, startRegistry } from '../src/devtools/registry.js';
 import { RemoteFleet } from '../src/fleet/client.js';
-import { parseManifestText } from '../src/fleet/manifests.js';
+import { documentsOf } from '../src/fleet/manifests.js';
 import { reconcile } from '../src/fleet/reconciler.js';
 import { fleetPaths, LocalFleet } from '../src/fleet/service.js';
 import { fleetWorld, layerBuild } from '../test/harness/fleet.js';
@@ -21,7 +21,8 @@ const N = Number(process.env.BENCH_FLEET_IMAGES ?? 100);
 export async function fleetBench(): Promise<void> {
   const t = await tempDir('strata-bench-fleet-');
   const port = await freePort();
-  const reg = await startRegistry({ notify: [`http://127.0.0.1:${port}/v1/registry/events`] });
+  const webhook = `bench-webhook-${process.pid}-0123456789`;
+  const reg = await startRegistry({ notify: [`http://127.0.0.1:${port}/v1/registry/events`], notifyToken: webhook });
   let serve: ReturnType<typeof spawn> | undefined;
   try {
     const w = await fleetWorld(t.path, reg.host);
@@ -41,7 +42,7 @@ export async function fleetBench(): Promise<void> {
     const twins = Array.from({ length: N - 1 }, (_, i) => `app-${i + 1}`);
     for (const name of twins) await copyImage(client.repository('apps/app-0'), digest, client.repository(`apps/${name}`), 'latest');
     const yaml = twins.map((name) => `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: ${name}}\nspec:\n  tag: ${reg.host}/apps/${name}\n  imageTaggingStrategy: None\n  builder: {kind: ClusterBuilder, name: builder}\n  source:\n    git: {url: "${repo}", revision: main}\n`).join('---\n');
-    await fleet.apply(parseManifestText(yaml, 'twins.yaml').map((p) => p.resource));
+    await fleet.apply(documentsOf(yaml, 'twins.yaml'));
     for (const name of twins) {
       const b = (await fleet.store.createBuild({ namespace: 'default', image: name, kind: 'build', reasons: 'CONFIG', changes: first.changes, inputs: first.inputs, priority: 2 }, () => [`${reg.host}/apps/${name}`]))!;
       await fleet.store.claim('bench', ['build']);
@@ -49,10 +50,10 @@ export async function fleetBench(): Promise<void> {
     }
 
     // A no-change pass, as the poller runs it: every source looked up again, nothing built.
-    await reconcile(fleet.store, { storeOptions: {}, log: () => undefined });
+    await reconcile(fleet.store, { storeOptions: {}, home: join(t.path, 'home'), log: () => undefined });
     const mark = (await reg.requests()).length;
     const t0 = process.hrtime.bigint();
-    const quiet = await reconcile(fleet.store, { storeOptions: {}, log: () => undefined });
+    const quiet = await reconcile(fleet.store, { storeOptions: {}, home: join(t.path, 'home'), log: () => undefined });
     const quietMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const requests = (await reg.requests()).slice(mark);
     const byMethod = new Map<string, number>();
@@ -62,7 +63,8 @@ export async function fleetBench(): Promise<void> {
     process.stdout.write(`no-change pass: ${quietMs.toFixed(0)} ms, ${quiet.created.length} builds, registry requests: ${[...byMethod].map(([m, n]) => `${n} ${m}`).join(', ') || 'none'} (git ls-remote for each source besides)\n`);
 
     const serveLog = openSync(process.env.BENCH_FLEET_LOG ?? '/dev/null', 'w');
-    const args = ['fleet', 'serve', '--listen', `127.0.0.1:${port}`, '--poll-interval', '1h'];
+    await writeFile(join(t.path, 'tokens'), `webhook ${webhook}\n`);
+    const args = ['fleet', 'serve', '--listen', `127.0.0.1:${port}`, '--poll-interval', '1h', '--token-file', join(t.path, 'tokens')];
     // BENCH_FLEET_PROFILE=<dir>: a CPU profile of the fleet server, for finding where a rebase wave spends its time.
     const prof = process.env.BENCH_FLEET_PROFILE;
     serve = prof

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { mkdir, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { strataHome } from '../platform/home.js';
 import { RemoteFleet } from '../fleet/client.js';
@@ -97,12 +99,12 @@ export function registerFleetCommands(program: Command): void {
     .description('create or update resources from kpack YAML (ClusterStack, ClusterStore, ClusterBuilder, Builder, Image)')
     .requiredOption('-f, --filename <path>', 'a YAML file, a directory of them, or - for stdin (repeatable)', repeatable, [])
     .action(async (o: { filename: string[] }) => {
-      const { readManifests } = await import('../fleet/manifests.js');
-      const parsed = await readManifests(o.filename);
-      for (const p of parsed) for (const w of p.warnings) process.stderr.write(`Warning: ${w}\n`);
+      const { readDocuments } = await import('../fleet/manifests.js');
+      const documents = await readDocuments(o.filename);
       await withFleet(async (f) => {
-        const out = await f.apply(parsed.map((p) => p.resource));
-        for (const r of out) process.stdout.write(`${r.key.replace(/\/\//, '/').replace(/^(\w+)\//, '$1 ')} ${r.outcome}\n`);
+        const out = await f.apply(documents);
+        for (const w of out.warnings) process.stderr.write(`Warning: ${w}\n`);
+        for (const r of out.results) process.stdout.write(`${r.key.replace(/\/\//, '/').replace(/^(\w+)\//, '$1 ')} ${r.outcome}\n`);
       });
     });
 
@@ -113,7 +115,10 @@ export function registerFleetCommands(program: Command): void {
     .option('-n, --namespace <ns>', 'namespace of a Builder or Image', 'default')
     .action(async (kind: string | undefined, name: string | undefined, o: { filename: string[]; namespace: string }) => {
       let metas: { kind: Kind; namespace: string; name: string }[];
-      if (o.filename.length) metas = (await (await import('../fleet/manifests.js')).readManifests(o.filename)).map((p) => p.resource.meta);
+      if (o.filename.length) {
+        const { readDocuments, parseDocuments } = await import('../fleet/manifests.js');
+        metas = parseDocuments(await readDocuments(o.filename)).parsed.map((p) => p.resource.meta);
+      }
       else {
         if (!kind || !name) throw new StrataError('give -f FILE, or a kind and a name (strata fleet delete Image my-app)');
         const k = KINDS.find((x) => x.toLowerCase() === kind.toLowerCase());
@@ -140,7 +145,7 @@ export function registerFleetCommands(program: Command): void {
         const rows = [['NAME', 'READY', 'LATEST REASON', 'LATEST BUILD', 'LATEST IMAGE']];
         for (const i of images) {
           const b = i.latestBuild ? `#${i.latestBuild.number} ${i.latestBuild.status}` : '--';
-          rows.push([`${i.namespace}/${i.name}`, i.error ? 'Error' : i.ready ? 'True' : 'Unknown', i.latestReason ?? '--', b, i.latestImage ?? '--']);
+          rows.push([`${i.namespace}/${i.name}`, i.ready, i.latestReason ?? '--', b, i.latestImage ?? '--']);
         }
         process.stdout.write(table(rows));
       });
@@ -159,6 +164,7 @@ export function registerFleetCommands(program: Command): void {
         if (!r) throw new StrataError(`no Image ${namespace}/${name} (see strata fleet images)`);
         const builds = await f.builds({ namespace, image: name });
         if (fmt === 'json') return printJson({ ...r, builds });
+        const ready = r.conditions.find((c) => c.type === 'Ready');
         const spec = r.resource.spec as import('../fleet/resources.js').ImageSpec;
         const s = r.status as ImageStatus;
         const ok = builds.find((b) => b.status === 'succeeded');
@@ -166,9 +172,10 @@ export function registerFleetCommands(program: Command): void {
         const src = spec.source.git ? ['GitUrl', spec.source.git.url, `${spec.source.git.revision}${s.commit ? ` (${s.commit})` : ''}`] : spec.source.registry ? ['Registry', spec.source.registry.image, s.sourceImage ?? '--'] : ['Blob', spec.source.blob?.url ?? '', '--'];
         const lines = [
           `Image:          ${namespace}/${name} (${spec.tag})`,
-          `Status:         ${s.error ? 'Error' : s.latestImage ? 'Ready' : 'Unknown'}`,
-          `Message:        ${s.error ?? s.why ?? '--'}`,
-          `LatestImage:    ${s.latestImage ?? '--'}`,
+          `Status:         ${ready?.status === 'True' ? 'Ready' : ready?.status === 'False' ? 'NotReady' : 'Unknown'}`,
+          `Message:        ${s.error ?? ready?.message ?? s.why ?? '--'}`,
+          `LatestImage:    ${ok?.result?.image ?? '--'}`,
+          ...r.conditions.map((c) => `${`${c.type}:`.padEnd(16)}${c.status}${c.reason ? ` (${c.reason})` : ''}`),
           '',
           'Source',
           `Type:           ${src[0]}`,
@@ -273,27 +280,50 @@ export function registerFleetCommands(program: Command): void {
   workerOptions(fleet
     .command('serve')
     .description('the fleet controller: polls sources and registries, takes registry push notifications, runs builds; stops gracefully on SIGTERM')
-    .option('--listen <host:port>', 'also listen on TCP for registry notifications (POST /v1/registry/events)')
+    .option('--listen <host:port>', 'also serve the API on TCP (registry notifications, tools); every call needs a bearer token')
+    .option('--token-file <file>', 'API tokens, "ROLE TOKEN" per line (admin, read, webhook); default: made once into $STRATA_HOME/fleet/tokens and printed')
+    .option('--host-name <name>', 'a name the TCP listener is reached by (Host header), besides its address (repeatable)', repeatable, [])
+    .option('--allow-local-source <dir>', 'resources applied over TCP may name file:// and local git sources in this dir (repeatable)', repeatable, [])
+    .option('--max-log-size <bytes>', 'the most log one build keeps', String(8 << 20))
     .option('--poll-interval <duration>', 'how often sources and images are checked', '60s')
     .option('--grace <duration>', 'on SIGTERM, how long running builds may finish before they are interrupted', '5m'))
-    .action(async (o: { listen?: string; builds: string; rebases: string; pollInterval: string; grace: string; insecureRegistry: string[] }) => {
+    .action(async (o: { listen?: string; tokenFile?: string; hostName: string[]; allowLocalSource: string[]; maxLogSize: string; builds: string; rebases: string; pollInterval: string; grace: string; insecureRegistry: string[] }) => {
       const grace = duration(o.grace, '--grace');
+      if (!/^\d+$/.test(o.maxLogSize) || Number(o.maxLogSize) < 1024) throw new StrataError(`--max-log-size "${o.maxLogSize}": expected a number of bytes, at least 1024`);
       let tcp: { host: string; port: number } | undefined;
       if (o.listen) {
         const m = /^(.*):(\d+)$/.exec(o.listen);
         if (!m || Number(m[2]) > 65535) throw new StrataError(`--listen "${o.listen}": expected host:port`);
-        tcp = { host: m[1] || '127.0.0.1', port: Number(m[2]) };
+        tcp = { host: (m[1] || '127.0.0.1').replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
       }
+      for (const d of o.allowLocalSource) if (!(await stat(d).catch(() => undefined))?.isDirectory()) throw new StrataError(`--allow-local-source ${d}: not a directory`);
       const paths = fleetPaths(strataHome());
       if (await RemoteFleet.connect(paths.socket)) throw new StrataError(`a strata fleet serve already runs for ${paths.dir}`);
       const { ServedFleet } = await import('../fleet/service.js');
-      const { fleetServer, listen } = await import('../fleet/api.js');
-      const fleet = (await ServedFleet.open(controllerOptions(o))) as import('../fleet/service.js').ServedFleet;
-      const app = fleetServer(fleet, log);
+      const { fleetServer, listen, listenerHostNames } = await import('../fleet/api.js');
+      const { ownTokens, readTokenFile } = await import('../fleet/tokens.js');
+      const fleet = (await ServedFleet.open({ ...controllerOptions(o), maxLogBytes: Number(o.maxLogSize) })) as import('../fleet/service.js').ServedFleet;
+      const hostNames: string[] = [];
+      let tokens;
+      try {
+        if (o.tokenFile) tokens = readTokenFile(o.tokenFile);
+        else {
+          await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+          const own = ownTokens(paths.tokens);
+          tokens = own.tokens;
+          // Shown this once: only their digests are kept.
+          if (own.created) process.stdout.write(`API tokens (shown once; their digests are in ${paths.tokens}):\n${Object.entries(own.created).map(([role, t]) => `  ${role.padEnd(8)} ${t}`).join('\n')}\n`);
+        }
+      } catch (err) {
+        await fleet.close();
+        throw err;
+      }
+      const app = fleetServer(fleet, { tokens, hostNames, allowLocalSources: o.allowLocalSource.map((d) => resolve(d)), log });
       try {
         await fleet.takeControl();
         const where = await listen(app, paths.socket, tcp);
-        log(`strata fleet serve: ${fleet.where}; API on ${paths.socket}${where.tcp ? ` and http://${where.tcp}` : ''}`);
+        if (tcp && where.tcp) hostNames.push(...listenerHostNames(tcp.host, Number(where.tcp.split(':').pop()), o.hostName));
+        log(`strata fleet serve: ${fleet.where}; API on ${paths.socket}${where.tcp ? ` and http://${where.tcp} (tokens from ${tokens.source})` : ''}`);
         await fleet.serve();
       } catch (err) {
         // Nothing may keep the process alive after a failed start: the server, the database, the lock.

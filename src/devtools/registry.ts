@@ -24,6 +24,8 @@ export interface RegistryAuth {
   token?: { realm: string; service: string; issuer: string; rootcertbundle: string };
   /** URLs the registry POSTs its push notifications to (`notifications.endpoints`), e.g. a fleet's webhook. */
   notify?: string[];
+  /** A bearer token the notifications carry (a fleet's webhook token). */
+  notifyToken?: string;
 }
 
 /** A free loopback TCP port (bound and released). */
@@ -39,9 +41,10 @@ export function freePort(): Promise<number> {
   });
 }
 
-function notifications(urls: string[]): string {
+function notifications(urls: string[], token?: string): string {
   if (!urls.length) return '';
-  return `notifications:\n  endpoints:\n${urls.map((u, i) => `    - name: endpoint${i}\n      url: ${u}\n      timeout: 2s\n      threshold: 10\n      backoff: 200ms\n`).join('')}`;
+  const headers = token ? `      headers:\n        Authorization: [Bearer ${token}]\n` : '';
+  return `notifications:\n  endpoints:\n${urls.map((u, i) => `    - name: endpoint${i}\n      url: ${u}\n${headers}      timeout: 2s\n      threshold: 10\n      backoff: 200ms\n`).join('')}`;
 }
 
 /**
@@ -76,7 +79,7 @@ storage:
     enabled: true
 http:
   addr: ${auth.tls?.address ?? '127.0.0.1'}:${port}
-${auth.tls ? `  tls:\n    certificate: ${auth.tls.certificate}\n    key: ${auth.tls.key}\n` : ''}${authYaml}${notifications(auth.notify ?? [])}`;
+${auth.tls ? `  tls:\n    certificate: ${auth.tls.certificate}\n    key: ${auth.tls.key}\n` : ''}${authYaml}${notifications(auth.notify ?? [], auth.notifyToken)}`;
   const configPath = join(dir.path, 'config.yml');
   await writeFile(configPath, config);
   const logPath = join(dir.path, 'registry.log');

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { NotFoundError, StrataError, errorMessage } from '../oci/errors.js';
+import { Reference } from '../oci/reference.js';
 import { RegistryRepository } from '../oci/registry/client.js';
 import { resolveImage } from '../oci/image.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
@@ -11,8 +12,8 @@ import type { OrderElement } from '../spec/order.js';
 import { VERSION } from '../version.js';
 import { canonical } from './canonical.js';
 import type { BuildpackRef } from './reasons.js';
-import { describe, type BuilderSpec, type ResourceOf, type StackSpec, type StoreSpec } from './resources.js';
-import type { BuilderStatus, StackStatus, StoreStatus } from './store.js';
+import { describe, type BuilderSpec, type BuildpackSpec, type LifecycleSpec, type ResourceOf, type StackSpec, type StoreSpec } from './resources.js';
+import type { BuilderStatus, BuildpackStatus, LifecycleStatus, StackStatus, StoreStatus } from './store.js';
 
 /**
  * Keeping stacks, stores and builders true: their images resolved to digests, and a builder image made anew (with
@@ -32,19 +33,22 @@ export async function digestRef(image: string, store: StoreOptions): Promise<str
 
 export async function resolveStack(spec: StackSpec, store: StoreOptions): Promise<StackStatus> {
   const [buildImage, runImage] = await Promise.all([digestRef(spec.buildImage, store), digestRef(spec.runImage, store)]);
-  return { ready: true, buildImage, runImage, runImageTag: spec.runImage };
+  return { ready: true, id: spec.id, buildImage, runImage, runImageTag: spec.runImage };
 }
 
-/** The buildpacks one buildpackage image holds, from its `io.buildpacks.buildpack.layers` label. */
-async function buildpacksOf(ref: string, store: StoreOptions): Promise<{ buildpacks: BuildpackRef[]; entry?: BuildpackRef }> {
+/** The buildpacks one buildpackage image holds, from its `io.buildpacks.buildpack.layers` label, and its entry. */
+export async function buildpacksOf(ref: string, store: StoreOptions): Promise<{ buildpacks: BuildpackRef[]; entry?: BuildpackRef; roots: BuildpackRef[] }> {
   const t = await openTarget(parseTarget(ref), store);
   const image = await resolveImage(t.store, t.id);
   const labels = image.config.config?.Labels ?? {};
   const layers = JSON.parse(labels[LABEL_BUILDPACK_LAYERS] ?? '{}') as BuildpackLayers;
   const buildpacks = Object.entries(layers).flatMap(([id, versions]) => Object.keys(versions).map((version) => ({ id, version })));
   if (!buildpacks.length) throw new StrataError(`${ref}: not a buildpackage (no ${LABEL_BUILDPACK_LAYERS} label)`);
+  // kpack's "root" buildpacks: those no other buildpack's order names.
+  const named = new Set(Object.values(layers).flatMap((versions) => Object.values(versions).flatMap((info) => (info.order ?? []).flatMap((g) => g.group.map((e) => `${e.id}@${e.version ?? ''}`)))));
+  const roots = buildpacks.filter((b) => !named.has(`${b.id}@${b.version}`));
   const md = JSON.parse(labels[LABEL_BUILDPACKAGE] ?? '{}') as { id?: string; version?: string };
-  return { buildpacks, ...(md.id && md.version ? { entry: { id: md.id, version: md.version } } : {}) };
+  return { buildpacks, roots, ...(md.id && md.version ? { entry: { id: md.id, version: md.version } } : {}) };
 }
 
 /** Resolves a store's sources; a source whose digest did not move keeps the buildpack list read before. */
@@ -56,6 +60,35 @@ export async function resolveStore(spec: StoreSpec, before: StoreStatus | undefi
     sources.push(known ?? { image, digest, buildpacks: (await buildpacksOf(digest, store)).buildpacks });
   }
   return { ready: true, sources };
+}
+
+/** A ClusterBuildpack or Buildpack: its image by digest, the buildpacks in it, and its root (kpack's word). */
+export async function resolveBuildpack(spec: BuildpackSpec, before: BuildpackStatus | undefined, store: StoreOptions): Promise<BuildpackStatus> {
+  const digest = await digestRef(spec.image, store);
+  if (before?.image === digest && before.buildpacks) return { ...before, ready: true };
+  const { buildpacks, entry, roots } = await buildpacksOf(digest, store);
+  const root = entry ?? (roots.length === 1 ? roots[0] : undefined);
+  return { ready: true, image: digest, buildpacks, ...(root ? { root } : {}) };
+}
+
+/** A ClusterLifecycle: its image by digest and the lifecycle version its label gives. */
+export async function resolveLifecycle(spec: LifecycleSpec, store: StoreOptions): Promise<LifecycleStatus> {
+  const image = await digestRef(spec.image, store);
+  const t = await openTarget(parseTarget(image), store);
+  const labels = (await resolveImage(t.store, t.id)).config.config?.Labels ?? {};
+  const version = labels['io.buildpacks.lifecycle.version'];
+  if (!version) throw new StrataError(`${spec.image}: not a lifecycle image (no io.buildpacks.lifecycle.version label)`);
+  return { ready: true, image, version };
+}
+
+/** What a builder image says of itself (for a Build applied by itself): its buildpacks, lifecycle and run image. */
+export async function describeBuilderImage(ref: string, store: StoreOptions): Promise<{ buildpacks: BuildpackRef[]; lifecycle: string; runImage: string; stackId?: string }> {
+  const t = await openTarget(parseTarget(ref), store);
+  const labels = (await resolveImage(t.store, t.id)).config.config?.Labels ?? {};
+  const md = JSON.parse(labels['io.buildpacks.builder.metadata'] ?? 'null') as { buildpacks?: BuildpackRef[]; lifecycle?: { version?: string }; stack?: { runImage?: { image?: string } }; images?: { image: string }[] } | null;
+  const runImage = md?.images?.[0]?.image ?? md?.stack?.runImage?.image;
+  if (!md || !runImage) throw new StrataError(`${ref}: not a builder (no io.buildpacks.builder.metadata label naming a run image)`);
+  return { buildpacks: (md.buildpacks ?? []).map((b) => ({ id: b.id, version: b.version })), lifecycle: md.lifecycle?.version ?? labels['io.buildpacks.lifecycle.version'] ?? '', runImage, ...(labels['io.buildpacks.stack.id'] ? { stackId: labels['io.buildpacks.stack.id'] } : {}) };
 }
 
 /** Numeric-aware version order (1.10.0 after 1.9.0); pre-releases sort before their release. */
@@ -78,63 +111,91 @@ export function compareVersions(a: string, b: string): number {
   return x.pre < y.pre ? -1 : 1;
 }
 
+/** The buildpack resources a builder's order can name: by kind and name, resolved. */
+export type BuildpackResources = Map<string, { kind: 'Buildpack' | 'ClusterBuildpack'; name: string; status: BuildpackStatus }>;
+
 /**
- * The builder's order with every entry pinned: an id without a version takes the newest version the store (or the
- * order's own images) offers, as kpack does; an image entry becomes its buildpackage's entry buildpack.
+ * The builder's order with every entry pinned, as kpack resolves it: an entry naming a Buildpack or ClusterBuildpack
+ * takes its id (or its root buildpack) from there; an id alone is looked for in the namespace's Buildpacks, then the
+ * ClusterBuildpacks, then the store; a missing version takes the newest offered; an image entry becomes its
+ * buildpackage's entry buildpack. Returns the order and every image the builder needs buildpacks from.
  */
-export async function pinOrder(spec: BuilderSpec, offered: BuildpackRef[], where: string, store: StoreOptions): Promise<{ order: { group: OrderElement[] }[]; images: string[] }> {
-  const images: string[] = [];
+export async function pinOrder(spec: BuilderSpec, store: StoreStatus | undefined, resources: BuildpackResources, namespace: string, where: string, storeOptions: StoreOptions): Promise<{ order: { group: OrderElement[] }[]; images: string[] }> {
+  const images = new Set<string>();
   const order = [];
+  const storeOffers = (store?.sources ?? []).map((s) => ({ image: s.digest, buildpacks: s.buildpacks }));
+  const ofKind = (kind: 'Buildpack' | 'ClusterBuildpack') => [...resources.values()].filter((r) => r.kind === kind && (kind === 'ClusterBuildpack' || r.name.startsWith(`${namespace}/`)));
+  const resourceOffers = (kind: 'Buildpack' | 'ClusterBuildpack') => ofKind(kind).map((r) => ({ image: r.status.image!, buildpacks: r.status.buildpacks ?? [] }));
   for (const g of spec.order) {
     const group: OrderElement[] = [];
     for (const e of g.group) {
       let id = e.id;
       let version = e.version;
-      if (e.image) {
-        const ref = await digestRef(e.image, store);
-        images.push(ref);
-        const pkg = await buildpacksOf(ref, store);
+      let offers: { image: string; buildpacks: BuildpackRef[] }[];
+      if (e.kind && e.name) {
+        const key = e.kind === 'Buildpack' ? `${namespace}/${e.name}` : e.name;
+        const r = [...resources.values()].find((x) => x.kind === e.kind && x.name === key);
+        if (!r?.status.image) throw new StrataError(`${where}: spec.order names ${e.kind} ${e.name}, which is not ready`);
+        offers = [{ image: r.status.image, buildpacks: r.status.buildpacks ?? [] }];
+        if (!id) {
+          if (!r.status.root) throw new StrataError(`${where}: ${e.kind} ${e.name} holds more than one root buildpack; name one with id`);
+          id = r.status.root.id;
+          version ??= r.status.root.version;
+        }
+      } else if (e.image) {
+        const ref = await digestRef(e.image, storeOptions);
+        const pkg = await buildpacksOf(ref, storeOptions);
         if (!pkg.entry && !id) throw new StrataError(`${where}: spec.order image ${e.image} names no entry buildpack; give its id`);
         id ??= pkg.entry!.id;
         version ??= pkg.buildpacks.find((b) => b.id === id)?.version;
-        offered = [...offered, ...pkg.buildpacks];
+        offers = [{ image: ref, buildpacks: pkg.buildpacks }];
+      } else {
+        // kpack's search order for an id alone: the namespace's Buildpacks, the ClusterBuildpacks, the store.
+        offers = [resourceOffers('Buildpack'), resourceOffers('ClusterBuildpack'), storeOffers].find((list) => list.some((o) => o.buildpacks.some((b) => b.id === id))) ?? [];
       }
-      const versions = offered.filter((b) => b.id === id).map((b) => b.version);
-      if (version && !versions.includes(version)) throw new StrataError(`${where}: spec.order names ${id}@${version}, which the store does not have${versions.length ? ` (it has ${versions.join(', ')})` : ''}`);
-      if (!versions.length) throw new StrataError(`${where}: spec.order names ${id}, which is in no buildpackage of the store`);
-      group.push({ id: id!, version: version ?? versions.sort(compareVersions).pop()!, optional: e.optional ?? false });
+      const versions = offers.flatMap((o) => o.buildpacks.filter((b) => b.id === id).map((b) => b.version));
+      if (version && !versions.includes(version)) throw new StrataError(`${where}: spec.order names ${id}@${version}, which is not offered${versions.length ? ` (there is ${[...new Set(versions)].join(', ')})` : ''}`);
+      if (!versions.length) throw new StrataError(`${where}: spec.order names ${id}, which no Buildpack, ClusterBuildpack or store offers`);
+      const chosen = version ?? [...versions].sort(compareVersions).pop()!;
+      const from = offers.find((o) => o.buildpacks.some((b) => b.id === id && b.version === chosen))!;
+      images.add(from.image);
+      group.push({ id: id!, version: chosen, optional: e.optional ?? false });
     }
     order.push({ group });
   }
-  return { order, images };
+  // The store's buildpackages all go in, as kpack puts the whole store into its builders.
+  for (const o of storeOffers) images.add(o.image);
+  return { order, images: [...images] };
 }
 
 /** Everything a builder image is made from; while it stays the same, the builder is not made again. */
-export function builderFingerprint(spec: BuilderSpec, stack: { id: string; status: StackStatus }, store: StoreStatus, orderImages: string[]): string {
-  const input = { spec, stackId: stack.id, buildImage: stack.status.buildImage, runImage: stack.status.runImageTag, sources: (store.sources ?? []).map((s) => s.digest), orderImages, lifecycle: VERSION };
-  return createHash('sha256').update(canonical(input)).digest('hex');
+export function builderFingerprint(input: { spec: BuilderSpec; stackId: string; buildImage: string; runImage: string; images: string[]; lifecycle: string }): string {
+  return createHash('sha256').update(canonical({ ...input, images: [...input.images].sort(), strata: VERSION })).digest('hex');
+}
+
+export interface BuilderInputs {
+  stack: { spec: StackSpec; status: StackStatus };
+  store?: StoreStatus;
+  resources: BuildpackResources;
+  /** A ClusterLifecycle's image; absent, strata's own lifecycle. */
+  lifecycle?: LifecycleStatus;
 }
 
 /**
  * Makes the builder image true: when its fingerprint moved (or it has none yet), a new builder is created from the
- * stack's build image (by digest), every store buildpackage and the pinned order, and published to spec.tag.
+ * stack's build image (by digest), the buildpackages its order needs (the whole store among them), the pinned order
+ * and the lifecycle, and published to spec.tag.
  */
-export async function ensureBuilder(
-  builder: ResourceOf<'Builder' | 'ClusterBuilder'>,
-  stack: { spec: StackSpec; status: StackStatus },
-  storeStatus: StoreStatus,
-  before: BuilderStatus | undefined,
-  storeOptions: StoreOptions,
-  log: (line: string) => void,
-): Promise<BuilderStatus> {
+export async function ensureBuilder(builder: ResourceOf<'Builder' | 'ClusterBuilder'>, inputs: BuilderInputs, before: BuilderStatus | undefined, storeOptions: StoreOptions, log: (line: string) => void): Promise<BuilderStatus> {
   const where = describe(builder.meta);
   const spec = builder.spec;
-  const offered = (storeStatus.sources ?? []).flatMap((s) => s.buildpacks);
-  const { order, images } = await pinOrder(spec, offered, where, storeOptions);
-  const fingerprint = builderFingerprint(spec, { id: stack.spec.id, status: stack.status }, storeStatus, images);
-  if (before?.fingerprint === fingerprint && before.image) return { ...before, ready: true };
+  const { stack } = inputs;
+  const { order, images } = await pinOrder(spec, inputs.store, inputs.resources, builder.meta.namespace, where, storeOptions);
+  const lifecycle = inputs.lifecycle?.image ?? `strata ${VERSION}`;
+  const fingerprint = builderFingerprint({ spec, stackId: stack.spec.id, buildImage: stack.status.buildImage!, runImage: stack.status.runImageTag!, images, lifecycle });
+  if (before?.fingerprint === fingerprint && before.image) return { ...before, ready: true, runImage: stack.status.runImage!, stackId: stack.spec.id };
   const config: BuilderConfig = {
-    buildpacks: [...(storeStatus.sources ?? []).map((s) => ({ image: s.digest })), ...images.map((image) => ({ image }))],
+    buildpacks: images.map((image) => ({ image })),
     order,
     system: { pre: [], post: [] },
     buildImage: stack.status.buildImage!,
@@ -145,22 +206,13 @@ export async function ensureBuilder(
     file: where,
   };
   log(`${where}: making builder ${spec.tag} (${before?.image ? 'its inputs changed' : 'first time'})`);
-  let tag = '';
   try {
-    const r = await createBuilder(
-      config,
-      async () => {
-        const out = await imageTarget(spec.tag, true, storeOptions);
-        tag = out.tag;
-        return out;
-      },
-      storeOptions,
-    );
-    const name = parseTarget(spec.tag);
-    const image = `${name.kind === 'registry' ? name.ref.name : spec.tag}@${r.digest}`;
+    const r = await createBuilder(config, async () => imageTarget(spec.tag, true, storeOptions), storeOptions, { labels: spec.additionalLabels, ...(inputs.lifecycle?.image ? { lifecycleImage: inputs.lifecycle.image } : {}) });
+    const image = `${Reference.parse(spec.tag).name}@${r.digest}`;
     log(`${where}: builder ${image} (${r.metadata.buildpacks.map((b) => `${b.id}@${b.version}`).join(', ')})`);
-    return { ready: true, image, buildpacks: r.metadata.buildpacks.map((b) => ({ id: b.id, version: b.version })), lifecycle: r.metadata.lifecycle.version, fingerprint };
+    const version = inputs.lifecycle ? `${r.metadata.lifecycle.version} (${inputs.lifecycle.image})` : r.metadata.lifecycle.version;
+    return { ready: true, image, buildpacks: r.metadata.buildpacks.map((b) => ({ id: b.id, version: b.version })), lifecycle: version, fingerprint, runImage: stack.status.runImage!, stackId: stack.spec.id, order };
   } catch (err) {
-    throw new StrataError(`${where}: cannot make builder ${spec.tag || tag}: ${errorMessage(err)}`, 1, { cause: err });
+    throw new StrataError(`cannot make builder ${spec.tag}: ${errorMessage(err)}`, 1, { cause: err });
   }
 }

@@ -1,8 +1,9 @@
 import http from 'node:http';
 import { StrataError } from '../oci/errors.js';
-import type { Kind, Meta, Resource } from './resources.js';
-import type { FleetApi, ImageView, ReconcileOutcome } from './service.js';
-import type { ApplyOutcome, BuildRecord, StoredResource } from './store.js';
+import type { SourceDocument } from './manifests.js';
+import type { Kind, Meta } from './resources.js';
+import type { ApplyResult, FleetApi, ImageView, ReconcileOutcome, ResourceView } from './service.js';
+import type { BuildRecord } from './store.js';
 
 /** The fleet behind a running `fleet serve`, over its unix socket. */
 export class RemoteFleet implements FleetApi {
@@ -21,15 +22,15 @@ export class RemoteFleet implements FleetApi {
     }
   }
 
-  apply(resources: Resource[]): Promise<{ key: string; outcome: ApplyOutcome }[]> {
-    return call(this.socket, 'POST', '/v1/apply', { resources });
+  apply(documents: SourceDocument[]): Promise<ApplyResult> {
+    return call(this.socket, 'POST', '/v1/apply', { documents });
   }
 
   delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {
     return call(this.socket, 'POST', '/v1/delete', { metas });
   }
 
-  resources(kind?: Kind): Promise<StoredResource[]> {
+  resources(kind?: Kind): Promise<ResourceView[]> {
     return call(this.socket, 'GET', `/v1/resources${kind ? `?kind=${kind}` : ''}`);
   }
 

@@ -2,7 +2,6 @@ import { hostname } from 'node:os';
 import { errorMessage } from '../oci/errors.js';
 import type { StoreOptions } from '../oci/target.js';
 import { reconcile, type ReconcileReport } from './reconciler.js';
-import type { ImageSpec } from './resources.js';
 import type { BuildRecord, FleetStore } from './store.js';
 import { executeBuild, type WorkerContext } from './worker.js';
 
@@ -16,6 +15,10 @@ export interface ControllerOptions {
   /** How often sources and images are polled; a registry notification reconciles at once. */
   pollIntervalMs: number;
   log: (line: string) => void;
+  /** The most log text one build keeps. */
+  maxLogBytes?: number;
+  /** Keep a list of finished builds (for `reconcile --once` to print); a server keeps none. */
+  collectFinished?: boolean;
 }
 
 /** One finished build, for summaries. */
@@ -36,7 +39,7 @@ export class Controller {
   readonly worker = `${hostname()}:${process.pid}`;
   private reconciling: Promise<void> | undefined;
   private again: { refresh: boolean } | undefined;
-  private readonly running = new Map<string, { kind: BuildRecord['kind']; abort: AbortController; done: Promise<void> }>();
+  private readonly running = new Map<string, { b: BuildRecord; abort: AbortController; done: Promise<void> }>();
   private stopping = false;
   private dispatching = false;
   private redispatch = false;
@@ -51,7 +54,7 @@ export class Controller {
     readonly store: FleetStore,
     private readonly o: ControllerOptions,
   ) {
-    this.ctx = { store, storeOptions: o.storeOptions, home: o.home, worker: this.worker };
+    this.ctx = { store, storeOptions: o.storeOptions, home: o.home, worker: this.worker, ...(o.maxLogBytes ? { maxLogBytes: o.maxLogBytes } : {}) };
   }
 
   /** Builds a previous process left running are interrupted (they will be built again); then the first pass. */
@@ -82,7 +85,7 @@ export class Controller {
       try {
         // Run images are read once per pass: a fleet rebase reads the new one once, not once per image.
         this.ctx.runImages = new Map();
-        this.lastReport = await reconcile(this.store, { storeOptions: this.o.storeOptions, log: this.o.log, refreshSources });
+        this.lastReport = await reconcile(this.store, { storeOptions: this.o.storeOptions, home: this.o.home, log: this.o.log, refreshSources });
         for (const e of this.lastReport.errors) this.o.log(`not ready: ${e}`);
       } catch (err) {
         this.o.log(`reconcile failed: ${errorMessage(err)}`);
@@ -98,7 +101,7 @@ export class Controller {
   }
 
   private count(kind: BuildRecord['kind']): number {
-    return [...this.running.values()].filter((r) => r.kind === kind).length;
+    return [...this.running.values()].filter((r) => r.b.kind === kind).length;
   }
 
   /** Starts pending builds while there are free slots of their kind; one dispatch at a time, so slots hold. */
@@ -135,33 +138,34 @@ export class Controller {
   private launch(b: BuildRecord): void {
     const key = `${b.namespace}/${b.image}#${b.number}`;
     const abort = new AbortController();
+    // A deleted Image takes its records with it, whichever process deleted it: the build then stops.
+    const watch = setInterval(() => {
+      void this.store.build(b.namespace, b.image, b.number).then((r) => {
+        if (!r) abort.abort(`the ${b.ownerKind} was deleted`);
+      }, () => undefined);
+    }, 2000);
+    watch.unref();
     const done = (async () => {
-      const image = await this.store.get({ kind: 'Image', namespace: b.namespace, name: b.image });
-      let status: BuildRecord['status'];
-      if (!image) {
-        await this.store.finish(b, 'failed', { message: 'the Image was deleted' });
-        status = 'failed';
-      } else {
-        this.o.log(`${key}: ${b.kind} started (${b.reasons})`);
-        status = await executeBuild(this.ctx, b, image.resource.spec as ImageSpec, abort.signal);
-        this.o.log(`${key}: ${status}`);
-        if (status === 'succeeded') {
-          const done = await this.store.build(b.namespace, b.image, b.number);
-          const fresh = await this.store.get({ kind: 'Image', namespace: b.namespace, name: b.image });
-          if (fresh && done?.result?.image) await this.store.setStatus(fresh.resource.meta, { ...fresh.status, ready: true, latestImage: done.result.image, latestReason: done.reasons, why: 'up to date' });
-        }
-      }
-      this.finished.push({ image: `${b.namespace}/${b.image}`, number: b.number, kind: b.kind, reasons: b.reasons, status });
+      this.o.log(`${key}: ${b.kind} started (${b.reasons})`);
+      const status = await executeBuild(this.ctx, b, abort.signal);
+      this.o.log(`${key}: ${status}`);
+      if (this.o.collectFinished) this.finished.push({ image: `${b.namespace}/${b.image}`, number: b.number, kind: b.kind, reasons: b.reasons, status });
     })()
       .catch((err: unknown) => this.o.log(`${key}: ${errorMessage(err)}`))
       .finally(() => {
+        clearInterval(watch);
         this.running.delete(key);
         // A change that came in while this image was building waited for it; one pass once the queue drains picks
         // all such up (a pass per finished build would compete with the builds for the database).
         this.reconcileWhenDrained = true;
         this.dispatch();
       });
-    this.running.set(key, { kind: b.kind, abort, done });
+    this.running.set(key, { b, abort, done });
+  }
+
+  /** Stops the running builds of an Image or Build (it was deleted). */
+  abortBuildsOf(namespace: string, name: string, why: string): void {
+    for (const r of this.running.values()) if (r.b.namespace === namespace && r.b.image === name) r.abort.abort(why);
   }
 
   private notifyIfIdle(): void {
@@ -171,10 +175,10 @@ export class Controller {
       return this.requestReconcile(false);
     }
     void this.store
-      .builds({})
-      .then((bs) => {
+      .hasPending()
+      .then((pending) => {
         if (this.reconciling || this.running.size) return;
-        if (bs.some((b) => b.status === 'pending') && !this.stopping) return this.dispatch();
+        if (pending && !this.stopping) return this.dispatch();
         const waiters = this.idleWaiters;
         this.idleWaiters = [];
         for (const w of waiters) w();

@@ -1,14 +1,19 @@
 import { join } from 'node:path';
 
-/** Where one machine's fleet lives under `$STRATA_HOME`: its database, its lock and its API socket. */
+/**
+ * Where one machine's fleet lives under `$STRATA_HOME`: its database, the key its Secrets are sealed with, the API
+ * tokens' digests, the controller lock and the API socket.
+ */
 export interface FleetPaths {
   dir: string;
   db: string;
+  key: string;
+  tokens: string;
   lock: string;
   socket: string;
 }
 
 export function fleetPaths(home: string): FleetPaths {
   const dir = join(home, 'fleet');
-  return { dir, db: join(dir, 'fleet.sqlite'), lock: join(dir, 'lock'), socket: join(dir, 'api.sock') };
+  return { dir, db: join(dir, 'fleet.sqlite'), key: join(dir, 'key'), tokens: join(dir, 'tokens'), lock: join(dir, 'lock'), socket: join(dir, 'api.sock') };
 }

@@ -1,4 +1,5 @@
 import { canonical } from './canonical.js';
+import type { Binding, EnvVar } from './resources.js';
 
 /**
  * Why an image needs a build: the old state (its past builds) and the new state (what its source, config and builder
@@ -17,11 +18,19 @@ export interface BuildpackRef {
 export interface BuildInputs {
   /** What the operator declared that shapes the build, the git revision aside. */
   config: {
-    env: { name: string; value: string }[];
+    /** As declared: literal values, and `valueFrom` references (never the values they read). */
+    env: EnvVar[];
+    /** A keyed digest of the values `valueFrom` reads, so a changed Secret value rebuilds without being recorded. */
+    envDigest?: string;
+    bindings?: Binding[];
     source: { git?: { url: string }; blob?: { url: string; stripComponents: number }; registry?: { image: string }; subPath?: string };
     defaultProcess?: string;
     projectDescriptorPath?: string;
   };
+  /** How the build runs, snapshotted when it is queued; a change here is no reason to build. */
+  settings?: BuildSettings;
+  /** The stack's id: a new id cannot be rebased onto (kpack rebuilds). */
+  stackId?: string;
   /** The git commit the revision resolved to. */
   commit?: string;
   /** The builder image, by digest. */
@@ -31,6 +40,19 @@ export interface BuildInputs {
   /** The run image, by digest. */
   runImage: string;
   lifecycle: string;
+}
+
+export interface BuildSettings {
+  serviceAccountName: string;
+  /** A source image's own pull secrets. */
+  pullSecrets?: string[];
+  cacheTag?: string;
+  timeoutMinutes?: number;
+  successBuildHistoryLimit: number;
+  failedBuildHistoryLimit: number;
+  creationTime?: string;
+  initializeSubmodules?: boolean;
+  cosignAnnotations?: Record<string, string>;
 }
 
 export type BuildStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'interrupted';
@@ -109,14 +131,18 @@ export function decide(input: DecideInput): Decision {
     if (canonical(was.config) !== canonical(desired.config)) changes.push({ reason: 'CONFIG', old: was.config, new: desired.config });
     const bp = buildpackChange(lastSuccess.usedBuildpacks ?? was.buildpacks, desired.buildpacks);
     if (bp) changes.push(bp);
-    if (was.runImage !== desired.runImage) changes.push({ reason: 'STACK', old: was.runImage, new: desired.runImage });
+    if (was.runImage !== desired.runImage || (was.stackId !== undefined && desired.stackId !== undefined && was.stackId !== desired.stackId)) {
+      changes.push({ reason: 'STACK', old: was.stackId !== desired.stackId ? `${was.stackId} ${was.runImage}` : was.runImage, new: was.stackId !== desired.stackId ? `${desired.stackId} ${desired.runImage}` : desired.runImage });
+    }
     if (was.lifecycle !== desired.lifecycle) changes.push({ reason: 'LIFECYCLE', old: was.lifecycle, new: desired.lifecycle });
   }
   if (!changes.length) return { action: 'none', changes, why: 'up to date' };
   if (!triggered && latest?.status === 'failed' && sameInputs(latest.inputs, desired)) {
     return { action: 'none', changes: [], why: `build #${latest.number} failed with these same inputs; change something or trigger a build` };
   }
-  const rebase = changes.every((c) => c.reason === 'STACK') && lastSuccess?.image !== undefined;
+  // kpack's rule: a stack whose id changed is another OS, which the app is built for again, not rebased onto.
+  const sameStack = lastSuccess?.inputs.stackId === undefined || desired.stackId === undefined || lastSuccess.inputs.stackId === desired.stackId;
+  const rebase = changes.every((c) => c.reason === 'STACK') && lastSuccess?.image !== undefined && sameStack;
   return { action: rebase ? 'rebase' : 'build', changes };
 }
 

@@ -1,22 +1,29 @@
+import { join } from 'node:path';
 import { errorMessage } from '../oci/errors.js';
 import { mapLimit } from '../oci/limit.js';
 import type { StoreOptions } from '../oci/target.js';
 import { canonical } from './canonical.js';
-import { ensureBuilder, resolveStack, resolveStore } from './builders.js';
-import { decide, reasonsOf, type BuildInputs, type Change } from './reasons.js';
-import { buildTags, describe, resourceKey, type Resource, type ResourceOf } from './resources.js';
+import { describeBuilderImage, digestRef, ensureBuilder, resolveBuildpack, resolveLifecycle, resolveStack, resolveStore, type BuildpackResources } from './builders.js';
+import { accountCredentials, NO_CREDENTIALS, type Credentials } from './credentials.js';
+import { fleetPaths } from './paths.js';
+import { decide, reasonsOf, type BuildInputs, type BuildSettings, type Change } from './reasons.js';
+import { buildTags, DEFAULT_LIFECYCLE, describe, resourceKey, type AccountRef, type EnvVar, type Resource, type ResourceOf } from './resources.js';
 import { resolveGit, resolveRegistrySource } from './sources.js';
-import { pastBuild, type BuilderStatus, type FleetStore, type ImageStatus, type ResourceStatus, type StackStatus, type StoreStatus, type StoredResource } from './store.js';
+import { pastBuild, type BuilderStatus, type BuildpackStatus, type FleetStore, type ImageStatus, type LifecycleStatus, type ResourceStatus, type StackStatus, type StoredResource, type StoreStatus } from './store.js';
+import { credentialReader, withLogins } from './worker.js';
 
 /**
- * One pass over the declared fleet: stacks and stores resolved to digests, builders made true, and for every image
- * the decision (pure, in reasons.ts) turned into a pending build or rebase with its reasons on record. Workers run
- * the builds; this only decides. A no-change pass costs one manifest HEAD per stack and store image and one source
- * lookup per image (none with `refreshSources: false`, as after a registry push).
+ * One pass over the declared fleet: stacks, stores, buildpacks and lifecycles resolved to digests, builders made
+ * true, and for every image the decision (pure, in reasons.ts) turned into a pending build or rebase with its reasons
+ * on record; a Build applied by itself is queued once. Each resource is read with its own service account's
+ * credentials. Workers run the builds; this only decides. A no-change pass costs one manifest HEAD per stack, store,
+ * buildpack and lifecycle image and one source lookup per image (none with `refreshSources: false`, as after a
+ * registry push).
  */
 
 export interface ReconcileOptions {
   storeOptions: StoreOptions;
+  home: string;
   log: (line: string) => void;
   /** Look the image sources up again (git ls-remote, source image HEAD); off, the last resolution is used. */
   refreshSources?: boolean;
@@ -41,6 +48,20 @@ async function saveStatus(store: FleetStore, r: StoredResource, status: Resource
   await store.setStatus(r.resource.meta, { ...next, reconciledAt: new Date().toISOString() });
 }
 
+/** Several credential sets as one (the first login for a registry wins): a builder reads its stack, store and buildpacks with theirs. */
+function merged(list: Credentials[]): Credentials {
+  const out: Credentials = { registries: [], git: [], blobs: [], signing: [], values: [] };
+  for (const c of list) {
+    if (c.account) out.account ??= c.account;
+    out.registries.push(...c.registries);
+    out.git.push(...c.git);
+    out.blobs.push(...c.blobs);
+    out.signing.push(...c.signing);
+    out.values.push(...c.values);
+  }
+  return out;
+}
+
 export async function reconcile(store: FleetStore, o: ReconcileOptions): Promise<ReconcileReport> {
   const report: ReconcileReport = { created: [], errors: [] };
   const all = await store.list();
@@ -48,14 +69,25 @@ export async function reconcile(store: FleetStore, o: ReconcileOptions): Promise
   const fail = async (r: StoredResource, err: unknown, extra: ResourceStatus = {}): Promise<void> => {
     const message = errorMessage(err);
     report.errors.push(`${describe(r.resource.meta)}: ${message}`);
-    await saveStatus(store, r, { ...r.status, ...extra, ready: false, error: message });
+    await saveStatus(store, r, { ...extra, ready: false, error: message });
   };
-  const of = <K extends Resource['meta']['kind']>(kind: K) => all.filter((r) => r.resource.meta.kind === kind) as StoredResource<ResourceOf<K>>[];
+  const of = <K extends Resource['meta']['kind']>(...kinds: K[]) => all.filter((r) => (kinds as string[]).includes(r.resource.meta.kind)) as StoredResource<ResourceOf<K>>[];
+  const reader = credentialReader(store);
+  const accounts = new Map<string, Promise<Credentials>>();
+  const creds = (ref: AccountRef | undefined, extra: string[] = []): Promise<Credentials> => {
+    if (!ref && !extra.length) return Promise.resolve(NO_CREDENTIALS);
+    const k = `${ref?.namespace}/${ref?.name}/${extra.join(',')}`;
+    let c = accounts.get(k);
+    if (!c) accounts.set(k, (c = accountCredentials(ref, reader, extra)));
+    return c;
+  };
+  const optionsFor = async (ref: AccountRef | undefined) => withLogins(o.storeOptions, await creds(ref));
+  const limit = o.concurrency ?? 8;
 
   const stackStatus = new Map<string, StackStatus>();
-  await mapLimit(of('ClusterStack'), o.concurrency ?? 8, async (r) => {
+  await mapLimit(of('ClusterStack'), limit, async (r) => {
     try {
-      const s = await resolveStack(r.resource.spec, o.storeOptions);
+      const s = await resolveStack(r.resource.spec, await optionsFor(r.resource.spec.serviceAccount));
       stackStatus.set(r.resource.meta.name, s);
       await saveStatus(store, r, s);
     } catch (err) {
@@ -63,28 +95,62 @@ export async function reconcile(store: FleetStore, o: ReconcileOptions): Promise
     }
   });
   const storeStatus = new Map<string, StoreStatus>();
-  await mapLimit(of('ClusterStore'), o.concurrency ?? 8, async (r) => {
+  await mapLimit(of('ClusterStore'), limit, async (r) => {
     try {
-      const s = await resolveStore(r.resource.spec, r.status as StoreStatus, o.storeOptions);
+      const s = await resolveStore(r.resource.spec, r.status as StoreStatus, await optionsFor(r.resource.spec.serviceAccount));
       storeStatus.set(r.resource.meta.name, s);
       await saveStatus(store, r, s);
     } catch (err) {
       await fail(r, err);
     }
   });
-  const builderStatus = new Map<string, BuilderStatus & { runImage: string }>();
-  for (const r of [...of('ClusterBuilder'), ...of('Builder')]) {
+  const buildpacks: BuildpackResources = new Map();
+  await mapLimit(of('ClusterBuildpack', 'Buildpack'), limit, async (r) => {
+    try {
+      const s = await resolveBuildpack(r.resource.spec, r.status as BuildpackStatus, await optionsFor(r.resource.spec.serviceAccount));
+      const m = r.resource.meta;
+      buildpacks.set(resourceKey(m), { kind: m.kind, name: m.kind === 'Buildpack' ? `${m.namespace}/${m.name}` : m.name, status: s });
+      await saveStatus(store, r, s);
+    } catch (err) {
+      await fail(r, err);
+    }
+  });
+  const lifecycles = new Map<string, LifecycleStatus>();
+  await mapLimit(of('ClusterLifecycle'), limit, async (r) => {
+    try {
+      const s = await resolveLifecycle(r.resource.spec, await optionsFor(r.resource.spec.serviceAccount));
+      lifecycles.set(r.resource.meta.name, s);
+      await saveStatus(store, r, s);
+    } catch (err) {
+      await fail(r, err);
+    }
+  });
+
+  const builderStatus = new Map<string, BuilderStatus>();
+  for (const r of of('ClusterBuilder', 'Builder')) {
     const spec = r.resource.spec;
     const stack = byKey.get(`ClusterStack//${spec.stack}`) as StoredResource<ResourceOf<'ClusterStack'>> | undefined;
     const st = stackStatus.get(spec.stack);
-    const so = storeStatus.get(spec.store);
-    if (!stack || !st || !so) {
-      await fail(r, new Error(`waiting for ClusterStack ${spec.stack} and ClusterStore ${spec.store} to be ready`));
+    const so = spec.store ? storeStatus.get(spec.store) : undefined;
+    const lifecycleDeclared = byKey.has(`ClusterLifecycle//${spec.lifecycle}`);
+    const lc = lifecycles.get(spec.lifecycle);
+    const waitingFor = [
+      ...(!stack || !st ? [`ClusterStack ${spec.stack}`] : []),
+      ...(spec.store && !so ? [`ClusterStore ${spec.store}`] : []),
+      ...((lifecycleDeclared || spec.lifecycle !== DEFAULT_LIFECYCLE) && !lc ? [`ClusterLifecycle ${spec.lifecycle}`] : []),
+      ...spec.order.flatMap((g) => g.group.filter((e) => e.kind && e.name && !buildpacks.has(resourceKey({ kind: e.kind, namespace: e.kind === 'Buildpack' ? r.resource.meta.namespace : '', name: e.name }))).map((e) => `${e.kind} ${e.name}`)),
+    ];
+    if (waitingFor.length) {
+      await fail(r, new Error(`waiting for ${waitingFor.join(', ')} to be ready`));
       continue;
     }
     try {
-      const s = await ensureBuilder(r.resource, { spec: stack.resource.spec, status: st }, so, r.status as BuilderStatus, o.storeOptions, o.log);
-      builderStatus.set(resourceKey(r.resource.meta), { ...s, runImage: st.runImage! });
+      const ns = r.resource.meta.namespace;
+      const refs: (AccountRef | undefined)[] = [spec.serviceAccount, stack!.resource.spec.serviceAccount, spec.store ? (byKey.get(`ClusterStore//${spec.store}`)?.resource.spec as { serviceAccount?: AccountRef } | undefined)?.serviceAccount : undefined];
+      for (const b of buildpacks.values()) if (b.kind === 'ClusterBuildpack' || b.name.startsWith(`${ns}/`)) refs.push((byKey.get(resourceKey({ kind: b.kind, namespace: b.kind === 'Buildpack' ? ns : '', name: b.name.split('/').pop()! }))?.resource.spec as { serviceAccount?: AccountRef } | undefined)?.serviceAccount);
+      const c = merged(await Promise.all(refs.map((ref) => creds(ref))));
+      const s = await ensureBuilder(r.resource, { stack: { spec: stack!.resource.spec, status: st! }, ...(so ? { store: so } : {}), resources: buildpacks, ...(lc ? { lifecycle: lc } : {}) }, r.status as BuilderStatus, withLogins(o.storeOptions, c), o.log);
+      builderStatus.set(resourceKey(r.resource.meta), s);
       await saveStatus(store, r, s);
     } catch (err) {
       await fail(r, err);
@@ -92,27 +158,63 @@ export async function reconcile(store: FleetStore, o: ReconcileOptions): Promise
   }
 
   const builds = await store.latestBuilds();
+  const queue = async (meta: { namespace: string; name: string }, ownerKind: 'Image' | 'Build', decision: { action: string; changes: Change[] }, inputs: BuildInputs, tags: (n: number) => string[]): Promise<string | undefined> => {
+    if (decision.action !== 'build' && decision.action !== 'rebase') return undefined;
+    const created = await store.createBuild({ ownerKind, namespace: meta.namespace, image: meta.name, kind: decision.action, reasons: reasonsOf(decision.changes), changes: decision.changes, inputs, priority: priorityOf(decision.changes) }, tags);
+    if (!created) return undefined;
+    report.created.push({ image: `${meta.namespace}/${meta.name}`, number: created.number, kind: created.kind, reasons: created.reasons });
+    o.log(`${ownerKind} ${meta.namespace}/${meta.name}: ${created.kind} #${created.number} (${created.reasons})`);
+    return `${created.kind} #${created.number} queued (${created.reasons})`;
+  };
+  const envDigest = async (namespace: string, env: EnvVar[]): Promise<string | undefined> => {
+    const values: Record<string, string> = {};
+    for (const e of env) {
+      if (!('valueFrom' in e)) continue;
+      const ref = 'secretKeyRef' in e.valueFrom ? e.valueFrom.secretKeyRef : e.valueFrom.configMapKeyRef;
+      const data = 'secretKeyRef' in e.valueFrom ? await store.secretValues(namespace, ref.name) : (byKey.get(`ConfigMap/${namespace}/${ref.name}`)?.resource.spec as { data?: Record<string, string> } | undefined)?.data;
+      values[e.name] = data?.[ref.key] ?? '';
+    }
+    return Object.keys(values).length ? store.digestOf(values) : undefined;
+  };
+
   await mapLimit(of('Image'), o.concurrency ?? 16, async (r) => {
     const { meta, spec } = r.resource;
     const before = r.status as ImageStatus;
     const builder = builderStatus.get(resourceKey(spec.builder));
-    if (!builder?.image || !builder.buildpacks || !builder.lifecycle) {
-      await fail(r, new Error(`waiting for ${describe(spec.builder)} to be ready`));
+    if (!builder?.image || !builder.buildpacks || !builder.lifecycle || !builder.runImage) {
+      await fail(r, new Error(`waiting for ${describe(spec.builder)} to be ready`), { builderReady: false });
       return;
     }
     let commit: string | undefined;
     let sourceImage: string | undefined;
+    let digest: string | undefined;
     try {
-      if (spec.source.git) commit = o.refreshSources === false && before.commit ? before.commit : await resolveGit(spec.source.git.url, spec.source.git.revision);
-      if (spec.source.registry) sourceImage = o.refreshSources === false && before.sourceImage ? before.sourceImage : await resolveRegistrySource(spec.source.registry.image, o.storeOptions);
+      const c = await creds({ namespace: meta.namespace, name: spec.serviceAccountName }, spec.source.registry?.imagePullSecrets ?? []);
+      const access = { credentials: c, knownHosts: join(fleetPaths(o.home).dir, 'known_hosts'), scratch: join(fleetPaths(o.home).dir, 'work', 'credentials') };
+      if (spec.source.git) commit = o.refreshSources === false && before.commit ? before.commit : await resolveGit(spec.source.git.url, spec.source.git.revision, access);
+      if (spec.source.registry) sourceImage = o.refreshSources === false && before.sourceImage ? before.sourceImage : await resolveRegistrySource(spec.source.registry.image, withLogins(o.storeOptions, c));
+      digest = await envDigest(meta.namespace, spec.env);
     } catch (err) {
-      await fail(r, new Error(`source: ${errorMessage(err)}`));
+      await fail(r, new Error(`source: ${errorMessage(err)}`), { builderReady: true });
       return;
     }
     const source = spec.source;
+    const settings: BuildSettings = {
+      serviceAccountName: spec.serviceAccountName,
+      ...(source.registry?.imagePullSecrets ? { pullSecrets: source.registry.imagePullSecrets } : {}),
+      ...(spec.cache?.registry ? { cacheTag: spec.cache.registry.tag } : {}),
+      ...(spec.buildTimeoutMinutes ? { timeoutMinutes: spec.buildTimeoutMinutes } : {}),
+      successBuildHistoryLimit: spec.successBuildHistoryLimit,
+      failedBuildHistoryLimit: spec.failedBuildHistoryLimit,
+      ...(spec.creationTime ? { creationTime: spec.creationTime } : {}),
+      ...(source.git?.initializeSubmodules ? { initializeSubmodules: true } : {}),
+      ...(spec.cosignAnnotations ? { cosignAnnotations: spec.cosignAnnotations } : {}),
+    };
     const desired: BuildInputs = {
       config: {
         env: spec.env,
+        ...(digest ? { envDigest: digest } : {}),
+        ...(spec.bindings.length ? { bindings: spec.bindings } : {}),
         source: {
           ...(source.git ? { git: { url: source.git.url } } : {}),
           ...(source.blob ? { blob: source.blob } : {}),
@@ -122,30 +224,63 @@ export async function reconcile(store: FleetStore, o: ReconcileOptions): Promise
         ...(spec.defaultProcess ? { defaultProcess: spec.defaultProcess } : {}),
         ...(spec.projectDescriptorPath ? { projectDescriptorPath: spec.projectDescriptorPath } : {}),
       },
+      settings,
       ...(commit ? { commit } : {}),
       builder: builder.image,
       buildpacks: builder.buildpacks,
       runImage: builder.runImage,
+      ...(builder.stackId ? { stackId: builder.stackId } : {}),
       lifecycle: builder.lifecycle,
     };
     const past = builds.get(`${meta.namespace}/${meta.name}`);
     const decision = decide({ desired, ...(past?.latest ? { latest: pastBuild(past.latest) } : {}), ...(past?.lastSuccess ? { lastSuccess: pastBuild(past.lastSuccess) } : {}), ...(r.triggeredAt ? { triggeredAt: r.triggeredAt } : {}) });
-    let why = decision.why;
-    if (decision.action === 'build' || decision.action === 'rebase') {
-      const created = await store.createBuild({ namespace: meta.namespace, image: meta.name, kind: decision.action, reasons: reasonsOf(decision.changes), changes: decision.changes, inputs: desired, priority: priorityOf(decision.changes) }, (n) => buildTags(spec, n));
-      if (created) {
-        report.created.push({ image: `${meta.namespace}/${meta.name}`, number: created.number, kind: created.kind, reasons: created.reasons });
-        o.log(`${describe(meta)}: ${created.kind} #${created.number} (${created.reasons})`);
-        why = `${created.kind} #${created.number} queued (${created.reasons})`;
-      }
+    const why = (await queue(meta, 'Image', decision, desired, (n) => buildTags(spec, n))) ?? decision.why;
+    await saveStatus(store, r, { ready: true, builderReady: true, ...(commit ? { commit } : {}), ...(sourceImage ? { sourceImage } : {}), ...(why ? { why } : {}) });
+  });
+
+  // A Build applied by itself runs once (kpack's Build is immutable; a new one has a new name).
+  await mapLimit(of('Build'), limit, async (r) => {
+    const { meta, spec } = r.resource;
+    if (builds.has(`${meta.namespace}/${meta.name}`)) return;
+    try {
+      const c = await creds({ namespace: meta.namespace, name: spec.serviceAccountName }, spec.source.registry?.imagePullSecrets ?? []);
+      const opts = withLogins(o.storeOptions, c);
+      const builder = await digestRef(spec.builderImage, opts);
+      const about = await describeBuilderImage(builder, opts);
+      const runImage = await digestRef(spec.runImage ?? about.runImage, opts);
+      const access = { credentials: c, knownHosts: join(fleetPaths(o.home).dir, 'known_hosts'), scratch: join(fleetPaths(o.home).dir, 'work', 'credentials') };
+      const commit = spec.source.git ? await resolveGit(spec.source.git.url, spec.source.git.revision, access) : undefined;
+      const sourceImage = spec.source.registry ? await resolveRegistrySource(spec.source.registry.image, opts) : undefined;
+      const digest = await envDigest(meta.namespace, spec.env);
+      const inputs: BuildInputs = {
+        config: {
+          env: spec.env,
+          ...(digest ? { envDigest: digest } : {}),
+          ...(spec.bindings.length ? { bindings: spec.bindings } : {}),
+          source: { ...(spec.source.git ? { git: { url: spec.source.git.url } } : {}), ...(spec.source.blob ? { blob: spec.source.blob } : {}), ...(sourceImage ? { registry: { image: sourceImage } } : {}), ...(spec.source.subPath ? { subPath: spec.source.subPath } : {}) },
+          ...(spec.defaultProcess ? { defaultProcess: spec.defaultProcess } : {}),
+          ...(spec.projectDescriptorPath ? { projectDescriptorPath: spec.projectDescriptorPath } : {}),
+        },
+        settings: {
+          serviceAccountName: spec.serviceAccountName,
+          ...(spec.source.registry?.imagePullSecrets ? { pullSecrets: spec.source.registry.imagePullSecrets } : {}),
+          ...(spec.cacheTag ? { cacheTag: spec.cacheTag } : {}),
+          ...(spec.timeoutSeconds ? { timeoutMinutes: Math.max(1, Math.ceil(spec.timeoutSeconds / 60)) } : {}),
+          successBuildHistoryLimit: 1,
+          failedBuildHistoryLimit: 1,
+        },
+        ...(commit ? { commit } : {}),
+        builder,
+        buildpacks: about.buildpacks,
+        runImage,
+        ...(about.stackId ? { stackId: about.stackId } : {}),
+        lifecycle: about.lifecycle,
+      };
+      const why = await queue(meta, 'Build', { action: 'build', changes: [{ reason: 'CONFIG', old: null, new: inputs.config }] }, inputs, () => spec.tags);
+      await saveStatus(store, r, { ready: true, ...(why ? { why } : {}) });
+    } catch (err) {
+      await fail(r, err);
     }
-    await saveStatus(store, r, {
-      ready: Boolean(past?.lastSuccess),
-      ...(commit ? { commit } : {}),
-      ...(sourceImage ? { sourceImage } : {}),
-      ...(past?.lastSuccess?.result?.image ? { latestImage: past.lastSuccess.result.image, latestReason: past.lastSuccess.reasons } : {}),
-      ...(why ? { why } : {}),
-    });
   });
   return report;
 }

@@ -1,17 +1,24 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { fleetPaths } from './paths.js';
 import { StrataError } from '../oci/errors.js';
 import { Reference } from '../oci/reference.js';
 import { acquireLock, LockedError } from '../oci/fsutil.js';
+import { canonical } from './canonical.js';
 import { Controller, type ControllerOptions, type Finished } from './controller.js';
+import { parseDocuments, type SourceDocument } from './manifests.js';
 import type { ReconcileReport } from './reconciler.js';
-import { danglingReferences, describe, resourceKey, type ImageSpec, type Kind, type Meta, type Resource } from './resources.js';
+import { brokenByDelete, checkReferences } from './references.js';
+import { describe, resourceKey, type ImageSpec, type Kind, type Meta, type Resource } from './resources.js';
+import { loadFleetKey, SecretBox } from './secrets.js';
+import { localPathOf, localSourceAllowed } from './sources.js';
+import { imageConditions, readyOf, resourceConditions, type Condition } from './status.js';
 import { FleetStore, type ApplyOutcome, type BuildRecord, type ImageStatus, type StoredResource } from './store.js';
+import { imageCacheDir } from './worker.js';
 
 export { fleetPaths } from './paths.js';
 
 /**
- * What the CLI (and later the dashboard) can ask of a fleet, whether it holds the database itself or talks to the
+ * What the CLI (and the dashboard) can ask of a fleet, whether it holds the database itself or talks to the
  * `fleet serve` that does: one interface, two ways to reach it.
  */
 
@@ -20,12 +27,19 @@ export interface ImageView {
   name: string;
   tag: string;
   builder: string;
-  ready: boolean;
+  /** kpack's Ready: the latest build's outcome. */
+  ready: Condition['status'];
+  conditions: Condition[];
   latestImage?: string;
   latestReason?: string;
   why?: string;
   error?: string;
   latestBuild?: { number: number; status: BuildRecord['status']; reasons: string; kind: BuildRecord['kind'] };
+}
+
+/** A stored resource as listings show it: its conditions computed, a Secret's values never there. */
+export interface ResourceView extends StoredResource {
+  conditions: Condition[];
 }
 
 export interface ReconcileOutcome {
@@ -35,11 +49,16 @@ export interface ReconcileOutcome {
   finished?: Finished[];
 }
 
+export interface ApplyResult {
+  results: { key: string; outcome: ApplyOutcome }[];
+  warnings: string[];
+}
+
 export interface FleetApi {
   readonly where: string;
-  apply(resources: Resource[]): Promise<{ key: string; outcome: ApplyOutcome }[]>;
+  apply(documents: SourceDocument[]): Promise<ApplyResult>;
   delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]>;
-  resources(kind?: Kind): Promise<StoredResource[]>;
+  resources(kind?: Kind): Promise<ResourceView[]>;
   images(): Promise<ImageView[]>;
   builds(filter: { namespace?: string; image?: string }): Promise<BuildRecord[]>;
   log(namespace: string, image: string, number: number, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }>;
@@ -48,13 +67,22 @@ export interface FleetApi {
   close(): Promise<void>;
 }
 
-/** The fleet with its database open in this process (holding the fleet lock). */
+/** Who sent an apply: this machine's own CLI (any local source), or the network (only the allowed dirs). */
+export interface ApplyOrigin {
+  remote: boolean;
+  /** `fleet serve --allow-local-source DIR`. */
+  allowLocalSources?: string[];
+}
+
+export type FleetOptions = Omit<ControllerOptions, 'log'> & { log: (line: string) => void };
+
+/** The fleet with its database open in this process. */
 export class LocalFleet implements FleetApi {
   protected controller: Controller | undefined;
 
   protected constructor(
     readonly store: FleetStore,
-    protected readonly options: Omit<ControllerOptions, 'log'> & { log: (line: string) => void },
+    protected readonly options: FleetOptions,
   ) {}
 
   get where(): string {
@@ -65,11 +93,11 @@ export class LocalFleet implements FleetApi {
    * Opens the embedded database under `$STRATA_HOME/fleet`. Any number of processes may have it open; only the
    * controller's work (passes and builds) is one process at a time, under the controller lock.
    */
-  static async open(options: LocalFleet['options']): Promise<LocalFleet> {
+  static async open(options: FleetOptions): Promise<LocalFleet> {
     const paths = fleetPaths(options.home);
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
     const { openEmbedded } = await import('./db/embedded.js');
-    const store = new FleetStore(openEmbedded(paths.db));
+    const store = new FleetStore(openEmbedded(paths.db), new SecretBox(loadFleetKey(paths.key)));
     try {
       await store.migrate();
     } catch (err) {
@@ -90,27 +118,69 @@ export class LocalFleet implements FleetApi {
     }
   }
 
-  async apply(resources: Resource[]): Promise<{ key: string; outcome: ApplyOutcome }[]> {
-    const stored = (await this.store.list()).map((r) => r.resource);
-    const incoming = new Set(resources.map((r) => resourceKey(r.meta)));
-    const dangling = danglingReferences([...stored.filter((r) => !incoming.has(resourceKey(r.meta))), ...resources]);
-    if (dangling.length) throw new StrataError(`${dangling[0]}${dangling.length > 1 ? ` (and ${dangling.length - 1} more)` : ''}; nothing was applied`);
-    const out = await this.store.apply(resources);
+  apply(documents: SourceDocument[]): Promise<ApplyResult> {
+    return this.applyFrom(documents, { remote: false });
+  }
+
+  /**
+   * Checks documents as one change and stores them in one transaction; nothing is stored when any is wrong. The
+   * same checks whoever sends them: the CLI's files and the HTTP API's bodies.
+   */
+  async applyFrom(documents: SourceDocument[], origin: ApplyOrigin): Promise<ApplyResult> {
+    if (!Array.isArray(documents) || !documents.length) throw new StrataError('nothing to apply: no documents were given');
+    const { parsed, warnings } = parseDocuments(documents);
+    if (origin.remote) {
+      for (const p of parsed) {
+        if (p.resource.meta.kind !== 'Image' && p.resource.meta.kind !== 'Build') continue;
+        const local = localPathOf((p.resource.spec as ImageSpec).source);
+        if (local && !localSourceAllowed(local, origin.allowLocalSources ?? [])) {
+          throw new StrataError(`${p.where}: spec.source names ${local} on the fleet's machine, which a resource applied over the network may read only in a directory allowed with fleet serve --allow-local-source; nothing was applied`);
+        }
+      }
+    }
+    const stored = await this.store.list();
+    const storedByKey = new Map(stored.map((r) => [resourceKey(r.resource.meta), r.resource]));
+    const where = new Map(parsed.map((p) => [resourceKey(p.resource.meta), p.where]));
+    for (const p of parsed) {
+      const m = p.resource.meta;
+      const before = storedByKey.get(resourceKey(m));
+      if (m.kind === 'Image' && before && (before.spec as ImageSpec).tag !== (p.resource.spec as ImageSpec).tag) {
+        throw new StrataError(`${p.where}: spec.tag cannot change (${(before.spec as ImageSpec).tag} → ${(p.resource.spec as ImageSpec).tag}), as in kpack; delete the Image and apply it again; nothing was applied`);
+      }
+      if (m.kind === 'Build' && before && canonical(before.spec) !== canonical(p.resource.spec)) throw new StrataError(`${p.where}: a Build cannot change once applied, as in kpack; apply one under a new name; nothing was applied`);
+      const other = m.kind === 'Image' ? 'Build' : m.kind === 'Build' ? 'Image' : undefined;
+      if (other && (storedByKey.has(resourceKey({ ...m, kind: other })) || where.has(resourceKey({ ...m, kind: other })))) {
+        throw new StrataError(`${p.where}: ${other} ${m.namespace}/${m.name} exists; an Image and a Build share their build history here, so they need different names; nothing was applied`);
+      }
+    }
+    const incoming = new Set(where.keys());
+    const all = [...stored.filter((r) => !incoming.has(resourceKey(r.resource.meta))).map((r) => r.resource), ...parsed.map((p) => p.resource)];
+    const report = checkReferences(all, (m) => where.get(resourceKey(m)) ?? describe(m));
+    if (report.errors.length) throw new StrataError(`${report.errors[0]}${report.errors.length > 1 ? ` (and ${report.errors.length - 1} more)` : ''}; nothing was applied`);
+    const waiting = report.waiting.filter((w) => [...where.values()].some((x) => w.startsWith(x)));
+    const out = await this.store.apply(parsed.map((p) => p.resource));
     if (out.some((o) => o.outcome !== 'unchanged')) this.controller?.requestReconcile(true);
-    return out.map((o) => ({ key: resourceKey(o.resource.meta), outcome: o.outcome }));
+    return { results: out.map((o) => ({ key: resourceKey(o.resource.meta), outcome: o.outcome })), warnings: [...warnings, ...waiting] };
   }
 
   async delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {
     const stored = (await this.store.list()).map((r) => r.resource);
     const going = new Set(metas.map(resourceKey));
-    const left = stored.filter((r) => !going.has(resourceKey(r.meta)));
-    const dangling = danglingReferences(left);
-    if (dangling.length) throw new StrataError(`${dangling[0]}; delete what uses it first (nothing was deleted)`);
-    return this.store.delete(metas);
+    const broken = brokenByDelete(
+      stored.filter((r) => !going.has(resourceKey(r.meta))),
+      going,
+    );
+    if (broken.length) throw new StrataError(`${broken[0]}; delete what uses it first (nothing was deleted)`);
+    const gone = await this.store.delete(metas);
+    // A deleted Image's running build is stopped by its worker, which sees the record go; its cache goes now.
+    for (const m of metas) if ((m.kind === 'Image' || m.kind === 'Build') && gone.includes(resourceKey(m))) await rm(imageCacheDir(this.options.home, m.namespace, m.name), { recursive: true, force: true });
+    return gone;
   }
 
-  resources(kind?: Kind): Promise<StoredResource[]> {
-    return this.store.list(kind) as Promise<StoredResource[]>;
+  async resources(kind?: Kind): Promise<ResourceView[]> {
+    const list = await this.store.list(kind);
+    const latest = list.some((r) => r.resource.meta.kind === 'Image') ? await this.store.latestBuilds() : new Map<string, { latest?: BuildRecord }>();
+    return list.map((r) => view(r, latest.get(`${r.resource.meta.namespace}/${r.resource.meta.name}`)?.latest));
   }
 
   async images(): Promise<ImageView[]> {
@@ -118,15 +188,18 @@ export class LocalFleet implements FleetApi {
     return (await this.store.list('Image')).map((r) => {
       const spec = r.resource.spec as ImageSpec;
       const s = r.status as ImageStatus;
-      const l = latest.get(`${r.resource.meta.namespace}/${r.resource.meta.name}`)?.latest;
+      const b = latest.get(`${r.resource.meta.namespace}/${r.resource.meta.name}`);
+      const conditions = imageConditions(s, b?.latest);
+      const l = b?.latest;
+      const ok = b?.lastSuccess;
       return {
         namespace: r.resource.meta.namespace,
         name: r.resource.meta.name,
         tag: spec.tag,
         builder: describe(spec.builder),
-        ready: Boolean(s.latestImage) && !s.error,
-        ...(s.latestImage ? { latestImage: s.latestImage } : {}),
-        ...(s.latestReason ? { latestReason: s.latestReason } : {}),
+        ready: readyOf(conditions),
+        conditions,
+        ...(ok?.result?.image ? { latestImage: ok.result.image, latestReason: ok.reasons } : {}),
         ...(s.why ? { why: s.why } : {}),
         ...(s.error ? { error: s.error } : {}),
         ...(l ? { latestBuild: { number: l.number, status: l.status, reasons: l.reasons, kind: l.kind } } : {}),
@@ -153,7 +226,7 @@ export class LocalFleet implements FleetApi {
   async reconcileNow(): Promise<ReconcileOutcome> {
     const release = await this.lockController();
     try {
-      const c = new Controller(this.store, { ...this.options, pollIntervalMs: 0 });
+      const c = new Controller(this.store, { ...this.options, pollIntervalMs: 0, collectFinished: true });
       await c.start();
       await c.idle();
       await c.stop(0);
@@ -166,6 +239,12 @@ export class LocalFleet implements FleetApi {
   async close(): Promise<void> {
     await this.store.close();
   }
+}
+
+function view(r: StoredResource, latest: BuildRecord | undefined): ResourceView {
+  const spec = r.resource.meta.kind === 'Secret' ? { ...(r.resource.spec as object), digest: undefined } : r.resource.spec;
+  const conditions = r.resource.meta.kind === 'Image' ? imageConditions(r.status as ImageStatus, latest) : resourceConditions(r.resource.meta.kind, r.status);
+  return { ...r, resource: { ...r.resource, spec } as Resource, conditions };
 }
 
 /** The fleet inside `fleet serve`: its controller runs all along, and changes made through it wake the controller. */
@@ -195,14 +274,16 @@ export class ServedFleet extends LocalFleet {
     return this.controller?.busy ?? { reconciling: false, running: 0 };
   }
 
-  override async apply(resources: Resource[]): Promise<{ key: string; outcome: ApplyOutcome }[]> {
+  override async applyFrom(documents: SourceDocument[], origin: ApplyOrigin): Promise<ApplyResult> {
     this.watched = undefined;
-    return super.apply(resources);
+    return super.applyFrom(documents, origin);
   }
 
   override async delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {
     this.watched = undefined;
-    return super.delete(metas);
+    const gone = await super.delete(metas);
+    for (const m of metas) if (m.kind === 'Image' || m.kind === 'Build') this.controller?.abortBuildsOf(m.namespace, m.name, `the ${m.kind} was deleted`);
+    return gone;
   }
 
   /**
@@ -244,6 +325,11 @@ export function watchedRepositories(resources: Resource[]): Set<string> {
       case 'ClusterStore':
         for (const src of (r.spec as { sources: string[] }).sources) add(src);
         break;
+      case 'ClusterBuildpack':
+      case 'Buildpack':
+      case 'ClusterLifecycle':
+        add((r.spec as { image: string }).image);
+        break;
       case 'Builder':
       case 'ClusterBuilder':
         for (const g of (r.spec as { order: { group: { image?: string }[] }[] }).order) for (const e of g.group) if (e.image) add(e.image);
@@ -253,6 +339,8 @@ export function watchedRepositories(resources: Resource[]): Set<string> {
         if (src) add(src.image);
         break;
       }
+      default:
+        break;
     }
   }
   return out;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { openEmbedded } from './db/embedded.js';
 import { parseManifestText } from './manifests.js';
 import type { BuildInputs } from './reasons.js';
+import { SecretBox } from './secrets.js';
 import { FleetStore } from './store.js';
 
 const inputs: BuildInputs = { config: { env: [], source: { registry: { image: 'r/src' } } }, builder: 'r/b@sha256:1', buildpacks: [], runImage: 'r/run@sha256:1', lifecycle: '0.1.0' };
@@ -13,9 +14,10 @@ const image = (name: string, tag = `r/${name}`) => `apiVersion: kpack.io/v1alpha
 
 test('the store: resources by generation, one active build per image, claims, history limits, logs; all after a reopen', async () => {
   const t = await mkdtemp(join(tmpdir(), 'strata-store-'));
+  const box = new SecretBox(Buffer.alloc(32, 7));
   try {
     const file = join(t, 'fleet.sqlite');
-    let store = new FleetStore(openEmbedded(file));
+    let store = new FleetStore(openEmbedded(file), box);
     await store.migrate();
     const docs = parseManifestText(`${image('a')}---\n${image('b')}`, 'f.yaml').map((p) => p.resource);
     assert.deepEqual((await store.apply(docs)).map((o) => o.outcome), ['created', 'created']);
@@ -46,7 +48,7 @@ test('the store: resources by generation, one active build per image, claims, hi
     await store.close();
 
     // Everything survives a reopen; a build left running by a dead worker becomes interrupted.
-    store = new FleetStore(openEmbedded(file));
+    store = new FleetStore(openEmbedded(file), box);
     await store.migrate();
     assert.equal(await store.interruptRunning(), 1);
     assert.equal((await store.build('default', 'b', running!.number))!.status, 'interrupted');

@@ -4,6 +4,7 @@ import { migrate, type FleetDatabase } from './db/database.js';
 import type { BuildsTable, FleetTables, ResourcesTable } from './db/schema.js';
 import type { BuildInputs, BuildpackRef, BuildStatus, Change, PastBuild } from './reasons.js';
 import { resourceKey, type Kind, type Meta, type Resource, type ResourceOf } from './resources.js';
+import type { SecretBox } from './secrets.js';
 
 /**
  * The fleet's state behind one interface: declared resources with what they resolved to, and build records with
@@ -23,6 +24,7 @@ export interface ResourceStatus {
 }
 
 export interface StackStatus extends ResourceStatus {
+  id?: string;
   buildImage?: string;
   runImage?: string;
   /** The run image as declared (a tag), for builders and rebases to name. */
@@ -33,21 +35,40 @@ export interface StoreStatus extends ResourceStatus {
   sources?: { image: string; digest: string; buildpacks: BuildpackRef[] }[];
 }
 
+/** A ClusterBuildpack or Buildpack, resolved. */
+export interface BuildpackStatus extends ResourceStatus {
+  /** Its image, name@digest. */
+  image?: string;
+  buildpacks?: BuildpackRef[];
+  /** The buildpack an order entry naming only this resource means. */
+  root?: BuildpackRef;
+}
+
+export interface LifecycleStatus extends ResourceStatus {
+  image?: string;
+  version?: string;
+}
+
 export interface BuilderStatus extends ResourceStatus {
   /** The builder image, tag@digest. */
   image?: string;
   buildpacks?: BuildpackRef[];
   lifecycle?: string;
+  /** The stack's run image (by digest) and id the builder was made for. */
+  runImage?: string;
+  stackId?: string;
+  order?: { group: { id: string; version?: string; optional?: boolean }[] }[];
   /** Everything the builder was made from; a new one means a new builder. */
   fingerprint?: string;
 }
 
+/** What a pass found for an image; what it last built comes from its build records, which only workers write. */
 export interface ImageStatus extends ResourceStatus {
   /** The source as last resolved: the commit, or the source image's digest. */
   commit?: string;
   sourceImage?: string;
-  latestImage?: string;
-  latestReason?: string;
+  /** The builder's readiness, as the pass found it (kpack's BuilderReady). */
+  builderReady?: boolean;
   why?: string;
 }
 
@@ -64,9 +85,17 @@ export interface BuildResult {
   image?: string;
   digest?: string;
   usedBuildpacks?: BuildpackRef[];
+  /** The run image it sits on, by digest. */
+  runImage?: string;
+  /** Each step and how long it took. */
+  steps?: { name: string; ms: number }[];
+  /** The signature tags written for it (cosign). */
+  signatures?: string[];
 }
 
 export interface BuildRecord {
+  /** `Build` when a Build resource applied by itself owns the record; else an Image does. */
+  ownerKind: 'Image' | 'Build';
   namespace: string;
   image: string;
   number: number;
@@ -93,13 +122,17 @@ function json<T>(v: string): T {
   return JSON.parse(v) as T;
 }
 
-function toResource(r: Selectable<ResourcesTable>): StoredResource {
+/** Every column but the sealed values: nothing that lists resources ever reads them. */
+const RESOURCE_COLUMNS = ['kind', 'namespace', 'name', 'spec', 'generation', 'status', 'applied_at', 'triggered_at'] as const;
+
+function toResource(r: Omit<Selectable<ResourcesTable>, 'sealed'>): StoredResource {
   const meta = { kind: r.kind as Kind, namespace: r.namespace, name: r.name } as Meta;
   return { resource: { meta, spec: json(r.spec) } as Resource, generation: Number(r.generation), status: json(r.status), appliedAt: r.applied_at, ...(r.triggered_at ? { triggeredAt: r.triggered_at } : {}) };
 }
 
 function toBuild(r: Selectable<BuildsTable>): BuildRecord {
   return {
+    ownerKind: r.owner_kind === 'Build' ? 'Build' : 'Image',
     namespace: r.namespace,
     image: r.image,
     number: Number(r.number),
@@ -136,7 +169,10 @@ export function pastBuild(b: BuildRecord): PastBuild {
 export class FleetStore {
   private readonly db: Kysely<FleetTables>;
 
-  constructor(private readonly fdb: FleetDatabase) {
+  constructor(
+    private readonly fdb: FleetDatabase,
+    private readonly box: SecretBox,
+  ) {
     this.db = fdb.db;
   }
 
@@ -156,19 +192,20 @@ export class FleetStore {
   async apply(resources: Resource[]): Promise<{ resource: Resource; outcome: ApplyOutcome }[]> {
     return this.db.transaction().execute(async (tx) => {
       const out: { resource: Resource; outcome: ApplyOutcome }[] = [];
-      for (const r of resources) {
+      for (const given of resources) {
+        const { resource: r, sealed } = this.seal(given);
         const spec = JSON.stringify(r.spec);
         const key = { kind: r.meta.kind, namespace: r.meta.namespace, name: r.meta.name };
         const before = await tx.selectFrom('resources').select('spec').where('kind', '=', key.kind).where('namespace', '=', key.namespace).where('name', '=', key.name).executeTakeFirst();
         if (!before) {
-          await tx.insertInto('resources').values({ ...key, spec, generation: 1, status: '{}', applied_at: now() }).execute();
+          await tx.insertInto('resources').values({ ...key, spec, generation: 1, status: '{}', applied_at: now(), sealed }).execute();
           out.push({ resource: r, outcome: 'created' });
         } else if (canonical(json(before.spec)) === canonical(r.spec)) {
           out.push({ resource: r, outcome: 'unchanged' });
         } else {
           await tx
             .updateTable('resources')
-            .set((eb) => ({ spec, generation: eb('generation', '+', 1), applied_at: now() }))
+            .set((eb) => ({ spec, sealed, generation: eb('generation', '+', 1), applied_at: now() }))
             .where('kind', '=', key.kind)
             .where('namespace', '=', key.namespace)
             .where('name', '=', key.name)
@@ -180,6 +217,26 @@ export class FleetStore {
     });
   }
 
+  /** A Secret with its values sealed and replaced by their digest; any other resource as it is. */
+  private seal(r: Resource): { resource: Resource; sealed: string | null } {
+    if (r.meta.kind !== 'Secret') return { resource: r, sealed: null };
+    const { data, ...rest } = (r as ResourceOf<'Secret'>).spec;
+    const values = data ?? {};
+    return { resource: { meta: r.meta, spec: { ...rest, keys: Object.keys(values).sort(), digest: this.box.digest(values) } } as Resource, sealed: this.box.seal(values, resourceKey(r.meta)) };
+  }
+
+  /** A keyed digest of values (Secret values read by a build's env): equal values, equal digests; values unknowable. */
+  digestOf(values: Record<string, string>): string {
+    return this.box.digest(values);
+  }
+
+  /** A Secret's values, opened: for the process that uses them, never for a listing. */
+  async secretValues(namespace: string, name: string): Promise<Record<string, string> | undefined> {
+    const row = await this.db.selectFrom('resources').select('sealed').where('kind', '=', 'Secret').where('namespace', '=', namespace).where('name', '=', name).executeTakeFirst();
+    if (!row?.sealed) return undefined;
+    return this.box.open(row.sealed, resourceKey({ kind: 'Secret', namespace, name }));
+  }
+
   /** Deletes resources; an Image takes its build records and logs with it. Returns the ones that existed. */
   async delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {
     return this.db.transaction().execute(async (tx) => {
@@ -188,7 +245,7 @@ export class FleetStore {
         const r = await tx.deleteFrom('resources').where('kind', '=', m.kind).where('namespace', '=', m.namespace).where('name', '=', m.name).returning('name').execute();
         if (!r.length) continue;
         gone.push(resourceKey(m));
-        if (m.kind === 'Image') {
+        if (m.kind === 'Image' || m.kind === 'Build') {
           await tx.deleteFrom('build_logs').where('namespace', '=', m.namespace).where('image', '=', m.name).execute();
           await tx.deleteFrom('builds').where('namespace', '=', m.namespace).where('image', '=', m.name).execute();
         }
@@ -198,14 +255,14 @@ export class FleetStore {
   }
 
   async list<K extends Kind>(kind?: K): Promise<StoredResource<ResourceOf<K>>[]> {
-    let q = this.db.selectFrom('resources').selectAll();
+    let q = this.db.selectFrom('resources').select(RESOURCE_COLUMNS);
     if (kind) q = q.where('kind', '=', kind);
     const rows = await q.orderBy('kind').orderBy('namespace').orderBy('name').execute();
     return rows.map(toResource) as StoredResource<ResourceOf<K>>[];
   }
 
   async get<K extends Kind>(m: { kind: K; namespace: string; name: string }): Promise<StoredResource<ResourceOf<K>> | undefined> {
-    const row = await this.db.selectFrom('resources').selectAll().where('kind', '=', m.kind).where('namespace', '=', m.namespace).where('name', '=', m.name).executeTakeFirst();
+    const row = await this.db.selectFrom('resources').select(RESOURCE_COLUMNS).where('kind', '=', m.kind).where('namespace', '=', m.namespace).where('name', '=', m.name).executeTakeFirst();
     return row ? (toResource(row) as StoredResource<ResourceOf<K>>) : undefined;
   }
 
@@ -226,6 +283,10 @@ export class FleetStore {
     q = q.orderBy('namespace').orderBy('image').orderBy('number', 'desc');
     if (filter.limit) q = q.limit(Math.floor(filter.limit));
     return (await q.execute()).map(toBuild);
+  }
+
+  async hasPending(): Promise<boolean> {
+    return (await this.db.selectFrom('builds').select('number').where('status', '=', 'pending').limit(1).executeTakeFirst()) !== undefined;
   }
 
   async build(namespace: string, image: string, number: number): Promise<BuildRecord | undefined> {
@@ -262,14 +323,14 @@ export class FleetStore {
    * Adds a pending build with the next number (its tags may depend on it); undefined when the image already has one
    * pending or running. The unique index decides, so two reconcilers in two processes cannot both add one.
    */
-  async createBuild(b: Pick<BuildRecord, 'namespace' | 'image' | 'kind' | 'reasons' | 'changes' | 'inputs' | 'priority'>, tags: (number: number) => string[]): Promise<BuildRecord | undefined> {
+  async createBuild(b: Pick<BuildRecord, 'namespace' | 'image' | 'kind' | 'reasons' | 'changes' | 'inputs' | 'priority'> & { ownerKind?: BuildRecord['ownerKind'] }, tags: (number: number) => string[]): Promise<BuildRecord | undefined> {
     try {
       return await this.db.transaction().execute(async (tx) => {
         const next = await tx.selectFrom('builds').select((eb) => eb.fn.max('number').as('n')).where('namespace', '=', b.namespace).where('image', '=', b.image).executeTakeFirst();
         const n = Number(next?.n ?? 0) + 1;
         const row = await tx
           .insertInto('builds')
-          .values({ namespace: b.namespace, image: b.image, number: n, kind: b.kind, status: 'pending', reasons: b.reasons, changes: JSON.stringify(b.changes), inputs: JSON.stringify(b.inputs), tags: JSON.stringify(tags(n)), priority: b.priority, created_at: now() })
+          .values({ owner_kind: b.ownerKind ?? 'Image', namespace: b.namespace, image: b.image, number: n, kind: b.kind, status: 'pending', reasons: b.reasons, changes: JSON.stringify(b.changes), inputs: JSON.stringify(b.inputs), tags: JSON.stringify(tags(n)), priority: b.priority, created_at: now() })
           .returningAll()
           .executeTakeFirstOrThrow();
         return toBuild(row);
@@ -301,10 +362,10 @@ export class FleetStore {
     });
   }
 
-  async finish(b: BuildKey, status: 'succeeded' | 'failed' | 'interrupted', outcome: { result?: BuildResult; message?: string }): Promise<void> {
+  async finish(b: BuildKey, status: 'succeeded' | 'failed' | 'interrupted', outcome: { result?: BuildResult; message?: string; kind?: BuildRecord['kind'] }): Promise<void> {
     await this.db
       .updateTable('builds')
-      .set({ status, result: outcome.result ? JSON.stringify(outcome.result) : null, message: outcome.message ?? null, finished_at: now() })
+      .set({ status, result: outcome.result ? JSON.stringify(outcome.result) : null, message: outcome.message ?? null, finished_at: now(), ...(outcome.kind ? { kind: outcome.kind } : {}) })
       .where('namespace', '=', b.namespace)
       .where('image', '=', b.image)
       .where('number', '=', b.number)

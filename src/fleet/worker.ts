@@ -1,23 +1,28 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { StrataError, errorMessage } from '../oci/errors.js';
+import { Reference } from '../oci/reference.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import { RegistryRepository } from '../oci/registry/client.js';
 import { openImage, type OpenedImage } from '../lifecycle/analyze.js';
 import { rebase } from '../lifecycle/rebase.js';
-import { LABEL } from '../lifecycle/labels.js';
-import { parseToml } from '../spec/toml.js';
 import { workDir } from '../platform/workdirs.js';
-import { PROJECT_ROOT } from '../version.js';
-import { buildDir, fetchBlob, fetchGit, fetchRegistrySource } from './sources.js';
-import type { ImageSpec } from './resources.js';
-import type { BuildpackRef } from './reasons.js';
+import type { BuildJob, BuildJobResult } from './buildjob.js';
+import { accountCredentials, registryLogins, type Credentials } from './credentials.js';
+import { fleetPaths } from './paths.js';
+import type { BuildInputs } from './reasons.js';
+import type { Binding, EnvVar } from './resources.js';
+import { Redactor } from './secrets.js';
+import { buildDir, fetchBlob, fetchGit, fetchRegistrySource, type SourceAccess } from './sources.js';
 import type { BuildRecord, BuildResult, FleetStore } from './store.js';
 
 /**
- * Runs one build record: a rebase in this process (config and manifest only, milliseconds), or a build as a child
- * `strata build` (its own sandbox, cache and registry work) whose output becomes the record's log.
+ * Runs one build record: a rebase in this process (config and manifest only, milliseconds), or a build in a child
+ * process (buildchild.ts: its own sandbox, cache and registry work) whose output becomes the record's log. Everything
+ * a build is made from comes from its record (its inputs were snapshotted when it was queued); only Secrets and
+ * ConfigMaps are read now, so a value never rests in a build record.
  */
 
 export interface WorkerContext {
@@ -29,35 +34,59 @@ export interface WorkerContext {
   worker: string;
   /** Run images read once per digest across the rebases of one fleet push. */
   runImages?: Map<string, Promise<OpenedImage | undefined>>;
+  /** The most log text one build keeps (the rest is cut, with a note). */
+  maxLogBytes?: number;
 }
 
-/** A build's log: lines buffered and written to the store in order, a batch at a time. */
+export const DEFAULT_MAX_LOG_BYTES = 8 << 20;
+
+/**
+ * A build's log: written to the store in order, a batch at a time, with every secret value the build could see
+ * replaced by `[redacted]`, and cut off at a size limit. Text is held back to the last newline (or to the longest
+ * secret) so a value split across two writes is still found.
+ */
 export class BuildLog {
   private seq = 0;
   private pending = '';
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
+  private written = 0;
+  private cut = false;
+  redactor = new Redactor([]);
 
   constructor(
     private readonly store: FleetStore,
     private readonly build: Pick<BuildRecord, 'namespace' | 'image' | 'number'>,
+    private readonly maxBytes = DEFAULT_MAX_LOG_BYTES,
   ) {}
 
   write(text: string): void {
     this.pending += text;
-    this.timer ??= setTimeout(() => void this.flush(), 200);
+    this.timer ??= setTimeout(() => void this.flush(false), 200);
   }
 
   line(text: string): void {
     this.write(`${text}\n`);
   }
 
-  flush(): Promise<void> {
+  flush(all = true): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const text = this.pending;
-    this.pending = '';
+    let upto = this.pending.length;
+    if (!all) {
+      const nl = this.pending.lastIndexOf('\n') + 1;
+      upto = Math.max(nl, this.pending.length - this.redactor.longest);
+      if (upto < this.pending.length) this.timer = setTimeout(() => void this.flush(true), 1000);
+    }
+    let text = this.redactor.redact(this.pending.slice(0, upto));
+    this.pending = this.pending.slice(upto);
+    if (this.cut) return this.writing;
+    if (this.written + text.length > this.maxBytes) {
+      text = `${text.slice(0, Math.max(0, this.maxBytes - this.written))}\n[log cut at ${this.maxBytes} bytes; the build went on]\n`;
+      this.cut = true;
+    }
     if (text) {
+      this.written += text.length;
       const seq = this.seq++;
       this.writing = this.writing.then(() => this.store.appendLog(this.build, seq, text)).catch(() => undefined);
     }
@@ -68,15 +97,35 @@ export class BuildLog {
 let setpriv: boolean | undefined;
 
 /** A child that dies with its parent (PR_SET_PDEATHSIG through util-linux's setpriv), so a killed fleet leaves none. */
-function spawnTied(cmd: string, args: string[], env: NodeJS.ProcessEnv) {
+function spawnTied(cmd: string, args: string[]) {
   setpriv ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
-  return setpriv ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdio: ('pipe' | 'ignore')[] = ['pipe', 'pipe', 'pipe', 'pipe'];
+  return setpriv ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { stdio, detached: true }) : spawn(cmd, args, { stdio, detached: true });
 }
 
-/** The buildpacks that took part in a build, from the image's `io.buildpacks.build.metadata`. */
-async function usedBuildpacks(image: OpenedImage): Promise<BuildpackRef[]> {
-  const md = JSON.parse(image.image.config.config?.Labels?.[LABEL.build] ?? '{}') as { buildpacks?: BuildpackRef[] };
-  return (md.buildpacks ?? []).map((b) => ({ id: b.id, version: b.version }));
+/** The store reads credentials need. */
+export function credentialReader(store: FleetStore) {
+  return {
+    async account(namespace: string, name: string) {
+      return (await store.get({ kind: 'ServiceAccount', namespace, name }))?.resource.spec;
+    },
+    async secret(namespace: string, name: string) {
+      const r = await store.get({ kind: 'Secret', namespace, name });
+      const values = r ? await store.secretValues(namespace, name) : undefined;
+      return r && values ? { spec: r.resource.spec, values } : undefined;
+    },
+  };
+}
+
+/** The credentials of a build's service account, with the source image's own pull secrets. */
+export async function buildCredentials(store: FleetStore, namespace: string, inputs: BuildInputs): Promise<Credentials> {
+  const s = inputs.settings;
+  return accountCredentials({ namespace, name: s?.serviceAccountName ?? 'default' }, credentialReader(store), s?.pullSecrets ?? []);
+}
+
+/** Store options that reach registries with a declared service account's logins (else the machine's own). */
+export function withLogins(base: StoreOptions, c: Credentials): StoreOptions {
+  return c.account ? { ...base, logins: registryLogins(c) } : base;
 }
 
 /** Fails at once, with the reason, when the image's repository takes no pushes (kpack#1224: no hanging build). */
@@ -90,112 +139,220 @@ async function checkPush(tag: string, storeOptions: StoreOptions): Promise<void>
   }
 }
 
-async function runRebase(ctx: WorkerContext, b: BuildRecord, log: BuildLog): Promise<BuildResult> {
+const nameOf = (tag: string): string => Reference.parse(tag).name;
+
+async function runRebase(ctx: WorkerContext, b: BuildRecord, store: StoreOptions, log: BuildLog): Promise<BuildResult> {
   const last = await ctx.store.lastSucceeded(b.namespace, b.image);
   if (!last?.result?.image) throw new StrataError(`nothing to rebase: ${b.namespace}/${b.image} has no succeeded build`);
-  const app = await openImage(last.result.image, ctx.storeOptions);
+  const app = await openImage(last.result.image, store);
   if (!app) throw new StrataError(`the image of build #${last.number} (${last.result.image}) is gone from its registry`);
   const cache = (ctx.runImages ??= new Map());
-  let run = cache.get(b.inputs.runImage);
-  if (!run) cache.set(b.inputs.runImage, (run = openImage(b.inputs.runImage, ctx.storeOptions)));
+  const key = `${b.inputs.runImage}|${store.logins?.id ?? ''}`;
+  let run = cache.get(key);
+  if (!run) cache.set(key, (run = openImage(b.inputs.runImage, store)));
   const runImage = await run;
   if (!runImage) throw new StrataError(`run image ${b.inputs.runImage} not found`);
   const outputs = [];
   for (const tag of b.tags) {
-    const t = await openTarget(parseTarget(tag), { ...ctx.storeOptions, create: true });
+    const t = await openTarget(parseTarget(tag), { ...store, create: true });
     outputs.push({ store: t.store, tag: t.tag ?? 'latest', name: tag });
   }
   const started = Date.now();
   const r = await rebase({ app: app.image, appName: last.result.image, newRun: runImage.image, newRunName: runImage.name, newRunReference: runImage.reference, outputs, force: false });
   log.line(`Rebased ${last.result.image} onto ${b.inputs.runImage} in ${Date.now() - started} ms: ${r.digest}`);
-  const name = parseTarget(b.tags[0]!);
-  return { image: `${name.kind === 'registry' ? name.ref.name : b.tags[0]}@${r.digest}`, digest: r.digest, ...(last.result.usedBuildpacks ? { usedBuildpacks: last.result.usedBuildpacks } : {}) };
+  return {
+    image: `${nameOf(b.tags[0]!)}@${r.digest}`,
+    digest: r.digest,
+    runImage: b.inputs.runImage,
+    steps: [{ name: 'REBASING', ms: Date.now() - started }],
+    ...(last.result.usedBuildpacks ? { usedBuildpacks: last.result.usedBuildpacks } : {}),
+  };
 }
 
-async function runFullBuild(ctx: WorkerContext, b: BuildRecord, spec: ImageSpec, log: BuildLog, signal: AbortSignal): Promise<BuildResult> {
-  await checkPush(b.tags[0]!, ctx.storeOptions);
-  const work = await workDir(join(ctx.home, 'fleet', 'work'), 'build-');
+/** The env a build gets: literal values as declared, `valueFrom` read from its Secret or ConfigMap now. */
+async function resolveEnv(store: FleetStore, namespace: string, env: EnvVar[]): Promise<{ env: Record<string, string>; secrets: string[] }> {
+  const out: Record<string, string> = {};
+  const secrets: string[] = [];
+  for (const e of env) {
+    if ('value' in e) {
+      out[e.name] = e.value;
+      continue;
+    }
+    const fromSecret = 'secretKeyRef' in e.valueFrom;
+    const ref = 'secretKeyRef' in e.valueFrom ? e.valueFrom.secretKeyRef : e.valueFrom.configMapKeyRef;
+    const values = fromSecret ? await store.secretValues(namespace, ref.name) : (await store.get({ kind: 'ConfigMap', namespace, name: ref.name }))?.resource.spec.data;
+    const value = values?.[ref.key];
+    if (value === undefined) {
+      if (ref.optional) continue;
+      throw new StrataError(`env ${e.name}: ${fromSecret ? 'Secret' : 'ConfigMap'} ${namespace}/${ref.name} has no key "${ref.key}" now`);
+    }
+    out[e.name] = value;
+    if (fromSecret) secrets.push(value);
+  }
+  return { env: out, secrets };
+}
+
+/** Bindings as files: kpack's `services` (a Secret's keys) or the older layout (metadata/ and secret/). */
+async function resolveBindings(store: FleetStore, namespace: string, bindings: Binding[]): Promise<{ name: string; files: Record<string, string> }[]> {
+  const out = [];
+  for (const b of bindings) {
+    const secret = b.secret ? await store.secretValues(namespace, b.secret) : undefined;
+    if (b.secret && !secret) throw new StrataError(`binding ${b.name}: Secret ${namespace}/${b.secret} is not declared now`);
+    if (!b.metadata) {
+      out.push({ name: b.name, files: { ...secret } });
+      continue;
+    }
+    const md = (await store.get({ kind: 'ConfigMap', namespace, name: b.metadata }))?.resource.spec.data;
+    if (!md) throw new StrataError(`binding ${b.name}: ConfigMap ${namespace}/${b.metadata} is not declared now`);
+    const files: Record<string, string> = {};
+    for (const [k, v] of Object.entries(md)) files[`metadata/${k}`] = v;
+    for (const [k, v] of Object.entries(secret ?? {})) files[`secret/${k}`] = v;
+    out.push({ name: b.name, files });
+  }
+  return out;
+}
+
+const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'buildchild.js');
+
+/** Runs a build job in the build child; its output goes to `log`; `signal` kills it (and its sandboxes). */
+function runChild(job: BuildJob, work: string, log: BuildLog, signal: AbortSignal): Promise<BuildJobResult> {
+  return new Promise((resolve, reject) => {
+    // The work dir as an argument the child does not read: what a process listing shows of it.
+    const child = spawnTied(process.execPath, [CHILD, work]);
+    let result = '';
+    child.stdout!.on('data', (c: Buffer) => log.write(c.toString('utf8')));
+    child.stderr!.on('data', (c: Buffer) => log.write(c.toString('utf8')));
+    (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => (result += c.toString('utf8')));
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(JSON.stringify(job));
+    // The child leads its own process group: stopping it stops what it started (a sandbox runtime) as well.
+    const kill = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, sig);
+      } catch {
+        child.kill(sig);
+      }
+    };
+    const stop = (): void => {
+      kill('SIGTERM');
+      setTimeout(() => kill('SIGKILL'), 10_000).unref();
+    };
+    if (signal.aborted) stop();
+    signal.addEventListener('abort', stop, { once: true });
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      signal.removeEventListener('abort', stop);
+      if (signal.aborted) return reject(new BuildAborted(String(signal.reason ?? 'stopped')));
+      if (code !== 0) return reject(new StrataError(`the build failed (exit ${code ?? sig}); see the log`));
+      try {
+        resolve(JSON.parse(result) as BuildJobResult);
+      } catch {
+        reject(new StrataError('the build child gave no result'));
+      }
+    });
+  });
+}
+
+/** Per-Image cache and stash, removed with the Image (kpack's cache.volume). */
+export function imageCacheDir(home: string, namespace: string, image: string): string {
+  return join(fleetPaths(home).dir, 'caches', namespace, image);
+}
+
+async function runFullBuild(ctx: WorkerContext, b: BuildRecord, creds: Credentials, store: StoreOptions, log: BuildLog, signal: AbortSignal): Promise<BuildResult> {
+  await checkPush(b.tags[0]!, store);
+  const paths = fleetPaths(ctx.home);
+  const work = await workDir(join(paths.dir, 'work'), 'build-');
   try {
     const src = join(work, 'source');
     const source = b.inputs.config.source;
+    const access: SourceAccess = { credentials: creds, knownHosts: join(paths.dir, 'known_hosts'), scratch: join(work, 'credentials') };
     if (source.git) {
       log.line(`Fetching ${source.git.url} at ${b.inputs.commit}`);
-      await fetchGit(source.git.url, b.inputs.commit!, src);
+      await fetchGit(source.git.url, b.inputs.commit!, src, access, b.inputs.settings?.initializeSubmodules ?? false);
     } else if (source.registry) {
       log.line(`Fetching source image ${source.registry.image}`);
-      await fetchRegistrySource(source.registry.image, src, ctx.storeOptions);
+      await fetchRegistrySource(source.registry.image, src, store);
     } else if (source.blob) {
       log.line(`Fetching ${source.blob.url}`);
-      await fetchBlob(source.blob.url, source.blob.stripComponents, src);
+      await fetchBlob(source.blob.url, source.blob.stripComponents, src, creds);
     }
     const path = buildDir(src, { ...(source.subPath ? { subPath: source.subPath } : {}) });
-    const envFile = join(work, 'build.env');
-    await writeFile(envFile, b.inputs.config.env.map((e) => `${e.name}=${e.value}`).join('\n'), { mode: 0o600 });
-    const report = join(work, 'report');
-    const args = ['build', b.tags[0]!, '--builder', b.inputs.builder, '--run-image', b.inputs.runImage, '--path', path, '--publish', '--env-file', envFile, '--report-output-dir', report];
-    for (const t of b.tags.slice(1)) args.push('--tag', t);
-    if (spec.cache?.registry) args.push('--cache-image', spec.cache.registry.tag);
-    if (b.inputs.config.defaultProcess) args.push('--default-process', b.inputs.config.defaultProcess);
-    if (b.inputs.config.projectDescriptorPath) args.push('--descriptor', join(path, b.inputs.config.projectDescriptorPath));
-    log.line(`$ strata ${args.join(' ')}`);
-    const code = await new Promise<number>((resolve, reject) => {
-      const child = spawnTied(join(PROJECT_ROOT, 'bin', 'strata'), args, process.env);
-      child.stdout.on('data', (c: Buffer) => log.write(c.toString('utf8')));
-      child.stderr.on('data', (c: Buffer) => log.write(c.toString('utf8')));
-      const stop = (): void => {
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
-      };
-      signal.addEventListener('abort', stop, { once: true });
-      child.on('error', reject);
-      child.on('close', (c, sig) => {
-        signal.removeEventListener('abort', stop);
-        resolve(c ?? (sig ? 128 : 1));
-      });
-    });
-    if (signal.aborted) throw new BuildAborted(String(signal.reason ?? 'stopped'));
-    if (code !== 0) throw new StrataError(`strata build exited with ${code}; see the log`);
-    const digest = (parseToml(await readFile(join(report, 'report.toml'), 'utf8'), 'report.toml') as { image?: { digest?: string } }).image?.digest;
-    if (!digest) throw new StrataError('strata build wrote no digest to report.toml');
-    const name = parseTarget(b.tags[0]!);
-    const image = `${name.kind === 'registry' ? name.ref.name : b.tags[0]}@${digest}`;
-    const built = await openImage(image, ctx.storeOptions);
-    return { image, digest, usedBuildpacks: built ? await usedBuildpacks(built) : [] };
+    const settings = b.inputs.settings;
+    const { env, secrets } = await resolveEnv(ctx.store, b.namespace, b.inputs.config.env);
+    const bindings = await resolveBindings(ctx.store, b.namespace, b.inputs.config.bindings ?? []);
+    log.redactor = new Redactor([...creds.values, ...secrets, ...bindings.flatMap((x) => Object.values(x.files))]);
+    const cache = imageCacheDir(ctx.home, b.namespace, b.image);
+    const job: BuildJob = {
+      image: b.tags[0]!,
+      tags: b.tags.slice(1),
+      builder: b.inputs.builder,
+      runImage: b.inputs.runImage,
+      appPath: path,
+      env,
+      bindings,
+      ...(settings?.cacheTag ? { cacheImage: settings.cacheTag } : { cacheDir: join(cache, 'cache') }),
+      stashDir: join(cache, 'stash'),
+      ...(b.inputs.config.defaultProcess ? { defaultProcess: b.inputs.config.defaultProcess } : {}),
+      ...(b.inputs.config.projectDescriptorPath ? { descriptorPath: join(path, b.inputs.config.projectDescriptorPath) } : {}),
+      ...(settings?.creationTime ? { creationTime: settings.creationTime } : {}),
+      // A declared service account's logins, and only those; without one, the machine's own (its operator's).
+      ...(creds.account ? { registries: creds.registries.map((r) => ({ registry: r.registry, credential: r.credential })) } : {}),
+      insecureRegistries: store.insecureRegistries ?? [],
+    };
+    log.line(`Building ${b.tags[0]} with ${b.inputs.builder} on ${b.inputs.runImage}`);
+    const r = await runChild(job, work, log, signal);
+    return { image: `${nameOf(b.tags[0]!)}@${r.digest}`, digest: r.digest, usedBuildpacks: r.buildpacks, runImage: r.runImage, steps: r.steps };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
-/** A build stopped from outside (the fleet stopping, a timeout): recorded as interrupted or failed by the caller. */
+/** A build stopped from outside (the fleet stopping, a timeout, a deleted Image): recorded by the caller. */
 export class BuildAborted extends Error {}
 
 /**
  * Runs a claimed build to its end and records the outcome: succeeded with the image and the buildpacks used, failed
- * with one line of why, or interrupted when `signal` stopped it. Never throws.
+ * with one line of why, or interrupted when `signal` stopped it. A rebase that fails falls back to a full build, so a
+ * run image the old app cannot sit on still reaches the image. Never throws.
  */
-export async function executeBuild(ctx: WorkerContext, b: BuildRecord, spec: ImageSpec, signal: AbortSignal): Promise<BuildRecord['status']> {
-  const log = new BuildLog(ctx.store, b);
+export async function executeBuild(ctx: WorkerContext, b: BuildRecord, signal: AbortSignal): Promise<BuildRecord['status']> {
+  const log = new BuildLog(ctx.store, b, ctx.maxLogBytes);
   const changes = b.changes.map((c) => `${c.reason} ${short(c.old)} → ${short(c.new)}`).join('; ');
   log.line(`===> ${b.kind === 'rebase' ? 'REBASE' : 'BUILD'} #${b.number} of ${b.namespace}/${b.image} (${b.reasons}): ${changes}`);
-  const timeout = spec.buildTimeoutMinutes ? AbortSignal.timeout(spec.buildTimeoutMinutes * 60_000) : undefined;
+  const minutes = b.inputs.settings?.timeoutMinutes;
+  const timeout = minutes ? AbortSignal.timeout(minutes * 60_000) : undefined;
   const both = timeout ? AbortSignal.any([signal, timeout]) : signal;
   let status: BuildRecord['status'];
+  let kind = b.kind;
   try {
-    const result = b.kind === 'rebase' ? await runRebase(ctx, b, log) : await runFullBuild(ctx, b, spec, log, both);
+    const creds = await buildCredentials(ctx.store, b.namespace, b.inputs);
+    log.redactor = new Redactor(creds.values);
+    const store = withLogins(ctx.storeOptions, creds);
+    let result: BuildResult;
+    if (b.kind === 'rebase') {
+      try {
+        result = await runRebase(ctx, b, store, log);
+      } catch (err) {
+        log.line(`Rebase failed (${errorMessage(err)}); building instead`);
+        kind = 'build';
+        result = await runFullBuild(ctx, b, creds, store, log, both);
+      }
+    } else result = await runFullBuild(ctx, b, creds, store, log, both);
     log.line(`===> SUCCEEDED: ${result.image}`);
     await log.flush();
-    await ctx.store.finish(b, 'succeeded', { result });
+    await ctx.store.finish(b, 'succeeded', { result, kind });
     status = 'succeeded';
   } catch (err) {
     const timedOut = timeout?.aborted && !signal.aborted;
-    const message = timedOut ? `timed out after ${spec.buildTimeoutMinutes} minute(s) (spec.build.buildTimeout)` : errorMessage(err);
+    const message = timedOut ? `timed out after ${minutes} minute(s) (spec.build.buildTimeout)` : log.redactor.redact(signal.aborted ? String(signal.reason ?? errorMessage(err)) : errorMessage(err));
     const interrupted = signal.aborted && !timedOut;
     log.line(`===> ${interrupted ? 'INTERRUPTED' : 'FAILED'}: ${message}`);
     await log.flush();
     status = interrupted ? 'interrupted' : 'failed';
-    await ctx.store.finish(b, status, { message });
+    await ctx.store.finish(b, status, { message, kind });
   }
-  await ctx.store.pruneHistory(b.namespace, b.image, spec.successBuildHistoryLimit, spec.failedBuildHistoryLimit);
+  const s = b.inputs.settings;
+  await ctx.store.pruneHistory(b.namespace, b.image, s?.successBuildHistoryLimit ?? 10, s?.failedBuildHistoryLimit ?? 10);
   return status;
 }
 
@@ -207,5 +364,5 @@ function short(v: unknown): string {
 }
 
 export async function ensureWorkDirs(home: string): Promise<void> {
-  await mkdir(join(home, 'fleet', 'work'), { recursive: true });
+  await mkdir(join(fleetPaths(home).dir, 'work'), { recursive: true });
 }

@@ -5,7 +5,7 @@ import { Reference } from './reference.js';
 import { RegistryClient, type RegistryOptions } from './registry/client.js';
 import type { ImageStore } from './store.js';
 import { CredentialAuthorizer } from './registry/auth.js';
-import { lookupCredential } from './registry/credentials.js';
+import { lookupCredential, type Credential } from './registry/credentials.js';
 import { registryCAs } from './registry/tls.js';
 
 /**
@@ -54,6 +54,16 @@ export interface StoreOptions {
   registryOptions?: (registry: string) => RegistryOptions;
   /** Registry → mirror (`host[/path]`; `*` for any registry) that image reads try first. Writes never use it. */
   registryMirrors?: Record<string, string>;
+  /**
+   * Logins to use instead of the machine's own (Docker's config, CNB_REGISTRY_AUTH): a fleet's service account. A
+   * registry they do not name is reached anonymously. `id` tells one set from another (clients are kept per set).
+   */
+  logins?: RegistryLogins;
+}
+
+export interface RegistryLogins {
+  id: string;
+  find(registry: string): Credential | undefined;
 }
 
 /** The reference to read instead through a registry mirror, if one is set for its registry. */
@@ -67,11 +77,13 @@ const clients = new Map<string, RegistryClient>();
 
 export function registryClient(registry: string, options: StoreOptions = {}): RegistryClient {
   const insecure = options.insecureRegistries?.includes(registry) ?? false;
-  const key = `${registry}|${insecure}`;
+  const logins = options.logins;
+  const key = `${registry}|${insecure}|${logins?.id ?? ''}`;
   let client = clients.get(key);
   if (!client) {
     const ca = registryCAs(registry);
-    const authorizer = new CredentialAuthorizer(registry, () => lookupCredential(registry), { rejectUnauthorized: !insecure, ...(ca ? { ca } : {}) });
+    const lookup = logins ? async () => logins.find(registry) : () => lookupCredential(registry);
+    const authorizer = new CredentialAuthorizer(registry, lookup, { rejectUnauthorized: !insecure, ...(ca ? { ca } : {}) });
     client = new RegistryClient(registry, { insecure, authorizer, ...(ca ? { ca } : {}), ...(options.registryOptions?.(registry) ?? {}) });
     clients.set(key, client);
   }

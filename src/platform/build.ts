@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { chownTree } from '../oci/fsutil.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { envValue } from '../oci/config.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError, errorMessage } from '../oci/errors.js';
@@ -81,6 +81,10 @@ export interface BuildOptions {
   cacheImage?: string;
   /** A cache directory of the user's choosing (`--cache format=bind;source=…`). */
   cacheDir?: string;
+  /** Where cached layer dirs are kept unpacked between builds (default: per image under `$STRATA_HOME/cache`). */
+  stashDir?: string;
+  /** CNB bindings for the buildpacks: `/platform/bindings/<name>/<file>`. */
+  bindings?: { name: string; files: Record<string, string> }[];
   pullPolicy: PullPolicy;
   /** Also load the image into this Docker/Podman engine. */
   engine?: EngineClient;
@@ -97,6 +101,12 @@ export interface BuildResult {
   tags: string[];
   reused: number;
   where: string;
+  /** The buildpacks that took part (the group detection chose). */
+  buildpacks: { id: string; version: string }[];
+  /** The run image the app was put on, by digest. */
+  runImage: string;
+  /** Each phase and how long it took. */
+  steps: { name: string; ms: number }[];
 }
 
 /** Builders say which Platform APIs their lifecycle speaks; use the newest both sides know. */
@@ -128,6 +138,9 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   if (!Number.isInteger(uid) || !Number.isInteger(gid)) throw new StrataError(`builder ${o.builder} has no CNB_USER_ID/CNB_GROUP_ID in its env`);
   const runImages: RunImage[] = (md.images?.length ? md.images : [md.stack.runImage]).map((r) => ({ image: r.image, mirrors: [...(o.runImageMirrors[r.image] ?? []), ...r.mirrors] }));
 
+  const steps = stepClock(o.phase);
+  const phase = steps.phase;
+  phase('PREPARING');
   const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'), (line) => log.info(`builder: ${line}`));
   const work = await workDir(join(home, 'builds'), 'build-');
   const layers = join(work, 'layers');
@@ -152,18 +165,26 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       for (const k of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE']) buildEnv[k] ??= '/platform/bindings/ca-certificates/ca-certificates.crt';
     }
     for (const [k, v] of Object.entries(buildEnv)) await writeFile(join(platform, 'env', k), v);
+    for (const b of o.bindings ?? []) {
+      const dir = join(platform, 'bindings', checkPathComponent(b.name, 'binding name'));
+      for (const [file, value] of Object.entries(b.files)) {
+        const path = join(dir, ...file.split('/').map((p) => checkPathComponent(p, `binding ${b.name} file`)));
+        await mkdir(dirname(path), { recursive: true });
+        await writeFile(path, value, { mode: 0o644 });
+      }
+    }
     for (const d of [layers, app, homeDir]) await chownTree(d, uid, gid);
 
     const cacheKey = createHash('sha256').update(o.image).digest('hex').slice(0, 16);
     const cacheDir = o.cacheDir ?? join(home, 'cache', 'builds', cacheKey);
-    const stash = new LayerStash(join(home, 'cache', 'stash', cacheKey), log);
+    const stash = new LayerStash(o.stashDir ?? join(home, 'cache', 'stash', cacheKey), log);
     if (o.clearCache) await Promise.all([rm(cacheDir, { recursive: true, force: true }), rm(stash.dir, { recursive: true, force: true })]);
     const cache: Cache = o.cacheImage
       ? await imageTarget(o.cacheImage, o.publish, o.store).then((t) => new ImageCache(t.store, t.tag, o.cacheImage!, log))
       : await DirCache.open(cacheDir, log);
     const extra = await prepareBuildpacks(o, rootfs, work, layers);
 
-    o.phase('ANALYZING');
+    phase('ANALYZING');
     // Local builds keep their images in the local store; published ones in the registry. Run images are looked up
     // locally first (a builder made on this machine names local bases), then in their registry.
     const previousName = o.previousImage ?? o.image;
@@ -205,21 +226,21 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       network: o.network,
       ...(o.limits ? { limits: o.limits } : {}),
     });
-    o.phase('DETECTING');
+    phase('DETECTING');
     const detected = await sandbox.run(spec('detector'));
     if (detected !== 0) throw new StrataError(detected === 20 ? `no buildpack in ${o.builder} detected this app (exit 20)` : `detection failed (exit ${detected})`, detected);
     const group = afterDetection(layers);
-    o.phase('RESTORING');
+    phase('RESTORING');
     // The analyzer's part that writes into /layers runs here, after detection had its turn at that dir.
     if (previous && prevMd?.sbom?.sha) await extractSbomLayer(previous.image, prevMd.sbom.sha, o.image, log, layers);
     const r = await restore({ group, layersDir: layers, ...(prevMd ? { previous: prevMd } : {}), cache, stash, platformApi: api, skipLayers: false, imageLayersDir: '/layers', log });
     for (const l of r.restored) log.info(`Restored ${l} from the cache`);
     await chownTree(layers, uid, gid);
-    o.phase('BUILDING');
+    phase('BUILDING');
     const built = await sandbox.run(spec('builder'));
     if (built !== 0) throw new StrataError(`the build failed (exit ${built}); see the buildpack output above`, built);
 
-    o.phase('EXPORTING');
+    phase('EXPORTING');
     // The export's layer blobs stay (under the build dir, removed with it) so the cache is fed from them.
     const keep = { dir: join(work, 'export'), files: new Map<string, KeptLayer>() };
     await mkdir(keep.dir);
@@ -268,10 +289,30 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       await mkdir(o.reportDir, { recursive: true });
       await writeReport(join(o.reportDir, 'report.toml'), { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
     }
-    return { digest: result.digest, tags: result.tags, reused: result.reused.length, where: outputs[0]!.where };
+    steps.end();
+    return { digest: result.digest, tags: result.tags, reused: result.reused.length, where: outputs[0]!.where, buildpacks: group.map((g) => ({ id: g.id, version: g.version })), runImage: run.reference, steps: steps.list };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Phase headers, timed: each phase lasts until the next one starts. */
+function stepClock(show: (name: string) => void): { phase: (name: string) => void; end: () => void; list: { name: string; ms: number }[] } {
+  const list: { name: string; ms: number }[] = [];
+  let current: { name: string; at: number } | undefined;
+  const end = () => {
+    if (current) list.push({ name: current.name, ms: Date.now() - current.at });
+    current = undefined;
+  };
+  return {
+    list,
+    end,
+    phase(name: string) {
+      end();
+      current = { name, at: Date.now() };
+      if (name !== 'PREPARING') show(name);
+    },
+  };
 }
 
 /**

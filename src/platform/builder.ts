@@ -106,6 +106,28 @@ export interface BuilderExtras {
   policy?: PullPolicy;
   /** `--flatten`: groups of `id@version` that share one layer. */
   flatten?: string[][];
+  /**
+   * A lifecycle image (what kpack's ClusterLifecycle names: `/cnb/lifecycle` in its layers, the
+   * `io.buildpacks.lifecycle.version` and `.apis` labels) to put in the builder instead of strata's own lifecycle.
+   */
+  lifecycleImage?: string;
+}
+
+/** A lifecycle image's layers and what its labels say. */
+async function lifecycleFromImage(name: string, options: StoreOptions): Promise<{ image: ResolvedImage; version: string; apis: Apis }> {
+  const { image } = await requireImage(name, options);
+  const labels = image.config.config?.Labels ?? {};
+  const version = labels[LABEL_LIFECYCLE_VERSION];
+  if (!version) throw new StrataError(`lifecycle image ${name} has no ${LABEL_LIFECYCLE_VERSION} label; is it a lifecycle image?`);
+  let apis: Apis;
+  try {
+    const parsed = JSON.parse(labels[LABEL_LIFECYCLE_APIS] ?? '') as Partial<Apis>;
+    if (!parsed.buildpack?.supported?.length || !parsed.platform?.supported?.length) throw new Error('incomplete');
+    apis = { buildpack: { deprecated: parsed.buildpack.deprecated ?? [], supported: parsed.buildpack.supported }, platform: { deprecated: parsed.platform.deprecated ?? [], supported: parsed.platform.supported } };
+  } catch {
+    throw new StrataError(`lifecycle image ${name}: the ${LABEL_LIFECYCLE_APIS} label does not list the buildpack and platform APIs it supports`);
+  }
+  return { image, version, apis };
 }
 
 /**
@@ -126,6 +148,8 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
   const uid = Number(uidText);
   const gid = Number(gidText);
   await checkRunImage(config, build, options);
+  const foreign = extras.lifecycleImage ? await lifecycleFromImage(extras.lifecycleImage, options) : undefined;
+  const lifecycle = foreign ? { version: foreign.version, apis: foreign.apis } : { version: VERSION, apis: APIS };
 
   const work = await mkdtemp(join(tmpdir(), 'strata-builder-'));
   try {
@@ -148,7 +172,13 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
     };
     for (const d of build.manifest.manifest.layers) await copyBlob(build.store, output.store, d);
     await layer(dirs(uid, gid), 'Builder: directories');
-    await layer(lifecycleEntries(), `Lifecycle: strata ${VERSION}`);
+    if (foreign) {
+      const { manifest, config: c } = foreign.image;
+      for (const [i, d] of manifest.manifest.layers.entries()) {
+        await copyBlob(foreign.image.store, output.store, d);
+        added.push({ descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size }, diffID: c.rootfs.diff_ids[i]!, history: { created_by: `Lifecycle: ${extras.lifecycleImage} ${foreign.version}` } });
+      }
+    } else await layer(lifecycleEntries(), `Lifecycle: strata ${VERSION}`);
     added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
     await layer(files([{ path: 'cnb/order.toml', content: toToml(orderToToml(order)) }]), 'Builder: order.toml');
     const hasSystem = config.system.pre.length + config.system.post.length > 0;
@@ -178,15 +208,15 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
       buildpacks: buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })),
       stack: { runImage: { image: first.image, mirrors: first.mirrors } },
       images: config.runImages.map((r) => ({ image: r.image, mirrors: r.mirrors })),
-      lifecycle: { version: VERSION, api: { buildpack: LATEST_BUILDPACK_API, platform: LATEST_PLATFORM_API }, apis: APIS },
+      lifecycle: { version: lifecycle.version, api: { buildpack: lifecycle.apis.buildpack.supported.at(-1) ?? LATEST_BUILDPACK_API, platform: lifecycle.apis.platform.supported.at(-1) ?? LATEST_PLATFORM_API }, apis: lifecycle.apis },
       createdBy: { name: 'strata', version: VERSION },
     };
     const labels: Record<string, string> = {
       [LABEL_BUILDER]: JSON.stringify(metadata),
       [LABEL_ORDER]: JSON.stringify(order.map((g) => ({ group: g.group.map((e) => ({ id: e.id, version: e.version, ...(e.optional ? { optional: true } : {}) })) }))),
       'io.buildpacks.buildpack.layers': JSON.stringify(layersLabel(buildpacks)),
-      [LABEL_LIFECYCLE_VERSION]: VERSION,
-      [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS),
+      [LABEL_LIFECYCLE_VERSION]: lifecycle.version,
+      [LABEL_LIFECYCLE_APIS]: JSON.stringify(lifecycle.apis),
       ...(hasSystem ? { [LABEL_SYSTEM]: JSON.stringify(config.system) } : {}),
       ...(config.stack ? { 'io.buildpacks.stack.id': config.stack.id } : {}),
     };

@@ -50,13 +50,16 @@ test('fleet apply then reconcile: every image builds, with reason CONFIG, and it
   assert.equal(applied.code, 0, applied.stderr);
   assert.match(applied.stdout, /Image default\/a created/);
   assert.deepEqual(await reconcile(), ['a#1 build CONFIG succeeded', 'b#1 build CONFIG succeeded', 'c#1 build CONFIG succeeded']);
-  const images = JSON.parse((await ctx.w.strata(['fleet', 'images', '-o', 'json'])).stdout) as { name: string; ready: boolean; latestImage: string; latestReason: string }[];
+  const images = JSON.parse((await ctx.w.strata(['fleet', 'images', '-o', 'json'])).stdout) as { name: string; ready: string; latestImage: string; latestReason: string }[];
+  const records = await builds();
   for (const i of images) {
-    assert.ok(i.ready, i.name);
+    assert.equal(i.ready, 'True', i.name);
     assert.equal(i.latestReason, 'CONFIG');
     const digest = i.latestImage.split('@')[1]!;
-    const raw = await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${fx.reg.host}/apps/${i.name}:b1`]);
-    assert.equal(sha256(Buffer.from(raw)), digest, 'BuildNumber tagging pushed tag:b1');
+    const numbered = records.find((b) => b.image === i.name)!.tags[1]!;
+    assert.match(numbered, new RegExp(`/apps/${i.name}:b1\\.\\d{8}\\.\\d{6}$`), "kpack's BuildNumber tag shape");
+    const raw = await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${numbered}`]);
+    assert.equal(sha256(Buffer.from(raw)), digest, 'BuildNumber tagging pushed tag:b1.<date>.<time>');
   }
   const c = (await builds()).find((b) => b.image === 'c')!;
   assert.deepEqual(c.result?.usedBuildpacks, [{ id: 'test/other', version: '1.0.0' }], 'the buildpacks each build used are on record');
@@ -126,16 +129,22 @@ test('fleet trigger builds an image again with reason TRIGGER; fleet status tell
   assert.equal(unknown.stderr.trim(), 'strata: error: no Image default/nope (see strata fleet images)');
 });
 
-test('bad YAML and dangling references are one line naming the file; nothing is applied', { timeout: 60_000 }, async () => {
+test('bad YAML and broken references are one line naming the file and nothing is applied; a resource not declared yet is waited for, as on Kubernetes', { timeout: 60_000 }, async () => {
   await ready();
   const bad = join(fx.work, 'bad.yaml');
-  await writeFile(bad, `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: d}\nspec:\n  tag: ${fx.reg.host}/apps/d\n  builder: {kind: ClusterBuilder, name: builder}\n  source: {git: {url: x, revision: main}}\n---\napiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: e}\nspec:\n  tagg: x\n`);
+  await writeFile(bad, `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: d}\nspec:\n  tag: ${fx.reg.host}/apps/d\n  builder: {kind: ClusterBuilder, name: builder}\n  source: {git: {url: /srv/x, revision: main}}\n---\napiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: e}\nspec:\n  tagg: x\n`);
   const r = await ctx.w.strata(['fleet', 'apply', '-f', bad]);
   assert.equal(r.code, 1);
-  assert.equal(r.stderr.trim(), `strata: error: ${bad} (document 2) (Image default/e): spec.tagg: unknown field (expected tag, builder, source, build, cache, successBuildHistoryLimit, failedBuildHistoryLimit, imageTaggingStrategy, additionalTags, defaultProcess, projectDescriptorPath)`);
-  await writeFile(bad, `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: d}\nspec:\n  tag: ${fx.reg.host}/apps/d\n  builder: {kind: ClusterBuilder, name: missing}\n  source: {git: {url: x, revision: main}}\n`);
-  const dangling = await ctx.w.strata(['fleet', 'apply', '-f', bad]);
-  assert.equal(dangling.stderr.trim(), 'strata: error: Image default/d: spec.builder names ClusterBuilder missing, which is not declared; nothing was applied');
+  assert.equal(r.stderr.trim(), `strata: error: ${bad} (document 2) (Image default/e): spec.tagg: unknown field (expected tag, builder, serviceAccountName, source, build, cache, successBuildHistoryLimit, failedBuildHistoryLimit, imageTaggingStrategy, additionalTags, defaultProcess, projectDescriptorPath, cosign)`);
+  await writeFile(bad, `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: d}\nspec:\n  tag: ${fx.reg.host}/apps/d\n  builder: {kind: ClusterBuilder, name: builder}\n  source: {git: {url: /srv/x, revision: main}}\n  build:\n    env:\n    - name: TOKEN\n      valueFrom: {secretKeyRef: {name: app-secrets, key: token}}\n`);
+  const broken = await ctx.w.strata(['fleet', 'apply', '-f', bad]);
+  assert.equal(broken.code, 1);
+  assert.equal(broken.stderr.trim(), `strata: error: ${bad} (Image default/d): spec.build.env[0].valueFrom.secretKeyRef: Secret default/app-secrets is not declared (or mark it optional: true); nothing was applied`);
   const names = (JSON.parse((await ctx.w.strata(['fleet', 'images', '-o', 'json'])).stdout) as { name: string }[]).map((i) => i.name);
   assert.deepEqual(names, ['a', 'b', 'c']);
+  await writeFile(bad, `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: d}\nspec:\n  tag: ${fx.reg.host}/apps/d\n  builder: {kind: ClusterBuilder, name: missing}\n  source: {git: {url: /srv/x, revision: main}}\n`);
+  const waiting = await ctx.w.strata(['fleet', 'apply', '-f', bad]);
+  assert.equal(waiting.code, 0, waiting.stderr);
+  assert.equal(waiting.stderr.trim(), `Warning: ${bad} (Image default/d): spec.builder names ClusterBuilder missing, which is not declared; it waits for it`);
+  assert.equal((await ctx.w.strata(['fleet', 'delete', 'image', 'd'])).code, 0);
 });

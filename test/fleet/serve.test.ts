@@ -13,6 +13,9 @@ import { STRATA } from '../harness/probe.js';
 
 type BuildRow = BuildRecord;
 
+/** The registry's notifications carry this token, as its config's endpoint headers say. */
+const WEBHOOK = 'webhook-token-for-the-test-registry';
+
 const state = {} as { w: FleetWorld; reg: TestRegistry; port: number; serve?: ChildProcess; serveLog: string; cleanup: () => Promise<void> };
 let setup: Promise<void> | undefined;
 const ready = (): Promise<void> => (setup ??= prepare());
@@ -20,7 +23,7 @@ const ready = (): Promise<void> => (setup ??= prepare());
 async function prepare(): Promise<void> {
   const t = await tempDir('strata-serve-');
   state.port = await freePort();
-  state.reg = await startRegistry({ notify: [`http://127.0.0.1:${state.port}/v1/registry/events`] });
+  state.reg = await startRegistry({ notify: [`http://127.0.0.1:${state.port}/v1/registry/events`], notifyToken: WEBHOOK });
   state.cleanup = async () => {
     await state.reg.stop();
     await t.cleanup();
@@ -32,6 +35,7 @@ async function prepare(): Promise<void> {
   const list = [];
   for (const name of ['s1', 's2']) list.push({ name, repo: await w.repo(name, { 'hello.txt': `${name} v1` }) });
   await writeFile(join(t.path, 'fleet.yaml'), w.yaml(list));
+  await writeFile(join(t.path, 'tokens'), `webhook ${WEBHOOK}\n`);
   state.w = w;
   state.serveLog = '';
 }
@@ -42,7 +46,7 @@ after(async () => {
 });
 
 function startServe(): ChildProcess {
-  const child = spawn(STRATA, ['fleet', 'serve', '--listen', `127.0.0.1:${state.port}`, '--poll-interval', '1h', '--grace', '30s'], { env: state.w.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(STRATA, ['fleet', 'serve', '--listen', `127.0.0.1:${state.port}`, '--token-file', join(state.w.root, 'tokens'), '--poll-interval', '1h', '--grace', '30s'], { env: state.w.env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (c: Buffer) => (state.serveLog += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (state.serveLog += c.toString()));
   child.on('close', (code, signal) => (state.serveLog += `[serve exited: ${code ?? signal}]\n`));

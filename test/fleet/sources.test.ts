@@ -80,7 +80,7 @@ test('fleet delete removes an image and its build records; deleting what others 
   const w = await ready();
   const refused = await w.strata(['fleet', 'delete', 'ClusterBuilder', 'builder']);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr.trim(), /^strata: error: Image default\/\w+: spec\.builder names ClusterBuilder builder, which is not declared; delete what uses it first \(nothing was deleted\)$/);
+  assert.match(refused.stderr.trim(), /^strata: error: Image default\/\w+ uses ClusterBuilder builder; delete what uses it first \(nothing was deleted\)$/);
   const gone = await w.strata(['fleet', 'delete', 'image', 'fromblob']);
   assert.equal(gone.stdout.trim(), 'Image default/fromblob deleted');
   assert.deepEqual((JSON.parse((await w.strata(['fleet', 'builds', 'fromblob', '-o', 'json'])).stdout) as Row[]), []);

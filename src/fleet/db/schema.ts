@@ -18,9 +18,13 @@ export interface ResourcesTable {
   status: string;
   applied_at: string;
   triggered_at: string | null;
+  /** A Secret's values, sealed under the fleet key (secrets.ts); null for every other kind. */
+  sealed: string | null;
 }
 
 export interface BuildsTable {
+  /** `Image`, or `Build` for a Build resource applied by itself (which then owns the name in its namespace). */
+  owner_kind: string;
   namespace: string;
   image: string;
   number: number;
@@ -67,10 +71,12 @@ export const MIGRATIONS: Record<string, Migration> = {
         .addColumn('status', 'text', (c) => c.notNull().defaultTo('{}'))
         .addColumn('applied_at', 'text', (c) => c.notNull())
         .addColumn('triggered_at', 'text')
+        .addColumn('sealed', 'text')
         .addPrimaryKeyConstraint('resources_pk', ['kind', 'namespace', 'name'])
         .execute();
       await db.schema
         .createTable('builds')
+        .addColumn('owner_kind', 'text', (c) => c.notNull().defaultTo('Image'))
         .addColumn('namespace', 'text', (c) => c.notNull())
         .addColumn('image', 'text', (c) => c.notNull())
         .addColumn('number', 'integer', (c) => c.notNull())

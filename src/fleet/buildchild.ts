@@ -1,0 +1,77 @@
+import { createWriteStream } from 'node:fs';
+import { StrataError, errorMessage } from '../oci/errors.js';
+import { createLogger } from '../lifecycle/log.js';
+import { runBuild } from '../platform/build.js';
+import { readConfig, sandboxLimits } from '../platform/config.js';
+import { sandboxExecutor } from '../platform/executor.js';
+import { readProject } from '../spec/project.js';
+import type { BuildJob, BuildJobResult } from './buildjob.js';
+
+/**
+ * The build child of a fleet worker: one `BuildJob` as JSON on stdin, the build's output on stdout and stderr, and
+ * one `BuildJobResult` as JSON on fd 3. The child is there so a build can be stopped (a deleted Image, a timeout, the
+ * fleet stopping) by killing one process, whatever it was doing; it runs the same `runBuild` as `strata build`.
+ */
+
+async function readJob(): Promise<BuildJob> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as BuildJob;
+}
+
+function created(text: string | undefined): Date | undefined {
+  if (!text) return undefined;
+  return text === 'now' ? new Date() : new Date(Number(text) * 1000);
+}
+
+export async function main(): Promise<void> {
+  const job = await readJob();
+  const config = await readConfig();
+  const log = createLogger('info', (l) => process.stdout.write(l));
+  const descriptor = job.descriptorPath ? await readProject(job.descriptorPath).catch((err: unknown) => Promise.reject(new StrataError(`projectDescriptorPath: ${errorMessage(err)}`))) : undefined;
+  const logins = job.registries;
+  const r = await runBuild({
+    image: job.image,
+    builder: job.builder,
+    runImage: job.runImage,
+    appPath: job.appPath,
+    publish: true,
+    env: job.env,
+    bindings: job.bindings,
+    tags: job.tags,
+    clearCache: false,
+    buildpacks: [],
+    volumes: [],
+    ...(descriptor ? { descriptor } : {}),
+    ...(job.cacheImage ? { cacheImage: job.cacheImage } : {}),
+    ...(job.cacheDir ? { cacheDir: job.cacheDir } : {}),
+    ...(job.stashDir ? { stashDir: job.stashDir } : {}),
+    ...(job.defaultProcess ? { defaultProcess: job.defaultProcess } : {}),
+    ...(created(job.creationTime) ? { creationTime: created(job.creationTime)! } : {}),
+    pullPolicy: 'always',
+    runImageMirrors: {},
+    network: 'host',
+    limits: sandboxLimits(config),
+    executor: async (ctx) => sandboxExecutor(ctx.rootfs, ctx.stateDir),
+    store: {
+      insecureRegistries: job.insecureRegistries,
+      ...(logins ? { logins: { id: 'job', find: (registry: string) => logins.find((l) => l.registry === registry)?.credential } } : {}),
+    },
+    log,
+    phase: (name) => process.stdout.write(`===> ${name}\n`),
+  });
+  const result: BuildJobResult = { digest: r.digest, buildpacks: r.buildpacks, runImage: r.runImage, steps: r.steps };
+  await new Promise<void>((resolve, reject) => {
+    const out = createWriteStream('', { fd: 3 });
+    out.on('error', reject);
+    out.end(JSON.stringify(result), resolve);
+  });
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`ERROR: ${errorMessage(err)}\n`);
+    process.exit(err instanceof StrataError && err.exitCode ? err.exitCode : 1);
+  },
+);
