@@ -162,7 +162,7 @@ export function registerFleetCommands(program: Command): void {
       await withFleet(async (f) => {
         const r = (await f.resources('Image')).find((x) => x.resource.meta.namespace === namespace && x.resource.meta.name === name);
         if (!r) throw new StrataError(`no Image ${namespace}/${name} (see strata fleet images)`);
-        const builds = await f.builds({ namespace, image: name });
+        const builds = await f.builds({ ownerKind: 'Image', namespace, image: name });
         if (fmt === 'json') return printJson({ ...r, builds });
         const ready = r.conditions.find((c) => c.type === 'Ready');
         const spec = r.resource.spec as import('../fleet/resources.js').ImageSpec;
@@ -213,7 +213,7 @@ export function registerFleetCommands(program: Command): void {
         const builds = await f.builds(filter ? { namespace: filter.namespace, image: filter.name } : {});
         if (fmt === 'json') return printJson(builds);
         const rows = [['IMAGE', 'BUILD', 'KIND', 'STATUS', 'REASONS', 'STARTED', 'FINISHED', 'IMAGE DIGEST']];
-        for (const b of builds) rows.push([`${b.namespace}/${b.image}`, String(b.number), b.kind, b.status, b.reasons, ago(b.startedAt), ago(b.finishedAt), b.result?.digest?.slice(0, 19) ?? (b.message ? `(${b.message.slice(0, 50)})` : '--')]);
+        for (const b of builds) rows.push([`${b.ownerKind === 'Build' ? 'Build ' : ''}${b.namespace}/${b.image}`, String(b.number), b.kind, b.status, b.reasons, ago(b.startedAt), ago(b.finishedAt), b.result?.digest?.slice(0, 19) ?? (b.message ? `(${b.message.slice(0, 50)})` : '--')]);
         process.stdout.write(builds.length ? table(rows) : 'no builds\n');
       });
     });
@@ -224,24 +224,28 @@ export function registerFleetCommands(program: Command): void {
     .option('-n, --namespace <ns>', 'namespace', 'default')
     .option('-b, --build <number>', 'build number')
     .option('--follow', 'keep printing until the build ends')
-    .action(async (text: string, o: { namespace: string; build?: string; follow?: boolean }) => {
+    .option('--kind <kind>', 'whose builds: Image, or Build for a Build resource applied by itself', 'Image')
+    .action(async (text: string, o: { namespace: string; build?: string; follow?: boolean; kind: string }) => {
+      if (o.kind !== 'Image' && o.kind !== 'Build') throw new StrataError(`--kind "${o.kind}": Image or Build`);
+      const ownerKind: 'Image' | 'Build' = o.kind;
       const { namespace, name } = imageName(text, o.namespace);
       await withFleet(async (f) => {
         let number = o.build ? Number(o.build) : undefined;
         if (o.build && (!Number.isInteger(number) || number! < 1)) throw new StrataError(`-b "${o.build}": expected a build number`);
         if (number === undefined) {
-          const latest = (await f.builds({ namespace, image: name }))[0];
-          if (!latest) throw new StrataError(`Image ${namespace}/${name} has no builds yet`);
+          const latest = (await f.builds({ ownerKind, namespace, image: name }))[0];
+          if (!latest) throw new StrataError(`${ownerKind} ${namespace}/${name} has no builds yet`);
           number = latest.number;
         }
         let from = 0;
         for (;;) {
-          const { chunks, status } = await f.log(namespace, name, number, from);
+          const key = { ownerKind, namespace, image: name, number };
+          const { chunks, status } = await f.log(key, from);
           for (const c of chunks) process.stdout.write(c.text);
           if (chunks.length) from = chunks[chunks.length - 1]!.seq + 1;
           if (!o.follow || (status !== 'pending' && status !== 'running')) {
             // One last read: the final lines land with the status.
-            if (o.follow) for (const c of (await f.log(namespace, name, number, from)).chunks) process.stdout.write(c.text);
+            if (o.follow) for (const c of (await f.log(key, from)).chunks) process.stdout.write(c.text);
             process.exitCode = status === 'failed' ? 1 : 0;
             return;
           }

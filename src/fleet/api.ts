@@ -62,6 +62,11 @@ function documentsOf(body: unknown): SourceDocument[] {
   return list.map((d, i) => (obj(d) && 'doc' in d ? { where: typeof d.where === 'string' ? d.where.slice(0, 300) : `documents[${i}]`, doc: d.doc } : { where: `documents[${i}]`, doc: d }));
 }
 
+function ownerOf(text: string): 'Image' | 'Build' {
+  if (text !== 'Image' && text !== 'Build') throw new StrataError(`owner "${String(text).slice(0, 20)}": Image or Build`);
+  return text;
+}
+
 function params(req: FastifyRequest): { namespace: string; image: string; number?: number } {
   const p = req.params as { namespace: string; image: string; number?: string };
   checkNamespace(p.namespace, 'namespace');
@@ -116,16 +121,17 @@ export function fleetServer(fleet: ServedFleet, o: ApiOptions): FastifyInstance 
   });
   app.get('/v1/images', read, async () => fleet.images());
   app.get('/v1/builds', read, async (req) => {
-    const q = req.query as { namespace?: string; image?: string };
+    const q = req.query as { namespace?: string; image?: string; owner?: string };
     if (q.namespace !== undefined) checkNamespace(String(q.namespace), 'namespace');
     if (q.image !== undefined) checkName(String(q.image), 'image');
-    return fleet.builds({ ...(q.namespace ? { namespace: q.namespace } : {}), ...(q.image ? { image: q.image } : {}) });
+    return fleet.builds({ ...(q.namespace ? { namespace: q.namespace } : {}), ...(q.image ? { image: q.image } : {}), ...(q.owner !== undefined ? { ownerKind: ownerOf(q.owner) } : {}) });
   });
   app.get('/v1/builds/:namespace/:image/:number/log', read, async (req) => {
     const p = params(req);
-    const from = (req.query as { from?: string }).from ?? '0';
-    if (!/^\d{1,9}$/.test(from)) throw new StrataError(`from "${from.slice(0, 20)}" is not a whole number`);
-    return fleet.log(p.namespace, p.image, p.number!, Number(from));
+    const q = req.query as { from?: string; owner?: string };
+    const from = q.from ?? '0';
+    if (!/^\d{1,9}$/.test(from)) throw new StrataError(`from "${String(from).slice(0, 20)}" is not a whole number`);
+    return fleet.log({ ownerKind: ownerOf(q.owner ?? 'Image'), namespace: p.namespace, image: p.image, number: p.number! }, Number(from));
   });
   app.post('/v1/images/:namespace/:image/trigger', admin, async (req) => {
     const p = params(req);

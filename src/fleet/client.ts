@@ -2,8 +2,8 @@ import http from 'node:http';
 import { StrataError } from '../oci/errors.js';
 import type { SourceDocument } from './manifests.js';
 import type { Kind, Meta } from './resources.js';
-import type { ApplyResult, FleetApi, ImageView, ReconcileOutcome, ResourceView } from './service.js';
-import type { BuildRecord } from './store.js';
+import type { ApplyResult, BuildFilter, FleetApi, ImageView, ReconcileOutcome, ResourceView } from './service.js';
+import type { BuildKey, BuildRecord } from './store.js';
 
 /** The fleet behind a running `fleet serve`, over its unix socket. */
 export class RemoteFleet implements FleetApi {
@@ -38,13 +38,13 @@ export class RemoteFleet implements FleetApi {
     return call(this.socket, 'GET', '/v1/images');
   }
 
-  builds(filter: { namespace?: string; image?: string }): Promise<BuildRecord[]> {
+  builds(filter: BuildFilter): Promise<BuildRecord[]> {
     const q = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined) as [string, string][]);
     return call(this.socket, 'GET', `/v1/builds?${q}`);
   }
 
-  log(namespace: string, image: string, number: number, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }> {
-    return call(this.socket, 'GET', `/v1/builds/${encodeURIComponent(namespace)}/${encodeURIComponent(image)}/${number}/log?from=${fromSeq}`);
+  log(key: BuildKey, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }> {
+    return call(this.socket, 'GET', `/v1/builds/${encodeURIComponent(key.namespace)}/${encodeURIComponent(key.image)}/${key.number}/log?from=${fromSeq}&owner=${key.ownerKind}`);
   }
 
   async trigger(namespace: string, name: string): Promise<void> {

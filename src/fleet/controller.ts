@@ -140,7 +140,7 @@ export class Controller {
     const abort = new AbortController();
     // A deleted Image takes its records with it, whichever process deleted it: the build then stops.
     const watch = setInterval(() => {
-      void this.store.build(b.namespace, b.image, b.number).then((r) => {
+      void this.store.build(b).then((r) => {
         if (!r) abort.abort(`the ${b.ownerKind} was deleted`);
       }, () => undefined);
     }, 2000);

@@ -239,9 +239,10 @@ export async function reconcile(store: FleetStore, o: ReconcileOptions): Promise
   });
 
   // A Build applied by itself runs once (kpack's Build is immutable; a new one has a new name).
+  const once = of('Build').length ? await store.latestBuilds('Build') : new Map();
   await mapLimit(of('Build'), limit, async (r) => {
     const { meta, spec } = r.resource;
-    if (builds.has(`${meta.namespace}/${meta.name}`)) return;
+    if (once.has(`${meta.namespace}/${meta.name}`)) return;
     try {
       const c = await creds({ namespace: meta.namespace, name: spec.serviceAccountName }, spec.source.registry?.imagePullSecrets ?? []);
       const opts = withLogins(o.storeOptions, c);

@@ -12,7 +12,7 @@ import { describe, resourceKey, type ImageSpec, type Kind, type Meta, type Resou
 import { loadFleetKey, SecretBox } from './secrets.js';
 import { localPathOf, localSourceAllowed } from './sources.js';
 import { imageConditions, readyOf, resourceConditions, type Condition } from './status.js';
-import { FleetStore, type ApplyOutcome, type BuildRecord, type ImageStatus, type StoredResource } from './store.js';
+import { FleetStore, type ApplyOutcome, type BuildKey, type BuildRecord, type ImageStatus, type StoredResource } from './store.js';
 import { imageCacheDir } from './worker.js';
 
 export { fleetPaths } from './paths.js';
@@ -49,6 +49,12 @@ export interface ReconcileOutcome {
   finished?: Finished[];
 }
 
+export interface BuildFilter {
+  ownerKind?: BuildRecord['ownerKind'];
+  namespace?: string;
+  image?: string;
+}
+
 export interface ApplyResult {
   results: { key: string; outcome: ApplyOutcome }[];
   warnings: string[];
@@ -60,8 +66,8 @@ export interface FleetApi {
   delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]>;
   resources(kind?: Kind): Promise<ResourceView[]>;
   images(): Promise<ImageView[]>;
-  builds(filter: { namespace?: string; image?: string }): Promise<BuildRecord[]>;
-  log(namespace: string, image: string, number: number, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }>;
+  builds(filter: BuildFilter): Promise<BuildRecord[]>;
+  log(key: BuildKey, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }>;
   trigger(namespace: string, name: string): Promise<void>;
   reconcileNow(): Promise<ReconcileOutcome>;
   close(): Promise<void>;
@@ -148,10 +154,6 @@ export class LocalFleet implements FleetApi {
         throw new StrataError(`${p.where}: spec.tag cannot change (${(before.spec as ImageSpec).tag} → ${(p.resource.spec as ImageSpec).tag}), as in kpack; delete the Image and apply it again; nothing was applied`);
       }
       if (m.kind === 'Build' && before && canonical(before.spec) !== canonical(p.resource.spec)) throw new StrataError(`${p.where}: a Build cannot change once applied, as in kpack; apply one under a new name; nothing was applied`);
-      const other = m.kind === 'Image' ? 'Build' : m.kind === 'Build' ? 'Image' : undefined;
-      if (other && (storedByKey.has(resourceKey({ ...m, kind: other })) || where.has(resourceKey({ ...m, kind: other })))) {
-        throw new StrataError(`${p.where}: ${other} ${m.namespace}/${m.name} exists; an Image and a Build share their build history here, so they need different names; nothing was applied`);
-      }
     }
     const incoming = new Set(where.keys());
     const all = [...stored.filter((r) => !incoming.has(resourceKey(r.resource.meta))).map((r) => r.resource), ...parsed.map((p) => p.resource)];
@@ -207,13 +209,13 @@ export class LocalFleet implements FleetApi {
     });
   }
 
-  builds(filter: { namespace?: string; image?: string }): Promise<BuildRecord[]> {
+  builds(filter: BuildFilter): Promise<BuildRecord[]> {
     return this.store.builds(filter);
   }
 
-  async log(namespace: string, image: string, number: number, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }> {
-    const b = await this.store.build(namespace, image, number);
-    if (!b) throw new StrataError(`Image ${namespace}/${image} has no build #${number}`);
+  async log(key: BuildKey, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }> {
+    const b = await this.store.build(key);
+    if (!b) throw new StrataError(`${key.ownerKind} ${key.namespace}/${key.image} has no build #${key.number}`);
     return { chunks: await this.store.readLog(b, fromSeq), status: b.status };
   }
 

@@ -51,13 +51,13 @@ test('the store: resources by generation, one active build per image, claims, hi
     store = new FleetStore(openEmbedded(file), box);
     await store.migrate();
     assert.equal(await store.interruptRunning(), 1);
-    assert.equal((await store.build('default', 'b', running!.number))!.status, 'interrupted');
+    assert.equal((await store.build({ ownerKind: 'Image', namespace: 'default', image: 'b', number: running!.number }))!.status, 'interrupted');
     const latest = await store.latestBuilds();
     assert.equal(latest.get('default/a')!.latest!.number, 6);
     assert.equal(latest.get('default/a')!.lastSuccess!.number, 6);
     assert.equal(latest.get('default/b')!.lastSuccess, undefined);
-    assert.deepEqual(await store.readLog({ namespace: 'default', image: 'a', number: 1 }, 1), [{ seq: 1, text: 'line two\n' }]);
-    assert.equal(await store.pruneHistory('default', 'a', 2, 1), 3);
+    assert.deepEqual(await store.readLog({ ownerKind: 'Image', namespace: 'default', image: 'a', number: 1 }, 1), [{ seq: 1, text: 'line two\n' }]);
+    assert.equal(await store.pruneHistory({ ownerKind: 'Image', namespace: 'default', image: 'a' }, 2, 1), 3);
     assert.deepEqual((await store.builds({ image: 'a' })).map((b) => `${b.number}:${b.status}`), ['6:succeeded', '5:failed', '4:succeeded']);
     assert.ok(await store.trigger('default', 'a'));
     assert.ok((await store.get({ kind: 'Image', namespace: 'default', name: 'a' }))!.triggeredAt);

@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
 import { canonical } from './canonical.js';
 import { migrate, type FleetDatabase } from './db/database.js';
 import type { BuildsTable, FleetTables, ResourcesTable } from './db/schema.js';
@@ -152,7 +152,17 @@ function toBuild(r: Selectable<BuildsTable>): BuildRecord {
   };
 }
 
-type BuildKey = Pick<BuildRecord, 'namespace' | 'image' | 'number'>;
+/** Whose builds: an Image's, or a Build resource's (the two kinds may share a name). */
+export type Owner = Pick<BuildRecord, 'ownerKind' | 'namespace' | 'image'>;
+export type BuildKey = Owner & Pick<BuildRecord, 'number'>;
+
+/** The rows of one owner, in either table that has them. */
+function owned(o: Owner) {
+  return (eb: ExpressionBuilder<FleetTables, 'builds'> | ExpressionBuilder<FleetTables, 'build_logs'>) => {
+    const e = eb as ExpressionBuilder<FleetTables, 'builds'>;
+    return e.and([e('owner_kind', '=', o.ownerKind), e('namespace', '=', o.namespace), e('image', '=', o.image)]);
+  };
+}
 
 /** A build record as the decision rules see it. */
 export function pastBuild(b: BuildRecord): PastBuild {
@@ -246,8 +256,9 @@ export class FleetStore {
         if (!r.length) continue;
         gone.push(resourceKey(m));
         if (m.kind === 'Image' || m.kind === 'Build') {
-          await tx.deleteFrom('build_logs').where('namespace', '=', m.namespace).where('image', '=', m.name).execute();
-          await tx.deleteFrom('builds').where('namespace', '=', m.namespace).where('image', '=', m.name).execute();
+          const o = { ownerKind: m.kind, namespace: m.namespace, image: m.name };
+          await tx.deleteFrom('build_logs').where(owned(o)).execute();
+          await tx.deleteFrom('builds').where(owned(o)).execute();
         }
       }
       return gone;
@@ -276,11 +287,12 @@ export class FleetStore {
     return r.length > 0;
   }
 
-  async builds(filter: { namespace?: string; image?: string; limit?: number } = {}): Promise<BuildRecord[]> {
+  async builds(filter: { ownerKind?: BuildRecord['ownerKind']; namespace?: string; image?: string; limit?: number } = {}): Promise<BuildRecord[]> {
     let q = this.db.selectFrom('builds').selectAll();
+    if (filter.ownerKind !== undefined) q = q.where('owner_kind', '=', filter.ownerKind);
     if (filter.namespace !== undefined) q = q.where('namespace', '=', filter.namespace);
     if (filter.image !== undefined) q = q.where('image', '=', filter.image);
-    q = q.orderBy('namespace').orderBy('image').orderBy('number', 'desc');
+    q = q.orderBy('namespace').orderBy('image').orderBy('owner_kind', 'desc').orderBy('number', 'desc');
     if (filter.limit) q = q.limit(Math.floor(filter.limit));
     return (await q.execute()).map(toBuild);
   }
@@ -289,23 +301,28 @@ export class FleetStore {
     return (await this.db.selectFrom('builds').select('number').where('status', '=', 'pending').limit(1).executeTakeFirst()) !== undefined;
   }
 
-  async build(namespace: string, image: string, number: number): Promise<BuildRecord | undefined> {
-    const row = await this.db.selectFrom('builds').selectAll().where('namespace', '=', namespace).where('image', '=', image).where('number', '=', number).executeTakeFirst();
+  async build(key: BuildKey): Promise<BuildRecord | undefined> {
+    const row = await this.db.selectFrom('builds').selectAll().where(owned(key)).where('number', '=', key.number).executeTakeFirst();
     return row ? toBuild(row) : undefined;
   }
 
-  async lastSucceeded(namespace: string, image: string): Promise<BuildRecord | undefined> {
-    const row = await this.db.selectFrom('builds').selectAll().where('namespace', '=', namespace).where('image', '=', image).where('status', '=', 'succeeded').orderBy('number', 'desc').limit(1).executeTakeFirst();
+  async lastSucceeded(o: Owner): Promise<BuildRecord | undefined> {
+    const row = await this.db.selectFrom('builds').selectAll().where(owned(o)).where('status', '=', 'succeeded').orderBy('number', 'desc').limit(1).executeTakeFirst();
     return row ? toBuild(row) : undefined;
   }
 
-  /** The newest build, and the newest succeeded one, of every image at once: what a reconcile decides from. */
-  async latestBuilds(): Promise<Map<string, { latest?: BuildRecord; lastSuccess?: BuildRecord }>> {
-    const newest = this.db.selectFrom('builds').select(['namespace', 'image']).select((eb) => eb.fn.max('number').as('n')).groupBy(['namespace', 'image']);
-    const newestOk = this.db.selectFrom('builds').select(['namespace', 'image']).select((eb) => eb.fn.max('number').as('n')).where('status', '=', 'succeeded').groupBy(['namespace', 'image']);
+  /**
+   * The newest build, and the newest succeeded one, of every owner of one kind at once: what a reconcile decides
+   * from. Keyed `namespace/name`.
+   */
+  async latestBuilds(ownerKind: BuildRecord['ownerKind'] = 'Image'): Promise<Map<string, { latest?: BuildRecord; lastSuccess?: BuildRecord }>> {
+    const mine = this.db.selectFrom('builds').where('owner_kind', '=', ownerKind);
+    const newest = mine.select(['namespace', 'image']).select((eb) => eb.fn.max('number').as('n')).groupBy(['namespace', 'image']);
+    const newestOk = mine.select(['namespace', 'image']).select((eb) => eb.fn.max('number').as('n')).where('status', '=', 'succeeded').groupBy(['namespace', 'image']);
     const rows = await this.db
       .selectFrom('builds as b')
       .innerJoin(newest.union(newestOk).as('m'), (j) => j.onRef('b.namespace', '=', 'm.namespace').onRef('b.image', '=', 'm.image').onRef('b.number', '=', 'm.n'))
+      .where('b.owner_kind', '=', ownerKind)
       .selectAll('b')
       .execute();
     const out = new Map<string, { latest?: BuildRecord; lastSuccess?: BuildRecord }>();
@@ -324,13 +341,14 @@ export class FleetStore {
    * pending or running. The unique index decides, so two reconcilers in two processes cannot both add one.
    */
   async createBuild(b: Pick<BuildRecord, 'namespace' | 'image' | 'kind' | 'reasons' | 'changes' | 'inputs' | 'priority'> & { ownerKind?: BuildRecord['ownerKind'] }, tags: (number: number) => string[]): Promise<BuildRecord | undefined> {
+    const owner: Owner = { ownerKind: b.ownerKind ?? 'Image', namespace: b.namespace, image: b.image };
     try {
       return await this.db.transaction().execute(async (tx) => {
-        const next = await tx.selectFrom('builds').select((eb) => eb.fn.max('number').as('n')).where('namespace', '=', b.namespace).where('image', '=', b.image).executeTakeFirst();
+        const next = await tx.selectFrom('builds').select((eb) => eb.fn.max('number').as('n')).where(owned(owner)).executeTakeFirst();
         const n = Number(next?.n ?? 0) + 1;
         const row = await tx
           .insertInto('builds')
-          .values({ owner_kind: b.ownerKind ?? 'Image', namespace: b.namespace, image: b.image, number: n, kind: b.kind, status: 'pending', reasons: b.reasons, changes: JSON.stringify(b.changes), inputs: JSON.stringify(b.inputs), tags: JSON.stringify(tags(n)), priority: b.priority, created_at: now() })
+          .values({ owner_kind: owner.ownerKind, namespace: b.namespace, image: b.image, number: n, kind: b.kind, status: 'pending', reasons: b.reasons, changes: JSON.stringify(b.changes), inputs: JSON.stringify(b.inputs), tags: JSON.stringify(tags(n)), priority: b.priority, created_at: now() })
           .returningAll()
           .executeTakeFirstOrThrow();
         return toBuild(row);
@@ -344,7 +362,7 @@ export class FleetStore {
   /** Takes the most urgent pending build for `worker`, or undefined; safe with many workers (SKIP LOCKED). */
   async claim(worker: string, kinds: BuildRecord['kind'][] = ['build', 'rebase']): Promise<BuildRecord | undefined> {
     return this.db.transaction().execute(async (tx) => {
-      let next = tx.selectFrom('builds').select(['namespace', 'image', 'number']).where('status', '=', 'pending').where('kind', 'in', kinds).orderBy('priority', 'desc').orderBy('created_at').limit(1);
+      let next = tx.selectFrom('builds').select(['owner_kind', 'namespace', 'image', 'number']).where('status', '=', 'pending').where('kind', 'in', kinds).orderBy('priority', 'desc').orderBy('created_at').limit(1);
       // SQLite has one writer at a time, which is the lock; PostgreSQL's workers skip each other's rows.
       if (this.fdb.dialect === 'postgres') next = next.forUpdate().skipLocked();
       const pick = await next.executeTakeFirst();
@@ -352,6 +370,7 @@ export class FleetStore {
       const row = await tx
         .updateTable('builds')
         .set({ status: 'running', worker, started_at: now() })
+        .where('owner_kind', '=', pick.owner_kind)
         .where('namespace', '=', pick.namespace)
         .where('image', '=', pick.image)
         .where('number', '=', pick.number)
@@ -366,8 +385,7 @@ export class FleetStore {
     await this.db
       .updateTable('builds')
       .set({ status, result: outcome.result ? JSON.stringify(outcome.result) : null, message: outcome.message ?? null, finished_at: now(), ...(outcome.kind ? { kind: outcome.kind } : {}) })
-      .where('namespace', '=', b.namespace)
-      .where('image', '=', b.image)
+      .where(owned(b))
       .where('number', '=', b.number)
       .execute();
   }
@@ -380,11 +398,11 @@ export class FleetStore {
   }
 
   async appendLog(b: BuildKey, seq: number, text: string): Promise<void> {
-    await this.db.insertInto('build_logs').values({ namespace: b.namespace, image: b.image, number: b.number, seq, text }).execute();
+    await this.db.insertInto('build_logs').values({ owner_kind: b.ownerKind, namespace: b.namespace, image: b.image, number: b.number, seq, text }).execute();
   }
 
   async readLog(b: BuildKey, fromSeq = 0): Promise<{ seq: number; text: string }[]> {
-    const rows = await this.db.selectFrom('build_logs').select(['seq', 'text']).where('namespace', '=', b.namespace).where('image', '=', b.image).where('number', '=', b.number).where('seq', '>=', fromSeq).orderBy('seq').execute();
+    const rows = await this.db.selectFrom('build_logs').select(['seq', 'text']).where(owned(b)).where('number', '=', b.number).where('seq', '>=', fromSeq).orderBy('seq').execute();
     return rows.map((r) => ({ seq: Number(r.seq), text: r.text }));
   }
 
@@ -392,16 +410,16 @@ export class FleetStore {
    * kpack's history limits: keeps the newest `success` succeeded and `failed` failed (or interrupted) builds of an
    * image, never the newest build or the newest succeeded one, and deletes the rest with their logs.
    */
-  async pruneHistory(namespace: string, image: string, success: number, failed: number): Promise<number> {
+  async pruneHistory(o: Owner, success: number, failed: number): Promise<number> {
     return this.db.transaction().execute(async (tx) => {
-      const rows = await tx.selectFrom('builds').select(['number', 'status']).where('namespace', '=', namespace).where('image', '=', image).where('status', 'in', ['succeeded', 'failed', 'interrupted']).orderBy('number', 'desc').execute();
+      const rows = await tx.selectFrom('builds').select(['number', 'status']).where(owned(o)).where('status', 'in', ['succeeded', 'failed', 'interrupted']).orderBy('number', 'desc').execute();
       const keepOk = rows.filter((r) => r.status === 'succeeded').slice(0, success).map((r) => Number(r.number));
       const keepBad = rows.filter((r) => r.status !== 'succeeded').slice(0, failed).map((r) => Number(r.number));
       const newest = rows.length ? Number(rows[0]!.number) : -1;
       const drop = rows.map((r) => Number(r.number)).filter((n) => n !== newest && !keepOk.includes(n) && !keepBad.includes(n));
       if (!drop.length) return 0;
-      await tx.deleteFrom('build_logs').where('namespace', '=', namespace).where('image', '=', image).where('number', 'in', drop).execute();
-      await tx.deleteFrom('builds').where('namespace', '=', namespace).where('image', '=', image).where('number', 'in', drop).execute();
+      await tx.deleteFrom('build_logs').where(owned(o)).where('number', 'in', drop).execute();
+      await tx.deleteFrom('builds').where(owned(o)).where('number', 'in', drop).execute();
       return drop.length;
     });
   }

@@ -16,7 +16,7 @@ import type { BuildInputs } from './reasons.js';
 import type { Binding, EnvVar } from './resources.js';
 import { Redactor } from './secrets.js';
 import { buildDir, fetchBlob, fetchGit, fetchRegistrySource, type SourceAccess } from './sources.js';
-import type { BuildRecord, BuildResult, FleetStore } from './store.js';
+import type { BuildKey, BuildRecord, BuildResult, FleetStore } from './store.js';
 
 /**
  * Runs one build record: a rebase in this process (config and manifest only, milliseconds), or a build in a child
@@ -56,7 +56,7 @@ export class BuildLog {
 
   constructor(
     private readonly store: FleetStore,
-    private readonly build: Pick<BuildRecord, 'namespace' | 'image' | 'number'>,
+    private readonly build: BuildKey,
     private readonly maxBytes = DEFAULT_MAX_LOG_BYTES,
   ) {}
 
@@ -142,7 +142,7 @@ async function checkPush(tag: string, storeOptions: StoreOptions): Promise<void>
 const nameOf = (tag: string): string => Reference.parse(tag).name;
 
 async function runRebase(ctx: WorkerContext, b: BuildRecord, store: StoreOptions, log: BuildLog): Promise<BuildResult> {
-  const last = await ctx.store.lastSucceeded(b.namespace, b.image);
+  const last = await ctx.store.lastSucceeded(b);
   if (!last?.result?.image) throw new StrataError(`nothing to rebase: ${b.namespace}/${b.image} has no succeeded build`);
   const app = await openImage(last.result.image, store);
   if (!app) throw new StrataError(`the image of build #${last.number} (${last.result.image}) is gone from its registry`);
@@ -352,7 +352,7 @@ export async function executeBuild(ctx: WorkerContext, b: BuildRecord, signal: A
     await ctx.store.finish(b, status, { message, kind });
   }
   const s = b.inputs.settings;
-  await ctx.store.pruneHistory(b.namespace, b.image, s?.successBuildHistoryLimit ?? 10, s?.failedBuildHistoryLimit ?? 10);
+  await ctx.store.pruneHistory(b, s?.successBuildHistoryLimit ?? 10, s?.failedBuildHistoryLimit ?? 10);
   return status;
 }
 

@@ -44,6 +44,7 @@ export interface BuildsTable {
 }
 
 export interface BuildLogsTable {
+  owner_kind: string;
   namespace: string;
   image: string;
   number: number;
@@ -93,25 +94,26 @@ export const MIGRATIONS: Record<string, Migration> = {
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addColumn('started_at', 'text')
         .addColumn('finished_at', 'text')
-        .addPrimaryKeyConstraint('builds_pk', ['namespace', 'image', 'number'])
+        .addPrimaryKeyConstraint('builds_pk', ['owner_kind', 'namespace', 'image', 'number'])
         .execute();
       // At most one build in flight per image, whichever process (or machine) tries to add another.
       await db.schema
         .createIndex('builds_one_active')
         .on('builds')
-        .columns(['namespace', 'image'])
+        .columns(['owner_kind', 'namespace', 'image'])
         .unique()
         .where(sql<boolean>`status in ('pending', 'running')`)
         .execute();
       await db.schema.createIndex('builds_queue').on('builds').columns(['status', 'priority', 'created_at']).execute();
       await db.schema
         .createTable('build_logs')
+        .addColumn('owner_kind', 'text', (c) => c.notNull().defaultTo('Image'))
         .addColumn('namespace', 'text', (c) => c.notNull())
         .addColumn('image', 'text', (c) => c.notNull())
         .addColumn('number', 'integer', (c) => c.notNull())
         .addColumn('seq', 'integer', (c) => c.notNull())
         .addColumn('text', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('build_logs_pk', ['namespace', 'image', 'number', 'seq'])
+        .addPrimaryKeyConstraint('build_logs_pk', ['owner_kind', 'namespace', 'image', 'number', 'seq'])
         .execute();
     },
   },
