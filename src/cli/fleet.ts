@@ -6,90 +6,16 @@ import { strataHome } from '../platform/home.js';
 import { RemoteFleet } from '../fleet/client.js';
 import { fleetPaths } from '../fleet/paths.js';
 import { describe, KINDS, type Kind } from '../fleet/resources.js';
-import type { FleetApi } from '../fleet/service.js';
-import type { ImageStatus } from '../fleet/store.js';
-import { printJson } from './output.js';
+import { controllerOptions, duration, imageName, log, withFleet, workerOptions } from './fleetcommon.js';
+import { registerFleetImageCommands } from './fleetimage.js';
+import { registerFleetViews } from './fleetviews.js';
 import { repeatable } from './options.js';
 
 /**
  * `strata fleet …`: declare images in kpack's YAML and let strata keep them built and rebased, in kp's spirit. Each
- * command talks to a running `fleet serve` when there is one, else opens the fleet database itself.
+ * command talks to a running `fleet serve` when there is one, else opens the fleet database itself. This module
+ * changes the fleet and runs it; fleetviews.ts shows it; fleetimage.ts is kp's imperative image commands and import.
  */
-
-const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-
-function controllerOptions(o: { builds?: string; rebases?: string; pollInterval?: string; insecureRegistry?: string[] }) {
-  const int = (v: string | undefined, flag: string, fallback: number): number => {
-    if (v === undefined) return fallback;
-    if (!/^\d+$/.test(v) || Number(v) < 1) throw new StrataError(`${flag} "${v}": expected a whole number of at least 1`);
-    return Number(v);
-  };
-  return {
-    home: strataHome(),
-    storeOptions: { insecureRegistries: o.insecureRegistry ?? [] },
-    buildConcurrency: int(o.builds, '--builds', 2),
-    rebaseConcurrency: int(o.rebases, '--rebases', 16),
-    pollIntervalMs: duration(o.pollInterval ?? '60s', '--poll-interval'),
-    log,
-  };
-}
-
-/** `90s`, `5m`, `1h` or plain seconds. */
-function duration(text: string, flag: string): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new StrataError(`${flag} "${text}": expected a duration such as 30s, 5m or 1h`);
-  return Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000);
-}
-
-async function openFleet(o: Parameters<typeof controllerOptions>[0] = {}): Promise<FleetApi> {
-  const paths = fleetPaths(strataHome());
-  const remote = await RemoteFleet.connect(paths.socket);
-  if (remote) return remote;
-  try {
-    // The database and the controller load only when no server holds them.
-    const { LocalFleet } = await import('../fleet/service.js');
-    return await LocalFleet.open(controllerOptions(o));
-  } catch (err) {
-    // A `fleet serve` that was starting up holds the database now: talk to it instead.
-    return (await RemoteFleet.connect(paths.socket)) ?? Promise.reject(err);
-  }
-}
-
-async function withFleet<T>(fn: (fleet: FleetApi) => Promise<T>, o?: Parameters<typeof controllerOptions>[0]): Promise<T> {
-  const fleet = await openFleet(o);
-  try {
-    return await fn(fleet);
-  } finally {
-    await fleet.close();
-  }
-}
-
-/** `ns/name`, or `name` in `-n` (default: default). */
-function imageName(text: string, namespace: string | undefined): { namespace: string; name: string } {
-  const slash = text.indexOf('/');
-  if (slash > 0) return { namespace: text.slice(0, slash), name: text.slice(slash + 1) };
-  return { namespace: namespace ?? 'default', name: text };
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return `${rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n')}\n`;
-}
-
-function format(o: { output: string }): 'human' | 'json' {
-  if (o.output !== 'human' && o.output !== 'json') throw new StrataError(`-o "${o.output}": use human or json`);
-  return o.output;
-}
-
-const ago = (iso: string | undefined): string => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '--');
-
-/** The options of the commands that run builds. */
-function workerOptions(cmd: Command): Command {
-  return cmd
-    .option('--builds <n>', 'full builds at once', '2')
-    .option('--rebases <n>', 'rebases at once', '16')
-    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, []);
-}
 
 export function registerFleetCommands(program: Command): void {
   const fleet = program.command('fleet').description('declare images in kpack YAML; strata keeps them built and rebased (kpack on one machine)');
@@ -131,128 +57,8 @@ export function registerFleetCommands(program: Command): void {
       });
     });
 
-  fleet
-    .command('images')
-    .description('the declared images: ready, latest image, last reason')
-    .option('-n, --namespace <ns>', 'only this namespace')
-    .option('-o, --output <format>', 'human or json', 'human')
-    .action(async (o: { namespace?: string; output: string }) => {
-      const fmt = format(o);
-      await withFleet(async (f) => {
-        const images = (await f.images()).filter((i) => !o.namespace || i.namespace === o.namespace);
-        if (fmt === 'json') return printJson(images);
-        if (!images.length) return void process.stdout.write('no images declared (strata fleet apply -f FILE)\n');
-        const rows = [['NAME', 'READY', 'LATEST REASON', 'LATEST BUILD', 'LATEST IMAGE']];
-        for (const i of images) {
-          const b = i.latestBuild ? `#${i.latestBuild.number} ${i.latestBuild.status}` : '--';
-          rows.push([`${i.namespace}/${i.name}`, i.ready, i.latestReason ?? '--', b, i.latestImage ?? '--']);
-        }
-        process.stdout.write(table(rows));
-      });
-    });
-
-  fleet
-    .command('status <image>')
-    .description('one image: its status, source, builder and latest builds')
-    .option('-n, --namespace <ns>', 'namespace', 'default')
-    .option('-o, --output <format>', 'human or json', 'human')
-    .action(async (text: string, o: { namespace: string; output: string }) => {
-      const fmt = format(o);
-      const { namespace, name } = imageName(text, o.namespace);
-      await withFleet(async (f) => {
-        const r = (await f.resources('Image')).find((x) => x.resource.meta.namespace === namespace && x.resource.meta.name === name);
-        if (!r) throw new StrataError(`no Image ${namespace}/${name} (see strata fleet images)`);
-        const builds = await f.builds({ ownerKind: 'Image', namespace, image: name });
-        if (fmt === 'json') return printJson({ ...r, builds });
-        const ready = r.conditions.find((c) => c.type === 'Ready');
-        const spec = r.resource.spec as import('../fleet/resources.js').ImageSpec;
-        const s = r.status as ImageStatus;
-        const ok = builds.find((b) => b.status === 'succeeded');
-        const bad = builds.find((b) => b.status === 'failed' || b.status === 'interrupted');
-        const src = spec.source.git ? ['GitUrl', spec.source.git.url, `${spec.source.git.revision}${s.commit ? ` (${s.commit})` : ''}`] : spec.source.registry ? ['Registry', spec.source.registry.image, s.sourceImage ?? '--'] : ['Blob', spec.source.blob?.url ?? '', '--'];
-        const lines = [
-          `Image:          ${namespace}/${name} (${spec.tag})`,
-          `Status:         ${ready?.status === 'True' ? 'Ready' : ready?.status === 'False' ? 'NotReady' : 'Unknown'}`,
-          `Message:        ${s.error ?? ready?.message ?? s.why ?? '--'}`,
-          `LatestImage:    ${ok?.result?.image ?? '--'}`,
-          ...r.conditions.map((c) => `${`${c.type}:`.padEnd(16)}${c.status}${c.reason ? ` (${c.reason})` : ''}`),
-          '',
-          'Source',
-          `Type:           ${src[0]}`,
-          `Url:            ${src[1]}`,
-          `Revision:       ${src[2]}`,
-          ...(spec.source.subPath ? [`Sub Path:       ${spec.source.subPath}`] : []),
-          '',
-          'Builder Ref',
-          `Name:           ${spec.builder.name}`,
-          `Kind:           ${spec.builder.kind}`,
-          '',
-          'Last Successful Build',
-          `Id:             ${ok ? `#${ok.number}` : '--'}`,
-          `Build Reason:   ${ok?.reasons ?? '--'}`,
-          `Finished:       ${ago(ok?.finishedAt)}`,
-          '',
-          'Last Failed Build',
-          `Id:             ${bad ? `#${bad.number} (${bad.status})` : '--'}`,
-          `Build Reason:   ${bad?.reasons ?? '--'}`,
-          `Message:        ${bad?.message ?? '--'}`,
-        ];
-        process.stdout.write(`${lines.join('\n')}\n`);
-      });
-    });
-
-  fleet
-    .command('builds [image]')
-    .description('build records, newest first: number, status, reasons, image')
-    .option('-n, --namespace <ns>', 'namespace', 'default')
-    .option('-o, --output <format>', 'human or json', 'human')
-    .action(async (text: string | undefined, o: { namespace: string; output: string }) => {
-      const fmt = format(o);
-      const filter = text ? imageName(text, o.namespace) : undefined;
-      await withFleet(async (f) => {
-        const builds = await f.builds(filter ? { namespace: filter.namespace, image: filter.name } : {});
-        if (fmt === 'json') return printJson(builds);
-        const rows = [['IMAGE', 'BUILD', 'KIND', 'STATUS', 'REASONS', 'STARTED', 'FINISHED', 'IMAGE DIGEST']];
-        for (const b of builds) rows.push([`${b.ownerKind === 'Build' ? 'Build ' : ''}${b.namespace}/${b.image}`, String(b.number), b.kind, b.status, b.reasons, ago(b.startedAt), ago(b.finishedAt), b.result?.digest?.slice(0, 19) ?? (b.message ? `(${b.message.slice(0, 50)})` : '--')]);
-        process.stdout.write(builds.length ? table(rows) : 'no builds\n');
-      });
-    });
-
-  fleet
-    .command('logs <image>')
-    .description('the log of a build (the latest unless -b)')
-    .option('-n, --namespace <ns>', 'namespace', 'default')
-    .option('-b, --build <number>', 'build number')
-    .option('--follow', 'keep printing until the build ends')
-    .option('--kind <kind>', 'whose builds: Image, or Build for a Build resource applied by itself', 'Image')
-    .action(async (text: string, o: { namespace: string; build?: string; follow?: boolean; kind: string }) => {
-      if (o.kind !== 'Image' && o.kind !== 'Build') throw new StrataError(`--kind "${o.kind}": Image or Build`);
-      const ownerKind: 'Image' | 'Build' = o.kind;
-      const { namespace, name } = imageName(text, o.namespace);
-      await withFleet(async (f) => {
-        let number = o.build ? Number(o.build) : undefined;
-        if (o.build && (!Number.isInteger(number) || number! < 1)) throw new StrataError(`-b "${o.build}": expected a build number`);
-        if (number === undefined) {
-          const latest = (await f.builds({ ownerKind, namespace, image: name }))[0];
-          if (!latest) throw new StrataError(`${ownerKind} ${namespace}/${name} has no builds yet`);
-          number = latest.number;
-        }
-        let from = 0;
-        for (;;) {
-          const key = { ownerKind, namespace, image: name, number };
-          const { chunks, status } = await f.log(key, from);
-          for (const c of chunks) process.stdout.write(c.text);
-          if (chunks.length) from = chunks[chunks.length - 1]!.seq + 1;
-          if (!o.follow || (status !== 'pending' && status !== 'running')) {
-            // One last read: the final lines land with the status.
-            if (o.follow) for (const c of (await f.log(key, from)).chunks) process.stdout.write(c.text);
-            process.exitCode = status === 'failed' ? 1 : 0;
-            return;
-          }
-          await new Promise((r) => setTimeout(r, 300));
-        }
-      });
-    });
+  registerFleetViews(fleet);
+  registerFleetImageCommands(fleet);
 
   fleet
     .command('trigger <image>')

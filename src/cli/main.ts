@@ -57,6 +57,12 @@ export async function buildProgram(only?: string): Promise<Command> {
 }
 
 export async function main(argvIn: string[]): Promise<number> {
+  // A reader that went away (`strata fleet logs … | head`) ends the command quietly, as it does any Unix tool.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+    });
+  }
   let argv = argvIn;
   // The lifecycle keeps the Platform API's Go-style single-dash flags, which commander does not parse.
   if (argv[0] === 'lifecycle') {
