@@ -307,6 +307,23 @@ async function runFullBuild(ctx: WorkerContext, b: BuildRecord, creds: Credentia
   }
 }
 
+/** Signs what a build or rebase pushed with every cosign key of the service account (kpack's signing). */
+async function signResult(result: BuildResult, creds: Credentials, store: StoreOptions, annotations: Record<string, string> | undefined, log: BuildLog): Promise<string[]> {
+  const { openSigningKey, signatureRepository, signImage } = await import('./signing.js');
+  const out: string[] = [];
+  for (const key of creds.signing) {
+    const repository = signatureRepository(result.image!, key);
+    const t = await openTarget(parseTarget(repository), { ...store, create: true });
+    try {
+      out.push(await signImage({ store: t.store, storeName: repository, repository: Reference.parse(result.image!).name, digest: result.digest! as `sha256:${string}`, key: openSigningKey(key), ...(annotations ? { annotations } : {}), dockerMediaTypes: key.dockerMediaTypes }));
+    } catch (err) {
+      throw new StrataError(`signing with ${key.secret}: ${errorMessage(err)}`);
+    }
+    log.line(`Signed ${result.image} with ${key.secret}: ${out[out.length - 1]}`);
+  }
+  return out;
+}
+
 /** A build stopped from outside (the fleet stopping, a timeout, a deleted Image): recorded by the caller. */
 export class BuildAborted extends Error {}
 
@@ -338,6 +355,7 @@ export async function executeBuild(ctx: WorkerContext, b: BuildRecord, signal: A
         result = await runFullBuild(ctx, b, creds, store, log, both);
       }
     } else result = await runFullBuild(ctx, b, creds, store, log, both);
+    if (creds.signing.length) result = { ...result, signatures: await signResult(result, creds, store, b.inputs.settings?.cosignAnnotations, log) };
     log.line(`===> SUCCEEDED: ${result.image}`);
     await log.flush();
     await ctx.store.finish(b, 'succeeded', { result, kind });
