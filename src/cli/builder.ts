@@ -33,6 +33,21 @@ const SUGGESTED = [
 export function registerBuilderCommands(program: Command): void {
   const builder = program.command('builder').description('create and inspect builders');
   builder
+    .command('lifecycle-image <name>')
+    .description("make strata's lifecycle into a lifecycle image (for kpack's and the fleet's ClusterLifecycle)")
+    .option('--publish', 'push it to its registry (otherwise the local store, or oci:<dir>)')
+    .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
+    .action(async (name: string, opts: { publish?: boolean; insecureRegistry: string[] }) => {
+      const { createLifecycleImage } = await import('../platform/builder.js');
+      let where = '';
+      const r = await createLifecycleImage(async () => {
+        const out = await imageTarget(name, opts.publish ?? false, { insecureRegistries: opts.insecureRegistry });
+        where = out.where;
+        return out;
+      });
+      process.stdout.write(`Lifecycle image ${name} (strata ${r.version}) saved to ${where}\n  digest ${r.digest}\n`);
+    });
+  builder
     .command('create <name>')
     .description('create a builder image from builder.toml (buildpacks, order, build and run images) with strata\'s lifecycle')
     .requiredOption('-c, --config <file>', 'builder.toml')

@@ -8,7 +8,8 @@ import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { NORMALISED_MTIME, parentPaths, writeLayerFile, type LayerEntry } from '../oci/layer.js';
 import { copyBlob } from '../oci/copy.js';
-import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
+import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
+import { hostPlatform } from '../oci/manifest.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
 import { LATEST_BUILDPACK_API, LATEST_PLATFORM_API, SUPPORTED_BUILDPACK_APIS, SUPPORTED_PLATFORM_APIS } from '../spec/api.js';
@@ -90,6 +91,29 @@ async function checkRunImage(config: BuilderConfig, build: ResolvedImage, option
     ...['io.buildpacks.base.distro.name', 'io.buildpacks.base.distro.version'].map((k) => (label(b, k) && label(r, k) && label(b, k) !== label(r, k) ? `${k} ${label(b, k)} vs ${label(r, k)}` : '')),
   ].filter(Boolean);
   if (mismatch.length) throw new StrataError(`${config.file}: build image ${config.buildImage} and run image ${name} differ: ${mismatch.join('; ')}`);
+}
+
+/**
+ * strata's lifecycle as a lifecycle image (what kpack's ClusterLifecycle names): one layer with `/cnb/lifecycle`, and
+ * the `io.buildpacks.lifecycle.version` and `.apis` labels kpack and pack read. A builder made with it carries the
+ * same lifecycle as one made without.
+ */
+export async function createLifecycleImage(openOutput: () => Promise<{ store: ImageStore; tag: string }>): Promise<{ digest: Digest; version: string }> {
+  const work = await mkdtemp(join(tmpdir(), 'strata-lifecycle-image-'));
+  try {
+    const path = join(work, 'lifecycle.tar.gz');
+    const info = await writeLayerFile(lifecycleEntries(), path, { mtime: NORMALISED_MTIME });
+    const output = await openOutput();
+    const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+    await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
+    const base = emptyConfig(hostPlatform(), NORMALISED_MTIME);
+    const { config, manifest } = appendLayers(base, emptyManifest(), [{ descriptor, diffID: info.diffID, history: { created_by: `Lifecycle: strata ${VERSION}` } }]);
+    const labelled = { ...config, config: { Labels: { [LABEL_LIFECYCLE_VERSION]: VERSION, [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS) } } };
+    const { digest } = await writeImage(output.store, labelled, manifest, output.tag);
+    return { digest, version: VERSION };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 export interface BuilderResult {

@@ -148,3 +148,34 @@ test('what a new user runs into: an empty file, a huge file, a log piped into he
   const bare = await w.strata(['fleet', 'apply', '-f', noAnnotation]);
   assert.equal(bare.stderr.trim(), `strata: error: ${noAnnotation} (Secret default/bare): metadata.annotations: a kubernetes.io/basic-auth Secret is used by the fleet only with a kpack.io/git: URL or kpack.io/docker: REGISTRY annotation saying where`);
 });
+
+test("a ClusterLifecycle puts strata's lifecycle image into the builders; a new lifecycle rebuilds their images with reason LIFECYCLE", { timeout: 300_000 }, async () => {
+  const w = await ready();
+  const made = await ok(w, ['builder', 'lifecycle-image', `${fx.reg.host}/lifecycle:1`, '--publish']);
+  assert.match(made, /Lifecycle image .* \(strata [\d.]+\) saved/);
+  const file = join(fx.work, 'lifecycle.yaml');
+  const apply = async (tag: string) => {
+    await writeFile(file, `apiVersion: kpack.io/v1alpha2\nkind: ClusterLifecycle\nmetadata: {name: default-lifecycle}\nspec:\n  image: ${fx.reg.host}/lifecycle:${tag}\n`);
+    await ok(w, ['fleet', 'apply', '-f', file]);
+    await ok(w, ['fleet', 'reconcile', '--once']);
+  };
+  await apply('1');
+  assert.match(await ok(w, ['fleet', 'lifecycles']), /default-lifecycle +True +[\d.]+ +.*\/lifecycle@sha256:/);
+  assert.match(await ok(w, ['fleet', 'builders', 'default']), /Lifecycle: +[\d.]+ \(.*\/lifecycle@sha256:/);
+  const first = (await builds(w, 'kpapp'))[0]!;
+  assert.equal(`${first.reasons} ${first.status}`, 'LIFECYCLE succeeded');
+
+  // The same lifecycle under a new version label: another lifecycle, as far as the fleet can tell.
+  const { RegistryClient } = await import('../../src/oci/registry/client.js');
+  const { resolveImage } = await import('../../src/oci/image.js');
+  const { writeImage } = await import('../../src/oci/mutate.js');
+  const repo = new RegistryClient(fx.reg.host).repository('lifecycle');
+  const img = await resolveImage(repo, '1');
+  const labels = { ...img.config.config!.Labels!, 'io.buildpacks.lifecycle.version': '9.9.9' };
+  await writeImage(repo, { ...img.config, config: { ...img.config.config, Labels: labels } }, img.manifest.manifest, '2');
+  await apply('2');
+  const second = (await builds(w, 'kpapp'))[0]!;
+  assert.equal(`${second.reasons} ${second.status}`, 'LIFECYCLE succeeded');
+  const change = second.changes.find((c) => c.reason === 'LIFECYCLE')!;
+  assert.match(String(change.new), /^9\.9\.9 /);
+});
