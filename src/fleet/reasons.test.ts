@@ -86,3 +86,12 @@ test('each change carries old and new', () => {
   const bp = decide({ desired: with_({ buildpacks: [{ id: 'strata/node-engine', version: '1.1.0' }, base.buildpacks[2]!] }), lastSuccess: past(1, 'succeeded', base) });
   assert.deepEqual(bp.changes[0], { reason: 'BUILDPACK', old: [{ id: 'strata/node-engine', version: '1.0.0' }], new: [{ id: 'strata/node-engine', version: '1.1.0' }] });
 });
+
+test("a stack whose id changed is built again, not rebased (kpack's rule)", () => {
+  const base: BuildInputs = { config: { env: [], source: { registry: { image: 'r/src' } } }, builder: 'r/b@sha256:1', buildpacks: [], runImage: 'r/run@sha256:1', stackId: 'io.stack.a', lifecycle: '0.1.0' };
+  const last = { number: 1, status: 'succeeded' as const, inputs: base, createdAt: '2026-01-01T00:00:00Z', image: 'r/app@sha256:9' };
+  assert.equal(decide({ desired: { ...base, runImage: 'r/run@sha256:2' }, latest: last, lastSuccess: last }).action, 'rebase');
+  const moved = decide({ desired: { ...base, runImage: 'r/run@sha256:2', stackId: 'io.stack.b' }, latest: last, lastSuccess: last });
+  assert.equal(moved.action, 'build');
+  assert.deepEqual(moved.changes.map((c) => c.reason), ['STACK']);
+});
