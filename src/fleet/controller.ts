@@ -87,6 +87,11 @@ export class Controller {
         this.ctx.runImages = new Map();
         this.lastReport = await reconcile(this.store, { storeOptions: this.o.storeOptions, home: this.o.home, log: this.o.log, refreshSources });
         for (const e of this.lastReport.errors) this.o.log(`not ready: ${e}`);
+        // History pruned since the last pass gives its space back, so a long-running fleet's database stays its size.
+        if ((this.ctx.pruned ?? 0) > 0) {
+          this.ctx.pruned = 0;
+          await this.store.compact();
+        }
       } catch (err) {
         this.o.log(`reconcile failed: ${errorMessage(err)}`);
       }

@@ -424,6 +424,11 @@ export class FleetStore {
     });
   }
 
+  /** Gives back the space pruned history held. */
+  async compact(): Promise<void> {
+    await this.fdb.compact();
+  }
+
   async close(): Promise<void> {
     await this.fdb.close();
   }

@@ -36,6 +36,8 @@ export interface WorkerContext {
   runImages?: Map<string, Promise<OpenedImage | undefined>>;
   /** The most log text one build keeps (the rest is cut, with a note). */
   maxLogBytes?: number;
+  /** Build records pruned since the database last gave their space back. */
+  pruned?: number;
 }
 
 export const DEFAULT_MAX_LOG_BYTES = 8 << 20;
@@ -370,7 +372,7 @@ export async function executeBuild(ctx: WorkerContext, b: BuildRecord, signal: A
     await ctx.store.finish(b, status, { message, kind });
   }
   const s = b.inputs.settings;
-  await ctx.store.pruneHistory(b, s?.successBuildHistoryLimit ?? 10, s?.failedBuildHistoryLimit ?? 10);
+  ctx.pruned = (ctx.pruned ?? 0) + (await ctx.store.pruneHistory(b, s?.successBuildHistoryLimit ?? 10, s?.failedBuildHistoryLimit ?? 10));
   return status;
 }
 

@@ -16,7 +16,7 @@ let setup: Promise<FleetWorld> | undefined;
 const ready = (): Promise<FleetWorld> =>
   (setup ??= (async () => {
     const w = await fleetWorld(fx.work, fx.reg.host);
-    await w.pushBuildpack('hello', 'test/hello', '1.0.0', '[ -f hello.txt ]', `echo "A=\${A:-unset} B=\${B:-unset}"\n${layerBuild('hello.txt')}`);
+    await w.pushBuildpack('hello', 'test/hello', '1.0.0', '[ -f hello.txt ]', `echo "A=\${A:-unset} B=\${B:-unset}"\nif busybox grep -q SLOW /workspace/hello.txt; then echo "slow build"; busybox sleep 8; fi\n${layerBuild('hello.txt')}`);
     await w.pushBuildpack('other', 'test/other', '1.0.0', '[ -f other.txt ]', layerBuild('other.txt'));
     return w;
   })());
@@ -178,4 +178,25 @@ test("a ClusterLifecycle puts strata's lifecycle image into the builders; a new 
   assert.equal(`${second.reasons} ${second.status}`, 'LIFECYCLE succeeded');
   const change = second.changes.find((c) => c.reason === 'LIFECYCLE')!;
   assert.match(String(change.new), /^9\.9\.9 /);
+});
+
+test('a reconcile --once that is building holds no other command off: listings answer and changes apply at once; a second reconcile says who runs the fleet', { timeout: 300_000 }, async () => {
+  const w = await ready();
+  const repo = await w.repo('slowpoke', { 'hello.txt': 'SLOW' });
+  await ok(w, ['fleet', 'image', 'create', 'slowpoke', '--tag', `${fx.reg.host}/apps/slowpoke`, '--git', repo]);
+  const { spawn } = await import('node:child_process');
+  const pass = spawn(STRATA, ['fleet', 'reconcile', '--once'], { env: w.env, stdio: 'ignore' });
+  const done = new Promise<number | null>((r) => pass.once('close', r));
+  for (let i = 0; i < 300; i++) {
+    if ((await w.strata(['fleet', 'logs', 'slowpoke'])).stdout.includes('slow build')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const t0 = Date.now();
+  assert.match(await ok(w, ['fleet', 'images']), /default\/slowpoke +Unknown/);
+  assert.match(await ok(w, ['fleet', 'image', 'patch', 'slowpoke', '-e', 'C=3']), /configured/);
+  assert.ok(Date.now() - t0 < 5000, `listing and patching took ${Date.now() - t0} ms while a build ran`);
+  const second = await w.strata(['fleet', 'reconcile', '--once']);
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /another strata fleet reconcile or serve \(process \d+\) is running the fleet in .*; it picks up changes itself/);
+  assert.equal(await done, 0);
 });

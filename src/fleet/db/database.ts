@@ -13,6 +13,8 @@ export interface FleetDatabase {
   readonly dialect: 'sqlite' | 'postgres';
   /** For messages: where the data lives. */
   readonly description: string;
+  /** Gives back the space deleted rows held (SQLite's incremental vacuum; a server vacuums itself). */
+  compact(): Promise<void>;
   close(): Promise<void>;
 }
 

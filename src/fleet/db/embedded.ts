@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { CompiledQuery, Kysely, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type Driver, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { StrataError, errorMessage } from '../../oci/errors.js';
 import type { FleetDatabase } from './database.js';
 import type { FleetTables } from './schema.js';
@@ -59,5 +59,15 @@ export function openEmbedded(file: string): FleetDatabase {
     throw new StrataError(`the fleet database ${file} cannot be opened (${errorMessage(err).split('\n')[0]}); move it aside to start an empty one`, 1, { cause: err });
   }
   const db = new Kysely<FleetTables>({ dialect: new EmbeddedDialect(adapt(raw)) });
-  return { db, dialect: 'sqlite', description: file, close: () => db.destroy() };
+  return {
+    db,
+    dialect: 'sqlite',
+    description: file,
+    // Through kysely's one connection, so it waits its turn behind any transaction of this process.
+    compact: async () => {
+      await sql`PRAGMA incremental_vacuum`.execute(db);
+      await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(db);
+    },
+    close: () => db.destroy(),
+  };
 }
