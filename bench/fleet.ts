@@ -1,7 +1,7 @@
 // The fleet's speed: a run-image push rebasing 100 images, timed from the push to the last rebase (target < 5 s;
 // kpack publishes 50 images in 61–99 s), and what a no-change pass over 100 images costs (manifest HEADs only).
 import { execFileSync, spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { copyImage } from '../src/oci/copy.js';
@@ -68,7 +68,7 @@ export async function fleetBench(): Promise<void> {
     // BENCH_FLEET_PROFILE=<dir>: a CPU profile of the fleet server, for finding where a rebase wave spends its time.
     const prof = process.env.BENCH_FLEET_PROFILE;
     serve = prof
-      ? spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', prof, join(PROJECT_ROOT, 'bin', 'strata.mjs'), '--', ...args], { env: w.env, stdio: ['ignore', serveLog, serveLog] })
+      ? spawn(process.execPath, [...(process.env.BENCH_FLEET_HEAP ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${prof}`] : ['--cpu-prof', '--cpu-prof-dir', prof]), join(PROJECT_ROOT, 'bin', 'strata.mjs'), '--', ...args], { env: w.env, stdio: ['ignore', serveLog, serveLog] })
       : spawn(STRATA, args, { env: w.env, stdio: ['ignore', serveLog, serveLog] });
     let remote: RemoteFleet | undefined;
     for (let i = 0; i < 200 && !remote; i++) {
@@ -103,6 +103,35 @@ export async function fleetBench(): Promise<void> {
     const fleetMs = Number(process.hrtime.bigint() - pushed) / 1e6;
     process.stdout.write(`run-image push to ${rebased}/${N} images rebased: ${(fleetMs / 1000).toFixed(2)} s (target < 5 s; kpack: 50 images in 61-99 s)\n`);
     process.stdout.write(`reference, skopeo inspect of ${N} manifests (estimated from a tenth): ${(skopeoMs / 1000).toFixed(2)} s; ratio fleet rebase / skopeo inspect: ${(fleetMs / skopeoMs).toFixed(2)}x\n`);
+
+    // Memory over a long life: more waves of rebases (history limits prune them), the server's RSS sampled.
+    const waves = Number(process.env.BENCH_FLEET_WAVES ?? 100);
+    const rss = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${serve!.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+    const samples: { builds: number; mb: number }[] = [];
+    let done = rebased;
+    for (let wave = 2; wave <= waves + 1; wave++) {
+      await w.pushRun({ 'etc/patched': `wave ${wave}` });
+      const target = N * wave;
+      for (let i = 0; i < 2400; i++) {
+        const bs = await remote.builds({});
+        // Pruned history leaves the newest builds; count what the waves have finished by their numbers.
+        const finished = bs.filter((b) => b.kind === 'rebase' && (b.status === 'succeeded' || b.status === 'failed') && b.number >= wave + 1).length;
+        if (finished >= N) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      done = target;
+      if (wave === 11 || wave === waves + 1) {
+        samples.push({ builds: done, mb: rss() });
+        if (process.env.BENCH_FLEET_HEAP) process.stdout.write(`after ${done}: ${JSON.stringify(((await remote.busy()) as unknown as { memory: unknown }).memory)}\n`);
+        // BENCH_FLEET_HEAP with BENCH_FLEET_PROFILE=<dir>: a heap snapshot of the server at each sample.
+        if (process.env.BENCH_FLEET_HEAP && prof) {
+          serve!.kill('SIGUSR2');
+          await new Promise((r) => setTimeout(r, 8000));
+        }
+      }
+    }
+    const db = statSync(fleetPaths(join(t.path, 'home')).db).size / 1e6;
+    if (samples.length === 2) process.stdout.write(`fleet serve RSS after ${samples[0]!.builds} rebases: ${samples[0]!.mb.toFixed(0)} MB; after ${samples[1]!.builds}: ${samples[1]!.mb.toFixed(0)} MB (flat: ratio ${(samples[1]!.mb / samples[0]!.mb).toFixed(2)}x); database ${db.toFixed(1)} MB\n`);
   } finally {
     serve?.kill('SIGTERM');
     if (serve) await new Promise((r) => serve!.once('close', r));

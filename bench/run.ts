@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { treeEntries, writeLayerFile } from '../src/oci/layer.js';
 import { lifecycleBench } from './lifecycle.js';
 import { fleetBench } from './fleet.js';
+import { fleetListBench } from './fleetlist.js';
 import { userBench } from './user.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -69,8 +70,19 @@ async function time(fn: () => Promise<void> | void): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
+/** BENCH_ONLY=layer,lifecycle,user,fleet-list,fleet runs only those parts (default: all). */
+const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
+const wanted = (part: string): boolean => !ONLY.size || ONLY.has(part);
+
 async function main(): Promise<void> {
   const base = join(tmpdir(), 'strata-bench');
+  await mkdir(base, { recursive: true });
+  if (wanted('layer') || wanted('lifecycle') || wanted('user')) await layerBench(base);
+  if (wanted('fleet-list')) await fleetListBench(RUNS);
+  if (wanted('fleet')) await fleetBench();
+}
+
+async function layerBench(base: string): Promise<void> {
   const tree = join(base, 'tree');
   await mkdir(base, { recursive: true });
   await makeTree(tree);
@@ -121,9 +133,8 @@ async function main(): Promise<void> {
   process.stdout.write(`ratio strata (default, -1) / tar|pigz (default, -6): ${(s / p).toFixed(2)}x  (target <= 1.25x)\n`);
   process.stdout.write(`ratio layer export, strata (gzip -1) / tar | pigz -1 | sha256sum: ${(s / p1).toFixed(2)}x  (target <= 1.25x); strata -6 / pigz -6: ${(s6 / p).toFixed(2)}x\n`);
   process.stdout.write(`ratio strata / umoci insert: ${(s / u).toFixed(2)}x\n`);
-  await lifecycleBench(base, tree, RUNS);
-  await userBench(base, RUNS);
-  await fleetBench();
+  if (wanted('lifecycle')) await lifecycleBench(base, tree, RUNS);
+  if (wanted('user')) await userBench(base, RUNS);
 }
 
 main().catch((err: unknown) => {

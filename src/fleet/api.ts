@@ -111,7 +111,11 @@ export function fleetServer(fleet: ServedFleet, o: ApiOptions): FastifyInstance 
   const read = { preHandler: need('read') };
   const admin = { preHandler: need('admin') };
 
-  app.get('/v1/ping', read, async () => ({ pid: process.pid, version: VERSION, where: fleet.where, ...fleet.busy }));
+  app.get('/v1/ping', read, async () => {
+    const m = process.memoryUsage();
+    const mb = (n: number) => Math.round(n / (1 << 20));
+    return { pid: process.pid, version: VERSION, where: fleet.where, ...fleet.busy, memory: { rss: mb(m.rss), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) } };
+  });
   app.post('/v1/apply', admin, async (req) => fleet.applyFrom(documentsOf(req.body), { remote: overTcp.has(req.raw), allowLocalSources: o.allowLocalSources }));
   app.post('/v1/delete', admin, async (req) => fleet.delete(metasOf(req.body)));
   app.get('/v1/resources', read, async (req) => {

@@ -9,7 +9,7 @@ import { fleetPaths } from './paths.js';
 import { decide, reasonsOf, type BuildInputs, type BuildSettings, type Change } from './reasons.js';
 import { buildTags, DEFAULT_LIFECYCLE, describe, resourceKey, type AccountRef, type EnvVar, type Resource, type ResourceOf } from './resources.js';
 import { resolveGit, resolveRegistrySource } from './sources.js';
-import { pastBuild, type BuilderStatus, type BuildpackStatus, type FleetStore, type ImageStatus, type LifecycleStatus, type ResourceStatus, type StackStatus, type StoredResource, type StoreStatus } from './store.js';
+import { pastBuild, type BuilderStatus, type BuildpackStatus, type FleetStore, type ImageStatus, type ResourceStatus, type StoredResource, type StoreStatus } from './store.js';
 import { credentialReader, withLogins } from './worker.js';
 
 /**
@@ -84,47 +84,33 @@ export async function reconcile(store: FleetStore, o: ReconcileOptions): Promise
   const optionsFor = async (ref: AccountRef | undefined) => withLogins(o.storeOptions, await creds(ref));
   const limit = o.concurrency ?? 8;
 
-  const stackStatus = new Map<string, StackStatus>();
-  await mapLimit(of('ClusterStack'), limit, async (r) => {
-    try {
-      const s = await resolveStack(r.resource.spec, await optionsFor(r.resource.spec.serviceAccount));
-      stackStatus.set(r.resource.meta.name, s);
-      await saveStatus(store, r, s);
-    } catch (err) {
-      await fail(r, err);
-    }
-  });
-  const storeStatus = new Map<string, StoreStatus>();
-  await mapLimit(of('ClusterStore'), limit, async (r) => {
-    try {
-      const s = await resolveStore(r.resource.spec, r.status as StoreStatus, await optionsFor(r.resource.spec.serviceAccount));
-      storeStatus.set(r.resource.meta.name, s);
-      await saveStatus(store, r, s);
-    } catch (err) {
-      await fail(r, err);
-    }
-  });
-  const buildpacks: BuildpackResources = new Map();
-  await mapLimit(of('ClusterBuildpack', 'Buildpack'), limit, async (r) => {
-    try {
-      const s = await resolveBuildpack(r.resource.spec, r.status as BuildpackStatus, await optionsFor(r.resource.spec.serviceAccount));
-      const m = r.resource.meta;
-      buildpacks.set(resourceKey(m), { kind: m.kind, name: m.kind === 'Buildpack' ? `${m.namespace}/${m.name}` : m.name, status: s });
-      await saveStatus(store, r, s);
-    } catch (err) {
-      await fail(r, err);
-    }
-  });
-  const lifecycles = new Map<string, LifecycleStatus>();
-  await mapLimit(of('ClusterLifecycle'), limit, async (r) => {
-    try {
-      const s = await resolveLifecycle(r.resource.spec, await optionsFor(r.resource.spec.serviceAccount));
-      lifecycles.set(r.resource.meta.name, s);
-      await saveStatus(store, r, s);
-    } catch (err) {
-      await fail(r, err);
-    }
-  });
+  /** Resolves each resource of some kinds with its own account's logins, saving its status or its failure. */
+  const resolveEach = async <K extends Resource['meta']['kind'], S extends ResourceStatus>(kinds: K[], resolve: (r: StoredResource<ResourceOf<K>>, store: StoreOptions) => Promise<S>): Promise<Map<string, S>> => {
+    const out = new Map<string, S>();
+    await mapLimit(of(...kinds), limit, async (r) => {
+      try {
+        const s = await resolve(r, await optionsFor((r.resource.spec as { serviceAccount?: AccountRef }).serviceAccount));
+        out.set(resourceKey(r.resource.meta), s);
+        await saveStatus(store, r, s);
+      } catch (err) {
+        await fail(r, err);
+      }
+    });
+    return out;
+  };
+  const stacks = await resolveEach(['ClusterStack'], (r, so) => resolveStack(r.resource.spec, so));
+  const stores = await resolveEach(['ClusterStore'], (r, so) => resolveStore(r.resource.spec, r.status as StoreStatus, so));
+  const bpStatus = await resolveEach(['ClusterBuildpack', 'Buildpack'], (r, so) => resolveBuildpack(r.resource.spec, r.status as BuildpackStatus, so));
+  const lifecycleStatus = await resolveEach(['ClusterLifecycle'], (r, so) => resolveLifecycle(r.resource.spec, so));
+  const stackStatus = new Map([...stacks].map(([k, v]) => [k.split('/').pop()!, v]));
+  const storeStatus = new Map([...stores].map(([k, v]) => [k.split('/').pop()!, v]));
+  const lifecycles = new Map([...lifecycleStatus].map(([k, v]) => [k.split('/').pop()!, v]));
+  const buildpacks: BuildpackResources = new Map(
+    [...bpStatus].map(([k, status]) => {
+      const [kind, ns, name] = k.split('/') as ['Buildpack' | 'ClusterBuildpack', string, string];
+      return [k, { kind, name: kind === 'Buildpack' ? `${ns}/${name}` : name, status }];
+    }),
+  );
 
   const builderStatus = new Map<string, BuilderStatus>();
   for (const r of of('ClusterBuilder', 'Builder')) {

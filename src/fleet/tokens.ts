@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { createOnce } from '../oci/fsutil.js';
 import { StrataError } from '../oci/errors.js';
 import { SecretBox } from './secrets.js';
 
@@ -72,22 +73,7 @@ export function ownTokens(file: string): { tokens: TokenSet; created?: Record<Ro
   }
   const created = Object.fromEntries(ROLES.map((r) => [r, `strata_${r}_${randomBytes(24).toString('base64url')}`])) as Record<Role, string>;
   const text = `# strata fleet API tokens (digests only); remove this file to make new ones\n${ROLES.map((r) => `${r} ${SecretBox.tokenDigest(created[r]).toString('hex')}`).join('\n')}\n`;
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    // Another process made them first: theirs stand, and ours were never valid.
-    return { tokens: parseLines(readFileSync(file, 'utf8'), file, true) };
-  } finally {
-    rmSync(tmp, { force: true });
-  }
+  // Another process may make them first: then theirs stand, and ours were never valid.
+  if (!createOnce(file, text)) return { tokens: parseLines(readFileSync(file, 'utf8'), file, true) };
   return { tokens: parseLines(text, file, true), created };
 }

@@ -2,6 +2,7 @@ import { access, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rename,
 import { StrataError } from './errors.js';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { closeSync, fsyncSync, linkSync, openSync, rmSync, writeSync } from 'node:fs';
 
 export function tempSibling(path: string): string {
   return join(dirname(path), `.tmp-${basename(path)}-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -133,4 +134,29 @@ export async function withLock<T>(lock: string, what: string, fn: () => Promise<
  * Read-stream options for blobs and layer tars read whole: 1 MiB reads, where the default 64 KiB costs a thread-pool
  * round trip per chunk and, downstream, the tar parser's work per chunk.
  */
+/**
+ * Creates `path` with `data` (mode `mode`) unless it exists: written and synced beside it, then linked into place, so
+ * two processes racing get one file (the loser's data is dropped) and a killed one leaves none half-written. Returns
+ * whether this call made it.
+ */
+export function createOnce(path: string, data: string, mode = 0o600): boolean {
+  const tmp = tempSibling(path);
+  const fd = openSync(tmp, 'wx', mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
 export const WHOLE_FILE_READ = { highWaterMark: 1 << 20 } as const;

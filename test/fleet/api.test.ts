@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, run, tempDir } from '../harness/proc.js';
+import { freePort, run, tempDir, until as waitFor } from '../harness/proc.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { fleetWorld, type FleetWorld } from '../harness/fleet.js';
 import { STRATA } from '../harness/probe.js';
@@ -168,15 +168,7 @@ async function builds(name: string): Promise<BuildRecord[]> {
   return JSON.parse((await call('GET', `/v1/builds?image=${name}`, { token: READ })).body) as BuildRecord[];
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; serve log:\n${state.log}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000): Promise<T> => waitFor(what, probe, ms, () => state.log);
 
 test('env values reach the build exactly as declared (a newline is not a second variable); deleting an Image mid-build stops the build and removes its records and cache', { timeout: 300_000 }, async () => {
   await ready();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, run, runOk, tempDir } from '../harness/proc.js';
+import { freePort, run, runOk, tempDir, until as waitFor } from '../harness/proc.js';
 import { startRegistry, type TestRegistry } from '../harness/registry.js';
 import { fleetWorld, layerBuild, type FleetWorld } from '../harness/fleet.js';
 import { STRATA } from '../harness/probe.js';
@@ -60,15 +60,7 @@ async function builds(): Promise<BuildRow[]> {
   return JSON.parse(r.stdout) as BuildRow[];
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; serve log:\n${state.serveLog}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000): Promise<T> => waitFor(what, probe, ms, () => state.serveLog);
 
 const settled = (bs: BuildRow[], image: string, number: number) => bs.find((b) => b.image === image && b.number === number && b.status !== 'pending' && b.status !== 'running');
 

@@ -46,3 +46,14 @@ export async function tempDir(prefix = 'strata-test-'): Promise<{ path: string; 
 }
 
 export { freePort } from '../../src/devtools/registry.js';
+
+/** Polls `probe` until it gives a value (a throw counts as not yet); on timeout, fails with `context()` (a server log). */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000, context: () => string = () => ''): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${context() ? `; server log:\n${context()}` : ''}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
