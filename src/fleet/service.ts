@@ -1,6 +1,6 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { fleetPaths } from './paths.js';
-import { StrataError } from '../oci/errors.js';
+import { StrataError, errorMessage } from '../oci/errors.js';
 import { Reference } from '../oci/reference.js';
 import { acquireLock, LockedError } from '../oci/fsutil.js';
 import { canonical } from './canonical.js';
@@ -8,7 +8,7 @@ import { Controller, type ControllerOptions, type Finished } from './controller.
 import { parseDocuments, type SourceDocument } from './manifests.js';
 import type { ReconcileReport } from './reconciler.js';
 import { brokenByDelete, checkReferences } from './references.js';
-import { describe, resourceKey, type ImageSpec, type Kind, type Meta, type Resource } from './resources.js';
+import { describe, resourceKey, type BuildpackSpec, type ImageSpec, type Kind, type Meta, type Resource } from './resources.js';
 import { loadFleetKey, SecretBox } from './secrets.js';
 import { localPathOf, localSourceAllowed } from './sources.js';
 import { imageConditions, readyOf, resourceConditions, type Condition } from './status.js';
@@ -160,9 +160,33 @@ export class LocalFleet implements FleetApi {
     const report = checkReferences(all, (m) => where.get(resourceKey(m)) ?? describe(m));
     if (report.errors.length) throw new StrataError(`${report.errors[0]}${report.errors.length > 1 ? ` (and ${report.errors.length - 1} more)` : ''}; nothing was applied`);
     const waiting = report.waiting.filter((w) => [...where.values()].some((x) => w.startsWith(x)));
+    await this.checkBuildpackImages(parsed.filter((p) => p.resource.meta.kind === 'ClusterBuildpack' || p.resource.meta.kind === 'Buildpack'), storedByKey);
     const out = await this.store.apply(parsed.map((p) => p.resource));
     if (out.some((o) => o.outcome !== 'unchanged')) this.controller?.requestReconcile(true);
     return { results: out.map((o) => ({ key: resourceKey(o.resource.meta), outcome: o.outcome })), warnings: [...warnings, ...waiting] };
+  }
+
+  /**
+   * A ClusterBuildpack or Buildpack whose image cannot be read as a buildpackage is refused at once, naming its
+   * document: unlike a missing builder, nothing later can make a wrong image right. Read with the resource's own
+   * service account (or the machine's logins without one).
+   */
+  private async checkBuildpackImages(list: { resource: Resource; where: string }[], stored: Map<string, Resource>): Promise<void> {
+    const { buildpacksOf } = await import('./builders.js');
+    const { accountCredentials } = await import('./credentials.js');
+    const { credentialReader, withLogins } = await import('./worker.js');
+    for (const p of list) {
+      const spec = p.resource.spec as BuildpackSpec;
+      const before = stored.get(resourceKey(p.resource.meta));
+      if (before && (before.spec as BuildpackSpec).image === spec.image) continue;
+      try {
+        const creds = await accountCredentials(spec.serviceAccount, credentialReader(this.store)).catch(() => undefined);
+        const opts = creds ? withLogins(this.options.storeOptions, creds) : this.options.storeOptions;
+        await Promise.race([buildpacksOf(spec.image, opts), new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 60 s')), 60_000).unref())]);
+      } catch (err) {
+        throw new StrataError(`${p.where}: spec.image: ${spec.image} cannot be read as a buildpackage (${errorMessage(err).split('\n')[0]}); nothing was applied`);
+      }
+    }
   }
 
   async delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {

@@ -148,3 +148,14 @@ test('bad YAML and broken references are one line naming the file and nothing is
   assert.equal(waiting.stderr.trim(), `Warning: ${bad} (Image default/d): spec.builder names ClusterBuilder missing, which is not declared; it waits for it`);
   assert.equal((await ctx.w.strata(['fleet', 'delete', 'image', 'd'])).code, 0);
 });
+
+test('a rebase that cannot be done falls back to a full build: the app image gone from the registry is built again', { timeout: 300_000 }, async () => {
+  await ready();
+  const b = (await builds()).find((x) => x.image === 'b' && x.status === 'succeeded')!;
+  const res = await fetch(`http://${fx.reg.host}/v2/apps/b/manifests/${b.result!.digest}`, { method: 'DELETE' });
+  assert.equal(res.status, 202);
+  await ctx.w.pushRun({ 'etc/patched': 'again' });
+  const made = await reconcile();
+  assert.deepEqual(made, ['a#4 rebase STACK succeeded', 'b#4 build STACK succeeded', 'c#4 rebase STACK succeeded']);
+  assert.match((await ctx.w.strata(['fleet', 'logs', 'b', '-b', '4'])).stdout, /Rebase failed \(the image of build #\d+ .* is gone from its registry\); building instead/);
+});

@@ -143,6 +143,14 @@ test('what a new user runs into: an empty file, a huge file, a log piped into he
   assert.match(listed, /default\/reg +kubernetes\.io\/basic-auth +docker registry\.example +password, username/);
   const json = await ok(w, ['fleet', 'secrets', 'reg', '-o', 'json']);
   assert.ok(!json.includes('hunter2-planted') && !listed.includes('hunter2-planted'));
+  const bp = join(fx.work, 'bp.yaml');
+  for (const [image, why] of [[`${fx.reg.host}/bp/nope:1`, /not found|manifest unknown/i], [`${fx.reg.host}/base:run`, /not a buildpackage/]] as const) {
+    await writeFile(bp, `apiVersion: kpack.io/v1alpha2\nkind: ClusterBuildpack\nmetadata: {name: broken}\nspec: {image: "${image}"}\n`);
+    const r = await w.strata(['fleet', 'apply', '-f', bp]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr.trim(), new RegExp(`^strata: error: ${bp.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\(ClusterBuildpack broken\\): spec\\.image: .* cannot be read as a buildpackage \\(.*\\); nothing was applied$`));
+    assert.match(r.stderr, why);
+  }
   const noAnnotation = join(fx.work, 'bare.yaml');
   await writeFile(noAnnotation, 'apiVersion: v1\nkind: Secret\nmetadata: {name: bare}\ntype: kubernetes.io/basic-auth\nstringData: {username: me, password: x}\n');
   const bare = await w.strata(['fleet', 'apply', '-f', noAnnotation]);
