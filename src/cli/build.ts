@@ -10,7 +10,7 @@ import { runBuild } from '../platform/build.js';
 import { EngineExecutor, HostExecutor, sandboxExecutor, type Executor, type Mount } from '../platform/executor.js';
 import { loadIntoEngine } from '../oci/engine/transfer.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { pullPolicyOf, readConfig, sandboxLimits } from '../platform/config.js';
+import { configuredBuild, readConfig } from '../platform/config.js';
 import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
 import { EngineClient } from '../oci/engine/client.js';
@@ -174,6 +174,7 @@ export function registerBuildCommand(program: Command): void {
       if (o.descriptor && !descriptor) throw new StrataError(`--descriptor ${o.descriptor}: not found`);
       for (const w of descriptor?.warnings ?? []) process.stderr.write(`Warning: ${w}\n`);
       const config = await readConfig();
+      const { registryMirrors, ...configured } = configuredBuild(config, o.pullPolicy);
       // Every flag is checked before anything slow (a default builder) starts.
       const volumes = await parseVolumes(o.volume);
       const env = parseEnv(o.env, await Promise.all(o.envFile.map(readEnvFile)));
@@ -207,8 +208,7 @@ export function registerBuildCommand(program: Command): void {
         volumes,
         ...(o.sbomOutputDir ? { sbomDir: resolve(o.sbomOutputDir) } : {}),
         ...cache,
-        pullPolicy: pullPolicyOf(o.pullPolicy, config),
-        runImageMirrors: config['run-image-mirrors'] ?? {},
+        ...configured,
         ...(o.docker || (config.docker && !o.publish) ? { engine: EngineClient.fromEnv() } : {}),
         appPath: path,
         publish: o.publish ?? false,
@@ -220,11 +220,9 @@ export function registerBuildCommand(program: Command): void {
         ...(o.previousImage ? { previousImage: o.previousImage } : {}),
         ...(o.defaultProcess ? { defaultProcess: o.defaultProcess } : {}),
         network: o.network,
-        limits: sandboxLimits(config),
-        ...(config['ca-certificates'] ? { caCertificates: config['ca-certificates'] } : {}),
         executor,
         ...(o.reportOutputDir ? { reportDir: o.reportOutputDir } : {}),
-        store: { insecureRegistries: o.insecureRegistry, registryMirrors: config['registry-mirrors'] ?? {} },
+        store: { insecureRegistries: o.insecureRegistry, registryMirrors },
         log,
         phase: (name) => {
           if (!globals.quiet) process.stdout.write(stamp(`===> ${name}\n`));

@@ -114,10 +114,11 @@ export function registerFleetCommands(program: Command): void {
       const { ownTokens, readTokenFile } = await import('../fleet/tokens.js');
       const fleet = (await ServedFleet.open({ ...controllerOptions(o), maxLogBytes: Number(o.maxLogSize) })) as import('../fleet/service.js').ServedFleet;
       const hostNames: string[] = [];
-      let tokens;
+      // Tokens guard the TCP listener; without one there is only the owner's socket, and nothing to make.
+      let tokens: import('../fleet/tokens.js').TokenSet = { entries: [], source: 'none' };
       try {
         if (o.tokenFile) tokens = readTokenFile(o.tokenFile);
-        else {
+        else if (tcp) {
           await mkdir(paths.dir, { recursive: true, mode: 0o700 });
           const own = ownTokens(paths.tokens);
           tokens = own.tokens;

@@ -1,8 +1,10 @@
 import { createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
 import { runBuild } from '../platform/build.js';
-import { readConfig, sandboxLimits } from '../platform/config.js';
+import { configuredBuild, readConfig } from '../platform/config.js';
 import { sandboxExecutor } from '../platform/executor.js';
 import { readProject } from '../spec/project.js';
 import type { BuildJob, BuildJobResult } from './buildjob.js';
@@ -26,9 +28,14 @@ function created(text: string | undefined): Date | undefined {
 
 export async function main(): Promise<void> {
   const job = await readJob();
-  const config = await readConfig();
+  const { registryMirrors, ...configured } = configuredBuild(await readConfig());
   const log = createLogger('info', (l) => process.stdout.write(l));
-  const descriptor = job.descriptorPath ? await readProject(job.descriptorPath).catch((err: unknown) => Promise.reject(new StrataError(`projectDescriptorPath: ${errorMessage(err)}`))) : undefined;
+  // kpack reads project.toml from the source unless projectDescriptorPath names another; so does strata build.
+  const descriptorPath = job.descriptorPath ?? join(job.appPath, 'project.toml');
+  const present = await stat(descriptorPath).then((s) => s.isFile(), () => false);
+  if (job.descriptorPath && !present) throw new StrataError(`projectDescriptorPath: ${job.descriptorPath} is not a file in the source`);
+  const descriptor = present ? await readProject(descriptorPath).catch((err: unknown) => Promise.reject(new StrataError(`project descriptor: ${errorMessage(err)}`))) : undefined;
+  for (const w of descriptor?.warnings ?? []) process.stdout.write(`Warning: ${w}\n`);
   const logins = job.registries;
   const r = await runBuild({
     image: job.image,
@@ -48,13 +55,12 @@ export async function main(): Promise<void> {
     ...(job.stashDir ? { stashDir: job.stashDir } : {}),
     ...(job.defaultProcess ? { defaultProcess: job.defaultProcess } : {}),
     ...(created(job.creationTime) ? { creationTime: created(job.creationTime)! } : {}),
-    pullPolicy: 'always',
-    runImageMirrors: {},
+    ...configured,
     network: 'host',
-    limits: sandboxLimits(config),
     executor: async (ctx) => sandboxExecutor(ctx.rootfs, ctx.stateDir),
     store: {
       insecureRegistries: job.insecureRegistries,
+      registryMirrors,
       ...(logins ? { logins: { id: 'job', find: (registry: string) => logins.find((l) => l.registry === registry)?.credential } } : {}),
     },
     log,

@@ -104,6 +104,20 @@ export function pullPolicyOf(flag: string | undefined, config: StrataConfig): Pu
   return parsePullPolicy(flag ?? config['pull-policy'] ?? 'if-not-present', flag !== undefined ? '--pull-policy' : `${configPath()}: pull-policy`);
 }
 
+/**
+ * What the machine's config says about every build, whoever starts it (`strata build`, a fleet's build child): the
+ * pull policy, mirrors, sandbox limits and the CA bundle builds trust.
+ */
+export function configuredBuild(config: StrataConfig, pullPolicyFlag?: string): { pullPolicy: PullPolicy; runImageMirrors: Record<string, string[]>; limits: SandboxLimits; caCertificates?: string; registryMirrors: Record<string, string> } {
+  return {
+    pullPolicy: pullPolicyOf(pullPolicyFlag, config),
+    runImageMirrors: config['run-image-mirrors'] ?? {},
+    limits: sandboxLimits(config),
+    ...(config['ca-certificates'] ? { caCertificates: config['ca-certificates'] } : {}),
+    registryMirrors: config['registry-mirrors'] ?? {},
+  };
+}
+
 /** The sandbox limits from the config, else the defaults; a bad value is one line naming the key. */
 export function sandboxLimits(config: StrataConfig): SandboxLimits {
   const pids = config['sandbox-pids-limit'];
