@@ -24,6 +24,7 @@ const ready = (): Promise<void> => (setup ??= prepare());
 /** Prints what it is given, literally, and sleeps when the app asks for it (to be deleted mid-build). */
 const BUILD = `printf 'MULTI has %s line(s)\\n' "$(printf '%s\\n' "\${MULTI:-}" | busybox wc -l)"
 echo "B is \${B:-unset}"
+echo "binding db holds: $(busybox ls /platform/bindings/db 2>/dev/null | busybox tr '\\n' ' ')"
 if busybox grep -q SLOW /workspace/app.txt; then echo "slow build"; busybox sleep 20; fi
 L="$1"
 mkdir -p "$L/content"
@@ -173,7 +174,8 @@ const until = <T>(what: string, probe: () => Promise<T | undefined>, ms = 120_00
 test('env values reach the build exactly as declared (a newline is not a second variable); deleting an Image mid-build stops the build and removes its records and cache', { timeout: 300_000 }, async () => {
   await ready();
   const repo = await state.w.repo('multi', { 'app.txt': 'multi' });
-  const applied = await apply([image('multi', { git: { url: repo, revision: 'main' } }, { build: { env: [{ name: 'MULTI', value: 'one\nB=evil' }] } })]);
+  const db = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, type: 'Opaque', stringData: { type: 'mysql', password: 'binding-pass-77' } };
+  const applied = await apply([db, image('multi', { git: { url: repo, revision: 'main' } }, { build: { env: [{ name: 'MULTI', value: 'one\nB=evil' }], services: [{ kind: 'Secret', apiVersion: 'v1', name: 'db' }] } })]);
   assert.equal(applied.status, 200, applied.body);
   const done = await until('the build', async () => (await builds('multi')).find((b) => b.status === 'succeeded' || b.status === 'failed'));
   assert.equal(done.status, 'succeeded', done.message);
@@ -181,6 +183,8 @@ test('env values reach the build exactly as declared (a newline is not a second 
   const text = log.chunks.map((c) => c.text).join('');
   assert.match(text, /MULTI has 2 line\(s\)/);
   assert.match(text, /B is unset/);
+  assert.match(text, /binding db holds: password type/, `kpack's services reach the buildpacks as a binding:\n${text}`);
+  assert.ok(!text.includes('binding-pass-77'), 'a binding value is redacted from the log');
 
   const slow = await state.w.repo('slow', { 'app.txt': 'SLOW' });
   assert.equal((await apply([image('slow', { git: { url: slow, revision: 'main' } })])).status, 200);
