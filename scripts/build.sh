@@ -3,6 +3,8 @@
 # builder carries it, with one name per phase (links to the multi-call entry) and the launcher binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# From clean: tsc leaves the output of a moved or deleted source behind, and dist/src is what builders carry.
+rm -rf dist/src dist/test dist/bench
 npx tsc -p tsconfig.json
 make -s -C launcher
 out=dist/lifecycle

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { errorMessage } from '../oci/errors.js';
-import { mapLimit } from '../oci/limit.js';
+import { mapLimit } from '../oci/concurrency.js';
 import type { StoreOptions } from '../oci/target.js';
 import { canonical } from './canonical.js';
 import { describeBuilderImage, digestRef, ensureBuilder, resolveBuildpack, resolveLifecycle, resolveStack, resolveStore, type BuildpackResources } from './builders.js';

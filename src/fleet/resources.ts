@@ -207,10 +207,6 @@ export function describe(m: Pick<Meta, 'kind' | 'namespace' | 'name'>): string {
   return `${m.kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name}`;
 }
 
-export function isKind<K extends Kind>(r: Resource, kind: K): r is ResourceOf<K> {
-  return r.meta.kind === kind;
-}
-
 /**
  * The tags one build of an image is pushed under: its tag, kpack's BuildNumber tag
  * (`<tag>-b<N>.<yyyymmdd>.<hhmmss>`, UTC; `b<N>.…` for latest), and the additional tags.

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StrataError, errorMessage } from '../oci/errors.js';
@@ -383,6 +383,3 @@ function short(v: unknown): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-export async function ensureWorkDirs(home: string): Promise<void> {
-  await mkdir(join(fleetPaths(home).dir, 'work'), { recursive: true });
-}

@@ -5,7 +5,7 @@ import { layoutTarget, mirrored, openTarget, parseTarget, type StoreOptions } fr
 import type { AnalyzedFile } from '../spec/analyzed.js';
 import type { RunImage } from '../spec/run.js';
 import type { ImageTarget } from '../spec/target.js';
-import { Exit } from './exit.js';
+import { Exit } from '../spec/exit.js';
 import { LABEL, parseLifecycleMetadata, type LifecycleMetadata } from './labels.js';
 import type { Logger } from './log.js';
 import type { EngineClient } from '../oci/engine/client.js';

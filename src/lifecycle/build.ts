@@ -12,7 +12,8 @@ import { LayersDir, type BuiltLayer } from './layersdir.js';
 import { buildpackEnv, targetEnv, type BuildpackRunInputs } from './detect.js';
 import { applyEnvDir, applyLayerRoot, buildpackBaseEnv } from './env.js';
 import { runProgram } from './exec.js';
-import { Exit, phaseError } from './exit.js';
+import { Exit } from '../spec/exit.js';
+import { phaseError } from './exit.js';
 
 export interface BuilderInputs extends BuildpackRunInputs {
   group: GroupEntry[];

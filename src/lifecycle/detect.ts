@@ -13,7 +13,7 @@ import { anyTargetMatches, type ImageTarget } from '../spec/target.js';
 import { parseToml } from '../spec/toml.js';
 import { applyEnvDir, applyPlatformEnv, buildpackBaseEnv, type Env } from './env.js';
 import { runProgram } from './exec.js';
-import { Exit } from './exit.js';
+import { Exit } from '../spec/exit.js';
 import type { Logger } from './log.js';
 import { resolveGroup, type DetectedElement, type Verdict } from './resolve.js';
 

@@ -116,6 +116,3 @@ export async function applyLayerRoot(env: Env, layerDir: string): Promise<void> 
   }
 }
 
-export function envList(env: Env): string[] {
-  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
-}

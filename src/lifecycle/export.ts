@@ -18,7 +18,7 @@ import type { BuildMetadata } from '../spec/metadata.js';
 import type { ProjectMetadata } from '../spec/projectmeta.js';
 import type { Table } from '../spec/toml.js';
 import type { Cache, CacheMetadata, CacheStage } from './cache.js';
-import { Exit } from './exit.js';
+import { Exit } from '../spec/exit.js';
 import { knownDiffID, rememberDiffID } from './fingerprint.js';
 import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
 import { LayersDir, type BuiltLayer } from './layersdir.js';

@@ -1,5 +1,5 @@
 import { StrataError } from '../oci/errors.js';
-import { Exit } from './exit.js';
+import { Exit } from '../spec/exit.js';
 
 export interface FlagDef {
   name: string;

@@ -6,7 +6,7 @@ import type { ResolvedImage } from '../oci/image.js';
 import { writeImage } from '../oci/mutate.js';
 import { Reference } from '../oci/reference.js';
 import { ApiVersion } from '../spec/api.js';
-import { Exit } from './exit.js';
+import { Exit } from '../spec/exit.js';
 import type { ExportTarget } from './export.js';
 import { LABEL, parseLifecycleMetadata, type LifecycleMetadata } from './labels.js';
 

@@ -54,10 +54,6 @@ export function parseConfig(bytes: Buffer, where: string): ImageConfig {
   return c as unknown as ImageConfig;
 }
 
-export function configLabels(config: ImageConfig): Record<string, string> {
-  return config.config?.Labels ?? {};
-}
-
 /** Returns a copy with the labels merged in; everything else, known or not, is carried over. */
 export function withLabels(config: ImageConfig, labels: Record<string, string>): ImageConfig {
   const inner: ContainerConfig = { ...(config.config ?? {}) };

@@ -1,6 +1,6 @@
 import type { Digest } from './digest.js';
 import { StrataError, isTransient, sleep } from './errors.js';
-import { mapLimit } from './limit.js';
+import { mapLimit } from './concurrency.js';
 import type { Descriptor, ParsedManifest } from './manifest.js';
 import type { ImageStore } from './store.js';
 

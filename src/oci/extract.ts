@@ -27,7 +27,7 @@ import { at } from './confined.js';
 import { FileBatcher, writeFileJob } from './filewriter.js';
 import type { Digest } from './digest.js';
 import { StrataError } from './errors.js';
-import { extractLimits, LIMIT_VARS, type ExtractLimits } from './limits.js';
+import { extractLimits, LIMIT_VARS, type ExtractLimits } from './layerlimits.js';
 
 export interface ExtractOptions {
   /** Apply the archive's uid/gid (default: only when running as root). */

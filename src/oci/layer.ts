@@ -8,7 +8,7 @@ import { DigestStream, type Digest } from './digest.js';
 import { StrataError } from './errors.js';
 import { MediaType } from './mediatype.js';
 import { ParallelGzip } from './pgzip.js';
-import { tarStream } from './tarwriter.js';
+import { tarStream, type LayerEntry } from './tarwriter.js';
 
 /**
  * gzip level 1, as go-containerregistry (and so the reference lifecycle) writes layers: on typical layer content it
@@ -27,12 +27,7 @@ export function layerTime(env: NodeJS.ProcessEnv = process.env): Date {
   return new Date(Number(sde) * 1000);
 }
 
-/** One entry of a layer, already placed at its in-image path (relative, no leading slash). */
-export type LayerEntry =
-  | { type: 'directory'; path: string; mode: number; uid?: number; gid?: number }
-  | { type: 'file'; path: string; mode: number; size: number; source: string | Buffer; uid?: number; gid?: number; /** The file's name in messages, when `source` is a descriptor-relative path. */ display?: string }
-  | { type: 'symlink'; path: string; target: string; uid?: number; gid?: number }
-  | { type: 'link'; path: string; target: string; uid?: number; gid?: number };
+export type { LayerEntry } from './tarwriter.js';
 
 export interface TreeOptions {
   /** In-image directory the tree lands in, e.g. `layers/my_bp/node`; its parents get entries too. */

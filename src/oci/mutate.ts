@@ -42,28 +42,6 @@ export function appendLayers(config: ImageConfig, manifest: ImageManifest, layer
   };
 }
 
-/** Keeps the first `n` layers (and their history entries), for replacing the top of an image. */
-export function truncateLayers(config: ImageConfig, manifest: ImageManifest, n: number): { config: ImageConfig; manifest: ImageManifest } {
-  const history = config.history ? takeHistoryForLayers(config.history, n) : undefined;
-  return {
-    config: { ...config, rootfs: { type: 'layers', diff_ids: config.rootfs.diff_ids.slice(0, n) }, ...(history ? { history } : {}) },
-    manifest: { ...manifest, layers: manifest.layers.slice(0, n) },
-  };
-}
-
-function takeHistoryForLayers(history: HistoryEntry[], n: number): HistoryEntry[] {
-  const out: HistoryEntry[] = [];
-  let layers = 0;
-  for (const h of history) {
-    if (!h.empty_layer) {
-      if (layers === n) break;
-      layers++;
-    }
-    out.push(h);
-  }
-  return out;
-}
-
 /**
  * The manifest with every layer named in one family: the manifest's own, or OCI when a layer has no Docker name
  * (zstd). Layers from two bases (a rebase across an OCI and a Docker run image) otherwise mix names, which skopeo and

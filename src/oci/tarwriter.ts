@@ -1,7 +1,13 @@
 import { closeSync, readSync } from 'node:fs';
 import { openRegular } from './confined.js';
 import { StrataError } from './errors.js';
-import type { LayerEntry } from './layer.js';
+
+/** One entry of a layer, already placed at its in-image path (relative, no leading slash). */
+export type LayerEntry =
+  | { type: 'directory'; path: string; mode: number; uid?: number; gid?: number }
+  | { type: 'file'; path: string; mode: number; size: number; source: string | Buffer; uid?: number; gid?: number; /** The file's name in messages, when `source` is a descriptor-relative path. */ display?: string }
+  | { type: 'symlink'; path: string; target: string; uid?: number; gid?: number }
+  | { type: 'link'; path: string; target: string; uid?: number; gid?: number };
 
 const BLOCK = 512;
 const READ_CHUNK = 1 << 20;

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { chownTree } from '../oci/fsutil.js';
+import { NORMALISED_MTIME } from '../oci/layer.js';
+import { Exit } from '../spec/exit.js';
 import { dirname, join } from 'node:path';
 import { envValue } from '../oci/config.js';
 import type { Digest } from '../oci/digest.js';
@@ -228,7 +230,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     });
     phase('DETECTING');
     const detected = await sandbox.run(spec('detector'));
-    if (detected !== 0) throw new StrataError(detected === 20 ? `no buildpack in ${o.builder} detected this app (exit 20)` : `detection failed (exit ${detected})`, detected);
+    if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack in ${o.builder} detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
     const group = afterDetection(layers);
     phase('RESTORING');
     // The analyzer's part that writes into /layers runs here, after detection had its turn at that dir.
@@ -269,13 +271,13 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       ...(o.defaultProcess ? { processType: o.defaultProcess } : {}),
       projectMetadata: projectSource(o.descriptor),
       execEnv: o.execEnv ?? 'production',
-      created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)),
+      created: o.creationTime ?? NORMALISED_MTIME,
       log,
       keep,
     });
     for (const t of result.tags) log.info(`Saved ${t}`);
     if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image (not uploaded)`);
-    const saved = await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? new Date(Date.UTC(1980, 0, 1, 0, 0, 1)), log, kept: keep.files });
+    const saved = await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? NORMALISED_MTIME, log, kept: keep.files });
     // The cached layers stay unpacked for the next build, which then renames them into place instead of extracting.
     if (saved) stash.keep(layers, saved.buildpacks.map((b) => ({ bp: b.key, names: Object.keys(b.layers) })));
     if (o.engine) {

@@ -1,8 +1,5 @@
 import { StrataError } from '../oci/errors.js';
-
-/** Exit codes the Platform API assigns to version problems (others live with their phase). */
-export const EXIT_PLATFORM_API = 11;
-export const EXIT_BUILDPACK_API = 12;
+import { Exit } from '../spec/exit.js';
 
 /** A CNB API version, `<major>.<minor>` or `<major>` (meaning `.0`). */
 export class ApiVersion {
@@ -55,26 +52,26 @@ export const LATEST_BUILDPACK_API = '0.12';
 
 /** Reads CNB_PLATFORM_API first thing, as every phase must; unset or unsupported exits 11. */
 export function platformApi(value: string | undefined): ApiVersion {
-  if (!value) throw new StrataError(`CNB_PLATFORM_API is not set; set it to one of ${SUPPORTED_PLATFORM_APIS.join(', ')}`, EXIT_PLATFORM_API);
+  if (!value) throw new StrataError(`CNB_PLATFORM_API is not set; set it to one of ${SUPPORTED_PLATFORM_APIS.join(', ')}`, Exit.PlatformApi);
   let v: ApiVersion;
   try {
     v = ApiVersion.parse(value, 'CNB_PLATFORM_API');
   } catch (err) {
-    throw new StrataError((err as Error).message, EXIT_PLATFORM_API);
+    throw new StrataError((err as Error).message, Exit.PlatformApi);
   }
-  if (!v.supportedBy(SUPPORTED_PLATFORM_APIS)) throw new StrataError(`Platform API ${value} is not supported (supported: ${SUPPORTED_PLATFORM_APIS.join(', ')})`, EXIT_PLATFORM_API);
+  if (!v.supportedBy(SUPPORTED_PLATFORM_APIS)) throw new StrataError(`Platform API ${value} is not supported (supported: ${SUPPORTED_PLATFORM_APIS.join(', ')})`, Exit.PlatformApi);
   return v;
 }
 
 /** A buildpack's declared API, checked against what strata supports (exit 12 otherwise). */
 export function buildpackApi(value: string | undefined, who: string): ApiVersion {
-  if (!value) throw new StrataError(`${who}: no api declared`, EXIT_BUILDPACK_API);
+  if (!value) throw new StrataError(`${who}: no api declared`, Exit.BuildpackApi);
   let v: ApiVersion;
   try {
     v = ApiVersion.parse(value, `${who}: api`);
   } catch (err) {
-    throw new StrataError((err as Error).message, EXIT_BUILDPACK_API);
+    throw new StrataError((err as Error).message, Exit.BuildpackApi);
   }
-  if (!v.supportedBy(SUPPORTED_BUILDPACK_APIS)) throw new StrataError(`${who}: Buildpack API ${value} is not supported (supported: ${SUPPORTED_BUILDPACK_APIS.join(', ')})`, EXIT_BUILDPACK_API);
+  if (!v.supportedBy(SUPPORTED_BUILDPACK_APIS)) throw new StrataError(`${who}: Buildpack API ${value} is not supported (supported: ${SUPPORTED_BUILDPACK_APIS.join(', ')})`, Exit.BuildpackApi);
   return v;
 }

@@ -1,7 +1,7 @@
 import type { ApiVersion } from './api.js';
 import type { GroupEntry } from './group.js';
 import { checkProcessType, type Label, type Slice } from './launch.js';
-import { Fields, readToml, SpecError, writeToml, type Table } from './toml.js';
+import { Fields, writeToml, type Table } from './toml.js';
 
 /** A process as the builder hands it to the exporter and launcher. */
 export interface MetadataProcess {
@@ -43,12 +43,6 @@ export async function writeMetadata(path: string, md: BuildMetadata, platformApi
     slices: md.slices.map((s) => ({ paths: s.paths })),
     labels: md.labels.map((l) => ({ key: l.key, value: l.value })),
   });
-}
-
-export async function readMetadata(path: string): Promise<BuildMetadata> {
-  const t = await readToml(path);
-  if (!t) throw new SpecError(`${path}: not found; run the builder first`);
-  return parseMetadata(t, path);
 }
 
 export function parseMetadata(t: Table, file: string): BuildMetadata {

@@ -1,4 +1,4 @@
-import { Fields, readToml, writeToml, type Table } from './toml.js';
+import { Fields, readToml, type Table } from './toml.js';
 
 /** project-metadata.toml → the io.buildpacks.project.metadata label. */
 export interface ProjectMetadata {
@@ -17,6 +17,3 @@ export async function readProjectMetadata(path: string): Promise<ProjectMetadata
   return { source: { ...(type ? { type } : {}), ...(version ? { version } : {}), ...(metadata ? { metadata } : {}) } };
 }
 
-export async function writeProjectMetadata(path: string, md: ProjectMetadata): Promise<void> {
-  await writeToml(path, md.source ? { source: md.source } : {});
-}

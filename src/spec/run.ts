@@ -1,4 +1,4 @@
-import { Fields, SpecError, readToml, writeToml, type Table } from './toml.js';
+import { Fields, SpecError, readToml, type Table } from './toml.js';
 
 /** A run image and the mirrors it can also be pulled from. */
 export interface RunImage {
@@ -33,10 +33,3 @@ export async function readRunImages(path: string, legacy = false): Promise<RunIm
   return legacy ? parseStackToml(t, path) : parseRunToml(t, path);
 }
 
-export async function writeRunToml(path: string, images: RunImage[]): Promise<void> {
-  await writeToml(path, { images: images.map((i) => ({ image: i.image, ...(i.mirrors.length ? { mirrors: i.mirrors } : {}) })) });
-}
-
-export async function writeStackToml(path: string, image: RunImage): Promise<void> {
-  await writeToml(path, { 'run-image': { image: image.image, ...(image.mirrors.length ? { mirrors: image.mirrors } : {}) } });
-}

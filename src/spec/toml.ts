@@ -36,12 +36,6 @@ export async function readToml(path: string): Promise<Table | undefined> {
   return parseToml(text, path);
 }
 
-export async function requireToml(path: string, what: string): Promise<Table> {
-  const t = await readToml(path);
-  if (!t) throw new SpecError(`${path}: ${what} not found`);
-  return t;
-}
-
 /** Drops undefined values, which TOML cannot hold, so models can be written as they are. */
 function clean(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(clean);

@@ -7,7 +7,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { extractLayer } from '../../src/oci/extract.js';
-import { extractLimits } from '../../src/oci/limits.js';
+import { extractLimits } from '../../src/oci/layerlimits.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { arena, assertOutsideUntouched, gzipBomb, HOSTILE_CACHE_LAYERS, HOSTILE_LAYERS, tarBytes, tarOf } from './corpus.js';
 

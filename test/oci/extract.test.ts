@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, readlink, lstat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { extractLayer } from './extract.js';
-import { tempDir } from '../../test/harness/proc.js';
+import { extractLayer } from '../../src/oci/extract.js';
+import { tempDir } from '../harness/proc.js';
 
-import { arena, assertOutsideUntouched, tarOf } from '../../test/hostile/corpus.js';
+import { arena, assertOutsideUntouched, tarOf } from '../hostile/corpus.js';
 
 // The attacks themselves (traversal, links, devices, whiteout tricks, bombs) are in test/hostile/layers.test.ts.
 

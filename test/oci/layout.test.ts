@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { OciLayout, REF_NAME } from './layout.js';
-import { sha256 } from './digest.js';
-import { MediaType } from './mediatype.js';
-import { encodeJson } from './manifest.js';
-import { tempDir } from '../../test/harness/proc.js';
+import { OciLayout, REF_NAME } from '../../src/oci/layout.js';
+import { sha256 } from '../../src/oci/digest.js';
+import { MediaType } from '../../src/oci/mediatype.js';
+import { encodeJson } from '../../src/oci/manifest.js';
+import { tempDir } from '../harness/proc.js';
 
 function manifestFor(n: number): Buffer {
   return encodeJson({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: sha256(`c${n}`), size: 2 }, layers: [] });

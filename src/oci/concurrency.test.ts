@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mapLimit } from './limit.js';
+import { mapLimit } from './concurrency.js';
 
 test('mapLimit keeps order, bounds concurrency, and on failure starts nothing new and waits for work in flight', async () => {
   let active = 0;

@@ -5,9 +5,9 @@ import { chmod, chown, link, mkdir, symlink, utimes, writeFile, readFile, stat }
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { extractLayer } from './extract.js';
-import { layerTime, NORMALISED_MTIME, treeEntries, writeLayerFile } from './layer.js';
-import { tempDir } from '../../test/harness/proc.js';
+import { extractLayer } from '../../src/oci/extract.js';
+import { layerTime, NORMALISED_MTIME, treeEntries, writeLayerFile } from '../../src/oci/layer.js';
+import { tempDir } from '../harness/proc.js';
 
 async function makeTree(root: string, time: Date, owner: number): Promise<void> {
   await mkdir(join(root, 'b/nested'), { recursive: true });
