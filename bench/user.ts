@@ -14,7 +14,7 @@ import { appendLayers, writeImage } from '../src/oci/mutate.js';
 import { RegistryClient } from '../src/oci/registry/client.js';
 import { startRegistry } from '../src/devtools/registry.js';
 import { assembleNodeBuildpacks, makeNodeMirror, nodeBuilderToml } from '../src/platform/nodejs.js';
-import { strataHome } from '../src/platform/home.js';
+import { strataHome } from '../src/oci/images.js';
 import { unpackedRootfs } from '../src/platform/rootfs.js';
 import { WHOLE_FILE_READ } from '../src/oci/fsutil.js';
 import { DEMO_NODE, serveMirror, writeApp } from '../src/demo/demo.js';

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { openImage } from '../lifecycle/analyze.js';
+import { openImage } from '../oci/images.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import { rebase } from '../lifecycle/rebase.js';
 import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { writeReport } from '../spec/report.js';
-import { findImage, imageTarget, localImages, openByPolicy, requireImage, whereLooked } from '../platform/localstore.js';
+import { findImage, outputFor, localImages, openByPolicy, requireImage, whereLooked } from '../oci/images.js';
 import { parseFormat, writeStructured } from './format.js';
 import { printJson } from './output.js';
 import { commaList, repeatable } from './options.js';
@@ -67,7 +67,7 @@ export function registerAppCommands(program: Command): void {
     .action(async (names: string[]) => {
       const store = await localImages();
       for (const n of names) {
-        const t = await imageTarget(n, false);
+        const t = await outputFor(n, false);
         if (!(await store.removeTag(t.tag))) throw new StrataError(`${n} is not in the local store (see \`strata images\`)`);
         process.stdout.write(`Untagged ${t.tag}\n`);
       }
@@ -165,7 +165,7 @@ export function registerAppCommands(program: Command): void {
       if (!run) throw new StrataError(`run image ${runName} not found ${whereLooked(policy)}`);
       const outputs = [];
       for (const n of [name, ...opts.tag]) {
-        const t = await imageTarget(n, opts.publish ?? false, store);
+        const t = await outputFor(n, opts.publish ?? false, store);
         outputs.push({ store: t.store, tag: t.tag, name: n });
       }
       const started = process.hrtime.bigint();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
 import { baseImage, debootstrapTree, hostMirror, type BaseOptions } from '../platform/base.js';
-import { imageTarget, strataHome } from '../platform/localstore.js';
+import { outputFor, strataHome } from '../oci/images.js';
 import { commaList } from './options.js';
 
 function id(text: string, flag: string): number {
@@ -47,7 +47,7 @@ export function registerBaseCommands(program: Command): void {
         const so = { insecureRegistries: opts.insecureRegistry };
         for (const [kind, ref, packages] of [['build', opts.buildImage, opts.buildPackages], ['run', opts.runImage, opts.runPackages]] as const) {
           const tree = await debootstrapTree(opts.distro, packages, options);
-          const out = await imageTarget(ref, opts.publish ?? false, so);
+          const out = await outputFor(ref, opts.publish ?? false, so);
           const digest = await baseImage(kind, tree, options, out.store, out.tag, work);
           process.stdout.write(`${kind} image ${ref} (${out.where})\n  digest ${digest}\n`);
         }

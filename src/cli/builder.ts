@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { StrataError } from '../oci/errors.js';
 import { createBuilder, LABEL_BUILDER, LABEL_ORDER, type BuilderMetadata } from '../platform/builder.js';
-import { findImage, imageTarget } from '../platform/localstore.js';
-import { openImage } from '../lifecycle/analyze.js';
+import { findImage, outputFor } from '../oci/images.js';
+import { openImage } from '../oci/images.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
@@ -41,7 +41,7 @@ export function registerBuilderCommands(program: Command): void {
       const { createLifecycleImage } = await import('../platform/builder.js');
       let where = '';
       const r = await createLifecycleImage(async () => {
-        const out = await imageTarget(name, opts.publish ?? false, { insecureRegistries: opts.insecureRegistry });
+        const out = await outputFor(name, opts.publish ?? false, { insecureRegistries: opts.insecureRegistry });
         where = out.where;
         return out;
       });
@@ -69,7 +69,7 @@ export function registerBuilderCommands(program: Command): void {
       let where = '';
       let store: ImageStore | undefined;
       const r = await createBuilder(config, async () => {
-        const out = await imageTarget(name, opts.publish ?? false, options);
+        const out = await outputFor(name, opts.publish ?? false, options);
         where = out.where;
         store = out.store;
         return out;

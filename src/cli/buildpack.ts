@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { assemblePackage, flattenBuildpacks, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
-import { imageTarget } from '../platform/localstore.js';
+import { outputFor } from '../oci/images.js';
 import { readPackageConfig, type PackageConfig } from '../spec/packagetoml.js';
 import { checkTargets, commaList, labelMap, repeatable, tagAlso } from './options.js';
 import { pullPolicyOf, readConfig } from '../platform/config.js';
@@ -45,7 +45,7 @@ export function registerBuildpackCommands(program: Command): void {
           process.stdout.write(`Successfully created package ${name} (${pkg.entry.id}@${pkg.entry.version}, ${pkg.buildpacks.length} buildpack(s))\n`);
           return;
         }
-        const t = await imageTarget(name, opts.publish ?? false, options);
+        const t = await outputFor(name, opts.publish ?? false, options);
         const digest = await writeBuildpackageImage(pkg, t.store, t.tag, labels);
         await tagAlso(t.store, digest, opts.tag, opts.publish ?? false, options);
         process.stdout.write(`Successfully created package ${name} in ${t.where} (${pkg.entry.id}@${pkg.entry.version}, ${pkg.buildpacks.length} buildpack(s))\n  digest ${digest}\n`);

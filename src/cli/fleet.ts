@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
-import { strataHome } from '../platform/home.js';
+import { strataHome } from '../oci/images.js';
 import { RemoteFleet } from '../fleet/client.js';
 import { fleetPaths } from '../fleet/paths.js';
 import { describe, KINDS, type Kind } from '../fleet/resources.js';

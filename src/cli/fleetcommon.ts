@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { StrataError } from '../oci/errors.js';
-import { strataHome } from '../platform/home.js';
+import { strataHome } from '../oci/images.js';
 import { RemoteFleet } from '../fleet/client.js';
 import { fleetPaths } from '../fleet/paths.js';
 import type { FleetApi } from '../fleet/service.js';

@@ -3,7 +3,7 @@ import { copyImage } from '../oci/copy.js';
 import { hostPlatform } from '../oci/manifest.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
-import { imageTarget } from '../platform/localstore.js';
+import { outputFor } from '../oci/images.js';
 /** Commander accumulators for options given more than once: each value kept as it is. */
 export function repeatable(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -28,7 +28,7 @@ export function labelMap(items: string[]): Record<string, string> {
 /** Writes the image at `digest` in `from` under each of `names` too (`--tag`): blobs shared, mounted or skipped. */
 export async function tagAlso(from: ImageStore, digest: string, names: string[], publish: boolean, options: StoreOptions): Promise<void> {
   for (const n of names) {
-    const t = await imageTarget(n, publish, options);
+    const t = await outputFor(n, publish, options);
     await copyImage(from, digest, t.store, t.tag);
   }
 }

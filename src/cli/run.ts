@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { sandboxExecutor } from '../platform/executor.js';
 import { readConfig, sandboxLimits } from '../platform/config.js';
-import { requireImage, strataHome } from '../platform/localstore.js';
+import { requireImage, strataHome } from '../oci/images.js';
 import { unpackedRootfs } from '../platform/rootfs.js';
 import { repeatable } from './options.js';
 

@@ -13,7 +13,7 @@ import { appendLayers, writeImage } from '../oci/mutate.js';
 import { RegistryClient } from '../oci/registry/client.js';
 import { freePort, startRegistry } from '../devtools/registry.js';
 import { assembleNodeBuildpacks, makeNodeMirror, nodeBuilderToml } from '../platform/nodejs.js';
-import { strataHome } from '../platform/localstore.js';
+import { strataHome } from '../oci/images.js';
 import { PROJECT_ROOT } from '../version.js';
 
 const STRATA = join(PROJECT_ROOT, 'bin', 'strata');

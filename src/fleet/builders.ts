@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { NotFoundError, StrataError, errorMessage } from '../oci/errors.js';
 import { Reference } from '../oci/reference.js';
 import { RegistryRepository } from '../oci/registry/client.js';
-import { resolveImage } from '../oci/image.js';
+import { openRequired } from '../oci/images.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import { createBuilder } from '../platform/builder.js';
 import { LABEL_BUILDPACK_LAYERS, LABEL_BUILDPACKAGE, type BuildpackLayers } from '../platform/buildpackage.js';
-import { imageTarget } from '../platform/localstore.js';
+import { outputFor } from '../oci/images.js';
 import type { BuilderConfig } from '../spec/buildertoml.js';
 import type { OrderElement } from '../spec/order.js';
 import { VERSION } from '../version.js';
@@ -38,9 +38,7 @@ export async function resolveStack(spec: StackSpec, store: StoreOptions): Promis
 
 /** The buildpacks one buildpackage image holds, from its `io.buildpacks.buildpack.layers` label, and its entry. */
 export async function buildpacksOf(ref: string, store: StoreOptions): Promise<{ buildpacks: BuildpackRef[]; entry?: BuildpackRef; roots: BuildpackRef[] }> {
-  const t = await openTarget(parseTarget(ref), store);
-  const image = await resolveImage(t.store, t.id);
-  const labels = image.config.config?.Labels ?? {};
+  const labels = (await openRequired(ref, store)).image.config.config?.Labels ?? {};
   const layers = JSON.parse(labels[LABEL_BUILDPACK_LAYERS] ?? '{}') as BuildpackLayers;
   const buildpacks = Object.entries(layers).flatMap(([id, versions]) => Object.keys(versions).map((version) => ({ id, version })));
   if (!buildpacks.length) throw new StrataError(`${ref}: not a buildpackage (no ${LABEL_BUILDPACK_LAYERS} label)`);
@@ -74,8 +72,7 @@ export async function resolveBuildpack(spec: BuildpackSpec, before: BuildpackSta
 /** A ClusterLifecycle: its image by digest and the lifecycle version its label gives. */
 export async function resolveLifecycle(spec: LifecycleSpec, store: StoreOptions): Promise<LifecycleStatus> {
   const image = await digestRef(spec.image, store);
-  const t = await openTarget(parseTarget(image), store);
-  const labels = (await resolveImage(t.store, t.id)).config.config?.Labels ?? {};
+  const labels = (await openRequired(image, store)).image.config.config?.Labels ?? {};
   const version = labels['io.buildpacks.lifecycle.version'];
   if (!version) throw new StrataError(`${spec.image}: not a lifecycle image (no io.buildpacks.lifecycle.version label)`);
   return { ready: true, image, version };
@@ -83,8 +80,7 @@ export async function resolveLifecycle(spec: LifecycleSpec, store: StoreOptions)
 
 /** What a builder image says of itself (for a Build applied by itself): its buildpacks, lifecycle and run image. */
 export async function describeBuilderImage(ref: string, store: StoreOptions): Promise<{ buildpacks: BuildpackRef[]; lifecycle: string; runImage: string; stackId?: string }> {
-  const t = await openTarget(parseTarget(ref), store);
-  const labels = (await resolveImage(t.store, t.id)).config.config?.Labels ?? {};
+  const labels = (await openRequired(ref, store)).image.config.config?.Labels ?? {};
   const md = JSON.parse(labels['io.buildpacks.builder.metadata'] ?? 'null') as { buildpacks?: BuildpackRef[]; lifecycle?: { version?: string }; stack?: { runImage?: { image?: string } }; images?: { image: string }[] } | null;
   const runImage = md?.images?.[0]?.image ?? md?.stack?.runImage?.image;
   if (!md || !runImage) throw new StrataError(`${ref}: not a builder (no io.buildpacks.builder.metadata label naming a run image)`);
@@ -207,7 +203,7 @@ export async function ensureBuilder(builder: ResourceOf<'Builder' | 'ClusterBuil
   };
   log(`${where}: making builder ${spec.tag} (${before?.image ? 'its inputs changed' : 'first time'})`);
   try {
-    const r = await createBuilder(config, async () => imageTarget(spec.tag, true, storeOptions), storeOptions, { labels: spec.additionalLabels, ...(inputs.lifecycle?.image ? { lifecycleImage: inputs.lifecycle.image } : {}) });
+    const r = await createBuilder(config, async () => outputFor(spec.tag, true, storeOptions), storeOptions, { labels: spec.additionalLabels, ...(inputs.lifecycle?.image ? { lifecycleImage: inputs.lifecycle.image } : {}) });
     const image = `${Reference.parse(spec.tag).name}@${r.digest}`;
     log(`${where}: builder ${image} (${r.metadata.buildpacks.map((b) => `${b.id}@${b.version}`).join(', ')})`);
     const version = inputs.lifecycle ? `${r.metadata.lifecycle.version} (${inputs.lifecycle.image})` : r.metadata.lifecycle.version;

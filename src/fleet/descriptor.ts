@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { StrataError } from '../oci/errors.js';
-import { resolveImage } from '../oci/image.js';
-import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
+import { openRequired } from '../oci/images.js';
+import type { StoreOptions } from '../oci/target.js';
 import { DEFAULT_LIFECYCLE, KPACK_API } from './resources.js';
 import type { SourceDocument } from './manifests.js';
 
@@ -110,8 +110,7 @@ export function parseDescriptor(text: string, file: string): Descriptor {
 
 /** A stack's id, from its build image's labels (kp reads it there too). */
 async function stackId(buildImage: string, store: StoreOptions): Promise<string> {
-  const t = await openTarget(parseTarget(buildImage), store);
-  const labels = (await resolveImage(t.store, t.id)).config.config?.Labels ?? {};
+  const labels = (await openRequired(buildImage, store)).image.config.config?.Labels ?? {};
   const id = labels['io.buildpacks.stack.id'] ?? labels['io.buildpacks.base.id'];
   if (!id) throw new StrataError(`build image ${buildImage} has no io.buildpacks.stack.id label to take the stack's id from`);
   return id;

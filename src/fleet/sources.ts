@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { ConfinedDir } from '../oci/confined.js';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { extractLayer } from '../oci/extract.js';
-import { resolveImage } from '../oci/image.js';
+import { openRequired } from '../oci/images.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import { send } from '../oci/registry/http.js';
 import { blobLoginFor, gitLoginFor, NO_CREDENTIALS, type Credentials } from './credentials.js';
@@ -126,11 +126,10 @@ export async function resolveRegistrySource(image: string, store: StoreOptions):
 
 /** A source image's layers unpacked, whiteouts applied, as kpack does with `source.registry`. */
 export async function fetchRegistrySource(digestRef: string, dir: string, store: StoreOptions): Promise<void> {
-  const t = await openTarget(parseTarget(digestRef), store);
-  const image = await resolveImage(t.store, t.id);
+  const { image } = await openRequired(digestRef, store);
   await mkdir(dir, { recursive: true });
   for (const [i, desc] of image.manifest.manifest.layers.entries()) {
-    await extractLayer(await t.store.getBlob(desc), dir, { chown: false, label: `source ${digestRef} layer ${i + 1}`, diffID: image.config.rootfs.diff_ids[i]! });
+    await extractLayer(await image.store.getBlob(desc), dir, { chown: false, label: `source ${digestRef} layer ${i + 1}`, diffID: image.config.rootfs.diff_ids[i]! });
   }
 }
 

@@ -4,9 +4,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { Reference } from '../oci/reference.js';
-import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
-import { RegistryRepository } from '../oci/registry/client.js';
-import { openImage, type OpenedImage } from '../lifecycle/analyze.js';
+import type { StoreOptions } from '../oci/target.js';
+import { checkWriteAccess, openImage, outputFor, outputsFor, type OpenedImage } from '../oci/images.js';
 import { rebase } from '../lifecycle/rebase.js';
 import { workDir } from '../platform/workdirs.js';
 import type { BuildJob, BuildJobResult } from './buildjob.js';
@@ -130,17 +129,6 @@ export function withLogins(base: StoreOptions, c: Credentials): StoreOptions {
   return c.account ? { ...base, logins: registryLogins(c) } : base;
 }
 
-/** Fails at once, with the reason, when the image's repository takes no pushes (kpack#1224: no hanging build). */
-async function checkPush(tag: string, storeOptions: StoreOptions): Promise<void> {
-  const t = await openTarget(parseTarget(tag), { ...storeOptions, create: true });
-  if (!(t.store instanceof RegistryRepository)) return;
-  try {
-    await t.store.checkPushAccess();
-  } catch (err) {
-    throw new StrataError(`no write access to ${tag}: ${errorMessage(err)}`);
-  }
-}
-
 const nameOf = (tag: string): string => Reference.parse(tag).name;
 
 async function runRebase(ctx: WorkerContext, b: BuildRecord, store: StoreOptions, log: BuildLog): Promise<BuildResult> {
@@ -154,11 +142,7 @@ async function runRebase(ctx: WorkerContext, b: BuildRecord, store: StoreOptions
   if (!run) cache.set(key, (run = openImage(b.inputs.runImage, store)));
   const runImage = await run;
   if (!runImage) throw new StrataError(`run image ${b.inputs.runImage} not found`);
-  const outputs = [];
-  for (const tag of b.tags) {
-    const t = await openTarget(parseTarget(tag), { ...store, create: true });
-    outputs.push({ store: t.store, tag: t.tag ?? 'latest', name: tag });
-  }
+  const outputs = await outputsFor(b.tags, true, store);
   const started = Date.now();
   const r = await rebase({ app: app.image, appName: last.result.image, newRun: runImage.image, newRunName: runImage.name, newRunReference: runImage.reference, outputs, force: false });
   log.line(`Rebased ${last.result.image} onto ${b.inputs.runImage} in ${Date.now() - started} ms: ${r.digest}`);
@@ -261,7 +245,8 @@ export function imageCacheDir(home: string, namespace: string, image: string): s
 }
 
 async function runFullBuild(ctx: WorkerContext, b: BuildRecord, creds: Credentials, store: StoreOptions, log: BuildLog, signal: AbortSignal): Promise<BuildResult> {
-  await checkPush(b.tags[0]!, store);
+  // Fails at once, with the reason, when the image's repository takes no pushes (kpack#1224: no hanging build).
+  await checkWriteAccess(await outputsFor([b.tags[0]!], true, store));
   const paths = fleetPaths(ctx.home);
   const work = await workDir(join(paths.dir, 'work'), 'build-');
   try {
@@ -315,7 +300,7 @@ async function signResult(result: BuildResult, creds: Credentials, store: StoreO
   const out: string[] = [];
   for (const key of creds.signing) {
     const repository = signatureRepository(result.image!, key);
-    const t = await openTarget(parseTarget(repository), { ...store, create: true });
+    const t = await outputFor(repository, true, store);
     try {
       out.push(await signImage({ store: t.store, storeName: repository, repository: Reference.parse(result.image!).name, digest: result.digest! as `sha256:${string}`, key: openSigningKey(key), ...(annotations ? { annotations } : {}), dockerMediaTypes: key.dockerMediaTypes }));
     } catch (err) {

@@ -7,6 +7,7 @@ import { copyBlob } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
+import { runImageEntry, type OpenedImage, type RunImageEntry } from '../oci/images.js';
 import { layerDiffID, parentPaths, treeEntries, writeLayerFile, type LayerEntry, type TreeRoot } from '../oci/layer.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
@@ -79,6 +80,61 @@ export interface ExportResult {
   /** Layer dirs whose fingerprint showed them unchanged: not read, not tarred. */
   untouched: string[];
   metadata: LifecycleMetadata;
+}
+
+/**
+ * The exporter's input from what the earlier phases found: the run image (as analysis opened it, and the run.toml
+ * entry it belongs to, whose mirrors the label records), the previous image and its metadata, and the outputs. Every
+ * export — the exporter command, the creator, a platform build — builds its input here.
+ */
+export function exporterInputs(o: {
+  group: GroupEntry[];
+  layersDir: string;
+  appDir: string;
+  imageLayersDir?: string;
+  imageAppDir?: string;
+  launcher: Buffer;
+  run: OpenedImage;
+  /** The run image as analysis recorded it (`analyzed.toml`'s image), when it differs from how it was opened. */
+  runName?: string;
+  runImages: RunImageEntry[];
+  previous?: { image: ResolvedImage; metadata?: LifecycleMetadata };
+  outputs: ExportTarget[];
+  uid: number;
+  gid: number;
+  platformApi: ApiVersion;
+  processType?: string;
+  projectMetadata: ProjectMetadata;
+  execEnv: string;
+  created: Date;
+  log: Logger;
+  keep?: ExporterInputs['keep'];
+}): ExporterInputs {
+  const runName = o.runName || o.run.name;
+  const entry = runImageEntry(o.runImages, runName);
+  return {
+    group: o.group,
+    layersDir: o.layersDir,
+    appDir: o.appDir,
+    ...(o.imageLayersDir ? { imageLayersDir: o.imageLayersDir } : {}),
+    ...(o.imageAppDir ? { imageAppDir: o.imageAppDir } : {}),
+    launcher: o.launcher,
+    runImage: o.run.image,
+    runImageName: entry?.image ?? runName,
+    runImageReference: o.run.reference,
+    runImageMirrors: entry?.mirrors ?? [],
+    ...(o.previous?.metadata ? { previous: { image: o.previous.image, metadata: o.previous.metadata } } : {}),
+    outputs: o.outputs,
+    uid: o.uid,
+    gid: o.gid,
+    platformApi: o.platformApi,
+    ...(o.processType ? { processType: o.processType } : {}),
+    projectMetadata: o.projectMetadata,
+    execEnv: o.execEnv,
+    created: o.created,
+    log: o.log,
+    ...(o.keep ? { keep: o.keep } : {}),
+  };
 }
 
 /**

@@ -1,3 +1,5 @@
+import { TARGET_LABELS } from '../spec/target.js';
+
 /** Image labels the lifecycle reads and writes (spec §13). */
 export const LABEL = {
   lifecycle: 'io.buildpacks.lifecycle.metadata',
@@ -6,9 +8,7 @@ export const LABEL = {
   execEnv: 'io.buildpacks.exec-env',
   rebasable: 'io.buildpacks.rebasable',
   stackId: 'io.buildpacks.stack.id',
-  baseId: 'io.buildpacks.base.id',
-  distroName: 'io.buildpacks.base.distro.name',
-  distroVersion: 'io.buildpacks.base.distro.version',
+  ...TARGET_LABELS,
 } as const;
 
 export interface LayerRecord {

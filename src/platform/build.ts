@@ -3,14 +3,12 @@ import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { chownTree } from '../oci/fsutil.js';
 import { NORMALISED_MTIME } from '../oci/layer.js';
-import { Exit } from '../spec/exit.js';
 import { dirname, join } from 'node:path';
 import { envValue } from '../oci/config.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
 import type { StoreOptions } from '../oci/target.js';
-import { imageTarget as runTarget, openImage } from '../lifecycle/analyze.js';
 import { DirCache, ImageCache, type Cache } from '../lifecycle/cache.js';
 import { extractLayer } from '../oci/extract.js';
 import { escapeId } from '../spec/buildpack.js';
@@ -22,15 +20,9 @@ import type { PullPolicy } from './config.js';
 import { copySource } from './source.js';
 import type { EngineClient } from '../oci/engine/client.js';
 import { loadIntoEngine } from '../oci/engine/transfer.js';
-import { exportImage, saveCache, type KeptLayer } from '../lifecycle/export.js';
-import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
 import type { Logger } from '../lifecycle/log.js';
-import { restore } from '../lifecycle/restore.js';
 import { LayerStash } from '../lifecycle/stash.js';
-import { extractSbomLayer } from '../lifecycle/sbom.js';
 import { ApiVersion, LATEST_PLATFORM_API } from '../spec/api.js';
-import { writeAnalyzed } from '../spec/analyzed.js';
-import { parseGroupFile, type GroupEntry } from '../spec/group.js';
 import { parseToml } from '../spec/toml.js';
 import { checkPathComponent, ConfinedDir, copyTreeOut } from '../oci/confined.js';
 import { rmSync } from 'node:fs';
@@ -38,7 +30,8 @@ import type { RunImage } from '../spec/run.js';
 import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
 import type { Executor, Mount, SandboxLimits, SandboxRun } from './executor.js';
-import { findImage, imageTarget, openByPolicy, strataHome, whereLooked, type FoundImage } from './localstore.js';
+import { openByPolicy, outputFor, outputsFor, readers, strataHome, whereLooked } from '../oci/images.js';
+import { runSequence } from '../lifecycle/sequence.js';
 import { unpackedRootfs } from './rootfs.js';
 import { isRemoteUri } from './download.js';
 import { workDir } from './workdirs.js';
@@ -182,30 +175,9 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     const stash = new LayerStash(o.stashDir ?? join(home, 'cache', 'stash', cacheKey), log);
     if (o.clearCache) await Promise.all([rm(cacheDir, { recursive: true, force: true }), rm(stash.dir, { recursive: true, force: true })]);
     const cache: Cache = o.cacheImage
-      ? await imageTarget(o.cacheImage, o.publish, o.store).then((t) => new ImageCache(t.store, t.tag, o.cacheImage!, log))
+      ? await outputFor(o.cacheImage, o.publish, o.store).then((t) => new ImageCache(t.store, t.tag, o.cacheImage!, log))
       : await DirCache.open(cacheDir, log);
     const extra = await prepareBuildpacks(o, rootfs, work, layers);
-
-    phase('ANALYZING');
-    // Local builds keep their images in the local store; published ones in the registry. Run images are looked up
-    // locally first (a builder made on this machine names local bases), then in their registry.
-    const previousName = o.previousImage ?? o.image;
-    // Absent is no previous image; unreadable (a registry that keeps failing) is an error, never a silent cold build.
-    const previous = await (o.publish ? openImage(previousName, o.store, log) : findImage(previousName, o.store, false)).catch((err: unknown) => {
-      throw new StrataError(`previous image ${previousName} cannot be read: ${errorMessage(err)}`, 1, { cause: err });
-    });
-    const prevMd = previous ? parseLifecycleMetadata(previous.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
-    const runCandidates = o.runImage ? [o.runImage] : [runImages[0]!.image, ...runImages[0]!.mirrors];
-    let run: FoundImage | undefined;
-    for (const c of runCandidates) if (!run) run = await openByPolicy(c, o.store, o.pullPolicy);
-    if (!run) throw new StrataError(`run image ${runCandidates.join(' or ')} cannot be read; check the name, or pull it with \`strata image copy\``);
-    await writeAnalyzed(join(layers, 'analyzed.toml'), {
-      ...(previous ? { previousImage: { reference: previous.reference } } : {}),
-      ...(prevMd ? { metadata: JSON.parse(JSON.stringify(prevMd)) as Record<string, unknown> } : {}),
-      runImage: { reference: run.reference, image: run.name, target: runTarget(run.image, run.name) },
-    });
-    log.info(previous ? `Previous image ${previous.name}` : 'No previous image');
-    log.info(`Run image ${run.reference}`);
 
     const sandbox = await o.executor({ rootfs, stateDir: join(home, 'run'), builder: builderImage });
     const inSandbox = sandbox.name !== 'host';
@@ -228,58 +200,44 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       network: o.network,
       ...(o.limits ? { limits: o.limits } : {}),
     });
-    phase('DETECTING');
-    const detected = await sandbox.run(spec('detector'));
-    if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack in ${o.builder} detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
-    const group = afterDetection(layers);
-    phase('RESTORING');
-    // The analyzer's part that writes into /layers runs here, after detection had its turn at that dir.
-    if (previous && prevMd?.sbom?.sha) await extractSbomLayer(previous.image, prevMd.sbom.sha, o.image, log, layers);
-    const r = await restore({ group, layersDir: layers, ...(prevMd ? { previous: prevMd } : {}), cache, stash, platformApi: api, skipLayers: false, imageLayersDir: '/layers', log });
-    for (const l of r.restored) log.info(`Restored ${l} from the cache`);
-    await chownTree(layers, uid, gid);
-    phase('BUILDING');
-    const built = await sandbox.run(spec('builder'));
-    if (built !== 0) throw new StrataError(`the build failed (exit ${built}); see the buildpack output above`, built);
-
-    phase('EXPORTING');
     // The export's layer blobs stay (under the build dir, removed with it) so the cache is fed from them.
-    const keep = { dir: join(work, 'export'), files: new Map<string, KeptLayer>() };
-    await mkdir(keep.dir);
-    const entry = runImages.find((i) => [i.image, ...i.mirrors].includes(run.name)) ?? runImages[0];
-    const outputs = [];
-    for (const name of [o.image, ...o.tags]) {
-      const t = await imageTarget(name, o.publish, o.store);
-      outputs.push({ store: t.store, tag: t.tag, name, where: t.where });
-    }
-    const result = await exportImage({
-      group,
-      layersDir: layers,
-      appDir: app,
-      imageLayersDir: '/layers',
-      imageAppDir: workspace,
-      launcher: ConfinedDir.with(rootfs, (d) => d.readFile('cnb/lifecycle/launcher', 256 << 20), { display: `builder ${o.builder}` }) ?? noLauncher(o.builder),
-      runImage: run.image,
-      runImageName: entry?.image ?? run.name,
-      runImageReference: run.reference,
-      runImageMirrors: entry?.mirrors ?? [],
-      ...(previous && prevMd ? { previous: { image: previous.image, metadata: prevMd } } : {}),
-      outputs,
-      uid,
-      gid,
-      platformApi: api,
-      ...(o.defaultProcess ? { processType: o.defaultProcess } : {}),
-      projectMetadata: projectSource(o.descriptor),
-      execEnv: o.execEnv ?? 'production',
-      created: o.creationTime ?? NORMALISED_MTIME,
-      log,
-      keep,
-    });
-    for (const t of result.tags) log.info(`Saved ${t}`);
-    if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image (not uploaded)`);
-    const saved = await saveCache({ group, layersDir: layers, imageLayersDir: '/layers', cache, uid, gid, created: o.creationTime ?? NORMALISED_MTIME, log, kept: keep.files });
-    // The cached layers stay unpacked for the next build, which then renames them into place instead of extracting.
-    if (saved) stash.keep(layers, saved.buildpacks.map((b) => ({ bp: b.key, names: Object.keys(b.layers) })));
+    const keepDir = join(work, 'export');
+    await mkdir(keepDir);
+    const outputs = await outputsFor([o.image, ...o.tags], o.publish, o.store);
+    // Local builds keep their images in the local store, published ones in the registry; run images are read under
+    // the pull policy (a builder made on this machine names local bases). Detection and build run in the sandbox.
+    const { exported: result, group, analysis } = await runSequence(
+      {
+        platformApi: api,
+        layersDir: layers,
+        appDir: app,
+        imageLayersDir: '/layers',
+        imageAppDir: workspace,
+        analyze: {
+          output: o.image,
+          ...(o.previousImage ? { previous: o.previousImage } : {}),
+          ...(o.runImage ? { runImage: o.runImage } : {}),
+          runImages,
+          readPrevious: o.publish ? readers.remote(o.store, log) : readers.local(o.store),
+          readRun: readers.byPolicy(o.store, o.pullPolicy),
+        },
+        cache,
+        stash,
+        launcher: () => ConfinedDir.with(rootfs, (d) => d.readFile('cnb/lifecycle/launcher', 256 << 20), { display: `builder ${o.builder}` }) ?? noLauncher(o.builder),
+        outputs,
+        uid,
+        gid,
+        ...(o.defaultProcess ? { processType: o.defaultProcess } : {}),
+        projectMetadata: projectSource(o.descriptor),
+        execEnv: o.execEnv ?? 'production',
+        created: o.creationTime ?? NORMALISED_MTIME,
+        keepDir,
+        builderName: o.builder,
+        log,
+        phase,
+      },
+      (name) => sandbox.run(spec(name)),
+    );
     if (o.engine) {
       for (const out of outputs) {
         const id = await loadIntoEngine(out.store, out.tag, o.engine, out.name);
@@ -292,7 +250,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       await writeReport(join(o.reportDir, 'report.toml'), { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
     }
     steps.end();
-    return { digest: result.digest, tags: result.tags, reused: result.reused.length, where: outputs[0]!.where, buildpacks: group.map((g) => ({ id: g.id, version: g.version })), runImage: run.reference, steps: steps.list };
+    return { digest: result.digest, tags: result.tags, reused: result.reused.length, where: outputs[0]!.where, buildpacks: group.map((g) => ({ id: g.id, version: g.version })), runImage: analysis.run.reference, steps: steps.list };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -315,21 +273,6 @@ function stepClock(show: (name: string) => void): { phase: (name: string) => voi
       if (name !== 'PREPARING') show(name);
     },
   };
-}
-
-/**
- * Detection ran buildpack code with /layers writable, so anything in it may be a link aimed at the host. Only the
- * detector's two outputs are kept (each must be a regular file); everything else is removed before strata's own
- * restore writes there.
- */
-function afterDetection(layersDir: string): GroupEntry[] {
-  return ConfinedDir.with(layersDir, (d) => {
-    const keep = new Set(['group.toml', 'plan.toml', 'analyzed.toml', 'order.toml']);
-    d.clear('', keep);
-    for (const f of ['group.toml', 'plan.toml']) if (!d.lstat(f)?.isFile()) throw new StrataError(`the detector left no ${f} (or not a regular file) in the layers dir`);
-    const text = d.readText('group.toml', 1 << 20) ?? '';
-    return parseGroupFile(parseToml(text, d.pathOf('group.toml')), d.pathOf('group.toml')).group;
-  });
 }
 
 /** `--sbom-output-dir`: the build's SBOM files, copied as plain files (links in the buildpacks' output are left out). */

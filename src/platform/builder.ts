@@ -19,7 +19,7 @@ import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
 import { checkOrders, collectSource, flattenBuildpacks, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
-import { openByPolicy, requireImage, whereLooked } from './localstore.js';
+import { openByPolicy, requireImage, whereLooked } from '../oci/images.js';
 import type { PullPolicy } from './config.js';
 
 export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';

@@ -4,7 +4,7 @@ import { StrataError } from '../oci/errors.js';
 import { parseSize } from '../oci/layerlimits.js';
 import { DEFAULT_LIMITS, type SandboxLimits } from './executor.js';
 import { Fields, readToml, writeToml, type Table } from '../spec/toml.js';
-import { strataHome } from './home.js';
+import { strataHome } from '../oci/images.js';
 
 /**
  * strata's defaults, as pack keeps them in its config: strata's own file, with pack's `config.toml` read as the

@@ -7,7 +7,7 @@ import { readBuilderConfig } from '../spec/buildertoml.js';
 import { baseImage, debootstrapTree, hostMirror } from './base.js';
 import { createBuilder } from './builder.js';
 import { readOwnConfig, writeConfig } from './config.js';
-import { imageTarget, strataHome } from './localstore.js';
+import { outputFor, strataHome } from '../oci/images.js';
 import { assembleNodeBuildpacks, makeNodeMirror, nodeBuilderToml } from './nodejs.js';
 
 export const DEFAULT_BUILDER = 'strata/builder:nodejs';
@@ -20,7 +20,7 @@ export const DEFAULT_VERSIONS = { node: ['20.20.2', '22.23.3'], defaultNode: '22
  * debootstrap — all in the local store, made on first use and then recorded as the default.
  */
 export async function ensureDefaultBuilder(log: Logger): Promise<string> {
-  const existing = await imageTarget(DEFAULT_BUILDER, false).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
+  const existing = await outputFor(DEFAULT_BUILDER, false).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
   if (existing) return DEFAULT_BUILDER;
   log.info(`No builder given (--builder), in project.toml, or configured (strata config default-builder, or pack's default-builder-image).`);
   log.info(`Making ${DEFAULT_BUILDER} once: strata's Node.js buildpacks on Debian bookworm made with debootstrap, about 740 MB, typically 2-5 minutes. \`strata builder suggest\` lists builders to use instead.`);
@@ -33,12 +33,12 @@ export async function ensureDefaultBuilder(log: Logger): Promise<string> {
     const baseOpts = { distro: 'bookworm', buildPackages: [], runPackages: [], uid: 1000, gid: 1000, mirror: await hostMirror(), cacheDir: process.env.STRATA_DEBOOTSTRAP_CACHE || join(home, 'cache', 'debootstrap'), log };
     const tree = await debootstrapTree('bookworm', [], baseOpts);
     for (const kind of ['build', 'run'] as const) {
-      const t = await imageTarget(`strata/base:${kind}-bookworm`, false);
+      const t = await outputFor(`strata/base:${kind}-bookworm`, false);
       await baseImage(kind, tree, baseOpts, t.store, t.tag, work);
     }
     await writeFile(join(work, 'builder.toml'), nodeBuilderToml(dirs, 'strata/base:build-bookworm', 'strata/base:run-bookworm', "strata's Node.js builder (offline: Node.js, yarn and npm inside)"));
     const config = await readBuilderConfig(join(work, 'builder.toml'));
-    await createBuilder(config, () => imageTarget(DEFAULT_BUILDER, false), {});
+    await createBuilder(config, () => outputFor(DEFAULT_BUILDER, false), {});
     const cfg = await readOwnConfig();
     if (!cfg['default-builder']) await writeConfig({ ...cfg, 'default-builder': DEFAULT_BUILDER });
     log.info(`Made ${DEFAULT_BUILDER}; it is now the default builder (strata config default-builder)`);

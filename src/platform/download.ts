@@ -6,7 +6,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StrataError } from '../oci/errors.js';
 import { cachedDir, WHOLE_FILE_READ } from '../oci/fsutil.js';
-import { strataHome } from './home.js';
+import { strataHome } from '../oci/images.js';
 
 export function isRemoteUri(uri: string): boolean {
   return /^https?:\/\//.test(uri);

@@ -1,3 +1,14 @@
+import { StrataError } from '../oci/errors.js';
+import type { ImageConfig } from '../oci/config.js';
+import { Exit } from './exit.js';
+
+/** The labels a base image states its target with (spec §13). */
+export const TARGET_LABELS = {
+  baseId: 'io.buildpacks.base.id',
+  distroName: 'io.buildpacks.base.distro.name',
+  distroVersion: 'io.buildpacks.base.distro.version',
+} as const;
+
 /** What a buildpack can run on, or what a run image is (`[[targets]]`, `[run-image.target]`). */
 export interface Target {
   os?: string;
@@ -38,4 +49,17 @@ export function stackTarget(stackId: string): Target {
   if (stackId === '*') return {};
   if (stackId === 'io.buildpacks.stacks.bionic') return { os: 'linux', arch: 'amd64', distros: [{ name: 'ubuntu', version: '18.04' }] };
   return { os: 'linux' };
+}
+
+/** A run image's target, from its config (os, arch, variant) and its base labels (id, distro). */
+export function imageTargetOf(config: ImageConfig, name: string): ImageTarget {
+  if (!config.os) throw new StrataError(`run image ${name} has no os in its config`, Exit.AnalyzeError);
+  const labels = config.config?.Labels ?? {};
+  const t: ImageTarget = { os: config.os, arch: config.architecture };
+  if (config.variant) t.variant = config.variant;
+  if (labels[TARGET_LABELS.baseId]) t.id = labels[TARGET_LABELS.baseId];
+  const distro = labels[TARGET_LABELS.distroName];
+  const version = labels[TARGET_LABELS.distroVersion];
+  if (distro || version) t.distro = { ...(distro ? { name: distro } : {}), ...(version ? { version } : {}) };
+  return t;
 }

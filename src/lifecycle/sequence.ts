@@ -1,0 +1,145 @@
+import { join } from 'node:path';
+import { ConfinedDir } from '../oci/confined.js';
+import { StrataError } from '../oci/errors.js';
+import { chownTree } from '../oci/fsutil.js';
+import type { ApiVersion } from '../spec/api.js';
+import { writeAnalyzed } from '../spec/analyzed.js';
+import { Exit } from '../spec/exit.js';
+import { parseGroupFile, type GroupEntry } from '../spec/group.js';
+import type { ProjectMetadata } from '../spec/projectmeta.js';
+import { parseToml } from '../spec/toml.js';
+import { analyze, type AnalyzeInputs, type AnalyzeResult } from './analyze.js';
+import type { Cache, CacheMetadata } from './cache.js';
+import { exporterInputs, exportImage, saveCache, type ExportResult, type ExportTarget, type KeptLayer } from './export.js';
+import type { Logger } from './log.js';
+import { restore } from './restore.js';
+import { extractSbomLayer } from './sbom.js';
+import type { LayerStash } from './stash.js';
+
+/**
+ * The phases of a build in their one order — analyze, detect, restore, build, export — driving the lifecycle's own
+ * phase functions. The creator and a platform build (`strata build`, a fleet's build) run this same sequence; they
+ * differ only in where buildpack code runs (a child process as the build user, or a sandbox), which `BuildpackRunner`
+ * says. The trusted parts (analysis, restoring, exporting, the cache) run here, holding the credentials.
+ */
+
+/** Runs the detector or builder where buildpacks run; returns its exit code. */
+export type BuildpackRunner = (phase: 'detector' | 'builder') => Promise<number>;
+
+export interface SequenceInputs {
+  platformApi: ApiVersion;
+  layersDir: string;
+  appDir: string;
+  /** Where the layers and app dirs sit in the image when the host dirs differ (a platform's build dir). */
+  imageLayersDir?: string;
+  imageAppDir?: string;
+  analyze: Omit<AnalyzeInputs, 'log'>;
+  cache?: Cache;
+  /** Cached layer dirs kept unpacked from the last build (a platform's), renamed into place when unchanged. */
+  stash?: LayerStash;
+  /** Restore nothing from the cache (the creator's -skip-restore). */
+  skipRestore?: boolean;
+  /** The launcher the image gets; read when the export needs it. */
+  launcher: () => Buffer | Promise<Buffer>;
+  outputs: ExportTarget[];
+  uid: number;
+  gid: number;
+  processType?: string;
+  projectMetadata: ProjectMetadata;
+  execEnv: string;
+  created: Date;
+  /** A dir of the caller's for the export's layer blobs, which feed the cache (the caller removes it). */
+  keepDir: string;
+  /** The builder, for the message when nothing detects. */
+  builderName?: string;
+  log: Logger;
+  /** A phase begins (`===> DETECTING`): timed and shown by the caller. */
+  phase: (name: string) => void;
+}
+
+export interface SequenceResult {
+  analysis: AnalyzeResult;
+  group: GroupEntry[];
+  exported: ExportResult;
+  cached?: CacheMetadata;
+}
+
+/** What buildpacks may write to belongs to the build user before they run (nothing changes what it owns already). */
+async function handOver(dirs: string[], uid: number, gid: number): Promise<void> {
+  for (const d of dirs) await chownTree(d, uid, gid);
+}
+
+/**
+ * Detection ran buildpack code with the layers dir writable, so anything in it may be a link aimed at the host. Only
+ * the detector's two outputs are kept (each must be a regular file), with analyzed.toml and the order; everything
+ * else is removed before the restore writes there.
+ */
+export function afterDetection(layersDir: string): GroupEntry[] {
+  return ConfinedDir.with(layersDir, (d) => {
+    const keep = new Set(['group.toml', 'plan.toml', 'analyzed.toml', 'order.toml']);
+    d.clear('', keep);
+    for (const f of ['group.toml', 'plan.toml']) if (!d.lstat(f)?.isFile()) throw new StrataError(`the detector left no ${f} (or not a regular file) in the layers dir`);
+    const text = d.readText('group.toml', 1 << 20) ?? '';
+    return parseGroupFile(parseToml(text, d.pathOf('group.toml')), d.pathOf('group.toml')).group;
+  });
+}
+
+export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRunner): Promise<SequenceResult> {
+  const { log } = i;
+  i.phase('ANALYZING');
+  const analysis = await analyze({ ...i.analyze, log });
+  await writeAnalyzed(join(i.layersDir, 'analyzed.toml'), analysis.analyzed);
+  log.info(analysis.previous ? `Previous image ${analysis.previous.reference}` : 'No previous image');
+  log.info(`Run image ${analysis.run.reference}`);
+
+  i.phase('DETECTING');
+  await handOver([i.layersDir, i.appDir], i.uid, i.gid);
+  const detected = await runBuildpacks('detector');
+  if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack ${i.builderName ? `in ${i.builderName} ` : ''}detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
+  const group = afterDetection(i.layersDir);
+
+  i.phase('RESTORING');
+  // What the analyzer writes into the layers dir is written only now, after detection had its turn at that dir.
+  const prevMd = analysis.previousMetadata;
+  if (analysis.previous && prevMd?.sbom?.sha && !i.skipRestore) await extractSbomLayer(analysis.previous.image, prevMd.sbom.sha, analysis.previous.name, log, i.layersDir);
+  const r = await restore({ group, layersDir: i.layersDir, ...(prevMd ? { previous: prevMd } : {}), ...(i.cache ? { cache: i.cache } : {}), ...(i.stash ? { stash: i.stash } : {}), platformApi: i.platformApi, skipLayers: i.skipRestore ?? false, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), log });
+  for (const l of r.restored) log.info(`Restored ${l} from the cache`);
+  for (const l of r.removed) log.info(`Removed layer ${l}: the cache holds a different version`);
+
+  i.phase('BUILDING');
+  await handOver([i.layersDir], i.uid, i.gid);
+  const built = await runBuildpacks('builder');
+  if (built !== 0) throw new StrataError(`the build failed (exit ${built}); see the buildpack output above`, built);
+
+  i.phase('EXPORTING');
+  const keep = { dir: i.keepDir, files: new Map<string, KeptLayer>() };
+  const exported = await exportImage(
+    exporterInputs({
+      group,
+      layersDir: i.layersDir,
+      appDir: i.appDir,
+      ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}),
+      ...(i.imageAppDir ? { imageAppDir: i.imageAppDir } : {}),
+      launcher: await i.launcher(),
+      run: analysis.run,
+      runImages: i.analyze.runImages,
+      ...(analysis.previous ? { previous: { image: analysis.previous.image, ...(prevMd ? { metadata: prevMd } : {}) } } : {}),
+      outputs: i.outputs,
+      uid: i.uid,
+      gid: i.gid,
+      platformApi: i.platformApi,
+      ...(i.processType ? { processType: i.processType } : {}),
+      projectMetadata: i.projectMetadata,
+      execEnv: i.execEnv,
+      created: i.created,
+      log,
+      keep,
+    }),
+  );
+  for (const t of exported.tags) log.info(`Saved ${t}`);
+  if (exported.reused.length) log.info(`Reused ${exported.reused.length} layer(s) from the previous image (not uploaded)`);
+  const cached = i.cache ? await saveCache({ group, layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), cache: i.cache, uid: i.uid, gid: i.gid, created: i.created, log, kept: keep.files }) : undefined;
+  // The cached layers stay unpacked for the next build, which then renames them into place instead of extracting.
+  if (cached && i.stash) i.stash.keep(i.layersDir, cached.buildpacks.map((b) => ({ bp: b.key, names: Object.keys(b.layers) })));
+  return { analysis, group, exported, ...(cached ? { cached } : {}) };
+}
