@@ -138,6 +138,395 @@ function place(parts: string[], strip: string[]): Placement {
   return { kind: 'inside', parts: parts.slice(strip.length) };
 }
 
+/** Options with their defaults applied, as an extraction uses them. */
+interface Settings {
+  label: string;
+  chown: boolean;
+  whiteouts: boolean;
+  whiteoutMarkers: boolean;
+  links: boolean;
+  keepExistingDirs: boolean;
+  strip: string[];
+  limits: ExtractLimits;
+  directFiles: number;
+}
+
+/**
+ * The layer stream on its way to the tar parser: counted compressed and expanded, hashed for the diffID check, and
+ * stopped at the size and ratio caps as it passes, so a bomb stops at its cap rather than at a full disk.
+ */
+function meteredTar(input: Readable, s: Settings, diffID: Digest | undefined) {
+  let compressed = 0;
+  let expanded = 0;
+  const hash = createHash('sha256');
+  const countIn = new Transform({
+    transform(c: Buffer, _e, done) {
+      compressed += c.length;
+      done(null, c);
+    },
+  });
+  pipeline(input, countIn).catch((e: Error) => countIn.destroy(e));
+  const { limits, label } = s;
+  const guard = new Transform({
+    transform(c: Buffer, _e, done) {
+      expanded += c.length;
+      if (diffID) hash.update(c);
+      if (expanded > limits.maxBytes) {
+        done(new StrataError(`${label}: expands to more than ${limits.maxBytes} bytes (${LIMIT_VARS.maxBytes}); refused`));
+      } else if (expanded > limits.ratioFloor && expanded > limits.maxRatio * Math.max(compressed, 1)) {
+        done(new StrataError(`${label}: expands more than ${limits.maxRatio}× (${compressed} compressed bytes gave ${expanded}; a compression bomb?); refused (${LIMIT_VARS.maxRatio})`));
+      } else done(null, c);
+    },
+  });
+  const extract = tar.extract();
+  const feeding = pipeline(decompressIfGzip(countIn), guard, extract);
+  return {
+    extract,
+    feeding,
+    stop(): void {
+      extract.destroy();
+      countIn.destroy();
+    },
+    /** After the whole stream: its hash must be the layer's diffID. */
+    verify(): void {
+      if (!diffID) return;
+      const got = `sha256:${hash.digest('hex')}`;
+      if (got !== diffID) throw new StrataError(`${label}: content hashes to ${got}, not its diffID ${diffID} (corrupt or substituted); refused`);
+    },
+  };
+}
+
+/**
+ * One extraction onto a target opened once as `rootFd`: every entry checked (its place, the caps, whiteouts), then
+ * written (directories, files — small ones in batches on the file worker — and links), never through a link and never
+ * outside the target. Entries are applied in order, each before the parser moves on.
+ */
+class Extraction {
+  private readonly base: string;
+  private readonly touched = new Set<string>();
+  private readonly files = new FileBatcher();
+  private smallFiles = 0;
+  private entries = 0;
+  private readonly dirTimes: { path: string; mtime: Date }[] = [];
+  // Dirs this extraction has already checked (or made) are real directories; an entry that puts anything else at
+  // such a path, or a whiteout that removes it, takes it and everything below it out of this set first.
+  private readonly knownDirs = new Set<string>();
+  // Dirs this extraction made itself: nothing is in them but what it put there (`touched`), so an entry there needs no
+  // lstat to find what it replaces. The target counts when it starts empty.
+  private readonly freshDirs = new Set<string>();
+  private readonly implicitDirs = new Set<string>();
+
+  constructor(
+    private readonly rootFd: number,
+    private readonly s: Settings,
+  ) {
+    this.base = at(rootFd).slice(0, -2);
+    if (readdirSync(this.pathOf([])).length === 0) this.freshDirs.add('');
+  }
+
+  get made(): string[] {
+    return [...this.implicitDirs];
+  }
+
+  /** How a message names a path inside the target, mapped back from the descriptor path. */
+  shown(message: string, target: string): string {
+    return message.split(this.base).join(target);
+  }
+
+  private pathOf(parts: string[]): string {
+    return parts.length ? `${this.base}/${parts.join('/')}` : `${this.base}/.`;
+  }
+
+  // ---- entry checks ----
+
+  /** Counts an entry against the cap. */
+  private count(entry: Readable): void {
+    if (++this.entries > this.s.limits.maxEntries) {
+      entry.resume();
+      throw new StrataError(`${this.s.label}: holds more than ${this.s.limits.maxEntries} entries (${LIMIT_VARS.maxEntries}); refused`);
+    }
+  }
+
+  /** The entry's components in the target, or undefined for a parent of the strip prefix (skipped). */
+  private local(name: string, isDir: boolean): string[] | undefined {
+    const parts = safeComponents(name, this.s.label);
+    const { strip } = this.s;
+    if (!strip.length) return parts;
+    const p = place(parts, strip);
+    if (p.kind === 'inside') return p.parts;
+    if (p.kind === 'root') return [];
+    if (p.kind === 'parent' && isDir) return undefined;
+    throw new StrataError(`${this.s.label}: "${name}" is outside /${strip.join('/')}, the only tree this layer may hold; refused`);
+  }
+
+  /** A whiteout must name one entry (not `.`, `..` or nothing), and an opaque one not the whole root. */
+  private checkWhiteout(parts: string[], name: string): void {
+    const base = parts[parts.length - 1]!;
+    if (base === OPAQUE) {
+      if (parts.length === 1) throw new StrataError(`${this.s.label}: "${name}" is an opaque whiteout of the whole root (it would hide every lower layer); refused`);
+      return;
+    }
+    const gone = base.slice(WHITEOUT.length);
+    if (gone === '' || gone === '.' || gone === '..' || gone.startsWith(WHITEOUT)) throw new StrataError(`${this.s.label}: whiteout "${name}" names "${gone}", which is not an entry; refused`);
+  }
+
+  // ---- the tree as this extraction knows it ----
+
+  // Every dir in these sets has its parents in `knownDirs`, and forgetting one forgets all below it: so a path that
+  // is in none of them has nothing below it in any, and the common case (a new file) costs no scan.
+  private forget(rel: string): void {
+    if (!this.knownDirs.has(rel) && !this.freshDirs.has(rel) && !this.implicitDirs.has(rel)) return;
+    for (const set of [this.knownDirs, this.freshDirs, this.implicitDirs]) for (const d of set) if (d === rel || d.startsWith(`${rel}/`)) set.delete(d);
+  }
+
+  /**
+   * Makes sure every parent of `parts` is a real directory inside target, creating missing ones. Metadata calls are
+   * synchronous: each is microseconds from the inode cache, where a thread-pool round trip costs more than the call.
+   */
+  private ensureParents(parts: string[], name: string): string {
+    for (let i = 0; i < parts.length - 1; i++) {
+      const rel = parts.slice(0, i + 1).join('/');
+      if (this.knownDirs.has(rel)) continue;
+      const cur = this.pathOf(parts.slice(0, i + 1));
+      const parent = parts.slice(0, i).join('/');
+      if (this.files.pending(rel)) throw DRAIN;
+      const st = this.freshDirs.has(parent) && !this.touched.has(rel) ? undefined : lstatOrUndefined(cur);
+      if (!st) {
+        mkdirSync(cur, { mode: 0o755 });
+        this.implicitDirs.add(rel);
+        this.touched.add(rel);
+        this.knownDirs.add(rel);
+        this.freshDirs.add(rel);
+      } else if (st.isDirectory()) {
+        this.knownDirs.add(rel);
+      } else if (st.isSymbolicLink()) {
+        throw new StrataError(`${this.s.label}: "${name}" goes through the symlink "${rel}"; refused`);
+      } else {
+        throw new StrataError(`${this.s.label}: "${name}" needs "${rel}" to be a directory, but it is a file`);
+      }
+    }
+    return this.pathOf(parts);
+  }
+
+  /** `ensureParents`, after the worker has written a queued file that stands where a parent must be. */
+  private async parentsOf(parts: string[], name: string): Promise<string> {
+    try {
+      return this.ensureParents(parts, name);
+    } catch (e) {
+      if (e !== DRAIN) throw e;
+      await this.files.drain();
+      return this.ensureParents(parts, name);
+    }
+  }
+
+  /** Removes what is at `path` (keeping a directory when asked), unless the entry lands in a fresh dir. */
+  private async clear(parts: string[], path: string, keepDir: boolean): Promise<void> {
+    const rel = parts.join('/');
+    if (this.freshDirs.has(parts.slice(0, -1).join('/')) && !this.touched.has(rel)) return;
+    if (this.files.pending(rel)) await this.files.drain();
+    const st = lstatOrUndefined(path);
+    if (!st) return;
+    if (keepDir && st.isDirectory()) return;
+    await rm(path, { recursive: true, force: true });
+  }
+
+  /** A new entry stands at `rel`: what this extraction knew of the path before is void. */
+  private takes(rel: string): void {
+    this.touched.add(rel);
+    this.forget(rel);
+  }
+
+  // ---- whiteouts ----
+
+  private async whiteout(parts: string[], name: string): Promise<void> {
+    if (!this.s.whiteouts) throw new StrataError(`${this.s.label}: whiteout "${name}" in a layer that cannot have any; refused`);
+    if (this.s.whiteoutMarkers) {
+      this.checkWhiteout(parts, name);
+      const marker = await this.parentsOf(parts, name);
+      this.touched.add(parts.join('/'));
+      closeSync(openSync(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600));
+      return;
+    }
+    this.checkWhiteout(parts, name);
+    await this.files.drain();
+    const base = parts[parts.length - 1]!;
+    const parentParts = parts.slice(0, -1);
+    const parentRel = parentParts.join('/');
+    this.ensureParents(parts, name);
+    if (base === OPAQUE) {
+      for (const child of readdirSync(this.pathOf(parentParts))) {
+        const childRel = `${parentRel}/${child}`;
+        if (!this.touched.has(childRel)) {
+          this.forget(childRel);
+          await rm(this.pathOf([...parentParts, child]), { recursive: true, force: true });
+        }
+      }
+      return;
+    }
+    const gone = base.slice(WHITEOUT.length);
+    this.forget(parentRel ? `${parentRel}/${gone}` : gone);
+    await rm(this.pathOf([...parentParts, gone]), { recursive: true, force: true });
+  }
+
+  // ---- writes ----
+
+  /** The target itself: its mode and owner from the layer, unless it already existed and is kept. */
+  private rootEntry(h: tar.Header): void {
+    if (!this.s.strip.length || this.s.keepExistingDirs) return;
+    if (this.s.chown) fchownSync(this.rootFd, h.uid, h.gid);
+    fchmodSync(this.rootFd, h.mode & 0o7777);
+    this.dirTimes.push({ path: this.pathOf([]), mtime: h.mtime });
+  }
+
+  private async directory(h: tar.Header, parts: string[], path: string): Promise<void> {
+    const rel = parts.join('/');
+    await this.clear(parts, path, true);
+    this.touched.add(rel);
+    let existed = false;
+    try {
+      mkdirSync(path, { mode: 0o700 });
+      this.freshDirs.add(rel);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      existed = true;
+    }
+    this.knownDirs.add(rel);
+    this.implicitDirs.delete(rel);
+    if (existed && this.s.keepExistingDirs) return;
+    if (this.s.chown) lchownSync(path, h.uid, h.gid);
+    chmodSync(path, h.mode & 0o7777);
+    this.dirTimes.push({ path, mtime: h.mtime });
+  }
+
+  private async file(h: tar.Header, parts: string[], path: string, entry: Readable): Promise<void> {
+    const rel = parts.join('/');
+    await this.clear(parts, path, false);
+    this.takes(rel);
+    const mode = h.mode & 0o7777;
+    if ((h.size ?? 0) <= SMALL_FILE) {
+      // Small files (most of an OS tree): the data in hand, then written whole. The first few here, at once; past
+      // them (a tree worth a second core) in batches on the worker, while this thread parses on.
+      const data = await readAll(entry);
+      const job = { path, mode, mtime: h.mtime.getTime() / 1000, ...(this.s.chown ? { uid: h.uid, gid: h.gid } : {}) };
+      if (++this.smallFiles <= this.s.directFiles) writeFileJob({ ...job, start: 0, end: data.length }, data);
+      else await this.files.add(rel, job, data);
+      return;
+    }
+    // Large files chunk by chunk as the stream delivers them; a broken feed ends the wait, not the process.
+    // O_EXCL|O_NOFOLLOW: never write through whatever might have appeared at this path.
+    const fd = openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    try {
+      for await (const c of entry as AsyncIterable<Buffer>) writeAllSync(fd, c);
+      if (this.s.chown) fchownSync(fd, h.uid, h.gid);
+      fchmodSync(fd, mode);
+      futimesSync(fd, h.mtime, h.mtime);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private async symlink(h: tar.Header, parts: string[], path: string): Promise<void> {
+    if (!this.s.links) throw new StrataError(`${this.s.label}: symbolic link "${h.name}" in a layer that holds only files; refused`);
+    await this.clear(parts, path, false);
+    this.takes(parts.join('/'));
+    symlinkSync(h.linkname ?? '', path);
+    if (this.s.chown) lchownSync(path, h.uid, h.gid);
+    try {
+      lutimesSync(path, h.mtime, h.mtime);
+    } catch {
+      // Some filesystems cannot time a link; its time does not matter.
+    }
+  }
+
+  private async hardLink(h: tar.Header, parts: string[], path: string): Promise<void> {
+    const { label } = this.s;
+    if (!this.s.links) throw new StrataError(`${label}: hard link "${h.name}" in a layer that holds only files; refused`);
+    const linkParts = this.local(h.linkname ?? '', false);
+    if (!linkParts?.length) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not a file of the layer`);
+    const source = await this.parentsOf(linkParts, h.linkname ?? '');
+    if (this.files.pending(linkParts.join('/'))) await this.files.drain();
+    const st = lstatOrUndefined(source);
+    if (!st) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not in the layer`);
+    if (st.isDirectory()) throw new StrataError(`${label}: hard link "${h.name}" points to a directory; refused`);
+    await this.clear(parts, path, false);
+    this.takes(parts.join('/'));
+    linkSync(source, path);
+  }
+
+  /** One entry, applied before the parser is allowed to the next (so entries land in order). */
+  async handle(h: tar.Header, entry: Readable): Promise<void> {
+    this.count(entry);
+    const isDir = h.type === 'directory';
+    const parts = this.local(h.name, isDir);
+    if (parts === undefined) return void entry.resume();
+    if (parts.length === 0) {
+      entry.resume();
+      if (!isDir) throw new StrataError(`${this.s.label}: "${h.name}" must be a directory; refused`);
+      return this.rootEntry(h);
+    }
+    if (parts[parts.length - 1]!.startsWith(WHITEOUT)) {
+      entry.resume();
+      return this.whiteout(parts, h.name);
+    }
+    const path = await this.parentsOf(parts, h.name);
+    switch (h.type) {
+      case 'directory':
+        await this.directory(h, parts, path);
+        entry.resume();
+        return;
+      case 'file':
+      case 'contiguous-file':
+        return this.file(h, parts, path, entry);
+      case 'symlink':
+        entry.resume();
+        return this.symlink(h, parts, path);
+      case 'link':
+        entry.resume();
+        return this.hardLink(h, parts, path);
+      case 'character-device':
+      case 'block-device':
+        entry.resume();
+        throw new StrataError(`${this.s.label}: device node "${h.name}" refused`);
+      default:
+        // FIFOs and unknown types carry no data an image needs.
+        entry.resume();
+    }
+  }
+
+  /** Everything queued written. */
+  async drained(): Promise<void> {
+    await this.files.drain();
+  }
+
+  /** Directory times last: creating their children changed them. */
+  setTimes(): void {
+    for (const d of this.dirTimes.reverse()) {
+      try {
+        utimesSync(d.path, d.mtime, d.mtime);
+      } catch {
+        // A directory removed by a later whiteout has no time to set.
+      }
+    }
+  }
+
+  /** The worker's paths go through the root descriptor: it must be idle before that closes. */
+  async quiesce(): Promise<void> {
+    await this.files.quiesce();
+  }
+}
+
+/** An entry's data: read whole for small files, which are then written with one call. */
+async function readAll(entry: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  // Plain listeners: a stream pipeline per small file costs more than the file's own write.
+  await new Promise<void>((resolve, reject) => {
+    entry.on('data', (c: Buffer) => chunks.push(c));
+    entry.once('end', resolve);
+    entry.once('error', reject);
+  });
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
 /**
  * Extracts an (optionally gzipped) layer tar onto `target`, applying OCI whiteouts. Nothing is ever written outside
  * `target`: absolute names, `..`, paths through symlinks, hard links leaving the tree, device nodes and whiteouts of
@@ -147,343 +536,53 @@ function place(parts: string[], strip: string[]): Placement {
  */
 export async function extractLayer(input: Readable, target: string, options: ExtractOptions = {}): Promise<ExtractResult> {
   const label = options.label ?? 'layer';
-  const chown = options.chown ?? (typeof process.getuid === 'function' && process.getuid() === 0);
-  const whiteouts = options.whiteouts ?? true;
-  const links = options.links ?? true;
-  const strip = options.strip ? safeComponents(options.strip.replace(/^\/+/, ''), `${label}: strip prefix`) : [];
-  const limits = options.limits ?? extractLimits();
+  const settings: Settings = {
+    label,
+    chown: options.chown ?? (typeof process.getuid === 'function' && process.getuid() === 0),
+    whiteouts: options.whiteouts ?? true,
+    whiteoutMarkers: options.whiteoutMarkers ?? false,
+    links: options.links ?? true,
+    keepExistingDirs: options.keepExistingDirs ?? false,
+    strip: options.strip ? safeComponents(options.strip.replace(/^\/+/, ''), `${label}: strip prefix`) : [],
+    limits: options.limits ?? extractLimits(),
+    directFiles: options.directFiles ?? DIRECT_FILES,
+  };
   let rootFd: number;
   try {
     rootFd = openSync(target, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
   } catch (err) {
     throw new StrataError(`${label}: cannot extract into ${target}: ${(err as NodeJS.ErrnoException).code === 'ELOOP' ? 'it is a symbolic link' : (err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 1, { cause: err });
   }
-  const base = at(rootFd).slice(0, -2);
-  const pathOf = (parts: string[]): string => (parts.length ? `${base}/${parts.join('/')}` : `${base}/.`);
-
-  const touched = new Set<string>();
-  const files = new FileBatcher();
-  let smallFiles = 0;
-  const dirTimes: { path: string; mtime: Date }[] = [];
-  const extract = tar.extract();
-
-  let compressed = 0;
-  let expanded = 0;
-  let entries = 0;
-  const hash = createHash('sha256');
-  const countIn = new Transform({
-    transform(c: Buffer, _e, done) {
-      compressed += c.length;
-      done(null, c);
-    },
-  });
-  pipeline(input, countIn).catch((e: Error) => countIn.destroy(e));
-  const guard = new Transform({
-    transform(c: Buffer, _e, done) {
-      expanded += c.length;
-      if (options.diffID) hash.update(c);
-      if (expanded > limits.maxBytes) {
-        done(new StrataError(`${label}: expands to more than ${limits.maxBytes} bytes (${LIMIT_VARS.maxBytes}); refused`));
-      } else if (expanded > limits.ratioFloor && expanded > limits.maxRatio * Math.max(compressed, 1)) {
-        done(new StrataError(`${label}: expands more than ${limits.maxRatio}× (${compressed} compressed bytes gave ${expanded}; a compression bomb?); refused (${LIMIT_VARS.maxRatio})`));
-      } else done(null, c);
-    },
-  });
-  const feeding = pipeline(decompressIfGzip(countIn), guard, extract);
-  // A broken input (truncated gzip, dropped connection) must also fail the entry being written, or the write
-  // waits forever for bytes that will not come. The entry is destroyed with the error rather than raced against a
-  // promise of it: a race per read would keep every chunk it delivered alive until the extraction ends.
+  const stream = meteredTar(input, settings, options.diffID);
+  // A broken input (truncated gzip, dropped connection) must also fail the entry being written, or the write waits
+  // forever for bytes that will not come. The entry is destroyed with the error rather than raced against a promise
+  // of it: a race per read would keep every chunk it delivered alive until the extraction ends.
   let current: { destroy(err?: Error): void } | undefined;
-  feeding.catch((err: Error) => current?.destroy(err));
-
-  // Dirs this extraction has already checked (or made) are real directories; an entry that puts anything else at
-  // such a path, or a whiteout that removes it, takes it and everything below it out of this set first.
-  const knownDirs = new Set<string>();
-  // Dirs this extraction made itself: nothing is in them but what it put there (`touched`), so an entry there needs no
-  // lstat to find what it replaces. The target counts when it starts empty.
-  const freshDirs = new Set<string>();
-  if (readdirSync(pathOf([])).length === 0) freshDirs.add('');
-  const implicitDirs = new Set<string>();
-  // Every dir in these sets has its parents in `knownDirs`, and forgetting one forgets all below it: so a path that
-  // is in none of them has nothing below it in any, and the common case (a new file) costs no scan.
-  const forget = (rel: string): void => {
-    if (!knownDirs.has(rel) && !freshDirs.has(rel) && !implicitDirs.has(rel)) return;
-    for (const set of [knownDirs, freshDirs, implicitDirs]) for (const d of set) if (d === rel || d.startsWith(`${rel}/`)) set.delete(d);
-  };
-
-  /**
-   * Makes sure every parent of `parts` is a real directory inside target, creating missing ones. Metadata calls are
-   * synchronous: each is microseconds from the inode cache, where a thread-pool round trip costs more than the call.
-   */
-  const ensureParents = (parts: string[], name: string): string => {
-    for (let i = 0; i < parts.length - 1; i++) {
-      const rel = parts.slice(0, i + 1).join('/');
-      if (knownDirs.has(rel)) continue;
-      const cur = pathOf(parts.slice(0, i + 1));
-      const parent = parts.slice(0, i).join('/');
-      if (files.pending(rel)) throw DRAIN;
-      const st = freshDirs.has(parent) && !touched.has(rel) ? undefined : lstatOrUndefined(cur);
-      if (!st) {
-        mkdirSync(cur, { mode: 0o755 });
-        implicitDirs.add(rel);
-        touched.add(rel);
-        knownDirs.add(rel);
-        freshDirs.add(rel);
-      } else if (st.isDirectory()) {
-        knownDirs.add(rel);
-      } else if (st.isSymbolicLink()) {
-        throw new StrataError(`${label}: "${name}" goes through the symlink "${rel}"; refused`);
-      } else {
-        throw new StrataError(`${label}: "${name}" needs "${rel}" to be a directory, but it is a file`);
-      }
-    }
-    return pathOf(parts);
-  };
-
-  /** `ensureParents`, after the worker has written a queued file that stands where a parent must be. */
-  const parentsOf = async (parts: string[], name: string): Promise<string> => {
-    try {
-      return ensureParents(parts, name);
-    } catch (e) {
-      if (e !== DRAIN) throw e;
-      await files.drain();
-      return ensureParents(parts, name);
-    }
-  };
-
-  /** Removes what is at `path` (keeping a directory when asked), unless the entry lands in a fresh dir. */
-  const clear = async (parts: string[], path: string, keepDir: boolean): Promise<void> => {
-    const rel = parts.join('/');
-    if (freshDirs.has(parts.slice(0, -1).join('/')) && !touched.has(rel)) return;
-    if (files.pending(rel)) await files.drain();
-    const st = lstatOrUndefined(path);
-    if (!st) return;
-    if (keepDir && st.isDirectory()) return;
-    await rm(path, { recursive: true, force: true });
-  };
-
-  /** The entry's components in the target, or undefined for a parent of the strip prefix (skipped). */
-  const local = (name: string, isDir: boolean): string[] | undefined => {
-    const parts = safeComponents(name, label);
-    if (!strip.length) return parts;
-    const p = place(parts, strip);
-    if (p.kind === 'inside') return p.parts;
-    if (p.kind === 'root') return [];
-    if (p.kind === 'parent' && isDir) return undefined;
-    throw new StrataError(`${label}: "${name}" is outside /${strip.join('/')}, the only tree this layer may hold; refused`);
-  };
-
-  /** An entry's data: read whole for small files, which are then written with one call. */
-  const readAll = async (entry: Readable): Promise<Buffer> => {
-    const chunks: Buffer[] = [];
-    // Plain listeners: a stream pipeline per small file costs more than the file's own write.
-    const read = new Promise<void>((resolve, reject) => {
-      entry.on('data', (c: Buffer) => chunks.push(c));
-      entry.once('end', resolve);
-      entry.once('error', reject);
-    });
-    await read;
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-  };
-
-  /** A whiteout must name one entry (not `.`, `..` or nothing), and an opaque one not the whole root. */
-  const checkWhiteout = (parts: string[], name: string): void => {
-    const base = parts[parts.length - 1]!;
-    if (base === OPAQUE) {
-      if (parts.length === 1) throw new StrataError(`${label}: "${name}" is an opaque whiteout of the whole root (it would hide every lower layer); refused`);
-      return;
-    }
-    const gone = base.slice(WHITEOUT.length);
-    if (gone === '' || gone === '.' || gone === '..' || gone.startsWith(WHITEOUT)) throw new StrataError(`${label}: whiteout "${name}" names "${gone}", which is not an entry; refused`);
-  };
-
-  const applyWhiteout = async (parts: string[], name: string): Promise<void> => {
-    checkWhiteout(parts, name);
-    await files.drain();
-    const base = parts[parts.length - 1]!;
-    const parentParts = parts.slice(0, -1);
-    const parentRel = parentParts.join('/');
-    if (base === OPAQUE) {
-      ensureParents(parts, name);
-      for (const child of readdirSync(pathOf(parentParts))) {
-        const childRel = `${parentRel}/${child}`;
-        if (!touched.has(childRel)) {
-          forget(childRel);
-          await rm(pathOf([...parentParts, child]), { recursive: true, force: true });
-        }
-      }
-      return;
-    }
-    const gone = base.slice(WHITEOUT.length);
-    ensureParents(parts, name);
-    forget(parentRel ? `${parentRel}/${gone}` : gone);
-    await rm(pathOf([...parentParts, gone]), { recursive: true, force: true });
-  };
-
-  /** One entry, applied before the parser is allowed to the next (so entries land in order). */
-  const handle = async (h: tar.Header, entry: tar.ExtractEvents['entry'][1]): Promise<void> => {
-    if (++entries > limits.maxEntries) {
-      entry.resume();
-      throw new StrataError(`${label}: holds more than ${limits.maxEntries} entries (${LIMIT_VARS.maxEntries}); refused`);
-    }
-    const isDir = h.type === 'directory';
-    const parts = local(h.name, isDir);
-    if (parts === undefined) {
-      entry.resume();
-      return;
-    }
-    if (parts.length === 0) {
-      entry.resume();
-      if (!isDir) throw new StrataError(`${label}: "${h.name}" must be a directory; refused`);
-      // The target itself: its mode and owner from the layer, unless it already existed and is kept.
-      if (strip.length && !options.keepExistingDirs) {
-        if (chown) fchownSync(rootFd, h.uid, h.gid);
-        fchmodSync(rootFd, h.mode & 0o7777);
-        dirTimes.push({ path: pathOf([]), mtime: h.mtime });
-      }
-      return;
-    }
-    const rel = parts.join('/');
-    const name = parts[parts.length - 1]!;
-    if (name.startsWith(WHITEOUT)) {
-      entry.resume();
-      if (!whiteouts) throw new StrataError(`${label}: whiteout "${h.name}" in a layer that cannot have any; refused`);
-      if (options.whiteoutMarkers) {
-        checkWhiteout(parts, h.name);
-        const marker = await parentsOf(parts, h.name);
-        touched.add(rel);
-        closeSync(openSync(marker, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600));
-        return;
-      }
-      await applyWhiteout(parts, h.name);
-      return;
-    }
-    const path = await parentsOf(parts, h.name);
-    const mode = h.mode & 0o7777;
-    switch (h.type) {
-      case 'directory': {
-        await clear(parts, path, true);
-        touched.add(rel);
-        let existed = false;
-        try {
-          mkdirSync(path, { mode: 0o700 });
-          freshDirs.add(rel);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-          existed = true;
-        }
-        entry.resume();
-        knownDirs.add(rel);
-        implicitDirs.delete(rel);
-        if (existed && options.keepExistingDirs) break;
-        if (chown) lchownSync(path, h.uid, h.gid);
-        chmodSync(path, mode);
-        dirTimes.push({ path, mtime: h.mtime });
-        break;
-      }
-      case 'file':
-      case 'contiguous-file': {
-        await clear(parts, path, false);
-        touched.add(rel);
-        forget(rel);
-        // O_EXCL|O_NOFOLLOW: never write through whatever might have appeared at this path.
-        const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
-        if ((h.size ?? 0) <= SMALL_FILE) {
-          // Small files (most of an OS tree): the data in hand, then written whole. The first few here, at once;
-          // past them (a tree worth a second core) on the worker, while this thread parses on.
-          const data = await readAll(entry as unknown as Readable);
-          const job = { path, mode, mtime: h.mtime.getTime() / 1000, ...(chown ? { uid: h.uid, gid: h.gid } : {}) };
-          if (++smallFiles <= (options.directFiles ?? DIRECT_FILES)) writeFileJob({ ...job, start: 0, end: data.length }, data);
-          else await files.add(rel, job, data);
-        } else {
-          // Large files chunk by chunk as the stream delivers them; a broken feed ends the wait, not the process.
-          const fd = openSync(path, flags, 0o600);
-          try {
-            for await (const c of entry as AsyncIterable<Buffer>) writeAllSync(fd, c);
-            if (chown) fchownSync(fd, h.uid, h.gid);
-            fchmodSync(fd, mode);
-            futimesSync(fd, h.mtime, h.mtime);
-          } finally {
-            closeSync(fd);
-          }
-        }
-        break;
-      }
-      case 'symlink': {
-        entry.resume();
-        if (!links) throw new StrataError(`${label}: symbolic link "${h.name}" in a layer that holds only files; refused`);
-        await clear(parts, path, false);
-        touched.add(rel);
-        forget(rel);
-        symlinkSync(h.linkname ?? '', path);
-        if (chown) lchownSync(path, h.uid, h.gid);
-        try {
-          lutimesSync(path, h.mtime, h.mtime);
-        } catch {
-          // Some filesystems cannot time a link; its time does not matter.
-        }
-        break;
-      }
-      case 'link': {
-        entry.resume();
-        if (!links) throw new StrataError(`${label}: hard link "${h.name}" in a layer that holds only files; refused`);
-        const linkParts = local(h.linkname ?? '', false);
-        if (!linkParts?.length) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not a file of the layer`);
-        const source = await parentsOf(linkParts, h.linkname ?? '');
-        if (files.pending(linkParts.join('/'))) await files.drain();
-        const st = lstatOrUndefined(source);
-        if (!st) throw new StrataError(`${label}: hard link "${h.name}" points to "${h.linkname}", which is not in the layer`);
-        if (st.isDirectory()) throw new StrataError(`${label}: hard link "${h.name}" points to a directory; refused`);
-        await clear(parts, path, false);
-        touched.add(rel);
-        forget(rel);
-        linkSync(source, path);
-        break;
-      }
-      case 'character-device':
-      case 'block-device':
-        entry.resume();
-        throw new StrataError(`${label}: device node "${h.name}" refused`);
-      default:
-        // FIFOs and unknown types carry no data an image needs.
-        entry.resume();
-    }
-  };
+  stream.feeding.catch((err: Error) => current?.destroy(err));
+  const x = new Extraction(rootFd, settings);
   try {
     // The parser's events rather than its async iterator: the iterator costs a promise chain per entry.
     const handled = new Promise<never>((_, reject) => {
-      extract.on('entry', (h, entry, next) => {
+      stream.extract.on('entry', (h, entry, next) => {
         current = entry;
         // Its readers see an error through their own means; this keeps one after the extraction gave up from
         // becoming an uncaught exception.
         entry.on('error', () => undefined);
-        handle(h, entry).then(() => next(), reject);
+        x.handle(h, entry as unknown as Readable).then(() => next(), reject);
       });
     });
     handled.catch(() => undefined);
-    await Promise.race([feeding, handled]);
-    await files.drain();
-    if (options.diffID) {
-      const got = `sha256:${hash.digest('hex')}`;
-      if (got !== options.diffID) throw new StrataError(`${label}: content hashes to ${got}, not its diffID ${options.diffID} (corrupt or substituted); refused`);
-    }
-    // Directory times last: creating their children changed them.
-    for (const d of dirTimes.reverse()) {
-      try {
-        utimesSync(d.path, d.mtime, d.mtime);
-      } catch {
-        // A directory removed by a later whiteout has no time to set.
-      }
-    }
-    return { implicitDirs: [...implicitDirs] };
+    await Promise.race([stream.feeding, handled]);
+    await x.drained();
+    stream.verify();
+    x.setTimes();
+    return { implicitDirs: x.made };
   } catch (err) {
-    extract.destroy();
-    countIn.destroy();
+    stream.stop();
     if (err instanceof StrataError) throw err;
-    throw new StrataError(`${label}: cannot extract: ${(err as Error).message.split(base).join(target)}`, 1, { cause: err });
+    throw new StrataError(`${label}: cannot extract: ${x.shown((err as Error).message, target)}`, 1, { cause: err });
   } finally {
-    // The worker's paths go through the root descriptor: it must be idle before that closes.
-    await files.quiesce();
+    await x.quiesce();
     closeSync(rootFd);
   }
 }
