@@ -1,0 +1,150 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lstat, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveImage } from '../oci/image.js';
+import { readers } from '../oci/images.js';
+import { hostPlatform } from '../oci/manifest.js';
+import { emptyConfig, emptyManifest, writeImage } from '../oci/mutate.js';
+import { OciLayout } from '../oci/layout.js';
+import { ApiVersion } from '../spec/api.js';
+import { DirCache } from './cache.js';
+import { createLogger } from './log.js';
+import { runSequence, type BuildpackRunner, type SequenceInputs } from './sequence.js';
+
+// The phase sequence with nothing faked but what buildpacks would write: the "buildpacks" here are functions that write
+// into the layers dir the sequence hands them, and every image is an OCI layout on disk.
+
+const GROUP = '[[group]]\nid = "test/bp"\nversion = "1.0.0"\napi = "0.10"\n';
+const METADATA = '[[buildpacks]]\nid = "test/bp"\nversion = "1.0.0"\napi = "0.10"\n\n[[processes]]\ntype = "web"\ncommand = ["serve"]\nargs = []\ndirect = true\nbuildpack-id = "test/bp"\n';
+
+async function world() {
+  const root = await mkdtemp(join(tmpdir(), 'strata-sequence-'));
+  const layersDir = join(root, 'layers');
+  const appDir = join(root, 'app');
+  await mkdir(layersDir);
+  await mkdir(appDir);
+  await writeFile(join(appDir, 'main.txt'), 'the app');
+  const runDir = join(root, 'run');
+  const run = await OciLayout.open(runDir, { create: true });
+  const base = { ...emptyConfig(hostPlatform()), os: 'linux', config: { Labels: { 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.base.distro.version': '12' } } };
+  await writeImage(run, base, emptyManifest(), 'latest');
+  const calls: string[] = [];
+  return { root, layersDir, appDir, runName: `oci:${runDir}:latest`, out: join(root, 'out'), calls };
+}
+
+function inputs(w: Awaited<ReturnType<typeof world>>, over: Partial<SequenceInputs> = {}): SequenceInputs {
+  const log = createLogger('warn', () => undefined);
+  const read = readers.remote({}, log);
+  return {
+    platformApi: ApiVersion.parse('0.12'),
+    layersDir: w.layersDir,
+    appDir: w.appDir,
+    analyze: { output: `oci:${w.out}:app`, runImages: [{ image: w.runName, mirrors: [] }], readPrevious: read, readRun: read },
+    launcher: () => Buffer.from('#!/bin/sh\n'),
+    outputs: [],
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    projectMetadata: {},
+    execEnv: 'production',
+    created: new Date(Date.UTC(1980, 0, 1, 0, 0, 1)),
+    keepDir: join(w.root, 'keep'),
+    log,
+    phase: (name) => w.calls.push(name),
+    ...over,
+  };
+}
+
+/** Buildpacks as functions: detection writes the group and plan, the build one launch layer and the metadata. */
+function buildpacks(w: Awaited<ReturnType<typeof world>>, extra: { detect?: () => Promise<void> } = {}): BuildpackRunner {
+  return async (phase) => {
+    w.calls.push(`run ${phase}`);
+    if (phase === 'detector') {
+      await writeFile(join(w.layersDir, 'group.toml'), GROUP);
+      await writeFile(join(w.layersDir, 'plan.toml'), '');
+      await extra.detect?.();
+      return 0;
+    }
+    const layer = join(w.layersDir, 'test_bp', 'web');
+    await mkdir(layer, { recursive: true });
+    await writeFile(join(layer, 'server'), `server built from ${await readFile(join(w.appDir, 'main.txt'), 'utf8')}`);
+    await writeFile(join(w.layersDir, 'test_bp', 'web.toml'), '[types]\nlaunch = true\ncache = true\n');
+    await mkdir(join(w.layersDir, 'config'), { recursive: true });
+    await writeFile(join(w.layersDir, 'config', 'metadata.toml'), METADATA);
+    return 0;
+  };
+}
+
+test('the phase sequence runs analyze, detect, restore, build and export in order, into an image and a cache; the next run reuses the layer', async () => {
+  const w = await world();
+  try {
+    await mkdir(join(w.root, 'keep'));
+    const outLayout = await OciLayout.open(w.out, { create: true });
+    const cache = await DirCache.open(join(w.root, 'cache'), createLogger('warn', () => undefined));
+    const first = await runSequence(inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], cache }), buildpacks(w));
+    assert.deepEqual(w.calls, ['ANALYZING', 'DETECTING', 'run detector', 'RESTORING', 'BUILDING', 'run builder', 'EXPORTING']);
+    assert.deepEqual(first.group.map((g) => `${g.id}@${g.version}`), ['test/bp@1.0.0']);
+    assert.equal(first.analysis.analyzed.runImage?.target?.distro?.name, 'debian', "the run image's target, from its labels");
+    const image = await resolveImage(outLayout, 'app');
+    assert.equal(image.manifest.digest, first.exported.digest);
+    assert.ok(first.cached?.buildpacks.some((b) => 'web' in b.layers), 'the cache holds the launch layer');
+    assert.ok((await readFile(join(w.layersDir, 'analyzed.toml'), 'utf8')).includes('[run-image]'));
+
+    // Again, from the previous image and the cache, as a rebuild runs: the same content, the layer reused.
+    await rm(w.layersDir, { recursive: true, force: true });
+    await mkdir(w.layersDir);
+    w.calls.length = 0;
+    const again = await runSequence(inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], cache }), buildpacks(w));
+    assert.equal(again.analysis.previous?.reference.endsWith(first.exported.digest), true);
+    assert.equal(again.exported.digest, first.exported.digest, 'the same inputs, the same image');
+    assert.ok(again.exported.reused.length > 0);
+  } finally {
+    await rm(w.root, { recursive: true, force: true });
+  }
+});
+
+test('what detection leaves in the layers dir besides its group and plan is removed before the restore, links included and never followed', async () => {
+  const w = await world();
+  try {
+    await mkdir(join(w.root, 'keep'));
+    const outside = join(w.root, 'outside');
+    await mkdir(outside);
+    await writeFile(join(outside, 'precious'), 'keep me');
+    const outLayout = await OciLayout.open(w.out, { create: true });
+    const r = await runSequence(
+      inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }] }),
+      buildpacks(w, {
+        detect: async () => {
+          await symlink(outside, join(w.layersDir, 'test_bp'));
+          await writeFile(join(w.layersDir, 'junk'), 'x');
+        },
+      }),
+    );
+    assert.equal(r.group.length, 1);
+    assert.equal(await readFile(join(outside, 'precious'), 'utf8'), 'keep me');
+    assert.deepEqual(await readdir(outside), ['precious'], 'nothing was written through the link');
+    assert.ok((await lstat(join(w.layersDir, 'test_bp'))).isDirectory(), 'the link was replaced by the build\'s own dir');
+    assert.ok(!(await readdir(w.layersDir)).includes('junk'));
+  } finally {
+    await rm(w.root, { recursive: true, force: true });
+  }
+});
+
+test('a detector that finds nothing stops the sequence with exit 20 before anything is restored or built', async () => {
+  const w = await world();
+  try {
+    const run: BuildpackRunner = async (phase) => {
+      w.calls.push(`run ${phase}`);
+      return 20;
+    };
+    await assert.rejects(runSequence(inputs(w, { builderName: 'my/builder' }), run), (err: Error & { exitCode?: number }) => {
+      assert.equal(err.message, 'no buildpack in my/builder detected this app (exit 20)');
+      assert.equal(err.exitCode, 20);
+      return true;
+    });
+    assert.deepEqual(w.calls, ['ANALYZING', 'DETECTING', 'run detector']);
+  } finally {
+    await rm(w.root, { recursive: true, force: true });
+  }
+});
