@@ -1,5 +1,6 @@
 // The fleet's speed: a run-image push rebasing 100 images, timed from the push to the last rebase (target < 5 s;
 // kpack publishes 50 images in 61–99 s), and what a no-change pass over 100 images costs (manifest HEADs only).
+
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';

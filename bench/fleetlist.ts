@@ -1,6 +1,7 @@
 // What looking at a fleet costs: `strata fleet images` of a 1,000-image fleet (with build history) with and without a
 // running `fleet serve`, and what an idle `fleet serve` holds. Targets: ≤ 0.3 s and ≤ 150 MB for the listing either
 // way, ≤ 150 MB for the idle server. Reference: `node -e 0`, the floor for any command on this Node.js.
+
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

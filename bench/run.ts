@@ -1,4 +1,5 @@
 // `npm run bench`: strata against reference tools measured in the same run, reported as ratios of medians.
+
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';

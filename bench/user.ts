@@ -2,6 +2,7 @@
 // in the same bench: a no-op rebuild (vs a `buildah bud --layers` rebuild of an equivalent Dockerfile), a cold build
 // (vs `buildah bud --no-cache`), builder unpack (vs `skopeo copy` + `umoci unpack`), extraction (vs `tar -xf`),
 // `strata version` (vs `node -e 0`) and `rebase --publish` (vs `skopeo inspect` of the same image).
+
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -205,8 +205,8 @@ export function registerFleetImageCommands(fleet: Command): void {
     .option('--insecure-registry <host>', 'plain HTTP for this registry (reading stack ids; repeatable)', repeatable, [])
     .action(async (o: { filename: string; defaultRepository?: string; output?: string; dryRun?: boolean; insecureRegistry: string[] }) => {
       if (o.output !== undefined && o.output !== 'yaml' && o.output !== 'json') throw new StrataError(`--output "${o.output}": use yaml or json`);
-      const { readDescriptor, descriptorDocuments } = await import('../fleet/descriptor.js');
-      const descriptor = await readDescriptor(o.filename);
+      const { readDependencyDescriptor, descriptorDocuments } = await import('../fleet/descriptor.js');
+      const descriptor = await readDependencyDescriptor(o.filename);
       const docs = await descriptorDocuments(descriptor, o.defaultRepository, { insecureRegistries: o.insecureRegistry });
       if (o.output || o.dryRun) {
         const { parseDocuments } = await import('../fleet/manifests.js');

@@ -1,6 +1,7 @@
 // `npm run demo`: the talk that introduced Cloud Native Buildpacks, told with strata and real output, offline except
 // for the npm and Debian package clients. A yarn app is built and published, its bill of materials shown, rebuilt on
 // a newer builder (Node.js replaced, node_modules reused), rebased onto a patched run image in milliseconds, and run.
+
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';

@@ -1,4 +1,5 @@
 // A local registry for the demo and the tests: Debian's docker-registry with a config of its own.
+
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

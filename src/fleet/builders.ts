@@ -169,7 +169,7 @@ export function builderFingerprint(input: { spec: BuilderSpec; stackId: string; 
   return createHash('sha256').update(canonical({ ...input, images: [...input.images].sort(), strata: VERSION })).digest('hex');
 }
 
-export interface BuilderInputs {
+export interface BuilderParts {
   stack: { spec: StackSpec; status: StackStatus };
   store?: StoreStatus;
   resources: BuildpackResources;
@@ -182,7 +182,7 @@ export interface BuilderInputs {
  * stack's build image (by digest), the buildpackages its order needs (the whole store among them), the pinned order
  * and the lifecycle, and published to spec.tag.
  */
-export async function ensureBuilder(builder: ResourceOf<'Builder' | 'ClusterBuilder'>, inputs: BuilderInputs, before: BuilderStatus | undefined, storeOptions: StoreOptions, log: (line: string) => void): Promise<BuilderStatus> {
+export async function ensureBuilder(builder: ResourceOf<'Builder' | 'ClusterBuilder'>, inputs: BuilderParts, before: BuilderStatus | undefined, storeOptions: StoreOptions, log: (line: string) => void): Promise<BuilderStatus> {
   const where = describe(builder.meta);
   const spec = builder.spec;
   const { stack } = inputs;

@@ -17,7 +17,7 @@ interface Source {
   image: string;
 }
 
-export interface Descriptor {
+export interface DependencyDescriptor {
   defaultClusterLifecycle?: string;
   defaultClusterStack?: string;
   defaultClusterBuilder?: string;
@@ -52,17 +52,17 @@ function image(o: Obj, key: string, where: string): Source {
   return { image: str(v as Obj, 'image', `${where}.${key}`) };
 }
 
-export async function readDescriptor(path: string): Promise<Descriptor> {
+export async function readDependencyDescriptor(path: string): Promise<DependencyDescriptor> {
   let text: string;
   if (path === '-') {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
     text = Buffer.concat(chunks).toString('utf8');
   } else text = await readFile(path, 'utf8').catch(() => Promise.reject(new StrataError(`-f ${path}: no such file`)));
-  return parseDescriptor(text, path === '-' ? '<stdin>' : path);
+  return parseDependencyDescriptor(text, path === '-' ? '<stdin>' : path);
 }
 
-export function parseDescriptor(text: string, file: string): Descriptor {
+export function parseDependencyDescriptor(text: string, file: string): DependencyDescriptor {
   let doc: unknown;
   try {
     doc = parse(text, { prettyErrors: false });
@@ -79,7 +79,7 @@ export function parseDescriptor(text: string, file: string): Descriptor {
     list(d[key], `${file}: ${key}`, (o, i) => ({ name: str(o, 'name', `${key}[${i}]`), clusterStack: str(o, stack, `${key}[${i}]`), ...(typeof o[store] === 'string' ? { clusterStore: o[store] as string } : {}), order: Array.isArray(o.order) ? o.order : [] }));
   const named = (key: string) => list(d[key], `${file}: ${key}`, (o, i) => ({ name: str(o, 'name', `${key}[${i}]`), image: str(o, 'image', `${key}[${i}]`) }));
   const opt = (k: string) => (typeof d[k] === 'string' && d[k] ? { [k]: d[k] as string } : {});
-  let out: Descriptor;
+  let out: DependencyDescriptor;
   if (version === 'kp.kpack.io/v1alpha1') {
     out = { ...(typeof d.defaultStack === 'string' ? { defaultClusterStack: d.defaultStack } : {}), ...opt('defaultClusterBuilder'), clusterLifecycles: [], clusterBuildpacks: [], clusterStores: stores('stores'), clusterStacks: stacks('stacks'), clusterBuilders: builders('clusterBuilders', 'stack', 'store'), file };
   } else if (version === 'kp.kpack.io/v1alpha3') {
@@ -117,7 +117,7 @@ async function stackId(buildImage: string, store: StoreOptions): Promise<string>
 }
 
 /** The kpack resources a descriptor stands for, as documents for `apply`. */
-export async function descriptorDocuments(d: Descriptor, defaultRepository: string | undefined, store: StoreOptions): Promise<SourceDocument[]> {
+export async function descriptorDocuments(d: DependencyDescriptor, defaultRepository: string | undefined, store: StoreOptions): Promise<SourceDocument[]> {
   const docs: SourceDocument[] = [];
   const add = (kind: string, name: string, spec: Obj) => docs.push({ where: `${d.file} (${kind} ${name})`, doc: { apiVersion: KPACK_API, kind, metadata: { name }, spec } });
   const withDefault = <T extends { name: string }>(items: T[], def: string | undefined, as: string) => {

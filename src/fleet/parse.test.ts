@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDescriptor } from './descriptor.js';
+import { parseDependencyDescriptor } from './descriptor.js';
 import { imageDocument } from './documents.js';
 import { parseManifestText } from './manifests.js';
 import { parseResource } from './parse.js';
@@ -173,16 +173,16 @@ spec:
 });
 
 test("kp's dependency descriptor: v1, v1alpha3 (one lifecycle) and v1alpha1 (stacks and stores); duplicates and missing defaults are one line", () => {
-  const v1 = parseDescriptor('apiVersion: kp.kpack.io/v1\nkind: DependencyDescriptor\ndefaultClusterStack: s\nclusterStacks: [{name: s, buildImage: {image: r/b}, runImage: {image: r/r}}]\nclusterStores: [{name: st, sources: [{image: r/bp}]}]\nclusterBuildpacks: [{name: bp, image: r/one}]\n', 'd.yaml');
+  const v1 = parseDependencyDescriptor('apiVersion: kp.kpack.io/v1\nkind: DependencyDescriptor\ndefaultClusterStack: s\nclusterStacks: [{name: s, buildImage: {image: r/b}, runImage: {image: r/r}}]\nclusterStores: [{name: st, sources: [{image: r/bp}]}]\nclusterBuildpacks: [{name: bp, image: r/one}]\n', 'd.yaml');
   assert.equal(v1.defaultClusterStack, 's');
   assert.deepEqual(v1.clusterBuildpacks, [{ name: 'bp', image: 'r/one' }]);
-  const v3 = parseDescriptor('apiVersion: kp.kpack.io/v1alpha3\nkind: DependencyDescriptor\nlifecycle: {image: r/lifecycle}\n', 'd.yaml');
+  const v3 = parseDependencyDescriptor('apiVersion: kp.kpack.io/v1alpha3\nkind: DependencyDescriptor\nlifecycle: {image: r/lifecycle}\n', 'd.yaml');
   assert.deepEqual(v3.clusterLifecycles, [{ name: 'default-lifecycle', image: 'r/lifecycle' }]);
-  const v1a1 = parseDescriptor('apiVersion: kp.kpack.io/v1alpha1\nkind: DependencyDescriptor\ndefaultStack: s\nstacks: [{name: s, buildImage: {image: r/b}, runImage: {image: r/r}}]\nstores: [{name: st, sources: [{image: r/bp}]}]\nclusterBuilders: [{name: cb, stack: s, store: st, order: []}]\n', 'd.yaml');
+  const v1a1 = parseDependencyDescriptor('apiVersion: kp.kpack.io/v1alpha1\nkind: DependencyDescriptor\ndefaultStack: s\nstacks: [{name: s, buildImage: {image: r/b}, runImage: {image: r/r}}]\nstores: [{name: st, sources: [{image: r/bp}]}]\nclusterBuilders: [{name: cb, stack: s, store: st, order: []}]\n', 'd.yaml');
   assert.deepEqual(v1a1.clusterBuilders, [{ name: 'cb', clusterStack: 's', clusterStore: 'st', order: [] }]);
-  assert.throws(() => parseDescriptor('apiVersion: kp.kpack.io/v1\nkind: DependencyDescriptor\ndefaultClusterBuilder: nope\n', 'd.yaml'), /d\.yaml: defaultClusterBuilder: default cluster builder "nope" not found/);
-  assert.throws(() => parseDescriptor('apiVersion: kp.kpack.io/v1\nkind: DependencyDescriptor\nclusterStores: [{name: a, sources: []}, {name: a, sources: []}]\n', 'd.yaml'), /duplicate store name "a"/);
-  assert.throws(() => parseDescriptor('apiVersion: kp.kpack.io/v9\nkind: DependencyDescriptor\n', 'd.yaml'), /apiVersion "kp\.kpack\.io\/v9" is not/);
+  assert.throws(() => parseDependencyDescriptor('apiVersion: kp.kpack.io/v1\nkind: DependencyDescriptor\ndefaultClusterBuilder: nope\n', 'd.yaml'), /d\.yaml: defaultClusterBuilder: default cluster builder "nope" not found/);
+  assert.throws(() => parseDependencyDescriptor('apiVersion: kp.kpack.io/v1\nkind: DependencyDescriptor\nclusterStores: [{name: a, sources: []}, {name: a, sources: []}]\n', 'd.yaml'), /duplicate store name "a"/);
+  assert.throws(() => parseDependencyDescriptor('apiVersion: kp.kpack.io/v9\nkind: DependencyDescriptor\n', 'd.yaml'), /apiVersion "kp\.kpack\.io\/v9" is not/);
 });
 
 test('a resource declared twice is taken from its last declaration, with a warning', async () => {

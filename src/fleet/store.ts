@@ -80,7 +80,7 @@ export interface StoredResource<R extends Resource = Resource> {
   triggeredAt?: string;
 }
 
-export interface BuildResult {
+export interface RecordResult {
   /** The image it pushed, tag@digest. */
   image?: string;
   digest?: string;
@@ -106,7 +106,7 @@ export interface BuildRecord {
   inputs: BuildInputs;
   tags: string[];
   priority: number;
-  result?: BuildResult;
+  result?: RecordResult;
   message?: string;
   worker?: string;
   createdAt: string;
@@ -143,7 +143,7 @@ function toBuild(r: Selectable<BuildsTable>): BuildRecord {
     inputs: json(r.inputs),
     tags: json(r.tags),
     priority: Number(r.priority),
-    ...(r.result !== null ? { result: json<BuildResult>(r.result) } : {}),
+    ...(r.result !== null ? { result: json<RecordResult>(r.result) } : {}),
     ...(r.message !== null ? { message: r.message } : {}),
     ...(r.worker !== null ? { worker: r.worker } : {}),
     createdAt: r.created_at,
@@ -381,7 +381,7 @@ export class FleetStore {
     });
   }
 
-  async finish(b: BuildKey, status: 'succeeded' | 'failed' | 'interrupted', outcome: { result?: BuildResult; message?: string; kind?: BuildRecord['kind'] }): Promise<void> {
+  async finish(b: BuildKey, status: 'succeeded' | 'failed' | 'interrupted', outcome: { result?: RecordResult; message?: string; kind?: BuildRecord['kind'] }): Promise<void> {
     await this.db
       .updateTable('builds')
       .set({ status, result: outcome.result ? JSON.stringify(outcome.result) : null, message: outcome.message ?? null, finished_at: now(), ...(outcome.kind ? { kind: outcome.kind } : {}) })

@@ -15,7 +15,7 @@ import type { BuildInputs } from './reasons.js';
 import type { Binding, EnvVar } from './resources.js';
 import { Redactor } from './secrets.js';
 import { buildDir, fetchBlob, fetchGit, fetchRegistrySource, type SourceAccess } from './sources.js';
-import type { BuildKey, BuildRecord, BuildResult, FleetStore } from './store.js';
+import type { BuildKey, BuildRecord, RecordResult, FleetStore } from './store.js';
 
 /**
  * Runs one build record: a rebase in this process (config and manifest only, milliseconds), or a build in a child
@@ -131,7 +131,7 @@ export function withLogins(base: StoreOptions, c: Credentials): StoreOptions {
 
 const nameOf = (tag: string): string => Reference.parse(tag).name;
 
-async function runRebase(ctx: WorkerContext, b: BuildRecord, store: StoreOptions, log: BuildLog): Promise<BuildResult> {
+async function runRebase(ctx: WorkerContext, b: BuildRecord, store: StoreOptions, log: BuildLog): Promise<RecordResult> {
   const last = await ctx.store.lastSucceeded(b);
   if (!last?.result?.image) throw new StrataError(`nothing to rebase: ${b.namespace}/${b.image} has no succeeded build`);
   const app = await openImage(last.result.image, store);
@@ -244,7 +244,7 @@ export function imageCacheDir(home: string, namespace: string, image: string): s
   return join(fleetPaths(home).dir, 'caches', namespace, image);
 }
 
-async function runFullBuild(ctx: WorkerContext, b: BuildRecord, creds: Credentials, store: StoreOptions, log: BuildLog, signal: AbortSignal): Promise<BuildResult> {
+async function runFullBuild(ctx: WorkerContext, b: BuildRecord, creds: Credentials, store: StoreOptions, log: BuildLog, signal: AbortSignal): Promise<RecordResult> {
   // Fails at once, with the reason, when the image's repository takes no pushes (kpack#1224: no hanging build).
   await checkWriteAccess(await outputsFor([b.tags[0]!], true, store));
   const paths = fleetPaths(ctx.home);
@@ -295,7 +295,7 @@ async function runFullBuild(ctx: WorkerContext, b: BuildRecord, creds: Credentia
 }
 
 /** Signs what a build or rebase pushed with every cosign key of the service account (kpack's signing). */
-async function signResult(result: BuildResult, creds: Credentials, store: StoreOptions, annotations: Record<string, string> | undefined, log: BuildLog): Promise<string[]> {
+async function signResult(result: RecordResult, creds: Credentials, store: StoreOptions, annotations: Record<string, string> | undefined, log: BuildLog): Promise<string[]> {
   const { openSigningKey, signatureRepository, signImage } = await import('./signing.js');
   const out: string[] = [];
   for (const key of creds.signing) {
@@ -332,7 +332,7 @@ export async function executeBuild(ctx: WorkerContext, b: BuildRecord, signal: A
     const creds = await buildCredentials(ctx.store, b.namespace, b.inputs);
     log.redactor = new Redactor(creds.values);
     const store = withLogins(ctx.storeOptions, creds);
-    let result: BuildResult;
+    let result: RecordResult;
     if (b.kind === 'rebase') {
       try {
         result = await runRebase(ctx, b, store, log);

@@ -1,4 +1,5 @@
 /** The lifecycle's log: levels as the Platform API names them (`-log-level`), written to stdout like the reference. */
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };

@@ -12,12 +12,12 @@ import { registryCAs } from './registry/tls.js';
  * Where an image lives, as a user names it: `oci:<dir>[:<tag>|@<digest>]`, `docker-daemon:<name>[:<tag>]` (the
  * engine DOCKER_HOST names, skopeo's spelling) or a registry reference.
  */
-export type ImageTarget =
+export type ImageLocation =
   | { kind: 'layout'; dir: string; tag?: string; digest?: string; text: string }
   | { kind: 'engine'; name: string; text: string }
   | { kind: 'registry'; ref: Reference; text: string };
 
-export function parseTarget(text: string): ImageTarget {
+export function parseTarget(text: string): ImageLocation {
   if (text.startsWith('oci:')) {
     let rest = text.slice(4);
     if (!rest) throw new StrataError(`invalid image "${text}": oci: needs a directory, as oci:<dir>[:<tag>]`);
@@ -91,7 +91,7 @@ export function registryClient(registry: string, options: StoreOptions = {}): Re
 }
 
 /** Where layout mode keeps a registry reference: `<dir>/<registry>/<repository>/<tag>` or `…/sha256/<hex>`. */
-export function layoutTarget(layoutDir: string, ref: Reference): ImageTarget {
+export function layoutTarget(layoutDir: string, ref: Reference): ImageLocation {
   const leaf = ref.tag ? [ref.tag] : ['sha256', (ref.digest ?? '').replace(/^sha256:/, '')];
   // Docker Hub under the name the reference lifecycle (go-containerregistry) gives it, so layouts made for one are
   // found by the other.
@@ -101,7 +101,7 @@ export function layoutTarget(layoutDir: string, ref: Reference): ImageTarget {
 }
 
 /** Opens the store behind a target; `id` is what to read (tag or digest), `tag` is what a write names. */
-export async function openTarget(target: ImageTarget, options: StoreOptions & { create?: boolean } = {}): Promise<{ store: ImageStore; id: string | undefined; tag: string | undefined }> {
+export async function openTarget(target: ImageLocation, options: StoreOptions & { create?: boolean } = {}): Promise<{ store: ImageStore; id: string | undefined; tag: string | undefined }> {
   if (target.kind === 'registry' && options.layoutDir) return openTarget(layoutTarget(options.layoutDir, target.ref), { ...options, layoutDir: undefined });
   if (target.kind === 'engine') throw new StrataError(`${target.text}: an engine image cannot be used here; copy it to oci:<dir> or a registry first`);
   if (target.kind === 'layout') {

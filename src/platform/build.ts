@@ -16,7 +16,7 @@ import { orderToToml, parseOrderFile, type OrderElement } from '../spec/order.js
 import { projectSource, type ProjectBuildpack, type ProjectDescriptor } from '../spec/project.js';
 import { toToml } from '../spec/toml.js';
 import { collectSource, type CollectedBuildpack } from './buildpackage.js';
-import type { PullPolicy } from './config.js';
+import type { PullPolicy } from '../oci/images.js';
 import { copySource } from './source.js';
 import type { EngineClient } from '../oci/engine/client.js';
 import { loadIntoEngine } from '../oci/engine/transfer.js';

@@ -20,7 +20,7 @@ import { VERSION } from '../version.js';
 import { checkOrders, collectSource, flattenBuildpacks, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
 import { openByPolicy, requireImage, whereLooked } from '../oci/images.js';
-import type { PullPolicy } from './config.js';
+import type { PullPolicy } from '../oci/images.js';
 
 export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';
 export const LABEL_ORDER = 'io.buildpacks.buildpack.order';

@@ -4,7 +4,7 @@ import { StrataError } from '../oci/errors.js';
 import { parseSize } from '../oci/layerlimits.js';
 import { DEFAULT_LIMITS, type SandboxLimits } from './executor.js';
 import { Fields, readToml, writeToml, type Table } from '../spec/toml.js';
-import { strataHome } from '../oci/images.js';
+import { strataHome, type PullPolicy } from '../oci/images.js';
 
 /**
  * strata's defaults, as pack keeps them in its config: strata's own file, with pack's `config.toml` read as the
@@ -32,8 +32,6 @@ export interface StrataConfig {
    */
   'ca-certificates'?: string;
 }
-
-export type PullPolicy = 'always' | 'if-not-present' | 'never';
 
 export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mirrors', 'registry-mirrors', 'pull-policy', 'experimental', 'docker', 'lifecycle-image', 'sandbox-pids-limit', 'sandbox-memory-limit', 'ca-certificates'] as const;
 

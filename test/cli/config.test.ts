@@ -1,4 +1,5 @@
 // pack's config, read as the fallback for strata's, and `strata config` in pack's forms.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';

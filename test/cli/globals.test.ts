@@ -1,4 +1,5 @@
 // pack's global flags, old verbs, completion and report, on any command.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

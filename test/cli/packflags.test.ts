@@ -1,4 +1,5 @@
 // pack's build, rebase, builder create and buildpack package flags, through the CLI.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';

@@ -1,4 +1,5 @@
 // project.toml read as pack reads it: relative buildpack paths from its own dir, its version and source in the label.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';

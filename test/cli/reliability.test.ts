@@ -1,4 +1,5 @@
 // Builds that run side by side, builds that are killed, and exit codes that must reach the caller.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

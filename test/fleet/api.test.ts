@@ -2,6 +2,7 @@
 // malformed JSON, hostile names and tags, an unknown kind, a wrongly typed stack, a spoofed registry event, a local
 // source outside the allowed dirs; and as an operator would: env values passed literally, a delete that stops the
 // build it interrupts.
+
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -2,6 +2,7 @@
 // key for git over ssh, an Opaque Secret read by valueFrom), a ServiceAccount, a ClusterBuildpack and a Build, against
 // real private servers (docker-registry with htpasswd, git http-backend with basic auth, sshd with a key). Then the
 // planted secret values are looked for in every output, the build logs, the database files and all of $STRATA_HOME.
+
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile, writeFile } from 'node:fs/promises';

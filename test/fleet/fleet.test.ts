@@ -1,5 +1,6 @@
 // The fleet end to end on one machine, with `strata fleet reconcile --once` as cron would run it: a real registry,
 // real git repositories, real builds. Steps build on each other, in order.
+
 import type { BuildRecord } from '../../src/fleet/store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,6 +1,7 @@
 // kp's ways into the fleet, for people without YAML: `fleet import` of kp's dependency descriptor, `fleet image
 // create|patch|save` (a local path uploaded as a source image), and the views kp has: builders, stacks, stores,
 // secrets, build status. Plus what a new user runs into: empty and oversized files, a log piped into head.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';

@@ -1,5 +1,6 @@
 // `strata fleet serve`: the long-running controller, woken by the registry's own push notifications, killed with
 // SIGKILL mid-build and started again, stopped with SIGTERM.
+
 import { after, test } from 'node:test';
 import type { BuildRecord } from '../../src/fleet/store.js';
 import assert from 'node:assert/strict';

@@ -1,6 +1,7 @@
 // Images signed as kpack signs them: a cosign key pair in a Secret (cosign's own encrypted key format, made here as
 // `cosign generate-key-pair` makes it) signs each built and each rebased image; openssl checks the signature over the
 // payload with the public key, and the payload names the image's digest.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes, scryptSync } from 'node:crypto';

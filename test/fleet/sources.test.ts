@@ -1,4 +1,5 @@
 // Image sources besides a git branch (a source image, a blob, a subPath), history limits and deletion.
+
 import type { BuildRecord } from '../../src/fleet/store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,6 +1,7 @@
 // `strata build` against a hostile buildpack, hostile caches, a hostile previous image and hostile builders. Each
 // attack aims at a "host" dir holding a root-only secret and an empty dir; after it, the host must be untouched and
 // the secret must appear nowhere strata wrote.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';

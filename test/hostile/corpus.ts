@@ -3,6 +3,7 @@
  * Every phase that reads a tree untrusted code wrote, or a layer from elsewhere, must pass these (test/hostile/*).
  * Each attack aims at a "host" directory beside the one under attack; after it, the host must be untouched.
  */
+
 import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

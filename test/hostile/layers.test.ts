@@ -1,5 +1,6 @@
 // Hostile layers against every way strata unpacks one: image layers (rootfs), cache layers confined to their
 // layer dir, SBOM layers (files only), and the limits that stop bombs.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';

@@ -1,5 +1,6 @@
 // The lifecycle's trusted phases run on their own (as kpack or Tekton run them), after buildpack code had the layers
 // dir: no platform resets it for them, so their own confinement is all there is.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';

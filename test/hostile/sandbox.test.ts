@@ -1,5 +1,6 @@
 // What a buildpack can do to the machine from inside the sandbox: fork without end, eat memory; and what strata's own
 // command line must not let through to Node.js.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, readFile, writeFile } from 'node:fs/promises';

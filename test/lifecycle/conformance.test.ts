@@ -1,4 +1,5 @@
 // Where real buildpacks and platforms rely on the reference lifecycle's behaviour, at the phase level (flags and env).
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';

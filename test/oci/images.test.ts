@@ -1,5 +1,6 @@
 // Images by name, against two real registries (one standing in for a mirror) and the local store: mirrors, pull
 // policies, run-image resolution and its target, and names into outputs.
+
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

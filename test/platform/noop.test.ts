@@ -1,5 +1,6 @@
 // A no-op rebuild does no work proportional to layer size: cached layers come back by rename from the stash, an
 // untouched layer is reused by fingerprint, a rewritten-but-equal one by its tar digest without compressing it.
+
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile, readdir } from 'node:fs/promises';
