@@ -87,53 +87,23 @@ export interface ExportResult {
  * entry it belongs to, whose mirrors the label records), the previous image and its metadata, and the outputs. Every
  * export — the exporter command, the creator, a platform build — builds its input here.
  */
-export function exporterInputs(o: {
-  group: GroupEntry[];
-  layersDir: string;
-  appDir: string;
-  imageLayersDir?: string;
-  imageAppDir?: string;
-  launcher: Buffer;
+export function exporterInputs(o: Omit<ExporterInputs, 'runImage' | 'runImageName' | 'runImageReference' | 'runImageMirrors' | 'previous'> & {
   run: OpenedImage;
   /** The run image as analysis recorded it (`analyzed.toml`'s image), when it differs from how it was opened. */
   runName?: string;
   runImages: RunImageEntry[];
   previous?: { image: ResolvedImage; metadata?: LifecycleMetadata };
-  outputs: ExportTarget[];
-  uid: number;
-  gid: number;
-  platformApi: ApiVersion;
-  processType?: string;
-  projectMetadata: ProjectMetadata;
-  execEnv: string;
-  created: Date;
-  log: Logger;
-  keep?: ExporterInputs['keep'];
 }): ExporterInputs {
-  const runName = o.runName || o.run.name;
-  const entry = runImageEntry(o.runImages, runName);
+  const { run, runName: recorded, runImages, previous, ...rest } = o;
+  const runName = recorded || run.name;
+  const entry = runImageEntry(runImages, runName);
   return {
-    group: o.group,
-    layersDir: o.layersDir,
-    appDir: o.appDir,
-    ...(o.imageLayersDir ? { imageLayersDir: o.imageLayersDir } : {}),
-    ...(o.imageAppDir ? { imageAppDir: o.imageAppDir } : {}),
-    launcher: o.launcher,
-    runImage: o.run.image,
+    ...rest,
+    runImage: run.image,
     runImageName: entry?.image ?? runName,
-    runImageReference: o.run.reference,
+    runImageReference: run.reference,
     runImageMirrors: entry?.mirrors ?? [],
-    ...(o.previous?.metadata ? { previous: { image: o.previous.image, metadata: o.previous.metadata } } : {}),
-    outputs: o.outputs,
-    uid: o.uid,
-    gid: o.gid,
-    platformApi: o.platformApi,
-    ...(o.processType ? { processType: o.processType } : {}),
-    projectMetadata: o.projectMetadata,
-    execEnv: o.execEnv,
-    created: o.created,
-    log: o.log,
-    ...(o.keep ? { keep: o.keep } : {}),
+    ...(previous?.metadata ? { previous: { image: previous.image, metadata: previous.metadata } } : {}),
   };
 }
 
