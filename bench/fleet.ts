@@ -36,7 +36,7 @@ export async function fleetBench(): Promise<void> {
 
     // The other images are app-0's twins: same source, same inputs, their image mounted into their own repository
     // and their first build on record, so the fleet starts as one whose images have all been built.
-    const fleet = await LocalFleet.open({ home: join(t.path, 'home'), storeOptions: {}, buildConcurrency: 2, rebaseConcurrency: 16, pollIntervalMs: 0, log: () => undefined });
+    const fleet = await LocalFleet.open({ home: join(t.path, 'home'), storeOptions: {}, buildConcurrency: 2, rebaseConcurrency: 16, pollIntervalMs: 0, leaseMs: 30_000, log: () => undefined });
     const first = (await fleet.store.builds({ image: 'app-0' }))[0]!;
     const digest = first.result!.digest!;
     const client = new RegistryClient(reg.host);
@@ -46,8 +46,8 @@ export async function fleetBench(): Promise<void> {
     await fleet.apply(documentsOf(yaml, 'twins.yaml'));
     for (const name of twins) {
       const b = (await fleet.store.createBuild({ namespace: 'default', image: name, kind: 'build', reasons: 'CONFIG', changes: first.changes, inputs: first.inputs, priority: 2 }, () => [`${reg.host}/apps/${name}`]))!;
-      await fleet.store.claim('bench', ['build']);
-      await fleet.store.finish(b, 'succeeded', { result: { image: `${reg.host}/apps/${name}@${digest}`, digest, usedBuildpacks: first.result!.usedBuildpacks ?? [] } });
+      await fleet.store.claim('bench', ['build'], 60_000);
+      await fleet.store.finish(b, 'bench', 'succeeded', { result: { image: `${reg.host}/apps/${name}@${digest}`, digest, usedBuildpacks: first.result!.usedBuildpacks ?? [] } });
     }
 
     // A no-change pass, as the poller runs it: every source looked up again, nothing built.

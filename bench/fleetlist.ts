@@ -39,7 +39,7 @@ export async function fleetListBench(runs: number): Promise<void> {
   const env = { ...process.env, STRATA_HOME: home };
   let serve: ReturnType<typeof spawn> | undefined;
   try {
-    const fleet = await LocalFleet.open({ home, storeOptions: {}, buildConcurrency: 1, rebaseConcurrency: 1, pollIntervalMs: 0, log: () => undefined });
+    const fleet = await LocalFleet.open({ home, storeOptions: {}, buildConcurrency: 1, rebaseConcurrency: 1, pollIntervalMs: 0, leaseMs: 30_000, log: () => undefined });
     const head = `apiVersion: kpack.io/v1alpha2\nkind: ClusterStack\nmetadata: {name: base}\nspec: {id: s, buildImage: {image: r.example/b}, runImage: {image: r.example/r}}\n---\napiVersion: kpack.io/v1alpha2\nkind: ClusterStore\nmetadata: {name: store}\nspec: {sources: [{image: r.example/bp}]}\n---\napiVersion: kpack.io/v1alpha2\nkind: ClusterBuilder\nmetadata: {name: builder}\nspec: {tag: r.example/builder, stack: {kind: ClusterStack, name: base}, store: {kind: ClusterStore, name: store}, order: [{group: [{id: x}]}]}\n`;
     const images = Array.from({ length: N }, (_, i) => `---\napiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: app-${i}}\nspec:\n  tag: r.example/apps/app-${i}\n  builder: {kind: ClusterBuilder, name: builder}\n  source: {git: {url: "https://git.example/app-${i}", revision: main}}\n`).join('');
     await fleet.apply(documentsOf(head + images, 'fleet.yaml'));
@@ -48,8 +48,8 @@ export async function fleetListBench(runs: number): Promise<void> {
     for (let i = 0; i < N; i++) {
       for (let n = 0; n < 3; n++) {
         const b = (await fleet.store.createBuild({ namespace: 'default', image: `app-${i}`, kind: n ? 'rebase' : 'build', reasons: n ? 'STACK' : 'CONFIG', changes: [], inputs, priority: 1 }, () => [`r.example/apps/app-${i}`]))!;
-        await fleet.store.claim('bench');
-        await fleet.store.finish(b, 'succeeded', { result: { image: `r.example/apps/app-${i}@sha256:${String(n).repeat(64)}`, digest: `sha256:${String(n).repeat(64)}` } });
+        await fleet.store.claim('bench', ['build', 'rebase'], 60_000);
+        await fleet.store.finish(b, 'bench', 'succeeded', { result: { image: `r.example/apps/app-${i}@sha256:${String(n).repeat(64)}`, digest: `sha256:${String(n).repeat(64)}` } });
       }
     }
     await fleet.close();

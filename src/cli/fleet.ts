@@ -6,7 +6,7 @@ import { strataHome } from '../oci/images.js';
 import { RemoteFleet } from '../fleet/client.js';
 import { fleetPaths } from '../fleet/paths.js';
 import { describe, KINDS, type Kind } from '../fleet/resources.js';
-import { controllerOptions, duration, imageName, log, withFleet, workerOptions } from './fleetcommon.js';
+import { controllerOptions, duration, imageName, log, useDatabase, withFleet, workerOptions } from './fleetcommon.js';
 import { registerFleetImageCommands } from './fleetimage.js';
 import { registerFleetViews } from './fleetviews.js';
 import { repeatable } from './options.js';
@@ -79,7 +79,7 @@ export function registerFleetCommands(program: Command): void {
     .action(async (o: { builds: string; rebases: string; insecureRegistry: string[] }) => {
       await withFleet(async (f) => {
         const r = await f.reconcileNow();
-        if (r.served) return void process.stdout.write(`Asked ${f.where} to reconcile now\n`);
+        if (r.served) return void process.stdout.write(`Asked ${r.controller ?? f.where} to reconcile now\n`);
         for (const e of r.report?.errors ?? []) process.stdout.write(`not ready: ${e}\n`);
         for (const b of r.finished ?? []) process.stdout.write(`${b.image} #${b.number} ${b.kind} (${b.reasons}): ${b.status}\n`);
         if (!r.finished?.length) process.stdout.write('Nothing to build: every image is up to date\n');
@@ -109,10 +109,11 @@ export function registerFleetCommands(program: Command): void {
       for (const d of o.allowLocalSource) if (!(await stat(d).catch(() => undefined))?.isDirectory()) throw new StrataError(`--allow-local-source ${d}: not a directory`);
       const paths = fleetPaths(strataHome());
       if (await RemoteFleet.connect(paths.socket)) throw new StrataError(`a strata fleet serve already runs for ${paths.dir}`);
+      const options = { ...controllerOptions(o, 0), maxLogBytes: Number(o.maxLogSize) };
       const { ServedFleet } = await import('../fleet/service.js');
       const { fleetServer, listen, listenerHostNames } = await import('../fleet/api.js');
       const { ownTokens, readTokenFile } = await import('../fleet/tokens.js');
-      const fleet = (await ServedFleet.open({ ...controllerOptions(o), maxLogBytes: Number(o.maxLogSize) })) as import('../fleet/service.js').ServedFleet;
+      const fleet = (await ServedFleet.open(options)) as import('../fleet/service.js').ServedFleet;
       const hostNames: string[] = [];
       // Tokens guard the TCP listener; without one there is only the owner's socket, and nothing to make.
       let tokens: import('../fleet/tokens.js').TokenSet = { entries: [], source: 'none' };
@@ -131,7 +132,7 @@ export function registerFleetCommands(program: Command): void {
       }
       const app = fleetServer(fleet, { tokens, hostNames, allowLocalSources: o.allowLocalSource.map((d) => resolve(d)), log });
       try {
-        await fleet.takeControl();
+        await fleet.takeHome();
         const where = await listen(app, paths.socket, tcp);
         if (tcp && where.tcp) hostNames.push(...listenerHostNames(tcp.host, Number(where.tcp.split(':').pop()), o.hostName));
         log(`strata fleet serve: ${fleet.where}; API on ${paths.socket}${where.tcp ? ` and http://${where.tcp} (tokens from ${tokens.source})` : ''}`);
@@ -142,27 +143,79 @@ export function registerFleetCommands(program: Command): void {
         await fleet.stop(0).catch(() => undefined);
         throw err;
       }
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (sig: string) => () => {
-          if (stopping) {
-            log(`${sig} again: interrupting running builds now`);
-            void fleet.stop(0);
-            return;
-          }
-          stopping = true;
-          log(`${sig}: stopping (running builds get ${Math.round(grace / 1000)} s)`);
-          void (async () => {
-            await app.close();
-            await fleet.stop(grace);
-            resolve();
-          })();
-        };
-        process.on('SIGTERM', stop('SIGTERM'));
-        process.on('SIGINT', stop('SIGINT'));
+      await untilSignalled(grace, async (g) => {
+        await app.close();
+        await fleet.stop(g);
       });
       log('strata fleet serve: stopped');
     });
+
+  workerOptions(fleet
+    .command('worker')
+    .description('a build machine: takes builds and rebases from the fleet\'s queue (a PostgreSQL server the fleet shares, --database); stops gracefully on SIGTERM')
+    .option('--max-log-size <bytes>', 'the most log one build keeps', String(8 << 20))
+    .option('--grace <duration>', 'on SIGTERM, how long running builds may finish before they go back to the queue', '5m'))
+    .action(async (o: { maxLogSize: string; builds: string; rebases: string; lease: string; grace: string; insecureRegistry: string[] }) => {
+      const grace = duration(o.grace, '--grace');
+      if (!/^\d+$/.test(o.maxLogSize) || Number(o.maxLogSize) < 1024) throw new StrataError(`--max-log-size "${o.maxLogSize}": expected a number of bytes, at least 1024`);
+      const options = { ...controllerOptions(o), maxLogBytes: Number(o.maxLogSize) };
+      const { openFleetStore } = await import('../fleet/open.js');
+      const { dispatcherFor } = await import('../fleet/service.js');
+      const store = await openFleetStore(options);
+      const worker = dispatcherFor(store, options);
+      try {
+        await worker.start();
+      } catch (err) {
+        await worker.stop(0).catch(() => undefined);
+        await store.close();
+        throw err;
+      }
+      log(`strata fleet worker ${worker.name}: ${store.description}; ${options.buildConcurrency} build(s) and ${options.rebaseConcurrency} rebase(s) at once`);
+      await untilSignalled(grace, async (g) => {
+        await worker.stop(g);
+        await store.close();
+      });
+      log('strata fleet worker: stopped');
+    });
+
+  fleet
+    .command('migrate')
+    .description('copy this machine\'s embedded fleet (resources, build history, logs) to a PostgreSQL server, which must hold no fleet yet')
+    .requiredOption('--to <url>', 'the PostgreSQL server, postgres://user@host:port/database')
+    .action(async (o: { to: string }) => {
+      const { checkDatabaseUrl } = await import('../fleet/db/url.js');
+      checkDatabaseUrl(o.to, '--to');
+      const paths = fleetPaths(strataHome());
+      if (await RemoteFleet.connect(paths.socket)) throw new StrataError(`stop the strata fleet serve of ${paths.dir} first: a fleet that runs cannot be copied whole`);
+      const { migrateFleet } = await import('../fleet/migrate.js');
+      const copied = await migrateFleet(strataHome(), o.to);
+      process.stdout.write(`Copied ${copied.resources} resource(s), ${copied.builds} build record(s) and ${copied.logs} log piece(s) to ${copied.to}\n`);
+      process.stdout.write(`Run every fleet command with --database (or STRATA_FLEET_DATABASE) from now on; the embedded database is left as it was\n`);
+    });
+
+  // Every fleet command reaches the fleet's database the same way: --database, else STRATA_FLEET_DATABASE.
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(fleet).slice(1)) if (!c.commands.length && c.name() !== 'migrate') c.option('--database <url>', 'the fleet\'s PostgreSQL server, shared by its machines (default: $STRATA_FLEET_DATABASE, else the embedded database)');
+  fleet.hook('preAction', (_fleet, action) => useDatabase(action.opts<{ database?: string }>().database));
+}
+
+/** Waits for SIGTERM or SIGINT, then stops with `grace` for running builds; a second signal stops them at once. */
+function untilSignalled(grace: number, stop: (graceMs: number) => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let stopping = false;
+    const on = (sig: string) => () => {
+      if (stopping) {
+        log(`${sig} again: giving running builds back to the queue now`);
+        void stop(0);
+        return;
+      }
+      stopping = true;
+      log(`${sig}: stopping (running builds get ${Math.round(grace / 1000)} s)`);
+      void stop(grace).finally(resolve);
+    };
+    process.on('SIGTERM', on('SIGTERM'));
+    process.on('SIGINT', on('SIGINT'));
+  });
 }
 
 

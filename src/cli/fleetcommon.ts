@@ -4,20 +4,41 @@ import { strataHome } from '../oci/images.js';
 import { RemoteFleet } from '../fleet/client.js';
 import { fleetPaths } from '../fleet/paths.js';
 import type { FleetApi } from '../fleet/service.js';
+import { checkDatabaseUrl } from '../fleet/db/url.js';
 import { repeatable } from './options.js';
 
 /** What every `strata fleet` command shares: reaching the fleet (a running server, or the database), names, tables. */
 
 export const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
-export function controllerOptions(o: { builds?: string; rebases?: string; pollInterval?: string; insecureRegistry?: string[] }) {
+let databaseFlag: string | undefined;
+
+/** `--database` of the command being run (every fleet command takes it); the hook on `fleet` sets it. */
+export function useDatabase(url: string | undefined): void {
+  databaseFlag = url;
+}
+
+/** The fleet's PostgreSQL server: --database, else STRATA_FLEET_DATABASE; undefined for the embedded database. */
+export function fleetDatabase(): string | undefined {
+  const url = databaseFlag ?? (process.env.STRATA_FLEET_DATABASE || undefined);
+  if (url) checkDatabaseUrl(url, databaseFlag ? '--database' : 'STRATA_FLEET_DATABASE');
+  return url;
+}
+
+/** `slotsAtLeast` 0 lets a `fleet serve` run passes and the API only, leaving every build to the workers. */
+export function controllerOptions(o: { builds?: string; rebases?: string; pollInterval?: string; lease?: string; insecureRegistry?: string[] }, slotsAtLeast = 1) {
   const int = (v: string | undefined, flag: string, fallback: number): number => {
     if (v === undefined) return fallback;
-    if (!/^\d+$/.test(v) || Number(v) < 1) throw new StrataError(`${flag} "${v}": expected a whole number of at least 1`);
+    if (!/^\d+$/.test(v) || Number(v) < slotsAtLeast) throw new StrataError(`${flag} "${v}": expected a whole number of at least ${slotsAtLeast}`);
     return Number(v);
   };
+  const database = fleetDatabase();
+  const leaseMs = duration(o.lease ?? '30s', '--lease');
+  if (leaseMs < 1000) throw new StrataError(`--lease "${o.lease}": at least 1s`);
   return {
     home: strataHome(),
+    ...(database ? { database } : {}),
+    leaseMs,
     storeOptions: { insecureRegistries: o.insecureRegistry ?? [] },
     buildConcurrency: int(o.builds, '--builds', 2),
     rebaseConcurrency: int(o.rebases, '--rebases', 16),
@@ -80,6 +101,7 @@ export function workerOptions(cmd: Command): Command {
   return cmd
     .option('--builds <n>', 'full builds at once', '2')
     .option('--rebases <n>', 'rebases at once', '16')
+    .option('--lease <duration>', 'how long a claim on a build holds without a heartbeat; a lapsed one goes back to the queue', '30s')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, []);
 }
 

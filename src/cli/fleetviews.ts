@@ -132,6 +132,19 @@ export function registerFleetViews(fleet: Command): void {
       });
     });
 
+  fleet
+    .command('workers')
+    .description('the worker processes of the fleet on every machine: their slots, the builds they hold, the controller')
+    .option('-o, --output <format>', 'human or json', 'human')
+    .action(async (o: { output: string }) => {
+      const fmt = format(o);
+      await withFleet(async (f) => {
+        const [workers, running] = await Promise.all([f.workers(), f.builds({}).then((bs) => bs.filter((b) => b.status === 'running'))]);
+        if (fmt === 'json') return printJson(workers.map((w) => ({ ...w, running: running.filter((b) => b.worker === w.name).map((b) => `${b.namespace}/${b.image}#${b.number}`) })));
+        const rows = [['WORKER', 'ROLE', 'SLOTS', 'RUNNING', 'SEEN'], ...workers.map((w) => [w.name, w.controller ? 'controller' : 'worker', `${w.slots.builds} builds, ${w.slots.rebases} rebases`, String(running.filter((b) => b.worker === w.name).length), ago(w.seenAt)])];
+        process.stdout.write(workers.length ? table(rows) : 'no workers have been seen (start strata fleet serve or strata fleet worker)\n');
+      });
+    });
 }
 
 type View = import('../fleet/service.js').ResourceView;
@@ -305,6 +318,7 @@ export function registerBuildStatus(fleet: Command): void {
           `Created:          ${ago(b.createdAt)}`,
           `Started:          ${ago(b.startedAt)}`,
           `Finished:         ${ago(b.finishedAt)}`,
+          ...(b.worker ? [`Worker:           ${b.worker}${b.attempts > 1 ? ` (attempt ${b.attempts})` : ''}`] : []),
           '',
           `Builder:          ${b.inputs.builder}`,
           `Run Image:        ${b.result?.runImage ?? b.inputs.runImage}`,

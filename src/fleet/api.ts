@@ -143,6 +143,7 @@ export function fleetServer(fleet: ServedFleet, o: ApiOptions): FastifyInstance 
     return {};
   });
   app.post('/v1/reconcile', admin, async () => fleet.reconcileNow());
+  app.get('/v1/workers', read, async () => fleet.workers());
   // The distribution registry's notifications (config `notifications.endpoints`, with an Authorization header): a
   // push to a watched repository starts a pass at once. The event is only a hint; the pass reads the registry itself,
   // so a forged event costs one pass and changes nothing.

@@ -15,10 +15,44 @@ import type { BuildJob, BuildJobResult } from './buildjob.js';
  * fleet stopping) by killing one process, whatever it was doing; it runs the same `runBuild` as `strata build`.
  */
 
-async function readJob(): Promise<BuildJob> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as BuildJob;
+/**
+ * The job is the first line on stdin; what follows are the worker's heartbeats. Silence for twice the heartbeat (or
+ * stdin closing: the worker died) stops the build and everything it started, its process group, at once.
+ */
+function readJob(): Promise<BuildJob> {
+  return new Promise((resolve, reject) => {
+    let head = '';
+    let job: BuildJob | undefined;
+    let silence: NodeJS.Timeout | undefined;
+    const giveUp = (why: string) => {
+      process.stderr.write(`ERROR: ${why}; stopping the build before another worker takes it\n`);
+      try {
+        process.kill(-process.pid, 'SIGKILL');
+      } finally {
+        process.exit(1);
+      }
+    };
+    const listen = () => {
+      if (!job?.heartbeatMs) return;
+      if (silence) clearTimeout(silence);
+      silence = setTimeout(() => giveUp(`its worker went silent for ${Math.round((2 * job!.heartbeatMs!) / 1000)} s (stopped or hung)`), 2 * job.heartbeatMs);
+      silence.unref();
+    };
+    process.stdin.on('data', (c: Buffer) => {
+      if (job) return listen();
+      head += c.toString('utf8');
+      const nl = head.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        job = JSON.parse(head.slice(0, nl)) as BuildJob;
+      } catch (err) {
+        return reject(err);
+      }
+      listen();
+      resolve(job);
+    });
+    process.stdin.on('end', () => (job ? job.heartbeatMs && giveUp('its worker is gone') : reject(new StrataError('the build child got no job'))));
+  });
 }
 
 function created(text: string | undefined): Date | undefined {

@@ -3,7 +3,7 @@ import { StrataError } from '../oci/errors.js';
 import type { SourceDocument } from './manifests.js';
 import type { Kind, Meta } from './resources.js';
 import type { ApplyResult, BuildFilter, FleetApi, ImageView, ReconcileOutcome, ResourceView } from './service.js';
-import type { BuildKey, BuildRecord } from './store.js';
+import type { BuildKey, BuildRecord, WorkerRecord } from './store.js';
 
 /** The fleet behind a running `fleet serve`, over its unix socket. */
 export class RemoteFleet implements FleetApi {
@@ -53,6 +53,10 @@ export class RemoteFleet implements FleetApi {
 
   reconcileNow(): Promise<ReconcileOutcome> {
     return call(this.socket, 'POST', '/v1/reconcile', {});
+  }
+
+  workers(): Promise<WorkerRecord[]> {
+    return call(this.socket, 'GET', '/v1/workers');
   }
 
   /** Whether the server is in a pass or running builds. */

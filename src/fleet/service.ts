@@ -1,18 +1,20 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { fleetPaths } from './paths.js';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { Reference } from '../oci/reference.js';
 import { acquireLock, LockedError } from '../oci/fsutil.js';
+import type { StoreOptions } from '../oci/target.js';
 import { canonical } from './canonical.js';
-import { Controller, type ControllerOptions, type Finished } from './controller.js';
+import { Controller, ControllerSeat } from './controller.js';
+import { Dispatcher, type Finished } from './dispatcher.js';
+import { openFleetStore } from './open.js';
 import { parseDocuments, type SourceDocument } from './manifests.js';
 import type { ReconcileReport } from './reconciler.js';
 import { brokenByDelete, checkReferences } from './references.js';
 import { describe, resourceKey, type BuildpackSpec, type ImageSpec, type Kind, type Meta, type Resource } from './resources.js';
-import { loadFleetKey, SecretBox } from './secrets.js';
 import { localPathOf, localSourceAllowed } from './sources.js';
 import { imageConditions, readyOf, resourceConditions, type Condition } from './status.js';
-import { FleetStore, type ApplyOutcome, type BuildKey, type BuildRecord, type ImageStatus, type StoredResource } from './store.js';
+import { FleetStore, type ApplyOutcome, type BuildKey, type BuildRecord, type ImageStatus, type StoredResource, type WorkerRecord } from './store.js';
 import { imageCacheDir } from './worker.js';
 
 export { fleetPaths } from './paths.js';
@@ -43,8 +45,10 @@ export interface ResourceView extends StoredResource {
 }
 
 export interface ReconcileOutcome {
-  /** True when a running `fleet serve` was asked to reconcile (it does the work, in the background). */
+  /** True when the fleet's controller (a `fleet serve` here or elsewhere) was asked to reconcile; it does the work. */
   served: boolean;
+  /** Who that controller is, when it is known. */
+  controller?: string;
   report?: ReconcileReport;
   finished?: Finished[];
 }
@@ -70,6 +74,8 @@ export interface FleetApi {
   log(key: BuildKey, fromSeq: number): Promise<{ chunks: { seq: number; text: string }[]; status: BuildRecord['status'] }>;
   trigger(namespace: string, name: string): Promise<void>;
   reconcileNow(): Promise<ReconcileOutcome>;
+  /** The worker processes of the fleet, on every machine, as their heartbeats last said. */
+  workers(): Promise<WorkerRecord[]>;
   close(): Promise<void>;
 }
 
@@ -80,12 +86,42 @@ export interface ApplyOrigin {
   allowLocalSources?: string[];
 }
 
-export type FleetOptions = Omit<ControllerOptions, 'log'> & { log: (line: string) => void };
+export interface FleetOptions {
+  home: string;
+  /** A PostgreSQL server's URL, shared by the fleet's machines; absent, the embedded database. */
+  database?: string;
+  storeOptions: StoreOptions;
+  /** Full builds and rebases this process runs at once. */
+  buildConcurrency: number;
+  rebaseConcurrency: number;
+  /** How often the controller looks sources and images up again. */
+  pollIntervalMs: number;
+  /** How long a worker's claim on a build holds without a heartbeat. */
+  leaseMs: number;
+  maxLogBytes?: number;
+  log: (line: string) => void;
+}
+
+/** How often a worker looks at the queue without being told (an embedded fleet's other processes tell it nothing). */
+const QUEUE_POLL_MS = 3000;
+
+/** A worker on the fleet's queue, with the options every process gives one. */
+export function dispatcherFor(store: FleetStore, o: FleetOptions, extra: Partial<ConstructorParameters<typeof Dispatcher>[1]> = {}): Dispatcher {
+  return new Dispatcher(store, {
+    storeOptions: o.storeOptions,
+    home: o.home,
+    buildConcurrency: o.buildConcurrency,
+    rebaseConcurrency: o.rebaseConcurrency,
+    leaseMs: o.leaseMs,
+    pollMs: QUEUE_POLL_MS,
+    log: o.log,
+    ...(o.maxLogBytes ? { maxLogBytes: o.maxLogBytes } : {}),
+    ...extra,
+  });
+}
 
 /** The fleet with its database open in this process. */
 export class LocalFleet implements FleetApi {
-  protected controller: Controller | undefined;
-
   protected constructor(
     readonly store: FleetStore,
     protected readonly options: FleetOptions,
@@ -96,32 +132,11 @@ export class LocalFleet implements FleetApi {
   }
 
   /**
-   * Opens the embedded database under `$STRATA_HOME/fleet`. Any number of processes may have it open; only the
-   * controller's work (passes and builds) is one process at a time, under the controller lock.
+   * Opens the fleet's database: the embedded one under `$STRATA_HOME/fleet`, or the server `options.database` names.
+   * Any number of processes may have it open; passes run in the one process that holds the controller's role.
    */
   static async open(options: FleetOptions): Promise<LocalFleet> {
-    const paths = fleetPaths(options.home);
-    await mkdir(paths.dir, { recursive: true, mode: 0o700 });
-    const { openEmbedded } = await import('./db/embedded.js');
-    const store = new FleetStore(openEmbedded(paths.db), new SecretBox(loadFleetKey(paths.key)));
-    try {
-      await store.migrate();
-    } catch (err) {
-      await store.close();
-      throw err;
-    }
-    return new this(store, options);
-  }
-
-  /** The controller lock: one process runs passes and builds for this fleet at a time (serve or reconcile --once). */
-  protected async lockController(): Promise<() => Promise<void>> {
-    const paths = fleetPaths(this.options.home);
-    try {
-      return await acquireLock(paths.lock, `the fleet in ${paths.dir}`, 0);
-    } catch (err) {
-      if (err instanceof LockedError) throw new StrataError(`another strata fleet reconcile or serve (process ${err.pid}) is running the fleet in ${paths.dir}; it picks up changes itself`);
-      throw err;
-    }
+    return new this(await openFleetStore({ home: options.home, ...(options.database ? { database: options.database } : {}) }), options);
   }
 
   apply(documents: SourceDocument[]): Promise<ApplyResult> {
@@ -162,7 +177,7 @@ export class LocalFleet implements FleetApi {
     const waiting = report.waiting.filter((w) => [...where.values()].some((x) => w.startsWith(x)));
     await this.checkBuildpackImages(parsed.filter((p) => p.resource.meta.kind === 'ClusterBuildpack' || p.resource.meta.kind === 'Buildpack'), storedByKey);
     const out = await this.store.apply(parsed.map((p) => p.resource));
-    if (out.some((o) => o.outcome !== 'unchanged')) this.controller?.requestReconcile(true);
+    if (out.some((o) => o.outcome !== 'unchanged')) await this.store.wake({ type: 'reconcile', refresh: true });
     return { results: out.map((o) => ({ key: resourceKey(o.resource.meta), outcome: o.outcome })), warnings: [...warnings, ...waiting] };
   }
 
@@ -198,8 +213,13 @@ export class LocalFleet implements FleetApi {
     );
     if (broken.length) throw new StrataError(`${broken[0]}; delete what uses it first (nothing was deleted)`);
     const gone = await this.store.delete(metas);
-    // A deleted Image's running build is stopped by its worker, which sees the record go; its cache goes now.
-    for (const m of metas) if ((m.kind === 'Image' || m.kind === 'Build') && gone.includes(resourceKey(m))) await rm(imageCacheDir(this.options.home, m.namespace, m.name), { recursive: true, force: true });
+    // A deleted Image's running build is stopped by its worker, told now (or seeing the record go); this machine's
+    // cache of it goes now, every other worker's when it hears.
+    for (const m of metas) {
+      if ((m.kind !== 'Image' && m.kind !== 'Build') || !gone.includes(resourceKey(m))) continue;
+      await rm(imageCacheDir(this.options.home, m.namespace, m.name), { recursive: true, force: true });
+      await this.store.wake({ type: 'abort', ownerKind: m.kind, namespace: m.namespace, name: m.name });
+    }
     return gone;
   }
 
@@ -245,21 +265,47 @@ export class LocalFleet implements FleetApi {
 
   async trigger(namespace: string, name: string): Promise<void> {
     if (!(await this.store.trigger(namespace, name))) throw new StrataError(`no Image ${namespace}/${name} (see strata fleet images)`);
-    this.controller?.requestReconcile(false);
+    await this.store.wake({ type: 'reconcile', refresh: false });
   }
 
-  /** With no server: one pass, then every build it queued, to the end (`fleet reconcile --once`). */
+  /**
+   * With no controller running: passes, and the builds they queue, to the end (`fleet reconcile --once`). When the
+   * fleet has a controller (a `fleet serve` here or on another machine) it is asked instead.
+   */
   async reconcileNow(): Promise<ReconcileOutcome> {
-    const release = await this.lockController();
-    try {
-      const c = new Controller(this.store, { ...this.options, pollIntervalMs: 0, collectFinished: true });
-      await c.start();
-      await c.idle();
-      await c.stop(0);
-      return { served: false, ...(c.lastReport ? { report: c.lastReport } : {}), finished: c.finished };
-    } finally {
-      await release();
+    const hold = await this.store.tryControl();
+    if ('holder' in hold) {
+      if (this.store.engine === 'sqlite') throw new StrataError(`another strata fleet reconcile or serve (${hold.holder}) is running the fleet in ${fleetPaths(this.options.home).dir}; it picks up changes itself`);
+      await this.store.wake({ type: 'reconcile', refresh: true });
+      return { served: true, controller: `the fleet's controller (${hold.holder})` };
     }
+    const finished: Finished[] = [];
+    const worker = dispatcherFor(this.store, this.options, { onFinished: (f) => finished.push(f) });
+    const c = new Controller(this.store, { ...this.options, pollIntervalMs: 0 });
+    try {
+      await worker.start();
+      let report: ReconcileReport | undefined;
+      // A pass after the builds, for what changed while they ran; a fleet whose every pass queues builds stops anyway.
+      for (let round = 0; round < 10; round++) {
+        const before = finished.length;
+        c.requestReconcile(round === 0);
+        await c.idle();
+        report ??= c.lastReport;
+        if (c.lastReport) report = { created: [...(round ? report!.created : []), ...c.lastReport.created], errors: c.lastReport.errors };
+        worker.dispatch();
+        await worker.idle();
+        if (finished.length === before) break;
+      }
+      return { served: false, ...(report ? { report } : {}), finished };
+    } finally {
+      await c.stop();
+      await worker.stop(0);
+      await hold.release();
+    }
+  }
+
+  workers(): Promise<WorkerRecord[]> {
+    return this.store.workers();
   }
 
   async close(): Promise<void> {
@@ -273,31 +319,50 @@ function view(r: StoredResource, latest: BuildRecord | undefined): ResourceView 
   return { ...r, resource: { ...r.resource, spec } as Resource, conditions };
 }
 
-/** The fleet inside `fleet serve`: its controller runs all along, and changes made through it wake the controller. */
+/**
+ * The fleet inside `fleet serve`: a worker all along, and the controller while this process holds the role (else a
+ * standby that takes it over). Changes made through any process of the fleet reach it as events.
+ */
 export class ServedFleet extends LocalFleet {
-  private releaseController: (() => Promise<void>) | undefined;
+  private releaseHome: (() => Promise<void>) | undefined;
+  private worker: Dispatcher | undefined;
+  private seat: ControllerSeat | undefined;
+  private stopEvents: (() => Promise<void>) | undefined;
+  private watched: Set<string> | undefined;
 
-  /** Takes the controller lock; before the API listens, so a second server never replaces the first one's socket. */
-  async takeControl(): Promise<void> {
-    this.releaseController ??= await this.lockController();
+  /** One `fleet serve` per `$STRATA_HOME`, taken before the API listens, so a second one never replaces the socket. */
+  async takeHome(): Promise<void> {
+    if (this.releaseHome) return;
+    const paths = fleetPaths(this.options.home);
+    try {
+      this.releaseHome = await acquireLock(paths.serveLock, `the fleet serve of ${paths.dir}`, 0);
+    } catch (err) {
+      if (err instanceof LockedError) throw new StrataError(`a strata fleet serve (process ${err.pid}) already runs for ${paths.dir}`);
+      throw err;
+    }
   }
 
-  async serve(): Promise<Controller> {
-    await this.takeControl();
-    this.controller = new Controller(this.store, this.options);
-    await this.controller.start();
-    return this.controller;
+  async serve(): Promise<void> {
+    await this.takeHome();
+    this.seat = new ControllerSeat(this.store, { ...this.options, retryMs: Math.max(500, Math.floor(this.options.leaseMs / 3)) });
+    this.stopEvents = await this.store.events((e) => {
+      if (e.type !== 'reconcile') return;
+      if (e.refresh) this.watched = undefined;
+      this.seat?.requestReconcile(e.refresh);
+    });
+    await this.seat.start();
+    // A worker that ran builds and has none left asks for one more pass, for what changed while they ran.
+    this.worker = dispatcherFor(this.store, this.options, { onDrained: () => void this.store.wake({ type: 'reconcile', refresh: false }).catch(() => undefined), isController: () => this.seat?.holding ?? false });
+    await this.worker.start();
   }
 
   override async reconcileNow(): Promise<ReconcileOutcome> {
-    this.controller?.requestReconcile(true);
+    await this.store.wake({ type: 'reconcile', refresh: true });
     return { served: true };
   }
 
-  private watched: Set<string> | undefined;
-
-  get busy(): { reconciling: boolean; running: number } {
-    return this.controller?.busy ?? { reconciling: false, running: 0 };
+  get busy(): { reconciling: boolean; running: number; controller: boolean } {
+    return { reconciling: this.seat?.busy ?? false, running: this.worker?.busy ?? 0, controller: this.seat?.holding ?? false };
   }
 
   override async applyFrom(documents: SourceDocument[], origin: ApplyOrigin): Promise<ApplyResult> {
@@ -307,29 +372,31 @@ export class ServedFleet extends LocalFleet {
 
   override async delete(metas: Pick<Meta, 'kind' | 'namespace' | 'name'>[]): Promise<string[]> {
     this.watched = undefined;
-    const gone = await super.delete(metas);
-    for (const m of metas) if (m.kind === 'Image' || m.kind === 'Build') this.controller?.abortBuildsOf(m.namespace, m.name, `the ${m.kind} was deleted`);
-    return gone;
+    return super.delete(metas);
   }
 
   /**
-   * Registry notifications: a push to a repository the fleet watches wakes it, without looking sources up again.
-   * The fleet's own pushes (every rebased image) notify too, so the watched set is kept, not read per event.
+   * Registry notifications: a push to a repository the fleet watches wakes its controller (wherever it runs), without
+   * looking sources up again. The fleet's own pushes (every rebased image) notify too, so the watched set is kept,
+   * not read per event.
    */
   async registryPush(repositories: string[]): Promise<string[]> {
     this.watched ??= watchedRepositories((await this.store.list()).map((r) => r.resource));
     const hits = [...new Set(repositories.filter((r) => this.watched!.has(r)))];
-    if (hits.length) this.controller?.requestReconcile(false);
+    if (hits.length) await this.store.wake({ type: 'reconcile', refresh: false });
     return hits;
   }
 
+  /** Stops passes at once; running builds get `graceMs` to finish, then go back to the queue. */
   async stop(graceMs: number): Promise<void> {
     try {
-      await this.controller?.stop(graceMs);
+      await this.stopEvents?.();
+      await this.seat?.stop();
+      await this.worker?.stop(graceMs, 'the fleet serve is stopping');
       await this.close();
     } finally {
-      await this.releaseController?.();
-      this.releaseController = undefined;
+      await this.releaseHome?.();
+      this.releaseHome = undefined;
     }
   }
 }

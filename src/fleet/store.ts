@@ -1,6 +1,7 @@
-import type { ExpressionBuilder, Kysely, Selectable } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type Selectable } from 'kysely';
+import { StrataError } from '../oci/errors.js';
 import { canonical } from './canonical.js';
-import { migrate, type FleetDatabase } from './db/database.js';
+import { migrate, type FleetDatabase, type FleetEvent } from './db/database.js';
 import type { BuildsTable, FleetTables, ResourcesTable } from './db/schema.js';
 import type { BuildInputs, BuildpackRef, BuildStatus, Change, PastBuild } from './reasons.js';
 import { resourceKey, type Kind, type Meta, type Resource, type ResourceOf } from './resources.js';
@@ -112,6 +113,19 @@ export interface BuildRecord {
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
+  /** How many times a worker took it; more than one when a worker was lost (or stopped) and it was taken again. */
+  attempts: number;
+  /** While running: the worker's claim holds until then (the database's clock). */
+  leaseUntil?: string;
+}
+
+/** A worker process as listings show it. */
+export interface WorkerRecord {
+  name: string;
+  startedAt: string;
+  seenAt: string;
+  slots: { builds: number; rebases: number };
+  controller: boolean;
 }
 
 export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
@@ -149,8 +163,13 @@ function toBuild(r: Selectable<BuildsTable>): BuildRecord {
     createdAt: r.created_at,
     ...(r.started_at !== null ? { startedAt: r.started_at } : {}),
     ...(r.finished_at !== null ? { finishedAt: r.finished_at } : {}),
+    attempts: Number(r.attempts ?? 0),
+    ...(r.lease_until ? { leaseUntil: r.lease_until } : {}),
   };
 }
+
+/** A claimed build goes back to the queue this many times at most; then it fails, so a build that kills its worker does not go round for ever. */
+export const MAX_ATTEMPTS = 3;
 
 /** Whose builds: an Image's, or a Build resource's (the two kinds may share a name). */
 export type Owner = Pick<BuildRecord, 'ownerKind' | 'namespace' | 'image'>;
@@ -179,15 +198,41 @@ export function pastBuild(b: BuildRecord): PastBuild {
 export class FleetStore {
   private readonly db: Kysely<FleetTables>;
 
+  /** Without `box`, only what needs no key: the schema and the fleet's facts (opening checks the key with these). */
   constructor(
     private readonly fdb: FleetDatabase,
-    private readonly box: SecretBox,
+    private readonly keyBox?: SecretBox,
   ) {
     this.db = fdb.db;
   }
 
+  private get box(): SecretBox {
+    if (!this.keyBox) throw new Error('the fleet store was opened without its key');
+    return this.keyBox;
+  }
+
   get description(): string {
     return this.fdb.description;
+  }
+
+  /** Which engine holds the fleet: one machine's SQLite file, or a server that many machines share. */
+  get engine(): FleetDatabase['dialect'] {
+    return this.fdb.dialect;
+  }
+
+  /** Tells every process of the fleet, on any machine, that something happened (this one included). */
+  wake(event: FleetEvent): Promise<void> {
+    return this.fdb.notify(event);
+  }
+
+  /** Calls `fn` for the fleet's events; returns how to stop. */
+  events(fn: (event: FleetEvent) => void): Promise<() => Promise<void>> {
+    return this.fdb.listen(fn);
+  }
+
+  /** The controller's role (one process of the fleet at a time), or who holds it. */
+  tryControl(): ReturnType<FleetDatabase['tryControl']> {
+    return this.fdb.tryControl();
   }
 
   /** Creates the schema, or brings an older one up to date. */
@@ -359,8 +404,11 @@ export class FleetStore {
     }
   }
 
-  /** Takes the most urgent pending build for `worker`, or undefined; safe with many workers (SKIP LOCKED). */
-  async claim(worker: string, kinds: BuildRecord['kind'][] = ['build', 'rebase']): Promise<BuildRecord | undefined> {
+  /**
+   * Takes the most urgent pending build for `worker` with a lease of `leaseMs`, or undefined; safe with many workers
+   * (SKIP LOCKED on a server, the one writer on SQLite).
+   */
+  async claim(worker: string, kinds: BuildRecord['kind'][], leaseMs: number): Promise<BuildRecord | undefined> {
     return this.db.transaction().execute(async (tx) => {
       let next = tx.selectFrom('builds').select(['owner_kind', 'namespace', 'image', 'number']).where('status', '=', 'pending').where('kind', 'in', kinds).orderBy('priority', 'desc').orderBy('created_at').limit(1);
       // SQLite has one writer at a time, which is the lock; PostgreSQL's workers skip each other's rows.
@@ -369,7 +417,7 @@ export class FleetStore {
       if (!pick) return undefined;
       const row = await tx
         .updateTable('builds')
-        .set({ status: 'running', worker, started_at: now() })
+        .set((eb) => ({ status: 'running', worker, started_at: now(), lease_until: this.fdb.timeIn(leaseMs), attempts: eb('attempts', '+', 1) }))
         .where('owner_kind', '=', pick.owner_kind)
         .where('namespace', '=', pick.namespace)
         .where('image', '=', pick.image)
@@ -381,24 +429,96 @@ export class FleetStore {
     });
   }
 
-  async finish(b: BuildKey, status: 'succeeded' | 'failed' | 'interrupted', outcome: { result?: RecordResult; message?: string; kind?: BuildRecord['kind'] }): Promise<void> {
-    await this.db
+  /** Only this worker's running builds: every write of a build's outcome or log is fenced on it. */
+  private mine(b: BuildKey, worker: string) {
+    return (eb: ExpressionBuilder<FleetTables, 'builds'>) => eb.and([owned(b)(eb), eb('number', '=', b.number), eb('worker', '=', worker), eb('status', '=', 'running')]);
+  }
+
+  /**
+   * Records a build's outcome, if `worker` still holds it: false when its lease lapsed and the build went back to the
+   * queue (or to another worker), whose record is then left alone.
+   */
+  async finish(b: BuildKey, worker: string, status: 'succeeded' | 'failed' | 'interrupted', outcome: { result?: RecordResult; message?: string; kind?: BuildRecord['kind'] }): Promise<boolean> {
+    const r = await this.db
       .updateTable('builds')
-      .set({ status, result: outcome.result ? JSON.stringify(outcome.result) : null, message: outcome.message ?? null, finished_at: now(), ...(outcome.kind ? { kind: outcome.kind } : {}) })
-      .where(owned(b))
-      .where('number', '=', b.number)
+      .set({ status, result: outcome.result ? JSON.stringify(outcome.result) : null, message: outcome.message ?? null, finished_at: now(), lease_until: null, ...(outcome.kind ? { kind: outcome.kind } : {}) })
+      .where(this.mine(b, worker))
+      .returning('number')
       .execute();
+    return r.length > 0;
   }
 
-  /** Builds left running by a process that is gone: marked interrupted, so the reconciler builds them again. */
-  async interruptRunning(worker?: string): Promise<number> {
-    let q = this.db.updateTable('builds').set({ status: 'interrupted', finished_at: now(), message: 'the worker stopped before the build finished' }).where('status', '=', 'running');
-    if (worker) q = q.where('worker', '=', worker);
-    return (await q.returning('number').execute()).length;
+  /** Gives a build back to the queue (its worker is stopping), attempts kept; false when `worker` no longer held it. */
+  async release(b: BuildKey, worker: string): Promise<boolean> {
+    const r = await this.db.updateTable('builds').set({ status: 'pending', worker: null, lease_until: null, started_at: null }).where(this.mine(b, worker)).returning('number').execute();
+    return r.length > 0;
   }
 
-  async appendLog(b: BuildKey, seq: number, text: string): Promise<void> {
-    await this.db.insertInto('build_logs').values({ owner_kind: b.ownerKind, namespace: b.namespace, image: b.image, number: b.number, seq, text }).execute();
+  /** Extends the leases of `worker`'s running builds; returns the ones it still holds (any other was taken from it). */
+  async renewLeases(worker: string, leaseMs: number): Promise<BuildKey[]> {
+    const rows = await this.db
+      .updateTable('builds')
+      .set({ lease_until: this.fdb.timeIn(leaseMs) })
+      .where('worker', '=', worker)
+      .where('status', '=', 'running')
+      .returning(['owner_kind', 'namespace', 'image', 'number'])
+      .execute();
+    return rows.map((r) => ({ ownerKind: r.owner_kind === 'Build' ? 'Build' : 'Image', namespace: r.namespace, image: r.image, number: Number(r.number) }));
+  }
+
+  /**
+   * Running builds whose lease lapsed (their worker died, hung or lost the database) go back to the queue with their
+   * attempts kept, or fail once they have had MAX_ATTEMPTS. Any process may run this: the update decides.
+   */
+  async requeueExpired(): Promise<BuildRecord[]> {
+    const lapsed = (eb: ExpressionBuilder<FleetTables, 'builds'>) => eb.and([eb('status', '=', 'running'), eb('lease_until', '<', this.fdb.timeIn(0))]);
+    return this.db.transaction().execute(async (tx) => {
+      const failed = await tx
+        .updateTable('builds')
+        .set({ status: 'failed', finished_at: now(), lease_until: null, message: `its worker was lost ${MAX_ATTEMPTS} times; not tried again` })
+        .where(lapsed)
+        .where('attempts', '>=', MAX_ATTEMPTS)
+        .returningAll()
+        .execute();
+      const back = await tx.updateTable('builds').set({ status: 'pending', worker: null, lease_until: null, started_at: null }).where(lapsed).returningAll().execute();
+      return [...failed, ...back].map(toBuild);
+    });
+  }
+
+  /**
+   * At a worker's start: builds that earlier processes of this machine left running, and that are gone (`gone` says
+   * so from the worker's name), go back to the queue now instead of when their lease lapses. Nobody else's are touched.
+   */
+  async requeueLeftBy(gone: (worker: string) => boolean): Promise<number> {
+    const running = await this.db.selectFrom('builds').select(['owner_kind', 'namespace', 'image', 'number', 'worker']).where('status', '=', 'running').execute();
+    let n = 0;
+    for (const r of running) {
+      if (!r.worker || !gone(r.worker)) continue;
+      const key: BuildKey = { ownerKind: r.owner_kind === 'Build' ? 'Build' : 'Image', namespace: r.namespace, image: r.image, number: Number(r.number) };
+      if (await this.release(key, r.worker)) n++;
+    }
+    return n;
+  }
+
+  /** Adds a piece of a build's log, if `worker` still holds the build; false when it does not (nothing is written). */
+  async appendLog(b: BuildKey, worker: string, seq: number, text: string): Promise<boolean> {
+    const r = await this.db
+      .insertInto('build_logs')
+      .columns(['owner_kind', 'namespace', 'image', 'number', 'seq', 'text'])
+      .expression((eb) =>
+        eb
+          .selectFrom('builds')
+          .select(['owner_kind', 'namespace', 'image', 'number', sql<number>`cast(${seq} as integer)`.as('seq'), sql<string>`cast(${text} as text)`.as('text')])
+          .where(this.mine(b, worker)),
+      )
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  /** Where a build's log goes on: after what earlier attempts wrote. */
+  async nextLogSeq(b: BuildKey): Promise<number> {
+    const r = await this.db.selectFrom('build_logs').select((eb) => eb.fn.max('seq').as('n')).where(owned(b)).where('number', '=', b.number).executeTakeFirst();
+    return r?.n === null || r?.n === undefined ? 0 : Number(r.n) + 1;
   }
 
   async readLog(b: BuildKey, fromSeq = 0): Promise<{ seq: number; text: string }[]> {
@@ -424,6 +544,40 @@ export class FleetStore {
     });
   }
 
+  /** Records a worker as alive now (its heartbeat). */
+  async saveWorker(w: Omit<WorkerRecord, 'seenAt' | 'startedAt'>): Promise<void> {
+    const t = now();
+    await this.db
+      .insertInto('workers')
+      .values({ name: w.name, started_at: t, seen_at: t, slots: JSON.stringify(w.slots), controller: w.controller ? 1 : 0 })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ seen_at: t, slots: JSON.stringify(w.slots), controller: w.controller ? 1 : 0 }))
+      .execute();
+  }
+
+  /** Forgets workers not seen for `ms` (killed ones): listings show the living. */
+  async dropStaleWorkers(ms: number): Promise<void> {
+    await this.db.deleteFrom('workers').where('seen_at', '<', new Date(Date.now() - ms).toISOString()).execute();
+  }
+
+  async dropWorker(name: string): Promise<void> {
+    await this.db.deleteFrom('workers').where('name', '=', name).execute();
+  }
+
+  async workers(): Promise<WorkerRecord[]> {
+    const rows = await this.db.selectFrom('workers').selectAll().orderBy('name').execute();
+    return rows.map((r) => ({ name: r.name, startedAt: r.started_at, seenAt: r.seen_at, slots: json(r.slots), controller: Number(r.controller) === 1 }));
+  }
+
+  /** A fact about the fleet, recorded by the first process to know it; returns the recorded one. */
+  async recordFact(key: string, value: string): Promise<string> {
+    await this.db.insertInto('fleet_meta').values({ key, value }).onConflict((oc) => oc.column('key').doNothing()).execute();
+    return (await this.fact(key))!;
+  }
+
+  async fact(key: string): Promise<string | undefined> {
+    return (await this.db.selectFrom('fleet_meta').select('value').where('key', '=', key).executeTakeFirst())?.value;
+  }
+
   /** Gives back the space pruned history held. */
   async compact(): Promise<void> {
     await this.fdb.compact();
@@ -432,4 +586,36 @@ export class FleetStore {
   async close(): Promise<void> {
     await this.fdb.close();
   }
+}
+
+/**
+ * Copies a whole fleet from one database into another that holds none, in one transaction on the target: resources
+ * (Secrets stay sealed), build records, their logs and the fleet's facts. A build left running in the source has no
+ * worker in the target, so it arrives queued, its attempts kept.
+ */
+export async function copyFleet(from: FleetDatabase, to: FleetDatabase): Promise<{ resources: number; builds: number; logs: number }> {
+  const src = from.db;
+  return to.db.transaction().execute(async (tx) => {
+    const held = (await tx.selectFrom('resources').select('name').limit(1).executeTakeFirst()) ?? (await tx.selectFrom('builds').select('image').limit(1).executeTakeFirst());
+    if (held) throw new StrataError(`${to.description} already holds a fleet; nothing was copied`);
+    for (const fact of await src.selectFrom('fleet_meta').selectAll().execute()) {
+      const there = await tx.selectFrom('fleet_meta').select('value').where('key', '=', fact.key).executeTakeFirst();
+      if (there && there.value !== fact.value) throw new StrataError(`${to.description} was opened with another fleet key (${fact.key} differs); nothing was copied`);
+      if (!there) await tx.insertInto('fleet_meta').values(fact).execute();
+    }
+    const resources = await src.selectFrom('resources').selectAll().orderBy('kind').orderBy('namespace').orderBy('name').execute();
+    for (let i = 0; i < resources.length; i += 500) await tx.insertInto('resources').values(resources.slice(i, i + 500)).execute();
+    const builds = await src.selectFrom('builds').selectAll().orderBy('namespace').orderBy('image').orderBy('number').execute();
+    const moved = builds.map((b) => (b.status === 'running' ? { ...b, status: 'pending', worker: null, lease_until: null, started_at: null } : b));
+    for (let i = 0; i < moved.length; i += 500) await tx.insertInto('builds').values(moved.slice(i, i + 500)).execute();
+    let logs = 0;
+    // A build's log at a time, so a long history is never held whole.
+    for (const b of builds) {
+      const key: BuildKey = { ownerKind: b.owner_kind === 'Build' ? 'Build' : 'Image', namespace: b.namespace, image: b.image, number: Number(b.number) };
+      const rows = await src.selectFrom('build_logs').selectAll().where(owned(key)).where('number', '=', key.number).orderBy('seq').execute();
+      for (let i = 0; i < rows.length; i += 1000) await tx.insertInto('build_logs').values(rows.slice(i, i + 1000)).execute();
+      logs += rows.length;
+    }
+    return { resources: resources.length, builds: builds.length, logs };
+  });
 }

@@ -29,7 +29,7 @@ export interface WorkerContext {
   storeOptions: StoreOptions;
   /** `$STRATA_HOME`: build sources and caches go under it. */
   home: string;
-  /** This worker's name in build records (`host:pid`). */
+  /** This worker's name in build records (`host-id:pid`); every write of a build's outcome and log is fenced on it. */
   worker: string;
   /** Run images read once per digest across the rebases of one fleet push. */
   runImages?: Map<string, Promise<OpenedImage | undefined>>;
@@ -37,6 +37,8 @@ export interface WorkerContext {
   maxLogBytes?: number;
   /** Build records pruned since the database last gave their space back. */
   pruned?: number;
+  /** The worker's lease: its build children stop by themselves when the worker goes silent for most of one. */
+  leaseMs?: number;
 }
 
 export const DEFAULT_MAX_LOG_BYTES = 8 << 20;
@@ -47,7 +49,6 @@ export const DEFAULT_MAX_LOG_BYTES = 8 << 20;
  * secret) so a value split across two writes is still found.
  */
 export class BuildLog {
-  private seq = 0;
   private pending = '';
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
@@ -55,9 +56,12 @@ export class BuildLog {
   private cut = false;
   redactor = new Redactor([]);
 
+  /** `seq` goes on after what earlier attempts wrote; writes stop once `worker` no longer holds the build. */
   constructor(
     private readonly store: FleetStore,
     private readonly build: BuildKey,
+    private readonly worker: string,
+    private seq: number,
     private readonly maxBytes = DEFAULT_MAX_LOG_BYTES,
   ) {}
 
@@ -89,7 +93,11 @@ export class BuildLog {
     if (text) {
       this.written += text.length;
       const seq = this.seq++;
-      this.writing = this.writing.then(() => this.store.appendLog(this.build, seq, text)).catch(() => undefined);
+      this.writing = this.writing
+        .then(async () => {
+          if (!(await this.store.appendLog(this.build, this.worker, seq, text))) this.cut = true;
+        })
+        .catch(() => undefined);
     }
     return this.writing;
   }
@@ -210,7 +218,10 @@ function runChild(job: BuildJob, work: string, log: BuildLog, signal: AbortSigna
     child.stderr!.on('data', (c: Buffer) => log.write(c.toString('utf8')));
     (child.stdio[3] as NodeJS.ReadableStream).on('data', (c: Buffer) => (result += c.toString('utf8')));
     child.stdin!.on('error', () => undefined);
-    child.stdin!.end(JSON.stringify(job));
+    child.stdin!.write(`${JSON.stringify(job)}\n`);
+    // Heartbeats: a worker that is stopped (SIGSTOP) or hung sends none, and its child stops itself.
+    const beat = job.heartbeatMs ? setInterval(() => child.stdin!.write('\n'), job.heartbeatMs) : undefined;
+    beat?.unref();
     // The child leads its own process group: stopping it stops what it started (a sandbox runtime) as well.
     const kill = (sig: NodeJS.Signals) => {
       try {
@@ -227,8 +238,10 @@ function runChild(job: BuildJob, work: string, log: BuildLog, signal: AbortSigna
     signal.addEventListener('abort', stop, { once: true });
     child.on('error', reject);
     child.on('close', (code, sig) => {
+      if (beat) clearInterval(beat);
+      child.stdin!.destroy();
       signal.removeEventListener('abort', stop);
-      if (signal.aborted) return reject(new BuildAborted(String(signal.reason ?? 'stopped')));
+      if (signal.aborted) return reject(new StrataError(`stopped: ${String(signal.reason ?? 'stopped')}`));
       if (code !== 0) return reject(new StrataError(`the build failed (exit ${code ?? sig}); see the log`));
       try {
         resolve(JSON.parse(result) as BuildJobResult);
@@ -285,6 +298,7 @@ async function runFullBuild(ctx: WorkerContext, b: BuildRecord, creds: Credentia
       // A declared service account's logins, and only those; without one, the machine's own (its operator's).
       ...(creds.account ? { registries: creds.registries.map((r) => ({ registry: r.registry, credential: r.credential })) } : {}),
       insecureRegistries: store.insecureRegistries ?? [],
+      ...(ctx.leaseMs ? { heartbeatMs: Math.max(100, Math.floor(ctx.leaseMs / 3)) } : {}),
     };
     log.line(`Building ${b.tags[0]} with ${b.inputs.builder} on ${b.inputs.runImage}`);
     const r = await runChild(job, work, log, signal);
@@ -311,22 +325,41 @@ async function signResult(result: RecordResult, creds: Credentials, store: Store
   return out;
 }
 
-/** A build stopped from outside (the fleet stopping, a timeout, a deleted Image): recorded by the caller. */
-export class BuildAborted extends Error {}
+/**
+ * Why a running build is stopped from outside, as its abort reason: `release` gives it back to the queue (its worker
+ * is stopping; another takes it), `interrupt` records it interrupted (its Image was deleted), `lost` writes nothing
+ * (its lease lapsed, so the record is no longer this worker's to write).
+ */
+export class StopBuild {
+  constructor(
+    readonly how: 'release' | 'interrupt' | 'lost',
+    readonly why: string,
+  ) {}
+
+  toString(): string {
+    return this.why;
+  }
+}
+
+/** How a build ended for the worker that ran it: its record's status, or `released`/`lost` when the record is not its to finish. */
+export type Outcome = 'succeeded' | 'failed' | 'interrupted' | 'released' | 'lost';
 
 /**
  * Runs a claimed build to its end and records the outcome: succeeded with the image and the buildpacks used, failed
- * with one line of why, or interrupted when `signal` stopped it. A rebase that fails falls back to a full build, so a
- * run image the old app cannot sit on still reaches the image. Never throws.
+ * with one line of why, interrupted, or given back to the queue, as `signal`'s StopBuild says. A rebase that fails
+ * falls back to a full build, so a run image the old app cannot sit on still reaches the image. Every write is fenced
+ * on this worker still holding the build: a worker that lost it (a lapsed lease) cannot overwrite the record another
+ * worker now keeps. Never throws.
  */
-export async function executeBuild(ctx: WorkerContext, b: BuildRecord, signal: AbortSignal): Promise<BuildRecord['status']> {
-  const log = new BuildLog(ctx.store, b, ctx.maxLogBytes);
+export async function executeBuild(ctx: WorkerContext, b: BuildRecord, signal: AbortSignal): Promise<Outcome> {
+  const log = new BuildLog(ctx.store, b, ctx.worker, await ctx.store.nextLogSeq(b).catch(() => 0), ctx.maxLogBytes);
   const changes = b.changes.map((c) => `${c.reason} ${short(c.old)} → ${short(c.new)}`).join('; ');
-  log.line(`===> ${b.kind === 'rebase' ? 'REBASE' : 'BUILD'} #${b.number} of ${b.namespace}/${b.image} (${b.reasons}): ${changes}`);
+  const attempt = b.attempts > 1 ? ` (attempt ${b.attempts}, on ${ctx.worker})` : '';
+  log.line(`===> ${b.kind === 'rebase' ? 'REBASE' : 'BUILD'} #${b.number} of ${b.namespace}/${b.image} (${b.reasons})${attempt}: ${changes}`);
   const minutes = b.inputs.settings?.timeoutMinutes;
   const timeout = minutes ? AbortSignal.timeout(minutes * 60_000) : undefined;
   const both = timeout ? AbortSignal.any([signal, timeout]) : signal;
-  let status: BuildRecord['status'];
+  let outcome: Outcome;
   let kind = b.kind;
   try {
     const creds = await buildCredentials(ctx.store, b.namespace, b.inputs);
@@ -345,20 +378,31 @@ export async function executeBuild(ctx: WorkerContext, b: BuildRecord, signal: A
     if (creds.signing.length) result = { ...result, signatures: await signResult(result, creds, store, b.inputs.settings?.cosignAnnotations, log) };
     log.line(`===> SUCCEEDED: ${result.image}`);
     await log.flush();
-    await ctx.store.finish(b, 'succeeded', { result, kind });
-    status = 'succeeded';
+    outcome = (await ctx.store.finish(b, ctx.worker, 'succeeded', { result, kind })) ? 'succeeded' : 'lost';
   } catch (err) {
     const timedOut = timeout?.aborted && !signal.aborted;
-    const message = timedOut ? `timed out after ${minutes} minute(s) (spec.build.buildTimeout)` : log.redactor.redact(signal.aborted ? String(signal.reason ?? errorMessage(err)) : errorMessage(err));
-    const interrupted = signal.aborted && !timedOut;
-    log.line(`===> ${interrupted ? 'INTERRUPTED' : 'FAILED'}: ${message}`);
-    await log.flush();
-    status = interrupted ? 'interrupted' : 'failed';
-    await ctx.store.finish(b, status, { message, kind });
+    const stop = signal.aborted && !timedOut ? (signal.reason instanceof StopBuild ? signal.reason : new StopBuild('interrupt', String(signal.reason ?? errorMessage(err)))) : undefined;
+    const message = timedOut ? `timed out after ${minutes} minute(s) (spec.build.buildTimeout)` : log.redactor.redact(stop ? stop.why : errorMessage(err));
+    if (stop?.how === 'lost') {
+      outcome = 'lost';
+    } else if (stop?.how === 'release') {
+      log.line(`===> RELEASED: ${message}; another worker takes it`);
+      await log.flush();
+      outcome = (await ctx.store.release(b, ctx.worker)) ? 'released' : 'lost';
+    } else {
+      log.line(`===> ${stop ? 'INTERRUPTED' : 'FAILED'}: ${message}`);
+      await log.flush();
+      const status = stop ? 'interrupted' : 'failed';
+      const kept = await ctx.store.finish(b, ctx.worker, status, { message, kind });
+      // A deleted Image's record is gone with it: still an interruption, as far as its worker goes.
+      outcome = kept || stop ? status : 'lost';
+    }
   }
-  const s = b.inputs.settings;
-  ctx.pruned = (ctx.pruned ?? 0) + (await ctx.store.pruneHistory(b, s?.successBuildHistoryLimit ?? 10, s?.failedBuildHistoryLimit ?? 10));
-  return status;
+  if (outcome !== 'lost' && outcome !== 'released') {
+    const s = b.inputs.settings;
+    ctx.pruned = (ctx.pruned ?? 0) + (await ctx.store.pruneHistory(b, s?.successBuildHistoryLimit ?? 10, s?.failedBuildHistoryLimit ?? 10));
+  }
+  return outcome;
 }
 
 function short(v: unknown): string {

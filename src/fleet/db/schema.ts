@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Generated, type Kysely } from 'kysely';
 import type { Migration } from 'kysely/migration';
 
 /**
@@ -41,6 +41,10 @@ export interface BuildsTable {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** While running: until when the worker's claim holds; a worker renews it, a lapsed one goes back to the queue. */
+  lease_until: string | null;
+  /** How many times a worker took it (a lost worker's build is taken again). */
+  attempts: Generated<number>;
 }
 
 export interface BuildLogsTable {
@@ -52,10 +56,29 @@ export interface BuildLogsTable {
   text: string;
 }
 
+/** Facts about the fleet itself, such as which key its Secrets are sealed with (a keyed digest of it). */
+export interface FleetMetaTable {
+  key: string;
+  value: string;
+}
+
+/** Every worker process that has run builds: for listings; nothing depends on a row being here. */
+export interface WorkersTable {
+  name: string;
+  started_at: string;
+  seen_at: string;
+  /** JSON: its slots, `{ builds, rebases }`. */
+  slots: string;
+  /** The controller's role: 1 while this process holds it. */
+  controller: number;
+}
+
 export interface FleetTables {
   resources: ResourcesTable;
   builds: BuildsTable;
   build_logs: BuildLogsTable;
+  fleet_meta: FleetMetaTable;
+  workers: WorkersTable;
 }
 
 // Migrations are named in order and never edited once released: a database records which ones it has run.
@@ -114,6 +137,26 @@ export const MIGRATIONS: Record<string, Migration> = {
         .addColumn('seq', 'integer', (c) => c.notNull())
         .addColumn('text', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('build_logs_pk', ['owner_kind', 'namespace', 'image', 'number', 'seq'])
+        .execute();
+    },
+  },
+  '0002-leases-meta-workers': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('builds').addColumn('lease_until', 'text').execute();
+      await db.schema.alterTable('builds').addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.createIndex('builds_worker').on('builds').columns(['worker', 'status']).execute();
+      await db.schema
+        .createTable('fleet_meta')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('workers')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('seen_at', 'text', (c) => c.notNull())
+        .addColumn('slots', 'text', (c) => c.notNull())
+        .addColumn('controller', 'integer', (c) => c.notNull().defaultTo(0))
         .execute();
     },
   },
