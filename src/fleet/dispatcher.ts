@@ -138,7 +138,7 @@ export class Dispatcher {
       await this.store.saveWorker({ name: this.name, slots: { builds: this.o.buildConcurrency, rebases: this.o.rebaseConcurrency }, controller: this.o.isController?.() ?? false });
       await this.store.dropStaleWorkers(this.o.leaseMs * 10);
       const back = await this.store.requeueExpired();
-      for (const b of back) this.o.log(`${b.namespace}/${b.image}#${b.number}: ${b.status === 'failed' ? b.message : `its worker ${b.worker ?? ''} lost its lease; back in the queue (attempt ${b.attempts} done)`}`);
+      for (const b of back) this.o.log(`${b.namespace}/${b.image}#${b.number}: ${b.status === 'failed' ? b.message : `its worker ${b.lostBy} lost its lease; back in the queue (attempt ${b.attempts} done)`}`);
       if (back.some((b) => b.status === 'pending')) await this.store.wake({ type: 'builds' });
     } catch (err) {
       this.o.log(`heartbeat: ${errorMessage(err)}`);

@@ -470,18 +470,22 @@ export class FleetStore {
    * Running builds whose lease lapsed (their worker died, hung or lost the database) go back to the queue with their
    * attempts kept, or fail once they have had MAX_ATTEMPTS. Any process may run this: the update decides.
    */
-  async requeueExpired(): Promise<BuildRecord[]> {
-    const lapsed = (eb: ExpressionBuilder<FleetTables, 'builds'>) => eb.and([eb('status', '=', 'running'), eb('lease_until', '<', this.fdb.timeIn(0))]);
+  async requeueExpired(): Promise<(BuildRecord & { lostBy: string })[]> {
     return this.db.transaction().execute(async (tx) => {
-      const failed = await tx
-        .updateTable('builds')
-        .set({ status: 'failed', finished_at: now(), lease_until: null, message: `its worker was lost ${MAX_ATTEMPTS} times; not tried again` })
-        .where(lapsed)
-        .where('attempts', '>=', MAX_ATTEMPTS)
-        .returningAll()
-        .execute();
-      const back = await tx.updateTable('builds').set({ status: 'pending', worker: null, lease_until: null, started_at: null }).where(lapsed).returningAll().execute();
-      return [...failed, ...back].map(toBuild);
+      let q = tx.selectFrom('builds').selectAll().where('status', '=', 'running').where('lease_until', '<', this.fdb.timeIn(0));
+      if (this.fdb.dialect === 'postgres') q = q.forUpdate().skipLocked();
+      const out: (BuildRecord & { lostBy: string })[] = [];
+      for (const r of await q.execute()) {
+        const spent = Number(r.attempts) >= MAX_ATTEMPTS;
+        const row = await tx
+          .updateTable('builds')
+          .set(spent ? { status: 'failed', finished_at: now(), lease_until: null, message: `its worker was lost ${MAX_ATTEMPTS} times; not tried again` } : { status: 'pending', worker: null, lease_until: null, started_at: null })
+          .where(this.mine(toBuild(r), r.worker ?? ''))
+          .returningAll()
+          .executeTakeFirst();
+        if (row) out.push({ ...toBuild(row), lostBy: r.worker ?? '' });
+      }
+      return out;
     });
   }
 
