@@ -133,6 +133,21 @@ export function registerFleetViews(fleet: Command): void {
     });
 
   fleet
+    .command('export')
+    .description('write the whole fleet as kpack resources (kubectl apply -f takes them; so does strata fleet apply -f); Secrets are named, never written')
+    .option('--kpack', 'kpack.io/v1alpha2 YAML (the one format)')
+    .option('-f, --filename <file>', 'write here instead of stdout (replaced whole, never half-written)')
+    .action(async (o: { kpack?: boolean; filename?: string }) => {
+      if (!o.kpack) throw new StrataError('say which format to export: --kpack (kpack.io/v1alpha2 YAML)');
+      const { kpackExport } = await import('../fleet/documents.js');
+      const { stringify } = await import('yaml');
+      const text = await withFleet(async (f) => kpackExport((await f.resources()).map((v) => v.resource), (d) => stringify(d, { lineWidth: 0 })));
+      if (!o.filename) return void process.stdout.write(text);
+      const { writeFileAtomic } = await import('../oci/fsutil.js');
+      await writeFileAtomic(o.filename, text);
+    });
+
+  fleet
     .command('workers')
     .description('the worker processes of the fleet on every machine: their slots, the builds they hold, the controller')
     .option('-o, --output <format>', 'human or json', 'human')

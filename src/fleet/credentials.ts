@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StrataError } from '../oci/errors.js';
-import { authKeyHost, type Credential } from '../oci/registry/credentials.js';
+import { authKeyHost, dockerConfigLogins, type Credential } from '../oci/registry/credentials.js';
 import type { RegistryLogins } from '../oci/target.js';
 import { canonical } from './canonical.js';
 import type { AccountRef, SecretSpec } from './resources.js';
@@ -74,12 +74,7 @@ export function credentialsFrom(secrets: SecretWithValues[]): Credentials {
       if (a['kpack.io/git']) out.git.push({ prefix: a['kpack.io/git'], secret: where, auth: { kind: 'ssh', privateKey: v['ssh-privatekey'] ?? '', ...(v.known_hosts ? { knownHosts: v.known_hosts } : {}) } });
     } else if (s.spec.type === 'kubernetes.io/dockerconfigjson' || s.spec.type === 'kubernetes.io/dockercfg') {
       const text = v['.dockerconfigjson'] ?? v['.dockercfg'] ?? '{}';
-      const parsed = JSON.parse(text) as { auths?: Record<string, DockerAuth> } & Record<string, DockerAuth>;
-      const auths = s.spec.type === 'kubernetes.io/dockerconfigjson' ? (parsed.auths ?? {}) : parsed;
-      for (const [key, entry] of Object.entries(auths)) {
-        const c = dockerAuth(entry, `${where}: ${key}`);
-        if (c) out.registries.push({ registry: authKeyHost(key), secret: where, credential: c });
-      }
+      for (const l of dockerConfigLogins(text, s.spec.type === 'kubernetes.io/dockercfg', where)) out.registries.push({ ...l, secret: where });
     } else if (a['kpack.io/blob']) {
       const header = v.authorization ?? (v.bearer ? `Bearer ${v.bearer}` : v.username !== undefined ? `Basic ${Buffer.from(`${v.username}:${v.password ?? ''}`).toString('base64')}` : undefined);
       if (!header) throw new StrataError(`${where}: a kpack.io/blob Secret needs username and password, bearer, or authorization`);
@@ -97,25 +92,6 @@ export function credentialsFrom(secrets: SecretWithValues[]): Credentials {
     }
   }
   return out;
-}
-
-interface DockerAuth {
-  auth?: string;
-  username?: string;
-  password?: string;
-  identitytoken?: string;
-}
-
-function dockerAuth(e: DockerAuth, where: string): Credential | undefined {
-  if (e.identitytoken) return { kind: 'identity-token', token: e.identitytoken };
-  if (e.auth) {
-    const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) throw new StrataError(`${where}: auth is not base64 of "user:password"`);
-    return { kind: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-  }
-  if (e.username !== undefined) return { kind: 'basic', username: e.username, password: e.password ?? '' };
-  return undefined;
 }
 
 /** The registry logins as the image clients take them; a registry no Secret names is reached anonymously. */

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { StrataError, errorMessage } from '../oci/errors.js';
-import { platformApi, type ApiVersion } from '../spec/api.js';
+import { LATEST_PLATFORM_API, platformApi, type ApiVersion } from '../spec/api.js';
 import { Exit } from '../spec/exit.js';
 import { analyzer } from './commands/analyzer.js';
 import { builder } from './commands/builder.js';
@@ -8,6 +8,7 @@ import type { Phase } from './commands/common.js';
 import { creator } from './commands/creator.js';
 import { detector } from './commands/detector.js';
 import { exporter } from './commands/exporter.js';
+import { kpackRebase } from './commands/kpack-rebase.js';
 import { rebaser } from './commands/rebaser.js';
 import { restorer } from './commands/restorer.js';
 import { phaseError } from './exit.js';
@@ -19,7 +20,8 @@ import { createLogger, parseLogLevel, type Logger } from './log.js';
  * CNB_PLATFORM_API is checked first, flags are read flag > env > default, and failures exit with the phase's code.
  */
 
-const PHASES: Record<string, Phase> = { analyzer, detector, restorer, builder, exporter, creator, rebaser };
+// `rebase` is kpack's rebase container (`/cnb/process/rebase`), so strata's lifecycle image can stand in for kpack's.
+const PHASES: Record<string, Phase> = { analyzer, detector, restorer, builder, exporter, creator, rebaser, rebase: kpackRebase };
 
 export const PHASE_NAMES = Object.keys(PHASES);
 
@@ -41,7 +43,7 @@ export async function runPhase(name: string, argv: string[], env: NodeJS.Process
   if (!phase) return fail(new StrataError(`unknown phase "${name}"; phases: ${PHASE_NAMES.join(', ')}`, Exit.InvalidArgs), Exit.InvalidArgs);
   let api: ApiVersion;
   try {
-    api = platformApi(env.CNB_PLATFORM_API);
+    api = platformApi(phase.ownApi ? (env.CNB_PLATFORM_API ?? LATEST_PLATFORM_API) : env.CNB_PLATFORM_API);
   } catch (err) {
     return fail(err, Exit.PlatformApi);
   }

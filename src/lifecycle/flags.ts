@@ -56,7 +56,8 @@ export function parseFlags(phase: string, argv: string[], defs: FlagDef[], env: 
       value = argv[++i];
       if (value === undefined) throw argsError(`flag -${name} needs a value`);
     }
-    if (def.kind === 'list') given.set(def.name, [...((given.get(def.name) as string[] | undefined) ?? []), value]);
+    // `-tag=` adds nothing: platforms template flags (Tekton's `-tag=$(params.TAGS)`) and leave some empty.
+    if (def.kind === 'list') given.set(def.name, [...((given.get(def.name) as string[] | undefined) ?? []), ...(value ? [value] : [])]);
     else given.set(def.name, value);
   }
   const positional = argv.slice(i);

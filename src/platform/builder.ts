@@ -94,22 +94,35 @@ async function checkRunImage(config: BuilderConfig, build: ResolvedImage, option
 }
 
 /**
- * strata's lifecycle as a lifecycle image (what kpack's ClusterLifecycle names): one layer with `/cnb/lifecycle`, and
- * the `io.buildpacks.lifecycle.version` and `.apis` labels kpack and pack read. A builder made with it carries the
- * same lifecycle as one made without.
+ * strata's lifecycle as a lifecycle image (what kpack's ClusterLifecycle names): one layer with `/cnb/lifecycle`, one
+ * with `/cnb/process/rebase` (kpack's rebase container command, so an image carrying this lifecycle and a libc can be
+ * kpack's rebase image), and the labels kpack reads: `io.buildpacks.lifecycle.apis`, and the lifecycle's version and
+ * APIs in `io.buildpacks.builder.metadata`, as the reference lifecycle image has them. A builder made with it carries
+ * the same lifecycle as one made without.
  */
 export async function createLifecycleImage(openOutput: () => Promise<{ store: ImageStore; tag: string }>): Promise<{ digest: Digest; version: string }> {
   const work = await mkdtemp(join(tmpdir(), 'strata-lifecycle-image-'));
   try {
-    const path = join(work, 'lifecycle.tar.gz');
-    const info = await writeLayerFile(lifecycleEntries(), path, { mtime: NORMALISED_MTIME });
     const output = await openOutput();
-    const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
-    await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
+    const layers = [];
+    const rebaseEntry = async function* (): AsyncGenerator<LayerEntry> {
+      yield { type: 'directory', path: 'cnb', mode: 0o755, uid: 0, gid: 0 };
+      yield { type: 'directory', path: 'cnb/process', mode: 0o755, uid: 0, gid: 0 };
+      yield { type: 'symlink', path: 'cnb/process/rebase', target: '../lifecycle/strata/bin/lifecycle', uid: 0, gid: 0 };
+    };
+    for (const [file, entries, what] of [['lifecycle.tar.gz', lifecycleEntries(), `Lifecycle: strata ${VERSION}`], ['rebase.tar.gz', rebaseEntry(), "kpack's rebase command"]] as const) {
+      const path = join(work, file);
+      const info = await writeLayerFile(entries, path, { mtime: NORMALISED_MTIME });
+      const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+      await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
+      layers.push({ descriptor, diffID: info.diffID, history: { created_by: what } });
+    }
     const base = emptyConfig(hostPlatform(), NORMALISED_MTIME);
-    const { config, manifest } = appendLayers(base, emptyManifest(), [{ descriptor, diffID: info.diffID, history: { created_by: `Lifecycle: strata ${VERSION}` } }]);
-    const labelled = { ...config, config: { Labels: { [LABEL_LIFECYCLE_VERSION]: VERSION, [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS) } } };
-    const { digest } = await writeImage(output.store, labelled, manifest, output.tag);
+    const { config, manifest } = appendLayers(base, emptyManifest(), layers);
+    const lifecycleDescriptor = { lifecycle: { version: VERSION }, api: { buildpack: APIS.buildpack.supported.at(-1), platform: APIS.platform.supported.at(-1) }, apis: APIS };
+    const labels = { [LABEL_LIFECYCLE_VERSION]: VERSION, [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS), [LABEL_BUILDER]: JSON.stringify(lifecycleDescriptor) };
+    // A user that is not root: kpack's rebase pod runs with runAsNonRoot, and this image can be its rebase image.
+    const { digest } = await writeImage(output.store, { ...config, config: { User: '65532:65532', Labels: labels } }, manifest, output.tag);
     return { digest, version: VERSION };
   } finally {
     await rm(work, { recursive: true, force: true });

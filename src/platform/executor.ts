@@ -26,6 +26,8 @@ export interface SandboxRun {
   network: 'host' | 'none';
   /** Caps for everything the program starts (default: `DEFAULT_LIMITS`). */
   limits?: SandboxLimits;
+  /** Where its stdout and stderr go; default: ours. */
+  output?: (chunk: Buffer) => void;
 }
 
 /** What one sandboxed run may use: a fork bomb or a runaway build stops at these, not at the host's limits. */
@@ -102,7 +104,8 @@ export class RuncExecutor implements Executor {
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
     try {
       return await new Promise<number>((resolve, reject) => {
-        const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', 'inherit', 'inherit'] });
+        const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
+        if (spec.output) for (const out of [child.stdout!, child.stderr!]) out.on('data', spec.output);
         // Ctrl-C and SIGTERM reach the sandboxed program (runc passes them on). A program running as PID 1 of its
         // namespace ignores signals it has no handler for, so after a grace period the container is killed.
         let killer: NodeJS.Timeout | undefined;

@@ -217,7 +217,7 @@ test('a run-image push rebases all 30 images, the three workers sharing the reba
   assert.equal(psql(s.url, "select count(*) from builds where status in ('pending', 'running')"), '0');
 });
 
-test('fleet migrate copies a populated embedded fleet to a server whole: resources, sealed Secrets, builds, logs', { timeout: 300_000 }, async () => {
+test('fleet migrate copies a populated embedded fleet to a server whole (resources, sealed Secrets, builds, logs); fleet export --kpack round-trips it', { timeout: 300_000 }, async () => {
   await ready();
   const home = { ...s.w.env, STRATA_HOME: join(s.root, 'machines', 'old-laptop'), STRATA_FLEET_DATABASE: '' };
   const yaml = `${s.w.yaml([{ name: 'solo', repo: `file://${join(s.root, 'git', 'app-3')}` }])}---
@@ -244,4 +244,18 @@ stringData: {token: planted-migrate-value-71}
   const again = await run(STRATA, ['fleet', 'migrate', '--to', target], { env: home });
   assert.equal(again.code, 1);
   assert.match(again.stderr, /already holds a fleet; nothing was copied/);
+
+  // And on to Kubernetes: the export applies to a fresh fleet (with its Secret from where it is kept) as the same fleet.
+  const exported = await show(there, ['fleet', 'export', '--kpack']);
+  assert.match(exported, /# +Secret default\/creds \(Opaque: token\)/);
+  assert.ok(!exported.includes('planted-migrate-value-71'));
+  await writeFile(join(s.root, 'export.yaml'), exported);
+  await writeFile(join(s.root, 'creds.yaml'), 'apiVersion: v1\nkind: Secret\nmetadata: {name: creds}\nstringData: {token: planted-migrate-value-71}\n');
+  const fresh = { ...home, STRATA_HOME: join(s.root, 'machines', 'fresh') };
+  for (const f of ['creds.yaml', 'export.yaml']) {
+    const r = await run(STRATA, ['fleet', 'apply', '-f', join(s.root, f)], { env: fresh });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.equal(await show(fresh, ['fleet', 'export', '--kpack']), exported);
+  assert.equal(await show(fresh, ['fleet', 'secrets']), await show(there, ['fleet', 'secrets']), 'the same Secret');
 });

@@ -28,6 +28,8 @@ export interface Phase {
   /** Takes image names as positional arguments (analyzer, exporter, creator, rebaser); the rest take none. */
   images?: boolean;
   errorCode: number;
+  /** A command outside the Platform API (kpack's rebase) runs without CNB_PLATFORM_API, as the latest. */
+  ownApi?: boolean;
   run(v: FlagValues, ctx: PhaseContext): Promise<void>;
 }
 

@@ -132,14 +132,41 @@ export async function lookupCredential(registry: string, env: NodeJS.ProcessEnv 
   }
   for (const [key, entry] of Object.entries(config.auths ?? {})) {
     if (authKeyHost(key) !== registry) continue;
-    if (entry.identitytoken) return { kind: 'identity-token', token: entry.identitytoken };
-    if (entry.auth) {
-      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-      const colon = decoded.indexOf(':');
-      if (colon < 0) throw new StrataError(`${path}: the auth entry for ${key} is not base64 of "user:password"`);
-      return { kind: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-    }
-    if (entry.username !== undefined && entry.password !== undefined) return { kind: 'basic', username: entry.username, password: entry.password };
+    const c = authEntryCredential(entry, `${path}: the auth entry for ${key}`);
+    if (c) return c;
   }
   return undefined;
+}
+
+/** One `auths` entry of a Docker config: an identity token, base64 `user:password`, or a username and password. */
+export function authEntryCredential(e: { auth?: string; username?: string; password?: string; identitytoken?: string }, where: string): Credential | undefined {
+  if (e.identitytoken) return { kind: 'identity-token', token: e.identitytoken };
+  if (e.auth) {
+    const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) throw new StrataError(`${where} is not base64 of "user:password"`);
+    return { kind: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  }
+  if (e.username !== undefined) return { kind: 'basic', username: e.username, password: e.password ?? '' };
+  return undefined;
+}
+
+/**
+ * The logins a Docker config's text gives, per registry: `{"auths": {...}}` (config.json, a dockerconfigjson
+ * Secret) or, `legacy`, the bare map of a `.dockercfg`.
+ */
+export function dockerConfigLogins(text: string, legacy: boolean, where: string): { registry: string; credential: Credential }[] {
+  let parsed: DockerConfigFile & Record<string, unknown>;
+  try {
+    parsed = JSON.parse(text) as DockerConfigFile & Record<string, unknown>;
+  } catch {
+    throw new StrataError(`${where}: not JSON (the contents of a Docker config file)`);
+  }
+  const auths = (legacy ? parsed : (parsed.auths ?? {})) as Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  const out: { registry: string; credential: Credential }[] = [];
+  for (const [key, entry] of Object.entries(auths)) {
+    const c = authEntryCredential(entry, `${where}: ${key}`);
+    if (c) out.push({ registry: authKeyHost(key), credential: c });
+  }
+  return out;
 }
