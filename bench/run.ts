@@ -9,6 +9,7 @@ import { treeEntries, writeLayerFile } from '../src/oci/layer.js';
 import { lifecycleBench } from './lifecycle.js';
 import { fleetBench } from './fleet.js';
 import { fleetListBench } from './fleetlist.js';
+import { fleetMachinesBench } from './fleetpg.js';
 import { userBench } from './user.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -71,7 +72,7 @@ async function time(fn: () => Promise<void> | void): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** BENCH_ONLY=layer,lifecycle,user,fleet-list,fleet runs only those parts (default: all). */
+/** BENCH_ONLY=layer,lifecycle,user,fleet-list,fleet,fleet-pg runs only those parts (default: all). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 const wanted = (part: string): boolean => !ONLY.size || ONLY.has(part);
 
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
   if (wanted('layer') || wanted('lifecycle') || wanted('user')) await layerBench(base);
   if (wanted('fleet-list')) await fleetListBench(RUNS);
   if (wanted('fleet')) await fleetBench();
+  if (wanted('fleet-pg')) await fleetMachinesBench();
 }
 
 async function layerBench(base: string): Promise<void> {

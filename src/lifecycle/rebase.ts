@@ -1,6 +1,7 @@
 import { envValue, type HistoryEntry, type ImageConfig } from '../oci/config.js';
 import { copyBlob } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
+import type { ImageStore } from '../oci/store.js';
 import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { writeImage } from '../oci/mutate.js';
@@ -66,6 +67,12 @@ function splitHistory(history: HistoryEntry[], n: number): HistoryEntry[] {
   return [];
 }
 
+function sameRepository(a: ImageStore, b: ImageStore): boolean {
+  const x = a.mountHint?.();
+  const y = b.mountHint?.();
+  return x !== undefined && y !== undefined && x.registry === y.registry && x.repository === y.repository;
+}
+
 /**
  * Swaps the run-image layers under an app image for a new run image's (spec §11): only manifests and configs are
  * read, and only a config and a manifest are written — the app's own layers stay where they are, and the new base's
@@ -126,7 +133,8 @@ export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
   let manifestSize = 0;
   for (const out of inputs.outputs) {
     for (const d of newRun.manifest.manifest.layers) await copyBlob(newRun.store, out.store, d);
-    for (const d of upperLayers) await copyBlob(app.store, out.store, d);
+    // Written back into the app's own repository, its layers are there already: the app's manifest names them.
+    if (!sameRepository(app.store, out.store)) for (const d of upperLayers) await copyBlob(app.store, out.store, d);
     const w = await writeImage(out.store, config, manifest, out.tag);
     digest = w.digest;
     manifestSize = w.manifestBytes.length;

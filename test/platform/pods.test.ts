@@ -10,7 +10,7 @@ import { RegistryClient } from '../../src/oci/registry/client.js';
 import { RuncExecutor } from '../../src/platform/executor.js';
 import { writeBuildpack } from '../harness/buildpacks.js';
 import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
-import { kpackBuildPod, kpackPrepare, kpackRebasePod, negotiatePlatformApi, reportDigest, runPod, tektonBuildpacksPhases, unpackImage } from '../harness/pods.js';
+import { kpackBuildPod, kpackPrepare, kpackRebasePod, negotiatePlatformApi, reportDigest, runPod, tektonBuildpacksPhases, unpackImage, type PodRun, type PodStep } from '../harness/pods.js';
 import { runOk } from '../harness/proc.js';
 import { STRATA } from '../harness/probe.js';
 import { registryFixture } from '../harness/registry.js';
@@ -70,6 +70,11 @@ async function pushRun(images: string, client: RegistryClient, tools: Awaited<Re
   return img.digest;
 }
 
+/** A pod's steps over the builder's rootfs, as its build user. */
+function onBuilder(w: World, steps: PodStep[], dir: string, host: PodRun['host']): Promise<string> {
+  return runPod(steps, { dir, rootfs: { builder: w.builderRootfs }, uid: UID, gid: UID, imageEnv: w.builderEnv, host });
+}
+
 async function inspect(ref: string): Promise<{ Digest: string; Layers: string[]; Labels: Record<string, string> }> {
   return JSON.parse(await runOk('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])) as { Digest: string; Layers: string[]; Labels: Record<string, string> };
 }
@@ -96,15 +101,8 @@ test("kpack's build pod over a strata builder: Platform API negotiated as kpack 
   const dir = join(fx.work, 'kpack-build');
   const steps = kpackBuildPod({ tags: [`${w.reg}/apps/kp`, `${w.reg}/apps/kp:b1`], runImage, platformApi: api, env: [{ name: 'BP_GREETING', value: 'hi' }], volumeCache: true });
   assert.deepEqual(steps.map((s) => s.name), ['prepare', 'analyze', 'detect', 'restore', 'build', 'export', 'completion']);
-  const out = await runPod(steps, {
-    dir,
-    rootfs: { builder: w.builderRootfs },
-    uid: UID,
-    gid: UID,
-    imageEnv: w.builderEnv,
-    host: async (s, volume) => {
-      if (s.name === 'prepare') await kpackPrepare(s, volume, w.app, UID, UID);
-    },
+  const out = await onBuilder(w, steps, dir, async (s, volume) => {
+    if (s.name === 'prepare') await kpackPrepare(s, volume, w.app, UID, UID);
   });
   const digest = await reportDigest(join(dir, 'volumes', 'report-dir', 'report.toml'));
   const pushed = await inspect(`${w.reg}/apps/kp`);
@@ -164,30 +162,23 @@ test("the Tekton catalog's buildpacks-phases task (Platform API 0.13) over a str
   const api = negotiatePlatformApi(w.supported, ['0.13']);
   const dir = join(fx.work, 'tekton');
   const steps = tektonBuildpacksPhases({ appImage: `${w.reg}/apps/tk`, platformApi: api, uid: UID, gid: UID, envVars: ['BP_GREETING=tekton'], cacheWorkspace: true });
-  const out = await runPod(steps, {
-    dir,
-    rootfs: { builder: w.builderRootfs },
-    uid: UID,
-    gid: UID,
-    imageEnv: w.builderEnv,
-    host: async (s, volume) => {
-      if (s.name === 'get-labels-and-env') {
-        // The step reads the builder's labels and fails without a registry credentials file in $HOME.
-        await mkdir(join(volume('tekton-home-dir'), '.docker'), { recursive: true });
-        await writeFile(join(volume('tekton-home-dir'), '.docker', 'config.json'), '{"auths":{}}');
-        assert.ok(w.supported.includes(api));
-      } else if (s.name === 'prepare') {
-        // git-clone filled the source workspace before the task; prepare hands the volumes to the build user.
-        await cp(w.app, volume('source'), { recursive: true });
-        const envDir = join(volume('platform-dir'), 'env');
-        await mkdir(envDir, { recursive: true });
-        for (const e of s.args.slice(1)) {
-          const [k, v] = e.split('=', 2);
-          if (k && v) await writeFile(join(envDir, k), v);
-        }
-        for (const v of ['tekton-home-dir', 'layers-dir', 'source', 'cache']) await runOk('chown', ['-R', `${UID}:${UID}`, volume(v)]);
+  const out = await onBuilder(w, steps, dir, async (s, volume) => {
+    if (s.name === 'get-labels-and-env') {
+      // The step reads the builder's labels and fails without a registry credentials file in $HOME.
+      await mkdir(join(volume('tekton-home-dir'), '.docker'), { recursive: true });
+      await writeFile(join(volume('tekton-home-dir'), '.docker', 'config.json'), '{"auths":{}}');
+      assert.ok(w.supported.includes(api));
+    } else if (s.name === 'prepare') {
+      // git-clone filled the source workspace before the task; prepare hands the volumes to the build user.
+      await cp(w.app, volume('source'), { recursive: true });
+      const envDir = join(volume('platform-dir'), 'env');
+      await mkdir(envDir, { recursive: true });
+      for (const e of s.args.slice(1)) {
+        const [k, v] = e.split('=', 2);
+        if (k && v) await writeFile(join(envDir, k), v);
       }
-    },
+      for (const v of ['tekton-home-dir', 'layers-dir', 'source', 'cache']) await runOk('chown', ['-R', `${UID}:${UID}`, volume(v)]);
+    }
   });
   const digest = await reportDigest(join(dir, 'volumes', 'layers-dir', 'report.toml'));
   assert.equal((await inspect(`${w.reg}/apps/tk`)).Digest, digest, out);

@@ -304,10 +304,11 @@ export class RegistryRepository implements ImageStore {
   }
 
   async putBlob(desc: Descriptor, open: BlobOpener, mount?: MountHint): Promise<'uploaded' | 'mounted' | 'exists'> {
-    if (await this.hasBlob(desc.digest)) return 'exists';
+    const canMount = mount && mount.registry === this.client.registry && mount.repository !== this.repository;
+    // A mount answers for a blob already here as well, so it needs no HEAD first: one request where there were two.
+    if (!canMount && (await this.hasBlob(desc.digest))) return 'exists';
     const scope = pushScope(this.repository);
     let location: URL | undefined;
-    const canMount = mount && mount.registry === this.client.registry && mount.repository !== this.repository;
     if (canMount) {
       const q = new URLSearchParams({ mount: desc.digest, from: mount.repository });
       const res = await this.client.request({ method: 'POST', path: this.path(`blobs/uploads/?${q}`), headers: { 'Content-Length': '0' } }, `${scope} repository:${mount.repository}:pull`);
