@@ -135,7 +135,8 @@ export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
     for (const d of newRun.manifest.manifest.layers) await copyBlob(newRun.store, out.store, d);
     // Written back into the app's own repository, its layers are there already: the app's manifest names them.
     if (!sameRepository(app.store, out.store)) for (const d of upperLayers) await copyBlob(app.store, out.store, d);
-    const w = await writeImage(out.store, config, manifest, out.tag);
+    // The config is this rebase's own: no registry has it unless this very rebase ran before.
+    const w = await writeImage(out.store, config, manifest, out.tag, true);
     digest = w.digest;
     manifestSize = w.manifestBytes.length;
     tags.push(out.name);

@@ -58,14 +58,15 @@ export function unifyMediaTypes(manifest: ImageManifest): ImageManifest {
 
 /**
  * Writes config then manifest (layers must already be in the store). The media types follow the manifest kind, so a
- * Docker base stays a Docker image and an OCI base an OCI image, whatever names the layers came with.
+ * Docker base stays a Docker image and an OCI base an OCI image, whatever names the layers came with. `freshConfig`
+ * says the config is new (a rebase's), so no request asks whether the store has it.
  */
-export async function writeImage(store: ImageStore, config: ImageConfig, anyManifest: ImageManifest, tag: string | undefined): Promise<{ digest: Digest; manifestBytes: Buffer; configDigest: Digest }> {
+export async function writeImage(store: ImageStore, config: ImageConfig, anyManifest: ImageManifest, tag: string | undefined, freshConfig = false): Promise<{ digest: Digest; manifestBytes: Buffer; configDigest: Digest }> {
   const manifest = unifyMediaTypes(anyManifest);
   const docker = manifest.mediaType === MediaType.DockerManifest;
   const configBytes = encodeJson(config);
   const configDesc: Descriptor = { mediaType: docker ? MediaType.DockerConfig : MediaType.OciConfig, digest: sha256(configBytes), size: configBytes.length };
-  await store.putBlob(configDesc, async () => Readable.from([configBytes]));
+  await store.putBlob(configDesc, async () => Readable.from([configBytes]), undefined, freshConfig);
   const out: ImageManifest = { ...manifest, config: configDesc };
   const manifestBytes = encodeJson(out);
   const digest = await store.putManifest(manifestBytes, out.mediaType ?? MediaType.OciManifest, tag);

@@ -28,7 +28,8 @@ export interface ImageStore {
   getBlobBytes(desc: Descriptor): Promise<Buffer>;
   hasBlob(digest: Digest): Promise<boolean>;
   /** Stores a blob whose digest and size are known up front. */
-  putBlob(desc: Descriptor, open: BlobOpener, mount?: MountHint): Promise<'uploaded' | 'mounted' | 'exists'>;
+  /** `fresh`: the blob is new (a rebase's config), so a registry is not asked first whether it has it. */
+  putBlob(desc: Descriptor, open: BlobOpener, mount?: MountHint, fresh?: boolean): Promise<'uploaded' | 'mounted' | 'exists'>;
   /** Stores a manifest; with a tag, points the tag at it, without one it is stored by digest only (an index's
    * children). Always the last write of an image. */
   putManifest(bytes: Buffer, mediaType: string, tag?: string): Promise<Digest>;

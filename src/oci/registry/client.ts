@@ -303,10 +303,10 @@ export class RegistryRepository implements ImageStore {
     throw await this.client.failure(res, `checking blob ${digest}`);
   }
 
-  async putBlob(desc: Descriptor, open: BlobOpener, mount?: MountHint): Promise<'uploaded' | 'mounted' | 'exists'> {
+  async putBlob(desc: Descriptor, open: BlobOpener, mount?: MountHint, fresh = false): Promise<'uploaded' | 'mounted' | 'exists'> {
     const canMount = mount && mount.registry === this.client.registry && mount.repository !== this.repository;
     // A mount answers for a blob already here as well, so it needs no HEAD first: one request where there were two.
-    if (!canMount && (await this.hasBlob(desc.digest))) return 'exists';
+    if (!canMount && !fresh && (await this.hasBlob(desc.digest))) return 'exists';
     const scope = pushScope(this.repository);
     let location: URL | undefined;
     if (canMount) {
