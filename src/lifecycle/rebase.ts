@@ -131,12 +131,14 @@ export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
   const tags: string[] = [];
   let digest = '' as Digest;
   let manifestSize = 0;
+  const written: ImageStore[] = [];
   for (const out of inputs.outputs) {
     for (const d of newRun.manifest.manifest.layers) await copyBlob(newRun.store, out.store, d);
     // Written back into the app's own repository, its layers are there already: the app's manifest names them.
     if (!sameRepository(app.store, out.store)) for (const d of upperLayers) await copyBlob(app.store, out.store, d);
-    // The config is this rebase's own: no registry has it unless this very rebase ran before.
-    const w = await writeImage(out.store, config, manifest, out.tag, true);
+    // The config is this rebase's own: no repository has it until this rebase writes it (or ran before).
+    const w = await writeImage(out.store, config, manifest, out.tag, !written.some((s) => sameRepository(s, out.store)));
+    written.push(out.store);
     digest = w.digest;
     manifestSize = w.manifestBytes.length;
     tags.push(out.name);
