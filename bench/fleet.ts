@@ -5,16 +5,14 @@ import { execFileSync, spawn } from 'node:child_process';
 import { openSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { copyImage } from '../src/oci/copy.js';
-import { RegistryClient } from '../src/oci/registry/client.js';
 import { freePort, startRegistry } from '../src/devtools/registry.js';
 import { RemoteFleet } from '../src/fleet/client.js';
-import { documentsOf } from '../src/fleet/manifests.js';
 import { reconcile } from '../src/fleet/reconciler.js';
 import { fleetPaths, LocalFleet } from '../src/fleet/service.js';
 import { fleetWorld, layerBuild } from '../test/harness/fleet.js';
 import { STRATA } from '../test/harness/probe.js';
 import { tempDir } from '../test/harness/proc.js';
+import { addTwins } from './twins.js';
 import { PROJECT_ROOT } from '../src/version.js';
 
 const N = Number(process.env.BENCH_FLEET_IMAGES ?? 100);
@@ -38,17 +36,8 @@ export async function fleetBench(): Promise<void> {
     // and their first build on record, so the fleet starts as one whose images have all been built.
     const fleet = await LocalFleet.open({ home: join(t.path, 'home'), storeOptions: {}, buildConcurrency: 2, rebaseConcurrency: 16, pollIntervalMs: 0, leaseMs: 30_000, log: () => undefined });
     const first = (await fleet.store.builds({ image: 'app-0' }))[0]!;
-    const digest = first.result!.digest!;
-    const client = new RegistryClient(reg.host);
     const twins = Array.from({ length: N - 1 }, (_, i) => `app-${i + 1}`);
-    for (const name of twins) await copyImage(client.repository('apps/app-0'), digest, client.repository(`apps/${name}`), 'latest');
-    const yaml = twins.map((name) => `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: ${name}}\nspec:\n  tag: ${reg.host}/apps/${name}\n  imageTaggingStrategy: None\n  builder: {kind: ClusterBuilder, name: builder}\n  source:\n    git: {url: "${repo}", revision: main}\n`).join('---\n');
-    await fleet.apply(documentsOf(yaml, 'twins.yaml'));
-    for (const name of twins) {
-      const b = (await fleet.store.createBuild({ namespace: 'default', image: name, kind: 'build', reasons: 'CONFIG', changes: first.changes, inputs: first.inputs, priority: 2 }, () => [`${reg.host}/apps/${name}`]))!;
-      await fleet.store.claim('bench', ['build'], 60_000);
-      await fleet.store.finish(b, 'bench', 'succeeded', { result: { image: `${reg.host}/apps/${name}@${digest}`, digest, usedBuildpacks: first.result!.usedBuildpacks ?? [] } });
-    }
+    await addTwins(fleet, reg.host, first, 'apps/app-0', twins, repo);
 
     // A no-change pass, as the poller runs it: every source looked up again, nothing built.
     await reconcile(fleet.store, { storeOptions: {}, home: join(t.path, 'home'), log: () => undefined });

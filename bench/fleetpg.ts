@@ -8,10 +8,7 @@ import { openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { copyImage } from '../src/oci/copy.js';
-import { RegistryClient } from '../src/oci/registry/client.js';
 import { freePort, startRegistry } from '../src/devtools/registry.js';
-import { documentsOf } from '../src/fleet/manifests.js';
 import { RemoteFleet } from '../src/fleet/client.js';
 import { fleetPaths, LocalFleet } from '../src/fleet/service.js';
 import type { BuildRecord } from '../src/fleet/store.js';
@@ -19,6 +16,7 @@ import { fleetWorld, layerBuild } from '../test/harness/fleet.js';
 import { startPostgres } from '../test/harness/postgres.js';
 import { STRATA } from '../test/harness/probe.js';
 import { tempDir } from '../test/harness/proc.js';
+import { addTwins } from './twins.js';
 
 const N = Number(process.env.BENCH_FLEET_PG_IMAGES ?? 1000);
 const APPS = 30;
@@ -96,17 +94,8 @@ export async function fleetMachinesBench(): Promise<void> {
 
     // The rebase fleet: app twins of small-0, their first build on record, so the fleet starts fully built.
     const first = (await fleet.store.builds({ image: 'small-0' })).find((b) => b.status === 'succeeded')!;
-    const digest = first.result!.digest!;
-    const client = new RegistryClient(reg.host);
     const twins = Array.from({ length: N }, (_, i) => `app-${i}`);
-    for (const name of twins) await copyImage(client.repository('apps/small-0'), digest, client.repository(`apps/${name}`), 'latest');
-    const yaml = twins.map((name) => `apiVersion: kpack.io/v1alpha2\nkind: Image\nmetadata: {name: ${name}}\nspec:\n  tag: ${reg.host}/apps/${name}\n  imageTaggingStrategy: None\n  builder: {kind: ClusterBuilder, name: builder}\n  source:\n    git: {url: "${repos[0]!.repo}", revision: main}\n`).join('---\n');
-    await fleet.apply(documentsOf(yaml, 'twins.yaml'));
-    for (const name of twins) {
-      const b = (await fleet.store.createBuild({ namespace: 'default', image: name, kind: 'build', reasons: 'CONFIG', changes: first.changes, inputs: first.inputs, priority: 2 }, () => [`${reg.host}/apps/${name}`]))!;
-      await fleet.store.claim('bench', ['build'], 60_000);
-      await fleet.store.finish(b, 'bench', 'succeeded', { result: { image: `${reg.host}/apps/${name}@${digest}`, digest, usedBuildpacks: first.result!.usedBuildpacks ?? [] } });
-    }
+    await addTwins(fleet, reg.host, first, 'apps/small-0', twins, repos[0]!.repo);
     controllerProc = startController();
     // Measured from a settled fleet: the controller's first pass (every source looked up) is over before the push.
     let controller: RemoteFleet | undefined;

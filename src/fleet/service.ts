@@ -329,6 +329,7 @@ export class ServedFleet extends LocalFleet {
   private seat: ControllerSeat | undefined;
   private stopEvents: (() => Promise<void>) | undefined;
   private watched: Set<string> | undefined;
+  private lookAgain: NodeJS.Timeout | undefined;
 
   /** One `fleet serve` per `$STRATA_HOME`, taken before the API listens, so a second one never replaces the socket. */
   async takeHome(): Promise<void> {
@@ -383,12 +384,21 @@ export class ServedFleet extends LocalFleet {
   async registryPush(repositories: string[]): Promise<string[]> {
     this.watched ??= watchedRepositories((await this.store.list()).map((r) => r.resource));
     const hits = [...new Set(repositories.filter((r) => this.watched!.has(r)))];
-    if (hits.length) await this.store.wake({ type: 'reconcile', refresh: false });
+    if (!hits.length) return hits;
+    await this.store.wake({ type: 'reconcile', refresh: false });
+    // The registry notifies of a manifest before it moves the tag to it, so a pass at once can still read the old
+    // digest: a second look shortly after (pushes in between fold into it) sees where the tag went.
+    this.lookAgain ??= setTimeout(() => {
+      this.lookAgain = undefined;
+      void this.store.wake({ type: 'reconcile', refresh: false }).catch(() => undefined);
+    }, 2000);
+    this.lookAgain.unref();
     return hits;
   }
 
   /** Stops passes at once; running builds get `graceMs` to finish, then go back to the queue. */
   async stop(graceMs: number): Promise<void> {
+    if (this.lookAgain) clearTimeout(this.lookAgain);
     try {
       await this.stopEvents?.();
       await this.seat?.stop();
