@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 # From clean: tsc leaves the output of a moved or deleted source behind, and dist/src is what builders carry.
 rm -rf dist/src dist/test dist/bench
 npx tsc -p tsconfig.json
+# The dashboard's script and style are served as written (no front-end build chain).
+cp -r src/fleet/web/assets dist/src/fleet/web/
 make -s -C launcher
 out=dist/lifecycle
 rm -rf "$out.tmp"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(docker-registry apache2-utils skopeo umoci pigz runc bubblewrap busybox-static gcc libc6-dev make openssl podman buildah debootstrap time unzip zip git openssh-server openssh-client postgresql)
+PACKAGES=(docker-registry apache2-utils skopeo umoci pigz runc bubblewrap busybox-static gcc libc6-dev make openssl podman buildah debootstrap time unzip zip git openssh-server openssh-client postgresql chromium fonts-dejavu-core)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

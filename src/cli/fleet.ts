@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { mkdir, stat } from 'node:fs/promises';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { strataHome } from '../oci/images.js';
@@ -90,14 +91,16 @@ export function registerFleetCommands(program: Command): void {
   workerOptions(fleet
     .command('serve')
     .description('the fleet controller: polls sources and registries, takes registry push notifications, runs builds; stops gracefully on SIGTERM')
-    .option('--listen <host:port>', 'also serve the API on TCP (registry notifications, tools); every call needs a bearer token')
+    .option('--listen <host:port>', 'also serve the API and the dashboard on TCP; API calls need a bearer token, and the dashboard a sign-in unless on loopback')
+    .option('--tls-cert <file>', 'serve --listen over HTTPS with this PEM certificate (chain)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--token-file <file>', 'API tokens, "ROLE TOKEN" per line (admin, read, webhook); default: made once into $STRATA_HOME/fleet/tokens and printed')
     .option('--host-name <name>', 'a name the TCP listener is reached by (Host header), besides its address (repeatable)', repeatable, [])
     .option('--allow-local-source <dir>', 'resources applied over TCP may name file:// and local git sources in this dir (repeatable)', repeatable, [])
     .option('--max-log-size <bytes>', 'the most log one build keeps', String(8 << 20))
     .option('--poll-interval <duration>', 'how often sources and images are checked', '60s')
     .option('--grace <duration>', 'on SIGTERM, how long running builds may finish before they are interrupted', '5m'))
-    .action(async (o: { listen?: string; tokenFile?: string; hostName: string[]; allowLocalSource: string[]; maxLogSize: string; builds: string; rebases: string; pollInterval: string; grace: string; insecureRegistry: string[] }) => {
+    .action(async (o: { listen?: string; tlsCert?: string; tlsKey?: string; tokenFile?: string; hostName: string[]; allowLocalSource: string[]; maxLogSize: string; builds: string; rebases: string; pollInterval: string; grace: string; insecureRegistry: string[] }) => {
       const grace = duration(o.grace, '--grace');
       if (!/^\d+$/.test(o.maxLogSize) || Number(o.maxLogSize) < 1024) throw new StrataError(`--max-log-size "${o.maxLogSize}": expected a number of bytes, at least 1024`);
       let tcp: { host: string; port: number } | undefined;
@@ -106,6 +109,9 @@ export function registerFleetCommands(program: Command): void {
         if (!m || Number(m[2]) > 65535) throw new StrataError(`--listen "${o.listen}": expected host:port`);
         tcp = { host: (m[1] || '127.0.0.1').replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
       }
+      if (!o.tlsCert !== !o.tlsKey) throw new StrataError(o.tlsCert ? '--tls-cert needs --tls-key (the certificate\'s private key)' : '--tls-key needs --tls-cert (the certificate it belongs to)');
+      if (o.tlsCert && !tcp) throw new StrataError('--tls-cert and --tls-key need --listen host:port');
+      const tls = o.tlsCert && o.tlsKey ? await readTlsPair(o.tlsCert, o.tlsKey) : undefined;
       for (const d of o.allowLocalSource) if (!(await stat(d).catch(() => undefined))?.isDirectory()) throw new StrataError(`--allow-local-source ${d}: not a directory`);
       const paths = fleetPaths(strataHome());
       if (await RemoteFleet.connect(paths.socket)) throw new StrataError(`a strata fleet serve already runs for ${paths.dir}`);
@@ -130,12 +136,13 @@ export function registerFleetCommands(program: Command): void {
         await fleet.close();
         throw err;
       }
-      const app = fleetServer(fleet, { tokens, hostNames, allowLocalSources: o.allowLocalSource.map((d) => resolve(d)), log });
+      const loopback = !!tcp && /^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(tcp.host);
+      const app = fleetServer(fleet, { tokens, hostNames, allowLocalSources: o.allowLocalSource.map((d) => resolve(d)), log, loopback, tls: !!tls, storeOptions: options.storeOptions });
       try {
         await fleet.takeHome();
-        const where = await listen(app, paths.socket, tcp);
+        const where = await listen(app, paths.socket, tcp, tls);
         if (tcp && where.tcp) hostNames.push(...listenerHostNames(tcp.host, Number(where.tcp.split(':').pop()), o.hostName));
-        log(`strata fleet serve: ${fleet.where}; API on ${paths.socket}${where.tcp ? ` and http://${where.tcp} (tokens from ${tokens.source})` : ''}`);
+        log(`strata fleet serve: ${fleet.where}; API on ${paths.socket}${where.tcp ? ` and ${tls ? 'https' : 'http'}://${where.tcp} (dashboard there; tokens from ${tokens.source})` : ''}`);
         await fleet.serve();
       } catch (err) {
         // Nothing may keep the process alive after a failed start: the server, the database, the lock.
@@ -200,6 +207,28 @@ export function registerFleetCommands(program: Command): void {
 }
 
 /** Waits for SIGTERM or SIGINT, then stops with `grace` for running builds; a second signal stops them at once. */
+/** A PEM certificate and its key, checked to belong together, so a wrong pair is one line rather than a TLS error later. */
+async function readTlsPair(certFile: string, keyFile: string): Promise<{ cert: Buffer; key: Buffer }> {
+  const read = (file: string, flag: string) => readFile(file).catch((err: NodeJS.ErrnoException) => {
+    throw new StrataError(`${flag} ${file}: ${err.code === 'ENOENT' ? 'no such file' : (err.code ?? 'unreadable')}`);
+  });
+  const [cert, key] = [await read(certFile, '--tls-cert'), await read(keyFile, '--tls-key')];
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw new StrataError(`--tls-cert ${certFile}: not a PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new StrataError(`--tls-key ${keyFile}: not an unencrypted PEM private key`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) throw new StrataError(`--tls-key ${keyFile}: not the private key of --tls-cert ${certFile}`);
+  return { cert, key };
+}
+
 function untilSignalled(grace: number, stop: (graceMs: number) => Promise<void>): Promise<void> {
   return new Promise<void>((resolve) => {
     let stopping = false;

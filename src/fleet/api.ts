@@ -1,4 +1,5 @@
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { chmod, rm } from 'node:fs/promises';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { StrataError, errorMessage } from '../oci/errors.js';
@@ -8,6 +9,8 @@ import { checkName, checkNamespace } from './parse.js';
 import { KINDS, NAMESPACED, type Kind, type Meta } from './resources.js';
 import type { ServedFleet } from './service.js';
 import { allows, roleOf, type Role, type TokenSet } from './tokens.js';
+import type { StoreOptions } from '../oci/target.js';
+import { registerDashboard } from './web/routes.js';
 
 /**
  * The fleet's HTTP API. The local CLI talks to it through a unix socket under `$STRATA_HOME/fleet` that only the
@@ -25,6 +28,11 @@ export interface ApiOptions {
   hostNames: string[];
   allowLocalSources: string[];
   log: (line: string) => void;
+  /** The TCP listener is on loopback (the dashboard's pages need no sign-in there), and whether it speaks TLS. */
+  loopback?: boolean;
+  tls?: boolean;
+  /** How the dashboard reaches registries (the Images' own logins are added per image). */
+  storeOptions?: StoreOptions;
 }
 
 interface RegistryEnvelope {
@@ -156,6 +164,7 @@ export function fleetServer(fleet: ServedFleet, o: ApiOptions): FastifyInstance 
     if (hits.length) o.log(`registry push to ${hits.join(', ')}: reconciling`);
     return { reconciling: hits.length > 0 };
   });
+  registerDashboard(app, fleet, { tokens: o.tokens, hostNames: o.hostNames, overTcp: (req) => overTcp.has(req), loopback: o.loopback ?? false, tls: o.tls ?? false, storeOptions: o.storeOptions ?? {}, log: o.log });
   return app;
 }
 
@@ -168,16 +177,19 @@ export function listenerHostNames(host: string, port: number, extra: string[]): 
   return [...names];
 }
 
-/** Listens on the unix socket (replacing a stale one: the caller holds the controller lock) and, if asked, on TCP. */
-export async function listen(app: FastifyInstance, socket: string, tcp?: { host: string; port: number }): Promise<{ tcp?: string }> {
+/**
+ * Listens on the unix socket (replacing a stale one: the caller holds the serve lock) and, if asked, on TCP, with TLS
+ * when given a certificate and key.
+ */
+export async function listen(app: FastifyInstance, socket: string, tcp?: { host: string; port: number }, tls?: { cert: Buffer; key: Buffer }): Promise<{ tcp?: string }> {
   await rm(socket, { force: true });
-  // A second server on the same routes: fastify listens on one address, so TCP goes through Node's http.
-  const server = tcp
-    ? http.createServer({ requestTimeout: 60_000, headersTimeout: 20_000, maxHeaderSize: 16 << 10 }, (req, res) => {
-        overTcp.add(req);
-        app.routing(req, res);
-      })
-    : undefined;
+  // A second server on the same routes: fastify listens on one address, so TCP goes through Node's http or https.
+  const options = { requestTimeout: 60_000, headersTimeout: 20_000, maxHeaderSize: 16 << 10 };
+  const handler = (req: IncomingMessage, res: http.ServerResponse) => {
+    overTcp.add(req);
+    app.routing(req, res);
+  };
+  const server = tcp ? (tls ? https.createServer({ ...options, cert: tls.cert, key: tls.key }, handler) : http.createServer(options, handler)) : undefined;
   if (server) {
     app.addHook('onClose', async () => {
       await new Promise<void>((r) => server.close(() => r()));

@@ -198,6 +198,7 @@ export class Dispatcher {
       const status = await executeBuild(this.ctx, b, abort.signal);
       this.o.log(`${key}: ${status}${status === 'lost' ? ' (its lease lapsed; the record was left to the worker that has it now)' : ''}`);
       this.o.onFinished?.({ image: `${b.namespace}/${b.image}`, number: b.number, kind: b.kind, reasons: b.reasons, status });
+      if (status !== 'lost') await this.store.wake({ type: 'finished' }).catch(() => undefined);
     })()
       .catch((err: unknown) => this.o.log(`${key}: ${errorMessage(err)}`))
       .finally(() => {

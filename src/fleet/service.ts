@@ -37,6 +37,10 @@ export interface ImageView {
   why?: string;
   error?: string;
   latestBuild?: { number: number; status: BuildRecord['status']; reasons: string; kind: BuildRecord['kind'] };
+  /** The run image the latest succeeded build sits on, name@digest. */
+  runImage?: string;
+  /** When the latest build finished (or started, or was queued). */
+  latestAt?: string;
 }
 
 /** A stored resource as listings show it: its conditions computed, a Secret's values never there. */
@@ -57,6 +61,8 @@ export interface BuildFilter {
   ownerKind?: BuildRecord['ownerKind'];
   namespace?: string;
   image?: string;
+  /** Queued at or after this time (ISO). */
+  since?: string;
 }
 
 export interface ApplyResult {
@@ -248,7 +254,8 @@ export class LocalFleet implements FleetApi {
         ...(ok?.result?.image ? { latestImage: ok.result.image, latestReason: ok.reasons } : {}),
         ...(s.why ? { why: s.why } : {}),
         ...(s.error ? { error: s.error } : {}),
-        ...(l ? { latestBuild: { number: l.number, status: l.status, reasons: l.reasons, kind: l.kind } } : {}),
+        ...(l ? { latestBuild: { number: l.number, status: l.status, reasons: l.reasons, kind: l.kind }, latestAt: l.finishedAt ?? l.startedAt ?? l.createdAt } : {}),
+        ...(ok?.result?.runImage ? { runImage: ok.result.runImage } : {}),
       };
     });
   }

@@ -332,9 +332,11 @@ export class FleetStore {
     return r.length > 0;
   }
 
-  async builds(filter: { ownerKind?: BuildRecord['ownerKind']; namespace?: string; image?: string; limit?: number } = {}): Promise<BuildRecord[]> {
+  /** Builds, newest first per owner; `since` keeps those queued at or after that time (ISO). */
+  async builds(filter: { ownerKind?: BuildRecord['ownerKind']; namespace?: string; image?: string; limit?: number; since?: string } = {}): Promise<BuildRecord[]> {
     let q = this.db.selectFrom('builds').selectAll();
     if (filter.ownerKind !== undefined) q = q.where('owner_kind', '=', filter.ownerKind);
+    if (filter.since !== undefined) q = q.where('created_at', '>=', filter.since);
     if (filter.namespace !== undefined) q = q.where('namespace', '=', filter.namespace);
     if (filter.image !== undefined) q = q.where('image', '=', filter.image);
     q = q.orderBy('namespace').orderBy('image').orderBy('owner_kind', 'desc').orderBy('number', 'desc');

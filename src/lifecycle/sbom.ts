@@ -1,3 +1,6 @@
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import tar from 'tar-stream';
 import { envValue } from '../oci/config.js';
 import { extractLayer } from '../oci/extract.js';
 import type { ResolvedImage } from '../oci/image.js';
@@ -70,4 +73,55 @@ export function restoreLayerSboms(layers: LayersDir, group: GroupEntry[], log: L
   }
   layers.dir.remove('sbom');
   return n;
+}
+
+/** One SBOM document of an app image: whose layer it describes, and its text. */
+export interface ImageSbomDocument {
+  buildpack: string;
+  layer: string;
+  file: string;
+  text: string;
+}
+
+const MAX_SBOM_FILE = 8 << 20;
+const MAX_SBOM_TOTAL = 32 << 20;
+
+/**
+ * An app image's launch SBOM documents, read straight from its SBOM layer as it streams (nothing is written to disk,
+ * so nothing in the layer can point anywhere): regular files under `<layers>/sbom/launch/<buildpack>/<layer>/`, each
+ * at most 8 MiB and 32 MiB in all. The layer comes from a registry; everything else in it is passed over.
+ */
+export async function imageSbomDocuments(image: ResolvedImage, sha: string | undefined): Promise<ImageSbomDocument[]> {
+  const i = sha ? image.config.rootfs.diff_ids.indexOf(sha as never) : -1;
+  const desc = i < 0 ? undefined : image.manifest.manifest.layers[i];
+  if (!desc) return [];
+  const prefix = `${imageLayersDir(image)}/sbom/launch/`;
+  const out: ImageSbomDocument[] = [];
+  let total = 0;
+  const extract = tar.extract();
+  const done = new Promise<void>((resolve, reject) => {
+    extract.on('entry', (header, stream, next) => {
+      const name = header.name.replace(/^\.?\/+/, '');
+      const parts = name.startsWith(prefix) ? name.slice(prefix.length).split('/') : [];
+      const wanted = header.type === 'file' && parts.length === 3 && /^sbom\.(cdx|spdx|syft)\.json$/.test(parts[2]!) && (header.size ?? 0) <= MAX_SBOM_FILE && total + (header.size ?? 0) <= MAX_SBOM_TOTAL;
+      if (!wanted) {
+        stream.on('end', next).resume();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: unknown) => void chunks.push(c as Buffer));
+      stream.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        total += text.length;
+        out.push({ buildpack: parts[0]!.replace(/_/g, '/'), layer: parts[1]!, file: parts[2]!, text });
+        next();
+      });
+    });
+    extract.on('finish', resolve);
+    extract.on('error', reject);
+  });
+  const blob = await image.store.getBlob(desc);
+  await (/gzip/.test(desc.mediaType) ? pipeline(blob, createGunzip(), extract) : pipeline(blob, extract));
+  await done;
+  return out;
 }

@@ -7,8 +7,9 @@ import type { Socket } from 'node:net';
  * - `500` / `503` / `429`: answers that status itself (429 with `Retry-After: 0`)
  * - `stall`: accepts the request and never answers (the client's idle timeout must fire)
  * - `cut`: forwards half of the request body (or, without one, half of the response) and then drops both sides
+ * - `slow`: forwards it a quarter of a second late (a distant registry)
  */
-export type Fault = 'reset' | '500' | '503' | '429' | 'stall' | 'cut';
+export type Fault = 'reset' | '500' | '503' | '429' | 'stall' | 'cut' | 'slow';
 
 export interface FaultProxy {
   host: string;
@@ -85,6 +86,9 @@ export async function startFaultProxy(upstream: string, plan: (n: number, req: I
         return;
       case 'stall':
         req.resume();
+        return;
+      case 'slow':
+        setTimeout(() => forward(req, res, false), 250);
         return;
       default:
         forward(req, res, fault === 'cut');

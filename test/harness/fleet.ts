@@ -22,8 +22,8 @@ export interface FleetWorld {
   commit(name: string, files: Record<string, string>): Promise<string>;
   /** Pushes a run image made of the tool files plus `extra`, under REG/base:run. */
   pushRun(extra?: Record<string, FileSpec>): Promise<string>;
-  /** Packages a buildpack of this id/version (bash detect/build) and pushes it under REG/bp/<name>:1. */
-  pushBuildpack(name: string, id: string, version: string, detect: string, build: string): Promise<void>;
+  /** Packages a buildpack of this id/version (bash detect/build) and pushes it under REG/bp/<name>:1; `keys` go in its [buildpack] table. */
+  pushBuildpack(name: string, id: string, version: string, detect: string, build: string, keys?: string): Promise<void>;
   yaml(images: { name: string; repo: string; revision?: string }[]): string;
 }
 
@@ -59,9 +59,9 @@ export async function fleetWorld(root: string, reg: string): Promise<FleetWorld>
       await copyImage(img.layout, tag, client.repository('base'), 'run');
       return img.digest;
     },
-    async pushBuildpack(name, id, version, detect, build) {
+    async pushBuildpack(name, id, version, detect, build, keys) {
       const dir = join(root, 'bps', `${name}-${version}`);
-      await writeBuildpack(dir, { id, version, api: '0.10', detect, build });
+      await writeBuildpack(dir, { id, version, api: '0.10', detect, build, ...(keys ? { buildpackKeys: keys } : {}) });
       const bp = join(dir, id.replace(/\//g, '_'), version);
       await writeFile(join(dir, 'package.toml'), `[buildpack]\nuri = "${bp}"\n`);
       await runOk(STRATA, ['buildpack', 'package', `${reg}/bp/${name}:1`, '--config', join(dir, 'package.toml'), '--publish'], { env });

@@ -9,6 +9,8 @@ export type FleetEvent =
   | { type: 'reconcile'; refresh: boolean }
   /** Builds were queued: idle workers claim them. */
   | { type: 'builds' }
+  /** A build or rebase finished (for live views such as the dashboard's coverage). */
+  | { type: 'finished' }
   /** An Image or Build was deleted: whoever runs its build stops it. */
   | { type: 'abort'; ownerKind: 'Image' | 'Build'; namespace: string; name: string };
 
@@ -46,7 +48,7 @@ export interface FleetDatabase {
 export function parseEvent(text: string): FleetEvent | undefined {
   try {
     const e = JSON.parse(text) as FleetEvent;
-    if (e && (e.type === 'reconcile' || e.type === 'builds' || e.type === 'abort')) return e;
+    if (e && (e.type === 'reconcile' || e.type === 'builds' || e.type === 'finished' || e.type === 'abort')) return e;
   } catch {
     // not ours
   }
