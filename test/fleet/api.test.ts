@@ -68,6 +68,7 @@ after(async () => {
 interface Answer {
   status: number;
   body: string;
+  headers?: Record<string, string | string[] | undefined>;
 }
 
 async function call(method: string, path: string, o: { token?: string; body?: unknown; raw?: string; type?: string; host?: string } = {}): Promise<Answer> {
@@ -80,7 +81,7 @@ async function call(method: string, path: string, o: { token?: string; body?: un
     const req = http.request({ host: '127.0.0.1', port: state.port, method, path, headers: { ...headers, host: o.host ?? `127.0.0.1:${state.port}` } }, (res) => {
       let body = '';
       res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
     });
     req.on('error', reject);
     req.end(o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body)));
@@ -121,6 +122,16 @@ test('every TCP route needs a bearer token of the right role; the Host must name
   oneLine(await call('GET', '/v1/nope', { token: READ }), 404, /no such route/);
   // Unix socket: the machine's own user, no token (the CLI).
   assert.equal((await state.w.strata(['fleet', 'images'])).code, 0);
+  // The dashboard's pages are open on a loopback listener (its JSON and its action are not); a forged Host gets none.
+  const page = await call('GET', '/');
+  assert.equal(page.status, 200);
+  assert.match(page.body, /<h1>Fleet<\/h1>/);
+  assert.match(String(page.headers?.['content-security-policy']), /default-src 'none'; script-src 'self'/);
+  assert.equal((await call('GET', '/', { host: 'attacker.example' })).status, 421);
+  oneLine(await call('GET', '/api/images'), 401, /bearer token is required/);
+  oneLine(await call('POST', '/api/images/x/trigger', { token: READ }), 403, /admin token/);
+  assert.equal((await call('POST', '/signin', { raw: `token=${READ}`, type: 'application/x-www-form-urlencoded', host: 'attacker.example' })).status, 421);
+  oneLine(await call('POST', '/v1/apply', { token: ADMIN, raw: 'documents=x', type: 'application/x-www-form-urlencoded' }), 415, /unsupported|JSON/);
 });
 
 test('what the CLI would refuse, the API refuses too: oci: tags, hostile names, unknown kinds, wrongly typed stacks, remote helpers', { timeout: 120_000 }, async () => {

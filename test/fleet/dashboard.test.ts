@@ -367,3 +367,21 @@ test('trigger: the page sends the admin token as a bearer header; none or a read
   // No token reached the serve's log.
   assert.ok(!s.log.includes(ADMIN) && !s.log.includes(READ), 'tokens never logged');
 });
+
+test('TLS flags: a missing half, a file that is no certificate, and a key of another certificate are one line each', { timeout: 60_000 }, async () => {
+  const dir = s.w.root;
+  await runOk('openssl', ['genpkey', '-algorithm', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', join(dir, 'other.pem')]);
+  const serve = (...args: string[]) => s.w.strata(['fleet', 'serve', '--listen', '127.0.0.1:1', ...args]);
+  const cases: [string[], RegExp][] = [
+    [['--tls-cert', join(dir, 'cert.pem')], /^strata: .*--tls-cert needs --tls-key/],
+    [['--tls-cert', join(dir, 'key.pem'), '--tls-key', join(dir, 'key.pem')], /^strata: .*--tls-cert .*key\.pem: not a PEM certificate/],
+    [['--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'other.pem')], /^strata: .*--tls-key .*other\.pem: not the private key of --tls-cert/],
+    [['--tls-cert', join(dir, 'nope.pem'), '--tls-key', join(dir, 'key.pem')], /^strata: .*--tls-cert .*nope\.pem: no such file/],
+  ];
+  for (const [args, want] of cases) {
+    const r = await serve(...args);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr.trim(), want);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});

@@ -72,11 +72,15 @@ export function buildsPerHour(builds: { createdAt: string; reasons: string }[], 
   return { hours: Array.from({ length: hours }, (_, i) => (start + i * hour) / 1000), series };
 }
 
-/** Finished builds' durations, oldest first: when each started (epoch seconds) and how long it took. */
-export function buildDurations(builds: { startedAt?: string; finishedAt?: string; kind: string; status: string }[]): { at: number[]; build: (number | null)[]; rebase: (number | null)[] } {
-  const done = builds.filter((b) => b.startedAt && b.finishedAt && b.status === 'succeeded').sort((a, b) => Date.parse(a.startedAt!) - Date.parse(b.startedAt!));
-  const secs = (b: (typeof done)[number]) => (Date.parse(b.finishedAt!) - Date.parse(b.startedAt!)) / 1000;
-  return { at: done.map((b) => Date.parse(b.startedAt!) / 1000), build: done.map((b) => (b.kind === 'build' ? secs(b) : null)), rebase: done.map((b) => (b.kind === 'rebase' ? secs(b) : null)) };
+/**
+ * Succeeded builds' durations, oldest first, the newest `limit` of them: when each started (epoch seconds, whole) and
+ * how long it took (to a tenth of a second; a chart shows no finer, and the page stays small).
+ */
+export function buildDurations(builds: { startedAt?: string; finishedAt?: string; kind: string; status: string }[], limit = Infinity): { at: number[]; build: (number | null)[]; rebase: (number | null)[] } {
+  const all = builds.filter((b) => b.startedAt && b.finishedAt && b.status === 'succeeded').sort((a, b) => Date.parse(a.startedAt!) - Date.parse(b.startedAt!));
+  const done = all.slice(Math.max(0, all.length - limit));
+  const secs = (b: (typeof done)[number]) => Math.round((Date.parse(b.finishedAt!) - Date.parse(b.startedAt!)) / 100) / 10;
+  return { at: done.map((b) => Math.floor(Date.parse(b.startedAt!) / 1000)), build: done.map((b) => (b.kind === 'build' ? secs(b) : null)), rebase: done.map((b) => (b.kind === 'rebase' ? secs(b) : null)) };
 }
 
 export function filterRows(rows: FleetRow[], q: string | undefined): FleetRow[] {

@@ -119,7 +119,7 @@ export function registerDashboard(app: FastifyInstance, fleet: ServedFleet, o: D
 
   // Only sign-in and sign-out take form bodies; every other route stays JSON only.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (req, body, done) => {
-    if (!/^\/sign(in|out)(\?|$)/.test(req.url)) return done(Object.assign(new Error('unsupported media type'), { statusCode: 415 }));
+    if (!/^\/sign(in|out)(\?|$)/.test(req.url)) return done(Object.assign(new Error('unsupported media type'), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }));
     done(null, Object.fromEntries(new URLSearchParams(String(body))));
   });
 
@@ -171,7 +171,7 @@ export function registerDashboard(app: FastifyInstance, fleet: ServedFleet, o: D
     };
     return send(
       reply,
-      fleetPage({ rows: matching.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE), total: state.rows.length, counts, coverage: state.coverage, perHour: buildsPerHour(recent, new Date()), durations: buildDurations(recent), q: String(q.q ?? '').slice(0, 200), sort, page: pageNo, pages }, pageOptions(req)),
+      fleetPage({ rows: matching.slice((pageNo - 1) * PAGE_SIZE, pageNo * PAGE_SIZE), total: state.rows.length, counts, coverage: state.coverage, perHour: buildsPerHour(recent, new Date()), durations: buildDurations(recent, 300), q: String(q.q ?? '').slice(0, 200), sort, page: pageNo, pages }, pageOptions(req)),
     );
   });
 
