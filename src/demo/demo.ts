@@ -211,7 +211,31 @@ async function fleetStory(o: { reg: string; work: string; env: NodeJS.ProcessEnv
   for (const want of ['default/catalog 2 build succeeded COMMIT', 'default/cart 2 rebase succeeded STACK', 'default/catalog 3 rebase succeeded STACK', 'default/checkout 2 rebase succeeded STACK']) {
     if (!rows.includes(want)) throw new Error(`the fleet history lacks "${want}"`);
   }
+  await dashboardGlance(work, env);
   return rows;
+}
+
+/** Starts `fleet serve` with its dashboard on loopback, shows the base coverage line its fleet page renders, stops it. */
+async function dashboardGlance(work: string, env: NodeJS.ProcessEnv): Promise<void> {
+  say('The same fleet at a glance: strata fleet serve --listen also serves a dashboard (open to loopback, tokens elsewhere)');
+  const port = await freePort();
+  const tokens = join(work, 'tokens');
+  await writeFile(tokens, `admin demo-${Date.now()}-${Math.random().toString(36).slice(2)}\n`, { mode: 0o600 });
+  const serve = spawn(STRATA, ['fleet', 'serve', '--listen', `127.0.0.1:${port}`, '--token-file', tokens, '--poll-interval', '1h'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  serve.stdout.on('data', (c: Buffer) => (log += c.toString()));
+  serve.stderr.on('data', (c: Buffer) => (log += c.toString()));
+  try {
+    for (let i = 0; i < 300 && !log.includes('API on'); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!log.includes('API on')) throw new Error(`fleet serve did not start: ${log.trim()}`);
+    const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+    const line = /<p class="cov-line">(.*?)<\/p>/s.exec(page)?.[1]?.replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim();
+    if (!line) throw new Error('the dashboard shows no base coverage');
+    process.stdout.write(`http://127.0.0.1:${port}/ shows: ${line.replace(/&#39;/g, "'").replace(/&amp;/g, '&')}\n`);
+  } finally {
+    serve.kill('SIGTERM');
+    await new Promise((r) => serve.once('close', r));
+  }
 }
 
 function git(dir: string, args: string[]): Promise<void> {
