@@ -13,9 +13,18 @@ if (args.length === 1 && (args[0] === 'version' || args[0] === '--version')) {
   process.exit(0);
 }
 // Node.js 22.1+ keeps compiled code between runs (most of a short command's time is compiling strata's modules), in
-// strata's own data dir rather than $TMPDIR.
-const home = process.env.STRATA_HOME || join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'strata');
-module.enableCompileCache?.(join(home, 'cache', 'node-compile'));
+// strata's own data dir rather than $TMPDIR. A user with no home (no passwd entry, HOME unset) runs without it: the
+// command itself then says what it needs.
+function userHome() {
+  try {
+    return homedir();
+  } catch {
+    return undefined;
+  }
+}
+const data = process.env.XDG_DATA_HOME || (userHome() ? join(userHome(), '.local', 'share') : undefined);
+const home = process.env.STRATA_HOME || (data && join(data, 'strata'));
+if (home) module.enableCompileCache?.(join(home, 'cache', 'node-compile'));
 
 const entry = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'src', 'cli', 'main.js');
 if (!existsSync(entry)) {

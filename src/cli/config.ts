@@ -117,7 +117,7 @@ export function registerConfigCommand(program: Command): void {
     .option('-u, --unset', 'remove the key')
     .option('-m, --mirror <mirror>', 'a mirror, for run-image-mirrors and registry-mirrors add/remove (repeatable, comma list)', (v: string, prev: string[]) => [...prev, ...v.split(',').filter(Boolean)], [] as string[])
     .action(async (rawKey: string | undefined, args: string[], opts: Options) => {
-      if (!rawKey) return printJson({ path: configPath(), packConfig: packConfigPath() ?? null, ...(await readConfig()) });
+      if (!rawKey) return printJson({ path: configPath() ?? null, packConfig: packConfigPath() ?? null, ...(await readConfig()) });
       const key = ALIASES[rawKey] ?? rawKey;
       if (!(CONFIG_KEYS as readonly string[]).includes(key)) throw new StrataError(`unknown config key "${rawKey}"; keys: ${CONFIG_KEYS.join(', ')}`);
       const k = key as Key;

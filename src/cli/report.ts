@@ -24,7 +24,7 @@ export async function report(): Promise<string> {
     `  OS/Arch: ${platform()}/${arch()} (${release()})`,
     'Tools:',
     ...tools,
-    `Config (${configPath()}):`,
+    `Config (${configPath() ?? 'none: no HOME'}):`,
     (await file(configPath())).trimEnd(),
     `pack config (${packConfigPath() ?? 'no HOME'}):`,
     (await file(packConfigPath())).trimEnd(),

@@ -8,16 +8,17 @@ import { MAX_APPLY_BYTES, type SourceDocument } from './manifests.js';
 import { checkName, checkNamespace } from './parse.js';
 import { KINDS, NAMESPACED, type Kind, type Meta } from './resources.js';
 import type { ServedFleet } from './service.js';
-import { allows, roleOf, type Role, type TokenSet } from './tokens.js';
+import { allows, bearerToken, roleOf, type Role, type TokenSet } from './tokens.js';
 import type { StoreOptions } from '../oci/target.js';
 import { registerDashboard } from './web/routes.js';
 
 /**
  * The fleet's HTTP API. The local CLI talks to it through a unix socket under `$STRATA_HOME/fleet` that only the
  * owner can open; a TCP listener (for the registry's notifications, the dashboard and other tools) takes nobody on
- * trust: every route needs a bearer token of the right role, the Host header must name the listener (no DNS
- * rebinding), bodies are JSON and size-capped, and what is applied goes through the same validator as the CLI's files,
- * with local sources confined to the directories the operator allows.
+ * trust: every API route needs a bearer token of the right role (the dashboard's pages, `web/routes.ts`, a sign-in
+ * off loopback), the Host header must name the listener (no DNS rebinding), bodies are JSON and size-capped, and what
+ * is applied goes through the same validator as the CLI's files, with local sources confined to the directories the
+ * operator allows.
  */
 
 const EVENTS_TYPE = 'application/vnd.docker.distribution.events.v1+json';
@@ -41,12 +42,6 @@ interface RegistryEnvelope {
 
 /** Requests that came in over TCP (the unix socket's come from the machine's own user). */
 const overTcp = new WeakSet<IncomingMessage>();
-
-function bearer(req: FastifyRequest): string | undefined {
-  const h = req.headers.authorization;
-  const m = typeof h === 'string' ? /^Bearer\s+(\S+)$/i.exec(h) : null;
-  return m?.[1];
-}
 
 const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -112,7 +107,7 @@ export function fleetServer(fleet: ServedFleet, o: ApiOptions): FastifyInstance 
     if (!overTcp.has(req.raw)) return;
     const host = String(req.headers.host ?? '').toLowerCase();
     if (!o.hostNames.includes(host)) return reply.code(421).send({ error: `Host "${host.slice(0, 100)}" is not this listener's name` });
-    const have = roleOf(o.tokens, bearer(req));
+    const have = roleOf(o.tokens, bearerToken(req.headers.authorization));
     if (!have) return reply.code(401).header('www-authenticate', 'Bearer realm="strata fleet"').send({ error: 'a bearer token is required' });
     if (!allows(have, role)) return reply.code(403).send({ error: `this token cannot do that (needs ${role})` });
   };

@@ -28,6 +28,11 @@ export function roleOf(tokens: TokenSet, presented: string | undefined): Role | 
   return found;
 }
 
+/** The token of an `Authorization: Bearer …` header. */
+export function bearerToken(authorization: unknown): string | undefined {
+  return typeof authorization === 'string' ? /^Bearer\s+(\S+)$/i.exec(authorization)?.[1] : undefined;
+}
+
 /** Whether a role may do what a route needs. */
 export function allows(role: Role | undefined, need: Role): boolean {
   if (!role) return false;

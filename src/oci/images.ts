@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError, NotFoundError, errorMessage } from './errors.js';
 import { resolveImage, type ResolvedImage } from './image.js';
@@ -6,6 +5,7 @@ import { OciLayout } from './layout.js';
 import { Reference } from './reference.js';
 import { RegistryRepository } from './registry/client.js';
 import type { ImageStore } from './store.js';
+import { needHome } from './userhome.js';
 import { layoutTarget, mirrored, openTarget, parseTarget, type StoreOptions } from './target.js';
 
 /**
@@ -38,7 +38,7 @@ export interface ImageLog {
 
 /** `$STRATA_HOME`, else the user's data dir: where strata keeps its local image store, caches and the fleet. */
 export function strataHome(env: NodeJS.ProcessEnv = process.env): string {
-  return env.STRATA_HOME || join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'strata');
+  return env.STRATA_HOME || join(env.XDG_DATA_HOME || join(needHome('STRATA_HOME', env), '.local', 'share'), 'strata');
 }
 
 /** The local image store: one OCI layout whose tags are full image names (`docker.io/library/app:latest`). */

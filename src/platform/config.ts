@@ -1,10 +1,10 @@
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { parseSize } from '../oci/layerlimits.js';
 import { DEFAULT_LIMITS, type SandboxLimits } from './executor.js';
 import { Fields, readToml, writeToml, type Table } from '../spec/toml.js';
 import { strataHome, type PullPolicy } from '../oci/images.js';
+import { needHome, userHome } from '../oci/userhome.js';
 
 /**
  * strata's defaults, as pack keeps them in its config: strata's own file, with pack's `config.toml` read as the
@@ -39,21 +39,29 @@ export const CONFIG_KEYS = ['default-builder', 'trusted-builders', 'run-image-mi
  * strata's config file: `$STRATA_CONFIG_HOME/config.toml`; else, when `$STRATA_HOME` is set, inside that
  * self-contained home; else `$XDG_CONFIG_HOME/strata/config.toml` (config beside other programs', data in the data dir).
  */
-export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+export function configPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.STRATA_CONFIG_HOME) return join(env.STRATA_CONFIG_HOME, 'config.toml');
   if (env.STRATA_HOME) return join(env.STRATA_HOME, 'config.toml');
-  return join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'strata', 'config.toml');
+  const base = env.XDG_CONFIG_HOME || (userHome(env) && join(userHome(env)!, '.config'));
+  // No home and nothing instead: no config to read, and writing one says what to set.
+  return base ? join(base, 'strata', 'config.toml') : undefined;
 }
+
+/** How messages name the config file. */
+const configName = (env: NodeJS.ProcessEnv = process.env): string => configPath(env) ?? 'config.toml';
 
 /** pack's config file: `$PACK_HOME/config.toml`, else `~/.pack/config.toml`. */
 export function packConfigPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.PACK_HOME) return join(env.PACK_HOME, 'config.toml');
-  return env.HOME ? join(env.HOME, '.pack', 'config.toml') : undefined;
+  const home = userHome(env);
+  return home ? join(home, '.pack', 'config.toml') : undefined;
 }
 
 /** strata's own settings only: what `strata config` changes and writes back. */
 export async function readOwnConfig(env: NodeJS.ProcessEnv = process.env): Promise<StrataConfig> {
-  const own = await readToml(configPath(env));
+  const path = configPath(env);
+  if (!path) return {};
+  const own = await readToml(path);
   if (own) return own as StrataConfig;
   // Before config moved to the config dir it sat in the data dir.
   if (!env.STRATA_CONFIG_HOME && !env.STRATA_HOME) return ((await readToml(join(strataHome(env), 'config.toml'))) ?? {}) as StrataConfig;
@@ -89,7 +97,10 @@ export async function readConfig(env: NodeJS.ProcessEnv = process.env): Promise<
 }
 
 export async function writeConfig(config: StrataConfig, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  await writeToml(configPath(env), config as Record<string, unknown>);
+  const path = configPath(env);
+  // Without a path there is no home: needHome says so, naming what to set.
+  if (!path) return void needHome('STRATA_CONFIG_HOME', env);
+  await writeToml(path, config as Record<string, unknown>);
 }
 
 export function parsePullPolicy(text: string, where: string): PullPolicy {
@@ -99,7 +110,7 @@ export function parsePullPolicy(text: string, where: string): PullPolicy {
 
 /** `--pull-policy`, else the config's (strata's or pack's), else if-not-present; a bad value names the flag or file. */
 export function pullPolicyOf(flag: string | undefined, config: StrataConfig): PullPolicy {
-  return parsePullPolicy(flag ?? config['pull-policy'] ?? 'if-not-present', flag !== undefined ? '--pull-policy' : `${configPath()}: pull-policy`);
+  return parsePullPolicy(flag ?? config['pull-policy'] ?? 'if-not-present', flag !== undefined ? '--pull-policy' : `${configName()}: pull-policy`);
 }
 
 /**
@@ -119,9 +130,9 @@ export function configuredBuild(config: StrataConfig, pullPolicyFlag?: string): 
 /** The sandbox limits from the config, else the defaults; a bad value is one line naming the key. */
 export function sandboxLimits(config: StrataConfig): SandboxLimits {
   const pids = config['sandbox-pids-limit'];
-  if (pids !== undefined && (!Number.isInteger(pids) || pids < 8)) throw new StrataError(`${configPath()}: sandbox-pids-limit ${String(pids)}: expected a whole number of at least 8`);
+  if (pids !== undefined && (!Number.isInteger(pids) || pids < 8)) throw new StrataError(`${configName()}: sandbox-pids-limit ${String(pids)}: expected a whole number of at least 8`);
   const mem = config['sandbox-memory-limit'];
-  const memoryBytes = mem === undefined ? DEFAULT_LIMITS.memoryBytes : parseSize(String(mem), `${configPath()}: sandbox-memory-limit`);
-  if (memoryBytes < 64 << 20) throw new StrataError(`${configPath()}: sandbox-memory-limit ${String(mem)}: at least 64m`);
+  const memoryBytes = mem === undefined ? DEFAULT_LIMITS.memoryBytes : parseSize(String(mem), `${configName()}: sandbox-memory-limit`);
+  if (memoryBytes < 64 << 20) throw new StrataError(`${configName()}: sandbox-memory-limit ${String(mem)}: at least 64m`);
   return { pids: pids ?? DEFAULT_LIMITS.pids, memoryBytes };
 }

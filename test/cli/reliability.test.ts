@@ -136,3 +136,31 @@ test('build --publish whose previous image cannot be read (every answer cut shor
     await t.cleanup();
   }
 });
+
+test('strata as a uid with no passwd entry and no HOME: each command runs or says in one line what to set, never a stack trace', { timeout: 60_000 }, async () => {
+  const t = await tempDir('strata-nohome-');
+  try {
+    const uid = 4322;
+    await assert.rejects(runOk('getent', ['passwd', String(uid)]), 'the uid has no passwd entry');
+    await runOk('chmod', ['755', t.path]);
+    const as = (args: string[], env: NodeJS.ProcessEnv = {}) => run(STRATA, args, { uid, gid: uid, cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
+    assert.equal((await as(['version'])).code, 0);
+    for (const args of [['images'], ['build', 'x', '--path', t.path], ['fleet', 'images'], ['config', 'default-builder', 'r.example/b']]) {
+      const r = await as(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^strata: .*no home directory .*: set (STRATA_HOME|STRATA_CONFIG_HOME), or HOME\n$/, args.join(' '));
+    }
+    // Reading config needs no home: there is none to read.
+    const read = await as(['config', 'default-builder']);
+    assert.equal(read.code, 0, read.stderr);
+    assert.equal(read.stdout.trim(), 'null');
+    // Given a place of its own, it works.
+    const home = join(t.path, 'home');
+    await mkdir(home);
+    await runOk('chown', [`${uid}:${uid}`, home]);
+    const listed = await as(['images'], { STRATA_HOME: home });
+    assert.equal(listed.code, 0, listed.stderr);
+  } finally {
+    await t.cleanup();
+  }
+});

@@ -14,7 +14,7 @@ import { checkName, checkNamespace } from '../parse.js';
 import { describe, type BuilderSpec, type ImageSpec } from '../resources.js';
 import type { ServedFleet } from '../service.js';
 import type { BuildRecord, BuilderStatus, StackStatus, StoreStatus } from '../store.js';
-import { roleOf, type TokenSet } from '../tokens.js';
+import { bearerToken, roleOf, type TokenSet } from '../tokens.js';
 import { buildCredentials, withLogins } from '../worker.js';
 import type { Html } from './html.js';
 import { buildDurations, buildsPerHour, coverage, filterRows, layerDiff, layerFacts, SORTS, sortRows, type CoverageRow, type FleetRow, type LayerFact, type SortKey } from './model.js';
@@ -109,10 +109,9 @@ export function registerDashboard(app: FastifyInstance, fleet: ServedFleet, o: D
   const pageOptions = (req: FastifyRequest) => ({ signedIn: !o.loopback && signedIn(req) });
   const send = (reply: FastifyReply, h: Html, status = 200) => reply.code(status).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(h.text);
 
-  const bearer = (req: FastifyRequest) => /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''))?.[1];
   const api = (role: 'read' | 'admin') => async (req: FastifyRequest, reply: FastifyReply) => {
     if (!hostOk(req) && o.overTcp(req.raw)) return reply.code(421).send({ error: 'not this listener\'s name' });
-    const have = roleOf(o.tokens, bearer(req));
+    const have = roleOf(o.tokens, bearerToken(req.headers.authorization));
     if (!have) return reply.code(401).header('www-authenticate', 'Bearer realm="strata fleet"').send({ error: 'a bearer token is required' });
     if (role === 'admin' && have !== 'admin') return reply.code(403).send({ error: 'this needs the admin token' });
   };

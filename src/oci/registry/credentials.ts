@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../errors.js';
+import { userHome } from '../userhome.js';
 
 /** What a registry login can be: a user and password, an identity (refresh) token, or a ready header value. */
 export type Credential =
@@ -25,15 +25,8 @@ const DOCKER_HUB_KEY = 'https://index.docker.io/v1/';
  */
 export function dockerConfigPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.DOCKER_CONFIG) return join(env.DOCKER_CONFIG, 'config.json');
-  let home = env.HOME;
-  if (!home) {
-    try {
-      home = homedir();
-    } catch {
-      return undefined;
-    }
-  }
-  return join(home, '.docker', 'config.json');
+  const home = userHome(env);
+  return home ? join(home, '.docker', 'config.json') : undefined;
 }
 
 /** The config file a login is written to: one must exist. */
