@@ -193,6 +193,9 @@ export async function ensureBuilder(builder: ResourceOf<'Builder' | 'ClusterBuil
   const config: BuilderConfig = {
     buildpacks: images.map((image) => ({ image })),
     order,
+    // kpack's builders carry no image extensions.
+    extensions: [],
+    orderExtensions: [],
     system: { pre: [], post: [] },
     buildImage: stack.status.buildImage!,
     buildEnv: [],

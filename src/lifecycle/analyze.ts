@@ -1,6 +1,6 @@
 import type { EngineClient } from '../oci/engine/client.js';
 import { StrataError, errorMessage } from '../oci/errors.js';
-import { resolveRunImage, type ImageReader, type OpenedImage } from '../oci/images.js';
+import { resolveRunImage as resolveFromRunToml, type ImageReader, type OpenedImage } from '../oci/images.js';
 import type { AnalyzedFile } from '../spec/analyzed.js';
 import { Exit } from '../spec/exit.js';
 import type { RunImage } from '../spec/run.js';
@@ -54,7 +54,7 @@ export async function analyze(i: AnalyzeInputs): Promise<AnalyzeResult> {
   }
   let run: OpenedImage | undefined;
   try {
-    run = i.runImage ? await i.readRun(i.runImage) : await resolveRunImage(i.runImages, i.output, i.readRun, log);
+    run = i.runImage ? await i.readRun(i.runImage) : await resolveFromRunToml(i.runImages, i.output, i.readRun, log);
   } catch (err) {
     throw new StrataError(errorMessage(err), Exit.AnalyzeError, { cause: err });
   }
@@ -65,4 +65,24 @@ export async function analyze(i: AnalyzeInputs): Promise<AnalyzeResult> {
     runImage: { reference: run.reference, image: run.name, target: imageTargetOf(run.image.config, run.name) },
   };
   return { analyzed, ...(previous ? { previous } : {}), ...(previousMetadata ? { previousMetadata } : {}), run };
+}
+
+/**
+ * A run image named without a digest or target (an image extension switched to it; the detector clears both): opened
+ * by name, with its digest and target put back into analyzed.toml's record, as the restorer does (spec §7).
+ */
+export async function resolveRunImage(analyzed: AnalyzedFile, readRun: ImageReader): Promise<OpenedImage | undefined> {
+  const r = analyzed.runImage;
+  // The analyzer always records a target (Platform API 0.12+): only a switched run image comes without one.
+  if (!r || r.target) return undefined;
+  const name = r.image ?? r.reference;
+  let run: OpenedImage | undefined;
+  try {
+    run = await readRun(name);
+  } catch (err) {
+    throw new StrataError(`run image ${name}: ${errorMessage(err)}`, Exit.RestoreError, { cause: err });
+  }
+  if (!run) throw new StrataError(`run image ${name} not found`, Exit.RestoreError);
+  analyzed.runImage = { reference: run.reference, image: name, ...(r.extend ? { extend: true } : {}), target: imageTargetOf(run.image.config, name) };
+  return run;
 }

@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
+import { pathExists } from '../oci/fsutil.js';
 import type { ApiVersion } from '../spec/api.js';
 import { descriptorDir, escapeId, readDescriptor, type BuildpackDescriptor } from '../spec/buildpack.js';
 import { parseBuildPlan, type BuildPlan } from '../spec/buildplan.js';
@@ -33,6 +34,9 @@ export interface BuildpackRunInputs {
 
 export interface DetectorInputs extends BuildpackRunInputs {
   order: Order;
+  /** `[[order-extensions]]`: image extensions' groups, tried (all optional) before each buildpack group. */
+  orderExtensions?: Order;
+  extensionsDir?: string;
   system?: SystemFile;
   /** Where the per-buildpack plan files go; the layers dir, since a build image may have no /tmp. */
   scratchDir?: string;
@@ -40,6 +44,7 @@ export interface DetectorInputs extends BuildpackRunInputs {
 
 export interface DetectOutput {
   group: GroupEntry[];
+  groupExtensions: GroupEntry[];
   plan: PlanFile;
 }
 
@@ -83,11 +88,12 @@ export class Detector {
   constructor(private readonly inputs: DetectorInputs) {}
 
   private descriptor(el: OrderElement): Promise<BuildpackDescriptor> {
-    const key = `${el.id}@${el.version ?? ''}`;
+    const key = `${el.extension ? 'extension' : 'buildpack'}:${el.id}@${el.version ?? ''}`;
     let d = this.descriptors.get(key);
     if (!d) {
       if (!el.version) throw new StrataError(`order: ${el.id} has no version`, Exit.DetectError);
-      d = readDescriptor(descriptorDir(this.inputs.buildpacksDir, el.id, el.version));
+      if (el.extension && !this.inputs.extensionsDir) throw new StrataError(`order-extensions names ${el.id}, but there is no extensions dir`, Exit.DetectError);
+      d = el.extension ? readDescriptor(descriptorDir(this.inputs.extensionsDir!, el.id, el.version), 'extension') : readDescriptor(descriptorDir(this.inputs.buildpacksDir, el.id, el.version));
       this.descriptors.set(key, d);
     }
     return d;
@@ -97,7 +103,7 @@ export class Detector {
   private async checkOrder(order: Order, seen: Set<string>): Promise<void> {
     for (const g of order) {
       for (const el of g.group) {
-        const key = `${el.id}@${el.version ?? ''}`;
+        const key = `${el.extension ? 'extension' : 'buildpack'}:${el.id}@${el.version ?? ''}`;
         if (seen.has(key)) continue;
         seen.add(key);
         const d = await this.descriptor(el);
@@ -108,12 +114,15 @@ export class Detector {
 
   async run(): Promise<DetectOutput> {
     const order = withSystem(this.inputs.order, this.inputs.system);
+    // Extensions are always optional, and their order has no nesting.
+    const extensions: Order = (this.inputs.orderExtensions ?? []).map((g) => ({ group: g.group.map((e) => ({ ...e, optional: true, extension: true })) }));
     await this.checkOrder(order, new Set());
+    await this.checkOrder(extensions, new Set());
     const scratch = this.inputs.scratchDir ?? tmpdir();
     await mkdir(scratch, { recursive: true });
     this.tmp = await mkdtemp(join(scratch, '.strata-detect-'));
     try {
-      const verdict = await this.detectOrder(order, [], [], false);
+      const verdict = extensions.length ? await this.detectWithExtensions(order, extensions) : await this.detectOrder(order, [], [], false);
       if (!verdict.ok) {
         // Why it failed, as the reference shows it: at debug level this is already on screen.
         if (this.inputs.log.level !== 'debug') {
@@ -123,14 +132,28 @@ export class Detector {
         if (verdict.error) throw new StrataError('no buildpack group passed detection, and at least one buildpack errored (see its output above)', Exit.DetectBuildpackError);
         throw new StrataError('no buildpack group passed detection', Exit.DetectFailed);
       }
-      const group = verdict.group.map((e) => ({ id: e.id, version: e.version, api: e.api, ...(e.homepage ? { homepage: e.homepage } : {}) }));
-      const all = this.runs.size;
+      const entry = (e: DetectedElement): GroupEntry => ({ id: e.id, version: e.version, api: e.api, ...(e.homepage ? { homepage: e.homepage } : {}) });
+      const group = verdict.group.filter((e) => !e.extension).map(entry);
+      const groupExtensions = verdict.group.filter((e) => e.extension).map(entry);
+      const all = [...this.runs.keys()].filter((k) => k.startsWith('buildpack:')).length;
       if (group.length !== all) this.inputs.log.info(`${group.length} of ${all} buildpacks participating`);
       for (const g of group) this.inputs.log.info(`${g.id} ${g.version}`);
-      return { group, plan: { entries: verdict.entries } };
+      for (const g of groupExtensions) this.inputs.log.info(`${g.id} ${g.version} (extension)`);
+      return { group, groupExtensions, plan: { entries: verdict.entries } };
     } finally {
       await rm(this.tmp, { recursive: true, force: true });
     }
+  }
+
+  /** The extension order, as an optional nested order, before each buildpack group in turn (platform spec §5). */
+  private async detectWithExtensions(order: Order, extensions: Order): Promise<Verdict> {
+    let error = false;
+    for (const g of order) {
+      const v = await this.detectOrder(extensions, [], g.group, true);
+      if (v.ok) return v;
+      error ||= v.error;
+    }
+    return { ok: false, error, reason: 'no group passed' };
   }
 
   private async detectOrder(order: Order, done: OrderElement[], rest: OrderElement[], optional: boolean): Promise<Verdict> {
@@ -148,7 +171,7 @@ export class Detector {
     const done = [...doneIn];
     for (const [i, el] of group.entries()) {
       // A buildpack met earlier in this expansion runs once, at its first position.
-      if (done.some((d) => d.id === el.id)) continue;
+      if (done.some((d) => d.id === el.id && !d.extension === !el.extension)) continue;
       const desc = await this.descriptor(el);
       if (desc.order.length) return this.detectOrder(desc.order, done, group.slice(i + 1), el.optional);
       if (!this.eligible(el, desc)) continue;
@@ -174,7 +197,7 @@ export class Detector {
 
   /** Runs `bin/detect` once per id@version for the whole detection, however many groups include it. */
   private detectElement(el: OrderElement, desc: BuildpackDescriptor): Promise<DetectedElement> {
-    const key = `${desc.id}@${desc.version}`;
+    const key = `${desc.kind}:${desc.id}@${desc.version}`;
     let r = this.runs.get(key);
     if (!r) {
       r = this.runDetect(el, desc);
@@ -184,23 +207,26 @@ export class Detector {
   }
 
   private async runDetect(el: OrderElement, desc: BuildpackDescriptor): Promise<DetectedElement> {
-    const base: DetectedElement = { id: desc.id, version: desc.version, api: desc.api, ...(desc.homepage ? { homepage: desc.homepage } : {}), optional: el.optional, extension: false, status: 'error' };
+    const extension = desc.kind === 'extension';
+    const base: DetectedElement = { id: desc.id, version: desc.version, api: desc.api, ...(desc.homepage ? { homepage: desc.homepage } : {}), optional: el.optional || extension, extension, status: 'error' };
     const { inputs } = this;
     if (inputs.platformApi.atLeast('0.12') && !el.optional && !anyTargetMatches(desc.targets, inputs.target)) {
       const t = inputs.target;
       inputs.log.info(`${desc.id}@${desc.version}: no target matches the run image (${t.os ?? '?'}/${t.arch ?? '?'}${t.distro?.name ? ` ${t.distro.name} ${t.distro.version ?? ''}` : ''})`);
       return base;
     }
-    const dir = join(this.tmp!, escapeId(desc.id));
+    const dir = join(this.tmp!, `${desc.kind}-${escapeId(desc.id)}`);
     await mkdir(dir, { recursive: true });
     const planPath = join(dir, 'plan.toml');
     const env = await buildpackEnv(buildpackBaseEnv(inputs.hostEnv), desc, inputs.platformDir, inputs.buildConfigDir);
-    env.CNB_BUILDPACK_DIR = desc.dir;
+    env[extension ? 'CNB_EXTENSION_DIR' : 'CNB_BUILDPACK_DIR'] = desc.dir;
     if (desc.apiVersion.atLeast('0.8')) {
       env.CNB_PLATFORM_DIR = inputs.platformDir;
       env.CNB_BUILD_PLAN_PATH = planPath;
     }
     targetEnv(env, desc.apiVersion, inputs.target, inputs.execEnv);
+    // An extension without bin/detect passes, with its detect/plan.toml (if any) as its output.
+    if (extension && !(await pathExists(join(desc.dir, 'bin', 'detect')))) return this.readPlan({ ...base, status: 'pass' }, desc, join(desc.dir, 'detect', 'plan.toml'));
     const result = await runProgram(join(desc.dir, 'bin', 'detect'), [inputs.platformDir, planPath], { cwd: inputs.appDir, env, stream: false });
     const show = (level: 'debug' | 'info'): void => {
       if (!result.output) return;
@@ -222,13 +248,18 @@ export class Detector {
       return base;
     }
     show('debug');
+    return this.readPlan(base, desc, planPath);
+  }
+
+  /** A passing element with the Build Plan it wrote; an unreadable plan (or an extension's `requires`) is an error. */
+  private async readPlan(base: DetectedElement, desc: BuildpackDescriptor, planPath: string): Promise<DetectedElement> {
     let plan: BuildPlan | undefined;
     try {
       const text = await readFile(planPath, 'utf8').catch(() => '');
-      plan = text.trim() ? parseBuildPlan(parseToml(text, `${desc.id}@${desc.version} build plan`), `${desc.id}@${desc.version} build plan`) : undefined;
+      plan = text.trim() ? parseBuildPlan(parseToml(text, `${desc.id}@${desc.version} build plan`), `${desc.id}@${desc.version} build plan`, desc.kind === 'extension') : undefined;
     } catch (err) {
-      inputs.log.info(`======== Error: ${desc.id}@${desc.version} ========\n${(err as Error).message}`);
-      return base;
+      this.inputs.log.info(`======== Error: ${desc.id}@${desc.version} ========\n${(err as Error).message}`);
+      return { ...base, status: 'error' };
     }
     return { ...base, status: 'pass', ...(plan ? { plan } : {}) };
   }

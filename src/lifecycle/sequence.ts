@@ -5,7 +5,10 @@ import { chownTree } from '../oci/fsutil.js';
 import type { ApiVersion } from '../spec/api.js';
 import { writeAnalyzed } from '../spec/analyzed.js';
 import { Exit } from '../spec/exit.js';
-import { parseGroupFile, type GroupEntry } from '../spec/group.js';
+import { escapeId } from '../spec/buildpack.js';
+import { chooseRunImage, hasInstructions, parseDockerfile, type Dockerfile } from '../spec/dockerfile.js';
+import { parseGroupFile, type GroupEntry, type GroupFile } from '../spec/group.js';
+import { imageTargetOf } from '../spec/target.js';
 import type { ProjectMetadata } from '../spec/projectmeta.js';
 import { parseToml } from '../spec/toml.js';
 import { analyze, type AnalyzeInputs, type AnalyzeResult } from './analyze.js';
@@ -74,14 +77,57 @@ async function handOver(dirs: string[], uid: number, gid: number): Promise<void>
  * the detector's two outputs are kept (each must be a regular file), with analyzed.toml and the order; everything
  * else is removed before the restore writes there.
  */
-export function afterDetection(layersDir: string): GroupEntry[] {
+export function afterDetection(layersDir: string): GroupFile {
   return ConfinedDir.with(layersDir, (d) => {
-    const keep = new Set(['group.toml', 'plan.toml', 'analyzed.toml', 'order.toml']);
+    const keep = new Set(['group.toml', 'plan.toml', 'analyzed.toml', 'order.toml', 'generated']);
     d.clear('', keep);
     for (const f of ['group.toml', 'plan.toml']) if (!d.lstat(f)?.isFile()) throw new StrataError(`the detector left no ${f} (or not a regular file) in the layers dir`);
+    if (d.lstat('generated') && !d.isDirectory('generated')) d.remove('generated');
     const text = d.readText('group.toml', 1 << 20) ?? '';
-    return parseGroupFile(parseToml(text, d.pathOf('group.toml')), d.pathOf('group.toml')).group;
+    return parseGroupFile(parseToml(text, d.pathOf('group.toml')), d.pathOf('group.toml'));
   });
+}
+
+/**
+ * What the extensions generated, read again here (the detector ran beside buildpack code, so its files are only
+ * hints): each extension's Dockerfiles from `<layers>/generated/<id>/`, through the confined reader, checked again.
+ */
+export function generatedDockerfiles(layersDir: string, extensions: GroupEntry[]): { extension: string; dockerfile: Dockerfile }[] {
+  return ConfinedDir.with(layersDir, (d) => {
+    const out: { extension: string; dockerfile: Dockerfile }[] = [];
+    for (const e of extensions) {
+      for (const kind of ['build', 'run'] as const) {
+        const file = `generated/${escapeId(e.id)}/${kind}.Dockerfile`;
+        const text = d.readText(file, 1 << 20);
+        if (text !== undefined) out.push({ extension: e.id, dockerfile: parseDockerfile(text, `${e.id}@${e.version} ${kind}.Dockerfile`, kind) });
+      }
+    }
+    return out;
+  });
+}
+
+/**
+ * The run image the extensions chose, opened (analysis opened the one it resolved): what the export stacks on.
+ * Applying Dockerfiles to an image (the extender) is not in strata yet, so an extension that needs it is refused
+ * with the extender's exit code and its name, before any build runs.
+ */
+async function extensionsRunImage(i: SequenceInputs, analysis: AnalyzeResult, extensions: GroupEntry[]): Promise<boolean> {
+  if (!extensions.length) return false;
+  const files = generatedDockerfiles(i.layersDir, extensions);
+  const extending = files.find((f) => f.dockerfile.kind === 'build') ?? files.find((f) => f.dockerfile.kind === 'run' && hasInstructions(f.dockerfile));
+  const choice = chooseRunImage(files.filter((f) => f.dockerfile.kind === 'run').map((f) => f.dockerfile));
+  if (choice.extend || extending?.dockerfile.kind === 'build') {
+    const f = extending!;
+    throw new StrataError(`extension ${f.extension}: its ${f.dockerfile.kind}.Dockerfile changes the ${f.dockerfile.kind} image, and strata cannot apply Dockerfiles yet (only a run.Dockerfile that is FROM <image> alone)`, Exit.ExtendError);
+  }
+  if (!choice.image || choice.image === analysis.analyzed.runImage?.image) return false;
+  const run = await i.analyze.readRun(choice.image);
+  if (!run) throw new StrataError(`run image ${choice.image}, chosen by an image extension, not found`, Exit.AnalyzeError);
+  analysis.run = run;
+  analysis.analyzed.runImage = { reference: run.reference, image: choice.image, target: imageTargetOf(run.image.config, choice.image) };
+  await writeAnalyzed(join(i.layersDir, 'analyzed.toml'), analysis.analyzed);
+  i.log.info(`Run image ${run.reference} (chosen by an extension)`);
+  return true;
 }
 
 export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRunner): Promise<SequenceResult> {
@@ -96,7 +142,8 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
   await handOver([i.layersDir, i.appDir], i.uid, i.gid);
   const detected = await runBuildpacks('detector');
   if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack ${i.builderName ? `in ${i.builderName} ` : ''}detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
-  const group = afterDetection(i.layersDir);
+  const { group, groupExtensions } = afterDetection(i.layersDir);
+  const runChosenByExtension = await extensionsRunImage(i, analysis, groupExtensions);
 
   i.phase('RESTORING');
   // What the analyzer writes into the layers dir is written only now, after detection had its turn at that dir.
@@ -122,7 +169,8 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
       ...(i.imageAppDir ? { imageAppDir: i.imageAppDir } : {}),
       launcher: await i.launcher(),
       run: analysis.run,
-      runImages: i.analyze.runImages,
+      // A run image an extension chose is recorded by its own name, not as an entry of run.toml.
+      runImages: runChosenByExtension ? [] : i.analyze.runImages,
       ...(analysis.previous ? { previous: { image: analysis.previous.image, ...(prevMd ? { metadata: prevMd } : {}) } } : {}),
       outputs: i.outputs,
       uid: i.uid,

@@ -17,13 +17,15 @@ import type { BuilderConfig } from '../spec/buildertoml.js';
 import { orderToToml, type Order } from '../spec/order.js';
 import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
-import { checkOrders, collectSource, flattenBuildpacks, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
+import { checkOrders, collectExtension, collectSource, flattenBuildpacks, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
 import { openByPolicy, requireImage, whereLooked } from '../oci/images.js';
 import type { PullPolicy } from '../oci/images.js';
 
 export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';
 export const LABEL_ORDER = 'io.buildpacks.buildpack.order';
+export const LABEL_ORDER_EXTENSIONS = 'io.buildpacks.buildpack.order-extensions';
+export const LABEL_EXTENSION_LAYERS = 'io.buildpacks.extension.layers';
 export const LABEL_SYSTEM = 'io.buildpacks.buildpack.system';
 export const LABEL_LIFECYCLE_VERSION = 'io.buildpacks.lifecycle.version';
 export const LABEL_LIFECYCLE_APIS = 'io.buildpacks.lifecycle.apis';
@@ -32,6 +34,7 @@ export const LABEL_LIFECYCLE_APIS = 'io.buildpacks.lifecycle.apis';
 export interface BuilderMetadata {
   description: string;
   buildpacks: { id: string; version: string; homepage?: string }[];
+  extensions?: { id: string; version: string; homepage?: string }[];
   stack: { runImage: { image: string; mirrors: string[] } };
   images: { image: string; mirrors: string[] }[];
   lifecycle: { version: string; api: { buildpack: string; platform: string }; apis: Apis };
@@ -59,16 +62,17 @@ async function* dirs(uid: number, gid: number): AsyncGenerator<LayerEntry> {
   yield { type: 'directory', path: 'workspace', mode: 0o755, uid, gid };
 }
 
-/** Builder order entries may leave out the version when one version of that buildpack is in the builder. */
-function completeOrder(order: Order, buildpacks: CollectedBuildpack[], file: string): Order {
+/** Builder order entries may leave out the version when one version of that buildpack (or extension) is in the builder. */
+function completeOrder(order: Order, buildpacks: CollectedBuildpack[], file: string, what: 'buildpacks' | 'extensions' = 'buildpacks'): Order {
+  const key = what === 'buildpacks' ? 'order' : 'order-extensions';
   return order.map((g) => ({
     group: g.group.map((e) => {
       if (e.version) {
-        if (!buildpacks.some((b) => b.id === e.id && b.version === e.version)) throw new StrataError(`${file}: order names ${e.id}@${e.version}, which is not among the builder's buildpacks`);
+        if (!buildpacks.some((b) => b.id === e.id && b.version === e.version)) throw new StrataError(`${file}: ${key} names ${e.id}@${e.version}, which is not among the builder's ${what}`);
         return e;
       }
       const versions = buildpacks.filter((b) => b.id === e.id).map((b) => b.version);
-      if (versions.length !== 1) throw new StrataError(`${file}: order names ${e.id} ${versions.length ? `without a version, and the builder has ${versions.join(', ')}` : ', which is not among the builder\'s buildpacks'}`);
+      if (versions.length !== 1) throw new StrataError(`${file}: ${key} names ${e.id} ${versions.length ? `without a version, and the builder has ${versions.join(', ')}` : `, which is not among the builder's ${what}`}`);
       return { ...e, version: versions[0]! };
     }),
   }));
@@ -195,6 +199,13 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
     const buildpacks = extras.flatten?.length ? await flattenBuildpacks([...all.values()], extras.flatten, work, file) : [...all.values()];
     checkOrders(buildpacks, file);
     const order = completeOrder(config.order, buildpacks, file);
+    const extMap = new Map<string, CollectedBuildpack>();
+    for (const src of config.extensions) {
+      const e = await collectExtension(src, work);
+      extMap.set(`${e.id}@${e.version}`, e);
+    }
+    const extensions = [...extMap.values()];
+    const orderExtensions = completeOrder(config.orderExtensions, extensions, file, 'extensions');
     // Opened only now, once everything has been checked: a bad builder.toml leaves no trace at the destination.
     const output = await openOutput();
 
@@ -217,7 +228,9 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
       }
     } else await layer(lifecycleEntries(), `Lifecycle: strata ${VERSION}`);
     added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
-    await layer(files([{ path: 'cnb/order.toml', content: toToml(orderToToml(order)) }]), 'Builder: order.toml');
+    added.push(...(await storeBuildpackLayers(extensions, output.store, 'Extension')));
+    const orderToml = { ...orderToToml(order), ...(orderExtensions.length ? orderToToml(orderExtensions, 'order-extensions') : {}) };
+    await layer(files([{ path: 'cnb/order.toml', content: toToml(orderToml) }]), 'Builder: order.toml');
     const hasSystem = config.system.pre.length + config.system.post.length > 0;
     if (hasSystem) {
       const sys = (l: typeof config.system.pre) => l.map((e) => ({ id: e.id, version: e.version, optional: e.optional || undefined }));
@@ -243,6 +256,7 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
     const metadata: BuilderMetadata = {
       description: config.description ?? '',
       buildpacks: buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })),
+      ...(extensions.length ? { extensions: extensions.map((b) => ({ id: b.id, version: b.version, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })) } : {}),
       stack: { runImage: { image: first.image, mirrors: first.mirrors } },
       images: config.runImages.map((r) => ({ image: r.image, mirrors: r.mirrors })),
       lifecycle: { version: lifecycle.version, api: { buildpack: lifecycle.apis.buildpack.supported.at(-1) ?? LATEST_BUILDPACK_API, platform: lifecycle.apis.platform.supported.at(-1) ?? LATEST_PLATFORM_API }, apis: lifecycle.apis },
@@ -252,6 +266,9 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
       [LABEL_BUILDER]: JSON.stringify(metadata),
       [LABEL_ORDER]: JSON.stringify(order.map((g) => ({ group: g.group.map((e) => ({ id: e.id, version: e.version, ...(e.optional ? { optional: true } : {}) })) }))),
       'io.buildpacks.buildpack.layers': JSON.stringify(layersLabel(buildpacks)),
+      ...(extensions.length
+        ? { [LABEL_EXTENSION_LAYERS]: JSON.stringify(layersLabel(extensions)), [LABEL_ORDER_EXTENSIONS]: JSON.stringify(orderExtensions.map((g) => ({ group: g.group.map((e) => ({ id: e.id, version: e.version })) }))) }
+        : {}),
       [LABEL_LIFECYCLE_VERSION]: lifecycle.version,
       [LABEL_LIFECYCLE_APIS]: JSON.stringify(lifecycle.apis),
       ...(hasSystem ? { [LABEL_SYSTEM]: JSON.stringify(config.system) } : {}),

@@ -44,9 +44,9 @@ export interface CollectedBuildpack {
   layer: { descriptor: Descriptor; diffID: Digest; file?: string; from?: ImageStore };
 }
 
-/** The entries of one buildpack's layer: `/cnb/buildpacks/<escaped id>/<version>/…`, root-owned, normalised. */
+/** The entries of one buildpack's (or extension's) layer: `/cnb/buildpacks/<escaped id>/<version>/…`, root-owned, normalised. */
 async function* buildpackEntries(desc: BuildpackDescriptor): AsyncGenerator<LayerEntry> {
-  const prefix = `cnb/buildpacks/${escapeId(desc.id)}/${desc.version}`;
+  const prefix = `cnb/${desc.kind === 'extension' ? 'extensions' : 'buildpacks'}/${escapeId(desc.id)}/${desc.version}`;
   for (const p of parentPaths(prefix)) yield { type: 'directory', path: p, mode: 0o755 };
   // Readable (and where executable, runnable) by the build user, whatever umask the buildpack was written with.
   for await (const e of treeEntries(desc.dir, { prefix, parentDirs: false })) {
@@ -68,12 +68,12 @@ function layerInfo(desc: BuildpackDescriptor, diffID: string): BuildpackLayerInf
   };
 }
 
-/** Finds the dir holding buildpack.toml in an unpacked archive: its root, or its single top-level dir. */
-async function buildpackRoot(dir: string): Promise<string> {
-  if (await stat(join(dir, 'buildpack.toml')).catch(() => undefined)) return dir;
+/** Finds the dir holding buildpack.toml (or extension.toml) in an unpacked archive: its root, or its single top-level dir. */
+async function buildpackRoot(dir: string, kind: 'buildpack' | 'extension'): Promise<string> {
+  if (await stat(join(dir, `${kind}.toml`)).catch(() => undefined)) return dir;
   const entries = await readdir(dir);
-  if (entries.length === 1 && (await stat(join(dir, entries[0]!, 'buildpack.toml')).catch(() => undefined))) return join(dir, entries[0]!);
-  throw new StrataError(`${dir}: no buildpack.toml at the root of the archive`);
+  if (entries.length === 1 && (await stat(join(dir, entries[0]!, `${kind}.toml`)).catch(() => undefined))) return join(dir, entries[0]!);
+  throw new StrataError(`${dir}: no ${kind}.toml at the root of the archive`);
 }
 
 /** Reads a buildpackage from an image reference or a `.cnb` file (an OCI layout in a plain tar). */
@@ -106,16 +106,17 @@ export function packagedBuildpacks(image: ResolvedImage, what: string): Collecte
   return out;
 }
 
-/** A buildpack from a directory or a `.tgz`, made into its layer in `work`. */
-export async function buildpackFromSource(uri: string, work: string): Promise<{ desc: BuildpackDescriptor; collected: CollectedBuildpack }> {
+/** A buildpack (or an image extension) from a directory or a `.tgz`, made into its layer in `work`. */
+export async function buildpackFromSource(uri: string, work: string, kind: 'buildpack' | 'extension' = 'buildpack'): Promise<{ desc: BuildpackDescriptor; collected: CollectedBuildpack }> {
   let dir = uri;
   if (/\.(tgz|tar\.gz|tar)$/.test(uri)) {
     const into = await mkdtemp(join(work, 'tgz-'));
     await extractLayer(createReadStream(uri), into, { label: uri, chown: false, whiteouts: false });
-    dir = await buildpackRoot(into);
+    dir = await buildpackRoot(into, kind);
   }
-  const desc = await readDescriptor(dir);
-  if (!desc.order.length) {
+  const desc = await readDescriptor(dir, kind);
+  // An extension's programs are optional (its detect/ and generate/ dirs stand in for them); a buildpack's are not.
+  if (kind === 'buildpack' && !desc.order.length) {
     // A component buildpack is its two programs; one without them would only fail at detection, on someone else's build.
     for (const bin of ['detect', 'build']) {
       const st = await stat(join(dir, 'bin', bin)).catch(() => undefined);
@@ -137,6 +138,13 @@ export async function collectSource(src: BuildpackSource, work: string, options:
   }
   const { desc, collected } = await buildpackFromSource(ref, work);
   return { entry: desc, buildpacks: [collected] };
+}
+
+/** Image extensions: each a directory or `.tgz` (extension packages are not read yet). */
+export async function collectExtension(src: BuildpackSource, work: string): Promise<CollectedBuildpack> {
+  const ref = src.uri && isRemoteUri(src.uri) ? await downloaded(src.uri) : src.uri;
+  if (src.image || !ref || ref.endsWith('.cnb') || ref.startsWith('docker://')) throw new StrataError(`extension ${src.image ?? src.uri}: give a directory or .tgz holding extension.toml (extension packages are not supported yet)`);
+  return (await buildpackFromSource(ref, work, 'extension')).collected;
 }
 
 /** Every id@version an order can reach must be present, and no composite may contain itself. */
@@ -180,7 +188,7 @@ export function layersLabel(buildpacks: CollectedBuildpack[]): BuildpackLayers {
 }
 
 /** Puts each buildpack's layer into `store`: uploaded from its file, or copied blob for blob from its package. */
-export async function storeBuildpackLayers(buildpacks: CollectedBuildpack[], store: ImageStore): Promise<AddedLayer[]> {
+export async function storeBuildpackLayers(buildpacks: CollectedBuildpack[], store: ImageStore, what: 'Buildpack' | 'Extension' = 'Buildpack'): Promise<AddedLayer[]> {
   const added: AddedLayer[] = [];
   const seen = new Set<string>();
   for (const b of buildpacks) {
@@ -190,7 +198,7 @@ export async function storeBuildpackLayers(buildpacks: CollectedBuildpack[], sto
     seen.add(diffID);
     if (file) await store.putBlob(descriptor, async (start, end) => createReadStream(file, { start, end: end - 1 }));
     else if (from) await copyBlob(from, store, descriptor);
-    added.push({ descriptor, diffID, history: { created_by: `Buildpack: ${b.id}@${b.version}` } });
+    added.push({ descriptor, diffID, history: { created_by: `${what}: ${b.id}@${b.version}` } });
   }
   return added;
 }

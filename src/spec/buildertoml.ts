@@ -8,6 +8,9 @@ export interface BuilderConfig {
   description?: string;
   buildpacks: (BuildpackSource & { id?: string; version?: string })[];
   order: Order;
+  /** Image extensions, and the order they are tried in before each buildpack group. */
+  extensions: (BuildpackSource & { id?: string; version?: string })[];
+  orderExtensions: Order;
   system: { pre: OrderElement[]; post: OrderElement[] };
   buildImage: string;
   buildEnv: { name: string; value: string; suffix?: string; delim?: string }[];
@@ -43,20 +46,28 @@ export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
   }
   if (!runImages.length && stack.str('run-image')) runImages.push({ image: stack.str('run-image')!, mirrors: stack.strArray('run-image-mirrors') ?? [] });
   if (!runImages.length) throw new SpecError(`${file}: [[run.images]] needs at least one image`);
-  const buildpacks = f.list('buildpacks').map((b) => {
-    b.only('id', 'version', 'uri', 'image');
-    const uri = b.str('uri');
-    const image = b.str('image');
-    const id = b.str('id');
-    const version = b.str('version');
-    if (!uri && !image) throw new SpecError(`${b.where}: give a uri or an image`);
-    return { ...(uri ? { uri: resolveUri(uri, file) } : {}), ...(image ? { image } : {}), ...(id ? { id } : {}), ...(version ? { version } : {}) };
-  });
-  for (const g of f.list('order')) {
-    g.only('group');
-    for (const e of g.list('group')) e.only('id', 'version', 'optional');
+  const sources = (key: 'buildpacks' | 'extensions') =>
+    f.list(key).map((b) => {
+      b.only('id', 'version', 'uri', 'image');
+      const uri = b.str('uri');
+      const image = b.str('image');
+      const id = b.str('id');
+      const version = b.str('version');
+      if (!uri && !image) throw new SpecError(`${b.where}: give a uri or an image`);
+      return { ...(uri ? { uri: resolveUri(uri, file) } : {}), ...(image ? { image } : {}), ...(id ? { id } : {}), ...(version ? { version } : {}) };
+    });
+  const buildpacks = sources('buildpacks');
+  const extensions = sources('extensions');
+  for (const key of ['order', 'order-extensions']) {
+    for (const g of f.list(key)) {
+      g.only('group');
+      // Extensions are always optional, so their order entries take no optional flag.
+      for (const e of g.list('group')) (key === 'order' ? e.only('id', 'version', 'optional') : e.only('id', 'version'));
+    }
   }
   const order = parseOrder(f.list('order'), false);
+  const orderExtensions = parseOrder(f.list('order-extensions'), false);
+  if (orderExtensions.length && !extensions.length) throw new SpecError(`${file}: [[order-extensions]] names extensions, but there is no [[extensions]] entry`);
   if (!order.length) throw new SpecError(`${file}: [[order]] is required: which buildpacks to try, in which groups`);
   const sys = f.sub('system').only('pre', 'post');
   const buildEnv = build.list('env').map((e) => {
@@ -72,6 +83,8 @@ export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
     ...(description ? { description } : {}),
     buildpacks,
     order,
+    extensions,
+    orderExtensions,
     system: { pre: sys.sub('pre').list('buildpacks').map((e) => parseElement(e, true)), post: sys.sub('post').list('buildpacks').map((e) => parseElement(e, true)) },
     buildImage,
     buildEnv,

@@ -14,4 +14,10 @@ export const Exit = {
   ExportError: 62,
   RebaseError: 72,
   LaunchError: 82,
+  /** An extension's bin/generate failed. */
+  GenerateFailed: 91,
+  /** Any other generation error (a Dockerfile the spec does not allow, say). */
+  GenerateError: 92,
+  /** The extender (applying Dockerfiles to the build or run image). */
+  ExtendError: 102,
 } as const;

@@ -7,6 +7,8 @@ export interface OrderElement {
   optional: boolean;
   /** From a buildpack descriptor's composite order; empty = any. */
   execEnv?: string[];
+  /** An image extension (from `[[order-extensions]]`), read from the extensions dir. */
+  extension?: boolean;
 }
 
 export interface OrderGroup {

@@ -56,15 +56,46 @@ export async function writeBuildpack(buildpacksDir: string, spec: BuildpackSpec)
   return dir;
 }
 
+export interface ExtensionSpec {
+  id: string;
+  version?: string;
+  api?: string;
+  /** bash body of bin/detect; without it the extension passes with its detect/plan.toml */
+  detect?: string;
+  /** bash body of bin/generate; without it its generate/ dir is its output */
+  generate?: string;
+  /** Files under the extension's root (detect/plan.toml, generate/run.Dockerfile, …). */
+  files?: Record<string, string>;
+}
+
+/** An image extension at `<extensionsDir>/<escaped id>/<version>/`; returns its dir. */
+export async function writeExtension(extensionsDir: string, spec: ExtensionSpec): Promise<string> {
+  const version = spec.version ?? '1.0.0';
+  const dir = join(extensionsDir, spec.id.replace(/\//g, '_'), version);
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await writeFile(join(dir, 'extension.toml'), `api = "${spec.api ?? '0.12'}"\n[extension]\nid = "${spec.id}"\nversion = "${version}"\n`);
+  for (const [name, body] of [['detect', spec.detect], ['generate', spec.generate]] as const) {
+    if (body === undefined) continue;
+    await writeFile(join(dir, 'bin', name), `#!/usr/bin/env bash\nset -eu\n${body}\n`);
+    await chmod(join(dir, 'bin', name), 0o755);
+  }
+  for (const [rel, text] of Object.entries(spec.files ?? {})) {
+    await mkdir(join(dir, rel, '..'), { recursive: true });
+    await writeFile(join(dir, rel), text);
+  }
+  return dir;
+}
+
 export interface Workspace {
   root: string;
   app: string;
   layers: string;
   platform: string;
   buildpacks: string;
+  extensions: string;
   buildConfig: string;
-  /** Writes order.toml from groups of `id@version[?]` (`?` = optional). */
-  order(groups: string[][]): Promise<string>;
+  /** Writes order.toml from groups of `id@version[?]` (`?` = optional), and `[[order-extensions]]` from `extensions`. */
+  order(groups: string[][], extensions?: string[][]): Promise<string>;
   /** Runs a lifecycle phase as the build user with the workspace's dirs as flags. */
   phase(name: string, extra?: string[], env?: Record<string, string>, options?: { order?: boolean; root?: boolean }): Promise<RunResult>;
   launch(argv0: string, args: string[], env?: Record<string, string>): Promise<RunResult>;
@@ -90,6 +121,7 @@ export async function workspace(): Promise<Workspace> {
     layers: join(root, 'layers'),
     platform: join(root, 'platform'),
     buildpacks: join(root, 'buildpacks'),
+    extensions: join(root, 'extensions'),
     buildConfig: join(root, 'build-config'),
   };
   for (const d of Object.values(ws)) await mkdir(d, { recursive: true });
@@ -98,14 +130,15 @@ export async function workspace(): Promise<Workspace> {
   const chown = () => runOk('find', [root, '!', '-user', String(CNB_UID), '-exec', 'chown', '-h', `${CNB_UID}:${CNB_UID}`, '{}', '+']);
   return {
     ...ws,
-    async order(groups) {
+    async order(groups, extensions = []) {
       const path = join(root, 'order.toml');
-      await writeFile(path, orderToml(groups));
+      await writeFile(path, `${orderToml(groups)}\n${orderToml(extensions, 'order-extensions')}`);
       return path;
     },
     async phase(name, extra = [], env = {}, options = {}) {
       await chown();
       const flags = ['-app', ws.app, '-layers', ws.layers, '-platform', ws.platform, '-buildpacks', ws.buildpacks, '-build-config', ws.buildConfig, '-log-level', 'debug'];
+      if (name === 'detector') flags.push('-extensions', ws.extensions);
       if (name === 'detector' && options.order !== false) flags.push('-order', join(root, 'order.toml'));
       const user = options.root ? {} : { uid: CNB_UID, gid: CNB_UID };
       return run(join(await lifecycleRoot(), 'dist', 'lifecycle', name), [...flags, ...extra], { ...user, env: baseEnv(env), cwd: root });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
-import { withWorkspace, writeBuildpack, orderToml, type Workspace } from '../harness/buildpacks.js';
+import { withWorkspace, writeBuildpack, writeExtension, orderToml, type Workspace } from '../harness/buildpacks.js';
 
 const withWs = withWorkspace;
 
@@ -198,4 +198,73 @@ test('conformance 38: the detector refuses to run as root', () =>
     const r = await ws.phase('detector', [], {}, { root: true });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /refusing to run as root/);
+  }));
+
+const CURL_RUN = 'ARG base_image\nFROM ${base_image}\nUSER root\nRUN apt-get install -y curl\nARG user_id\nUSER ${user_id}\n';
+
+test('extensions: [[order-extensions]] tried before each group, [[group-extensions]] written, their provides meet requires, and generate writes Dockerfiles', () =>
+  withWs(async (ws) => {
+    await writeExtension(ws.extensions, { id: 'vim', detect: 'exit 100' });
+    await writeExtension(ws.extensions, {
+      id: 'curl',
+      detect: 'printf \'[[provides]]\\nname = "curl"\\n\' > "$2"; echo "ext dir $CNB_EXTENSION_DIR"',
+      generate: `echo "plan: $(cat "$CNB_BP_PLAN_PATH" | tr '\\n' ' ')"
+printf '%s' '${CURL_RUN}' > "$CNB_OUTPUT_DIR/run.Dockerfile"
+printf 'ARG base_image\\nFROM \${base_image}\\nRUN echo build\\n' > "$CNB_OUTPUT_DIR/build.Dockerfile"
+printf '[[build.args]]\\nname = "color"\\nvalue = "blue"\\n' > "$CNB_OUTPUT_DIR/extend-config.toml"`,
+    });
+    await writeBuildpack(ws.buildpacks, { id: 'needs-curl', detect: 'printf \'[[requires]]\\nname = "curl"\\n[requires.metadata]\\nversion = "8"\\n\' > "$2"' });
+    await writeBuildpack(ws.buildpacks, { id: 'plain' });
+    await ws.order([['needs-curl'], ['plain']], [['vim'], ['curl']]);
+    await writeFile(join(ws.layers, 'analyzed.toml'), '[run-image]\nreference = "reg.example/run@sha256:' + 'a'.repeat(64) + '"\nimage = "reg.example/run"\n[run-image.target]\nos = "linux"\narch = "amd64"\n');
+    const r = await ws.phase('detector');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const group = JSON.parse(JSON.stringify(parse(await readFile(join(ws.layers, 'group.toml'), 'utf8')))) as Record<string, unknown>;
+    assert.deepEqual(group, { group: [{ id: 'needs-curl', version: '1.0.0', api: '0.12' }], 'group-extensions': [{ id: 'curl', version: '1.0.0', api: '0.12' }] });
+    // What the extension provides is its to satisfy: the buildpacks' plan no longer holds it.
+    assert.doesNotMatch(await readFile(join(ws.layers, 'plan.toml'), 'utf8'), /curl/);
+    assert.match(r.stdout, /plan: \[\[entries\]\] name = "curl"\s+\[entries\.metadata\] version = "8"/);
+    assert.equal(await readFile(join(ws.layers, 'generated', 'curl', 'run.Dockerfile'), 'utf8'), CURL_RUN);
+    assert.match(await readFile(join(ws.layers, 'generated', 'curl', 'build.Dockerfile'), 'utf8'), /RUN echo build/);
+    assert.match(await readFile(join(ws.layers, 'generated', 'curl', 'extend-config.toml'), 'utf8'), /color/);
+    const analyzed = parse(await readFile(join(ws.layers, 'analyzed.toml'), 'utf8')) as { 'run-image': Record<string, unknown> };
+    assert.equal(analyzed['run-image'].extend, true, 'the run image is to be extended');
+    assert.equal(analyzed['run-image'].image, 'reg.example/run', 'and not switched');
+  }));
+
+test('extensions: a run.Dockerfile that is FROM <image> alone switches the run image; an earlier one is moot (.ignore); without bin/detect or bin/generate their dirs stand in', () =>
+  withWs(async (ws) => {
+    await writeExtension(ws.extensions, { id: 'curl', files: { 'generate/run.Dockerfile': CURL_RUN } });
+    await writeExtension(ws.extensions, { id: 'tiny', files: { 'detect/plan.toml': '[[provides]]\nname = "tiny"\n', 'generate/run.Dockerfile': 'FROM reg.example/run:tiny\n' } });
+    await writeBuildpack(ws.buildpacks, { id: 'a', detect: 'printf \'[[requires]]\\nname = "tiny"\\n\' > "$2"' });
+    await ws.order([['a']], [['curl', 'tiny']]);
+    await writeFile(join(ws.layers, 'analyzed.toml'), '[run-image]\nreference = "reg.example/run@sha256:' + 'a'.repeat(64) + '"\nimage = "reg.example/run"\n[run-image.target]\nos = "linux"\n');
+    const r = await ws.phase('detector');
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.deepEqual(((parse(await readFile(join(ws.layers, 'group.toml'), 'utf8')) as { 'group-extensions': { id: string }[] })['group-extensions']).map((e) => e.id), ['curl', 'tiny']);
+    const analyzed = parse(await readFile(join(ws.layers, 'analyzed.toml'), 'utf8')) as { 'run-image': Record<string, unknown> };
+    assert.deepEqual({ ...analyzed['run-image'] }, { reference: 'reg.example/run:tiny', image: 'reg.example/run:tiny' }, 'switched: digest and target cleared for the restorer');
+    assert.equal(await readFile(join(ws.layers, 'generated', 'curl', 'run.Dockerfile.ignore'), 'utf8'), CURL_RUN);
+    assert.match(r.stdout, /Run image switched by an extension: reg\.example\/run:tiny/);
+  }));
+
+test('extensions: a Dockerfile the spec does not allow is exit 92 naming the extension and line; a failing bin/generate is 91; an extension that requires is dropped', () =>
+  withWs(async (ws) => {
+    await writeExtension(ws.extensions, { id: 'bad', generate: 'printf "ARG base_image\\nFROM \\${base_image}\\nCMD [\\"sh\\"]\\n" > "$CNB_OUTPUT_DIR/build.Dockerfile"' });
+    await writeExtension(ws.extensions, { id: 'broken', generate: 'echo "cannot" >&2; exit 3' });
+    await writeExtension(ws.extensions, { id: 'greedy', detect: 'printf \'[[requires]]\\nname = "x"\\n\' > "$2"', generate: 'exit 9' });
+    await writeBuildpack(ws.buildpacks, { id: 'a' });
+    await ws.order([['a']], [['bad']]);
+    const bad = await ws.phase('detector');
+    assert.equal(bad.code, 92, bad.stderr + bad.stdout);
+    assert.match(bad.stderr, /extension bad@1\.0\.0: bad@1\.0\.0 build\.Dockerfile:3: CMD is not allowed/);
+    await ws.order([['a']], [['broken']]);
+    const broken = await ws.phase('detector');
+    assert.equal(broken.code, 91, broken.stderr);
+    assert.match(broken.stderr, /extension broken@1\.0\.0: bin\/generate exited 3/);
+    // An extension may only provide: one that requires errs, so (being optional) it is left out.
+    await ws.order([['a']], [['greedy']]);
+    const greedy = await ws.phase('detector');
+    assert.equal(greedy.code, 0, greedy.stderr + greedy.stdout);
+    assert.doesNotMatch(await readFile(join(ws.layers, 'group.toml'), 'utf8'), /greedy/);
   }));

@@ -73,7 +73,8 @@ export const exporter: Phase = {
           launcher: await readFile(v.str('launcher')!),
           run,
           ...(analyzed.runImage?.image ? { runName: analyzed.runImage.image } : {}),
-          runImages: await runImagesOf(v, api),
+          // With extensions in the group, a run image run.toml does not list was chosen by one: it is recorded by name.
+          runImages: await runImagesOf(v, api).then((list) => (group.groupExtensions.length && analyzed.runImage?.image && !list.some((e) => [e.image, ...e.mirrors].includes(analyzed.runImage!.image!)) ? [] : list)),
           ...(prev ? { previous: { image: prev.image, ...(prevMd ? { metadata: prevMd } : {}) } } : {}),
           outputs: staging ? [{ store: staging, tag: 'export', name: 'export' }] : await outputsFor(names, true, so),
           uid: numeric(v, 'uid'),

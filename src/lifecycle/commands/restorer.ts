@@ -1,9 +1,11 @@
-import { readAnalyzed } from '../../spec/analyzed.js';
+import { readers } from '../../oci/images.js';
+import { readAnalyzed, writeAnalyzed } from '../../spec/analyzed.js';
+import { resolveRunImage } from '../analyze.js';
 import { Exit } from '../../spec/exit.js';
 import { readGroupFile } from '../../spec/group.js';
 import { parseLifecycleMetadata } from '../labels.js';
 import { restore } from '../restore.js';
-import { COMMON, inLayers, openCache, REGISTRY_PHASE, type Phase } from './common.js';
+import { COMMON, inLayers, openCache, REGISTRY_PHASE, storeOptions, type Phase } from './common.js';
 
 /** `restorer`: store.toml and layer metadata from the previous image, layer contents from the cache (spec §7). */
 export const restorer: Phase = {
@@ -21,6 +23,8 @@ export const restorer: Phase = {
     const group = await readGroupFile(v.str('group')!);
     const analyzed = await readAnalyzed(v.str('analyzed')!);
     if (!analyzed) log.warn(`${v.str('analyzed')} not found; restoring from the cache only`);
+    // A run image an extension switched to is named only: its digest and target are found now (Platform API 0.12+).
+    if (analyzed && api.atLeast('0.12') && (await resolveRunImage(analyzed, readers.remote(storeOptions(v), log)))) await writeAnalyzed(v.str('analyzed')!, analyzed);
     const previous = analyzed?.metadata ? parseLifecycleMetadata(JSON.stringify(analyzed.metadata)) : undefined;
     const cache = await openCache(v, log);
     const r = await restore({ group: group.group, layersDir: v.str('layers')!, ...(previous ? { previous } : {}), ...(cache ? { cache } : {}), platformApi: api, skipLayers: v.bool('skip-layers'), log });
