@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { StrataError } from '../oci/errors.js';
-import { createBuilder, LABEL_BUILDER, LABEL_ORDER, type BuilderMetadata } from '../platform/builder.js';
+import { createBuilder, LABEL_BUILDER, LABEL_ORDER, LABEL_ORDER_EXTENSIONS, type BuilderMetadata } from '../platform/builder.js';
 import { findImage, outputFor } from '../oci/images.js';
 import { openImage } from '../oci/images.js';
 import type { ResolvedImage } from '../oci/image.js';
@@ -11,8 +11,8 @@ import type { Order } from '../spec/order.js';
 import { checkTargets, commaList, labelMap, repeatable, tagAlso } from './options.js';
 import type { ImageStore } from '../oci/store.js';
 
-function tree(order: Order): string {
-  const lines = ['Detection Order:'];
+function tree(order: Order, title = 'Detection Order:'): string {
+  const lines = [title];
   order.forEach((g, i) => {
     lines.push(` ${i === order.length - 1 ? '└' : '├'} Group #${i + 1}:`);
     g.group.forEach((e, j) => lines.push(`    ${i === order.length - 1 ? ' ' : '│'}  ${j === g.group.length - 1 ? '└' : '├'} ${e.id}@${e.version ?? ''}${e.optional ? '    (optional)' : ''}`));
@@ -125,6 +125,14 @@ export function registerBuilderCommands(program: Command): void {
         `  ${'ID'.padEnd(32)}${'VERSION'.padEnd(12)}HOMEPAGE`,
         ...md.buildpacks.map((b) => `  ${b.id.padEnd(32)}${b.version.padEnd(12)}${b.homepage ?? '-'}`),
         tree(order),
+        ...(md.extensions?.length
+          ? [
+              'Extensions:',
+              `  ${'ID'.padEnd(32)}${'VERSION'.padEnd(12)}HOMEPAGE`,
+              ...md.extensions.map((b) => `  ${b.id.padEnd(32)}${b.version.padEnd(12)}${b.homepage ?? '-'}`),
+              tree(JSON.parse(labels[LABEL_ORDER_EXTENSIONS] ?? '[]') as Order, 'Detection Order (Extensions):'),
+            ]
+          : []),
       ];
       process.stdout.write(`${out.join('\n')}\n`);
     });
@@ -145,5 +153,11 @@ function builderInfo(image: ResolvedImage, name: string, configMirrors: Record<s
     run_images: md.images.flatMap((i) => [...(configMirrors[i.image] ?? []).map((m) => ({ name: m, user_configured: true })), { name: i.image }, ...i.mirrors.map((m) => ({ name: m }))]),
     buildpacks: md.buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}) })),
     detection_order: order.map((g) => ({ buildpacks: g.group.map((e) => ({ id: e.id, ...(e.version ? { version: e.version } : {}), ...(e.optional ? { optional: true } : {}) })) })),
+    ...(md.extensions?.length
+      ? {
+          extensions: md.extensions.map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}) })),
+          order_extensions: (JSON.parse(labels[LABEL_ORDER_EXTENSIONS] ?? '[]') as Order).map((g) => ({ extensions: g.group.map((e) => ({ id: e.id, ...(e.version ? { version: e.version } : {}) })) })),
+        }
+      : {}),
   };
 }
