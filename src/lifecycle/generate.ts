@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfinedDir } from '../oci/confined.js';
+import { ConfinedDir, copyTreeOut } from '../oci/confined.js';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { pathExists } from '../oci/fsutil.js';
 import { descriptorDir, escapeId, readDescriptor } from '../spec/buildpack.js';
@@ -46,6 +46,7 @@ export interface GenerateResult {
 }
 
 const FILES = ['build.Dockerfile', 'run.Dockerfile', 'extend-config.toml'] as const;
+const CONTEXTS = ['context', 'context.build', 'context.run'] as const;
 
 export async function generate(i: GenerateInputs): Promise<GenerateResult> {
   const dockerfiles: GeneratedDockerfile[] = [];
@@ -88,6 +89,10 @@ export async function generate(i: GenerateInputs): Promise<GenerateResult> {
             g.mkdirp(escapeId(ext.id));
             for (const f of FILES) if (texts[f] !== undefined) g.writeFile(`${escapeId(ext.id)}/${f}`, texts[f]);
           });
+          // The build contexts COPY and ADD read from: one for both images, or one for each (spec), links left out.
+          const contexts = CONTEXTS.filter((c) => src.isDirectory(c));
+          if (contexts.includes('context') && contexts.length > 1) throw new StrataError('context must not be given together with context.build or context.run');
+          for (const c of contexts) copyTreeOut(src, c, join(i.generatedDir, escapeId(ext.id), c), { links: false });
         });
       } catch (err) {
         throw new StrataError(`extension ${name}: ${errorMessage(err)}`, Exit.GenerateError, { cause: err });

@@ -6,7 +6,10 @@ import type { ApiVersion } from '../spec/api.js';
 import { writeAnalyzed } from '../spec/analyzed.js';
 import { Exit } from '../spec/exit.js';
 import { escapeId } from '../spec/buildpack.js';
-import { chooseRunImage, hasInstructions, parseDockerfile, type Dockerfile } from '../spec/dockerfile.js';
+import { chooseRunImage, hasInstructions, parseDockerfile } from '../spec/dockerfile.js';
+import { parseExtendConfig } from '../spec/extendconfig.js';
+import type { OpenedImage } from '../oci/images.js';
+import type { ExtendDockerfile } from './extend.js';
 import { parseGroupFile, type GroupEntry, type GroupFile } from '../spec/group.js';
 import { imageTargetOf } from '../spec/target.js';
 import type { ProjectMetadata } from '../spec/projectmeta.js';
@@ -55,6 +58,11 @@ export interface SequenceInputs {
   keepDir: string;
   /** The builder, for the message when nothing detects. */
   builderName?: string;
+  /** Applies image extensions' Dockerfiles: to the build image (before the build), to the run image (before the export). */
+  extend?: {
+    build(files: ExtendDockerfile[]): Promise<void>;
+    run(files: ExtendDockerfile[], base: OpenedImage): Promise<OpenedImage>;
+  };
   log: Logger;
   /** A phase begins (`===> DETECTING`): timed and shown by the caller. */
   phase: (name: string) => void;
@@ -90,16 +98,26 @@ export function afterDetection(layersDir: string): GroupFile {
 
 /**
  * What the extensions generated, read again here (the detector ran beside buildpack code, so its files are only
- * hints): each extension's Dockerfiles from `<layers>/generated/<id>/`, through the confined reader, checked again.
+ * hints): each extension's Dockerfiles from `<layers>/generated/<id>/`, its extend-config.toml args and its build
+ * context, through the confined reader, checked again.
  */
-export function generatedDockerfiles(layersDir: string, extensions: GroupEntry[]): { extension: string; dockerfile: Dockerfile }[] {
+export function generatedDockerfiles(layersDir: string, appDir: string, extensions: GroupEntry[]): ExtendDockerfile[] {
   return ConfinedDir.with(layersDir, (d) => {
-    const out: { extension: string; dockerfile: Dockerfile }[] = [];
+    const out: ExtendDockerfile[] = [];
     for (const e of extensions) {
+      const dir = `generated/${escapeId(e.id)}`;
+      const configText = d.readText(`${dir}/extend-config.toml`, 1 << 20);
+      const config = configText === undefined ? undefined : parseExtendConfig(parseToml(configText, `${e.id} extend-config.toml`), `${e.id} extend-config.toml`);
       for (const kind of ['build', 'run'] as const) {
-        const file = `generated/${escapeId(e.id)}/${kind}.Dockerfile`;
-        const text = d.readText(file, 1 << 20);
-        if (text !== undefined) out.push({ extension: e.id, dockerfile: parseDockerfile(text, `${e.id}@${e.version} ${kind}.Dockerfile`, kind) });
+        const text = d.readText(`${dir}/${kind}.Dockerfile`, 1 << 20);
+        if (text === undefined) continue;
+        const context = [`${dir}/context.${kind}`, `${dir}/context`].find((c) => d.isDirectory(c));
+        out.push({
+          extension: e.id,
+          dockerfile: parseDockerfile(text, `${e.id}@${e.version} ${kind}.Dockerfile`, kind),
+          args: Object.fromEntries((config?.[kind] ?? []).map((a) => [a.name, a.value])),
+          context: context ? d.pathOf(context) : appDir,
+        });
       }
     }
     return out;
@@ -107,27 +125,37 @@ export function generatedDockerfiles(layersDir: string, extensions: GroupEntry[]
 }
 
 /**
- * The run image the extensions chose, opened (analysis opened the one it resolved): what the export stacks on.
- * Applying Dockerfiles to an image (the extender) is not in strata yet, so an extension that needs it is refused
- * with the extender's exit code and its name, before any build runs.
+ * The extensions' Dockerfiles, put to use: the run image they chose, opened (analysis opened the one it resolved);
+ * the build image extended before the build, and the run image before the export, by the caller's extender. A
+ * caller without one (the creator, which runs no sandbox of its own) refuses them in one line with the extender's
+ * exit code, before any build runs. Returns whether the run image was switched.
  */
-async function extensionsRunImage(i: SequenceInputs, analysis: AnalyzeResult, extensions: GroupEntry[]): Promise<boolean> {
+async function applyExtensions(i: SequenceInputs, analysis: AnalyzeResult, extensions: GroupEntry[]): Promise<boolean> {
   if (!extensions.length) return false;
-  const files = generatedDockerfiles(i.layersDir, extensions);
-  const extending = files.find((f) => f.dockerfile.kind === 'build') ?? files.find((f) => f.dockerfile.kind === 'run' && hasInstructions(f.dockerfile));
-  const choice = chooseRunImage(files.filter((f) => f.dockerfile.kind === 'run').map((f) => f.dockerfile));
-  if (choice.extend || extending?.dockerfile.kind === 'build') {
-    const f = extending!;
-    throw new StrataError(`extension ${f.extension}: its ${f.dockerfile.kind}.Dockerfile changes the ${f.dockerfile.kind} image, and strata cannot apply Dockerfiles yet (only a run.Dockerfile that is FROM <image> alone)`, Exit.ExtendError);
+  const files = generatedDockerfiles(i.layersDir, i.appDir, extensions);
+  const builds = files.filter((f) => f.dockerfile.kind === 'build');
+  const runs = files.filter((f) => f.dockerfile.kind === 'run');
+  const choice = chooseRunImage(runs.map((f) => f.dockerfile));
+  if ((builds.length || choice.extend) && !i.extend) {
+    const f = builds[0] ?? runs.find((r) => hasInstructions(r.dockerfile))!;
+    throw new StrataError(`extension ${f.extension}: its ${f.dockerfile.kind}.Dockerfile changes the ${f.dockerfile.kind} image, and this platform cannot apply Dockerfiles (strata build can)`, Exit.ExtendError);
   }
-  if (!choice.image || choice.image === analysis.analyzed.runImage?.image) return false;
-  const run = await i.analyze.readRun(choice.image);
-  if (!run) throw new StrataError(`run image ${choice.image}, chosen by an image extension, not found`, Exit.AnalyzeError);
-  analysis.run = run;
-  analysis.analyzed.runImage = { reference: run.reference, image: choice.image, target: imageTargetOf(run.image.config, choice.image) };
-  await writeAnalyzed(join(i.layersDir, 'analyzed.toml'), analysis.analyzed);
-  i.log.info(`Run image ${run.reference} (chosen by an extension)`);
-  return true;
+  let switched = false;
+  if (choice.image && choice.image !== analysis.analyzed.runImage?.image) {
+    const run = await i.analyze.readRun(choice.image);
+    if (!run) throw new StrataError(`run image ${choice.image}, chosen by an image extension, not found`, Exit.AnalyzeError);
+    analysis.run = run;
+    analysis.analyzed.runImage = { reference: run.reference, image: choice.image, target: imageTargetOf(run.image.config, choice.image) };
+    i.log.info(`Run image ${run.reference} (chosen by an extension)`);
+    switched = true;
+  }
+  if (builds.length) await i.extend!.build(builds);
+  if (choice.extend) {
+    analysis.run = await i.extend!.run(runs.filter((_, n) => !choice.ignored.includes(n)), analysis.run);
+    analysis.analyzed.runImage = { ...analysis.analyzed.runImage!, extend: true };
+  }
+  if (switched || choice.extend) await writeAnalyzed(join(i.layersDir, 'analyzed.toml'), analysis.analyzed);
+  return switched;
 }
 
 export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRunner): Promise<SequenceResult> {
@@ -143,7 +171,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
   const detected = await runBuildpacks('detector');
   if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack ${i.builderName ? `in ${i.builderName} ` : ''}detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
   const { group, groupExtensions } = afterDetection(i.layersDir);
-  const runChosenByExtension = await extensionsRunImage(i, analysis, groupExtensions);
+  const runChosenByExtension = await applyExtensions(i, analysis, groupExtensions);
 
   i.phase('RESTORING');
   // What the analyzer writes into the layers dir is written only now, after detection had its turn at that dir.

@@ -5,6 +5,7 @@ import {
   copyFileSync,
   constants as C,
   fchmodSync,
+  fchownSync,
   fstatSync,
   lstatSync,
   mkdirSync,
@@ -327,6 +328,18 @@ export class ConfinedDir {
   /** Renames within the root (both ends confined); replaces a file or link at `to`, never follows it. */
   rename(from: string, to: string): void {
     this.inParent(from, (fd1, leaf1) => this.inParent(to, (fd2, leaf2) => renameSync(at(fd1, leaf1), at(fd2, leaf2)), true));
+  }
+
+  /** Gives `rel` (a file or directory, never a link's target) to this owner. */
+  chown(rel: string, uid: number, gid: number): void {
+    this.inParent(rel, (d, leaf) => {
+      const fd = openSync(at(d, leaf), C.O_RDONLY | C.O_NOFOLLOW);
+      try {
+        fchownSync(fd, uid, gid);
+      } finally {
+        closeSync(fd);
+      }
+    });
   }
 
   /** Removes `rel` and, for a directory, everything below it, never leaving the tree through a link. */

@@ -33,6 +33,7 @@ import type { Executor, Mount, SandboxLimits, SandboxRun } from './executor.js';
 import { openByPolicy, outputFor, outputsFor, readers, strataHome, whereLooked } from '../oci/images.js';
 import { runSequence } from '../lifecycle/sequence.js';
 import { unpackedRootfs } from './rootfs.js';
+import { extendImage } from './extender.js';
 import { isRemoteUri } from './download.js';
 import { workDir } from './workdirs.js';
 
@@ -180,6 +181,9 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     const extra = await prepareBuildpacks(o, rootfs, work, layers);
 
     const sandbox = await o.executor({ rootfs, stateDir: join(home, 'run'), builder: builderImage });
+    // The build phase runs on the builder an image extension extended, when one did.
+    let buildSandbox = sandbox;
+    const extenderContext = { home, stateDir: join(home, 'run'), scratch: work, network: o.network, ...(o.limits ? { limits: o.limits } : {}), log };
     const inSandbox = sandbox.name !== 'host';
     const workspace = o.workspace ?? '/workspace';
     const dirs = inSandbox ? { app: workspace, layers: '/layers', platform: '/platform', lifecycle: '/cnb/lifecycle' } : { app, layers, platform, lifecycle: join(rootfs, 'cnb', 'lifecycle') };
@@ -233,10 +237,17 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         created: o.creationTime ?? NORMALISED_MTIME,
         keepDir,
         builderName: o.builder,
+        extend: {
+          build: async (files) => {
+            const extended = await extendImage('build', builderImage, files, extenderContext);
+            buildSandbox = await o.executor({ rootfs: await unpackedRootfs(extended, join(home, 'rootfs'), (line) => log.info(`builder: ${line}`)), stateDir: join(home, 'run'), builder: extended });
+          },
+          run: async (files, base) => ({ ...base, image: await extendImage('run', base.image, files, extenderContext) }),
+        },
         log,
         phase,
       },
-      (name) => sandbox.run(spec(name)),
+      (name) => (name === 'builder' ? buildSandbox : sandbox).run(spec(name)),
     );
     if (o.engine) {
       for (const out of outputs) {

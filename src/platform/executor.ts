@@ -28,6 +28,11 @@ export interface SandboxRun {
   limits?: SandboxLimits;
   /** Where its stdout and stderr go; default: ours. */
   output?: (chunk: Buffer) => void;
+  /**
+   * A Dockerfile's RUN (an image extension): the root is writable (an overlay the caller made) and the program has
+   * the capabilities a Docker build's RUN has, so package managers work; runc only.
+   */
+  dockerfileStep?: boolean;
 }
 
 /** What one sandboxed run may use: a fork bomb or a runaway build stops at these, not at the host's limits. */
@@ -47,6 +52,8 @@ export interface Executor {
 }
 
 const DEFAULT_CAPS: string[] = [];
+/** The capabilities a RUN of a Docker build has (Docker's default set). */
+const DOCKERFILE_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
 
 /**
  * runc from Debian, on an unpacked image rootfs mounted read-only: fresh pid, ipc, uts and mount namespaces, no
@@ -78,11 +85,11 @@ export class RuncExecutor implements Executor {
         env: spec.env,
         cwd: spec.cwd,
         noNewPrivileges: true,
-        capabilities: { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS, ambient: DEFAULT_CAPS },
+        capabilities: spec.dockerfileStep && spec.uid === 0 ? { bounding: DOCKERFILE_CAPS, effective: DOCKERFILE_CAPS, permitted: DOCKERFILE_CAPS } : { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS, ambient: DEFAULT_CAPS },
         // Within this machine's hard limits (root cannot raise them here).
         rlimits: [{ type: 'RLIMIT_NOFILE', hard: 4096, soft: 4096 }],
       },
-      root: { path: this.rootfs, readonly: true },
+      root: { path: this.rootfs, readonly: !spec.dockerfileStep },
       hostname: 'strata',
       mounts: [
         { destination: '/proc', type: 'proc', source: 'proc' },

@@ -1,6 +1,7 @@
-// Image extensions through strata's own CLI: a builder made with [[extensions]] and [[order-extensions]], an app
-// built on it whose run image an extension switched, and an extension that needs Dockerfiles applied, refused in one
-// line before anything is built.
+// Image extensions through strata's own CLI, with no daemon: a builder made with [[extensions]] and
+// [[order-extensions]]; an app built on it whose run image an extension switched; and Dockerfiles applied to the
+// build image (the build sees what they made) and to the run image (the app image carries it), cached for the next
+// build, with rebase refused unless the Dockerfiles say the run image stays rebasable.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,11 +28,9 @@ test('a builder with an extension whose run.Dockerfile is FROM <image> alone: th
       build: `printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "cat /etc/flavour"]\\ndefault = true\\n' > "$1/launch.toml"`,
     });
     const tiny = await writeExtension(join(root, 'exts'), { id: 'test/tiny', files: { 'detect/plan.toml': '[[provides]]\nname = "tiny-base"\n', 'generate/run.Dockerfile': `FROM oci:${images}:run-tiny\n` } });
-    const curl = await writeExtension(join(root, 'exts'), { id: 'test/curl', files: { 'detect/plan.toml': '[[provides]]\nname = "tiny-base"\n' }, generate: 'printf "ARG base_image\\nFROM \\${base_image}\\nRUN apt-get install -y curl\\n" > "$CNB_OUTPUT_DIR/build.Dockerfile"' });
     const builderToml = (ext: string, id: string) =>
       `[[buildpacks]]\nuri = "${bp}"\n${orderToml([['test/web']])}\n[[extensions]]\nuri = "${ext}"\n${orderToml([[id]], 'order-extensions')}\n[build]\nimage = "oci:${images}:build"\n[[run.images]]\nimage = "oci:${images}:run"\n`;
     await writeFile(join(root, 'builder.toml'), builderToml(tiny, 'test/tiny'));
-    await writeFile(join(root, 'builder-curl.toml'), builderToml(curl, 'test/curl'));
     const env = { ...process.env, STRATA_HOME: join(root, 'home') };
     await runOk(STRATA, ['builder', 'create', `oci:${root}/builder:tiny`, '--config', join(root, 'builder.toml')], { env });
     const inspect = await runOk(STRATA, ['builder', 'inspect', `oci:${root}/builder:tiny`], { env });
@@ -52,13 +51,84 @@ test('a builder with an extension whose run.Dockerfile is FROM <image> alone: th
     const meta = JSON.parse(await runOk(STRATA, ['inspect', 'tiny-app', '-o', 'json'], { env })) as { local_info: { run_images: { name: string }[] } };
     assert.match(JSON.stringify(meta.local_info.run_images), /run-tiny/, 'the label names the chosen run image');
 
-    // An extension that changes the build image needs Dockerfiles applied: refused in one line, nothing built.
-    await runOk(STRATA, ['builder', 'create', `oci:${root}/builder:curl`, '--config', join(root, 'builder-curl.toml')], { env });
-    const refused = await run(STRATA, ['build', 'curl-app', '--builder', `oci:${root}/builder:curl`, '--path', app], { env });
-    assert.notEqual(refused.code, 0);
-    assert.match(refused.stderr, /^strata: .*extension test\/curl: its build\.Dockerfile changes the build image, and strata cannot apply Dockerfiles yet/m);
-    assert.doesNotMatch(refused.stdout, /BUILDING/);
-    assert.doesNotMatch(await runOk(STRATA, ['images'], { env }), /curl-app/);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+const BUILD_DOCKERFILE = `ARG base_image
+FROM \${base_image}
+SHELL ["/bin/bash", "-c"]
+USER root
+ARG color
+RUN echo "the build extension ran as $(id -u) with color=$color" > /usr/ext-build.txt
+COPY note.txt /opt/notes/
+ARG user_id
+USER \${user_id}
+`;
+
+const runDockerfile = (rebasable: boolean) => `ARG base_image
+FROM \${base_image}
+SHELL ["/bin/bash", "-c"]
+USER root
+RUN echo "from the run extension" > /usr/ext-run.txt && busybox rm /bin/mkdir
+${rebasable ? 'LABEL io.buildpacks.rebasable=true\n' : ''}USER 1000:1000
+`;
+
+test('Dockerfiles applied with no daemon: the build sees what build.Dockerfile made, the app image carries what run.Dockerfile made, cached on rebuild', { timeout: 300_000 }, async () => {
+  const t = await tempDir('strata-extend-');
+  try {
+    const root = t.path;
+    const images = join(root, 'images');
+    const tools = await hostToolImageFiles();
+    await makeLayoutImage(images, 'build', [tools], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
+    await makeLayoutImage(images, 'run', [tools], { 'io.buildpacks.rebasable': 'true' });
+    const bp = await writeBuildpack(join(root, 'bps'), {
+      id: 'test/web',
+      api: '0.10',
+      build: `mkdir -p "$1/l"; { cat /usr/ext-build.txt; cat /opt/notes/note.txt; } > "$1/l/seen"; printf '[types]\\nlaunch = true\\n' > "$1/l.toml"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "cat /usr/ext-run.txt /layers/test_web/l/seen; [ -e /bin/mkdir ] && echo has-mkdir || echo no-mkdir"]\\ndefault = true\\n' > "$1/launch.toml"`,
+    });
+    const ext = (id: string, rebasable: boolean) =>
+      writeExtension(join(root, 'exts'), {
+        id,
+        files: { 'generate/build.Dockerfile': BUILD_DOCKERFILE, 'generate/run.Dockerfile': runDockerfile(rebasable), 'generate/extend-config.toml': '[[build.args]]\nname = "color"\nvalue = "blue"\n', 'generate/context.build/note.txt': 'a note from the context\n' },
+      });
+    const builderToml = (dir: string, id: string) =>
+      `[[buildpacks]]\nuri = "${bp}"\n${orderToml([['test/web']])}\n[[extensions]]\nuri = "${dir}"\n${orderToml([[id]], 'order-extensions')}\n[build]\nimage = "oci:${images}:build"\n[[run.images]]\nimage = "oci:${images}:run"\n`;
+    await writeFile(join(root, 'b1.toml'), builderToml(await ext('test/note', true), 'test/note'));
+    await writeFile(join(root, 'b2.toml'), builderToml(await ext('test/sticky', false), 'test/sticky'));
+    const env = { ...process.env, STRATA_HOME: join(root, 'home') };
+    await runOk(STRATA, ['builder', 'create', `oci:${root}/builder:note`, '--config', join(root, 'b1.toml')], { env });
+    await runOk(STRATA, ['builder', 'create', `oci:${root}/builder:sticky`, '--config', join(root, 'b2.toml')], { env });
+    const app = join(root, 'app');
+    await mkdir(app, { recursive: true });
+    await writeFile(join(app, 'index.txt'), 'hi');
+
+    const first = await run(STRATA, ['build', 'ext-app', '--builder', `oci:${root}/builder:note`, '--path', app], { env });
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    assert.match(first.stdout, /Extended the build image with test\/note/);
+    assert.match(first.stdout, /Extended the run image with test\/note/);
+    const ran = await run(STRATA, ['run', 'ext-app'], { env });
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(ran.stdout, 'from the run extension\nthe build extension ran as 0 with color=blue\na note from the context\nno-mkdir\n');
+
+    // Nothing changed: both extended images come from the cache, and the app image is the same.
+    const again = await run(STRATA, ['build', 'ext-app', '--builder', `oci:${root}/builder:note`, '--path', app], { env });
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.match(again.stdout, /Reused the build image extended by test\/note \(cached\)/);
+    assert.match(again.stdout, /Reused the run image extended by test\/note \(cached\)/);
+    const digest = (out: string) => /sha256:[0-9a-f]{64}/.exec(out.slice(out.lastIndexOf('Saved')))?.[0];
+    assert.match(digest(first.stdout + first.stderr) ?? '', /^sha256:/, first.stdout);
+    assert.equal(digest(again.stdout + again.stderr), digest(first.stdout + first.stderr), 'a rebuild with nothing changed gives the same image');
+
+    // A run.Dockerfile that does not say the image stays rebasable: the app image says it is not, and rebase refuses.
+    const sticky = await run(STRATA, ['build', 'sticky-app', '--builder', `oci:${root}/builder:sticky`, '--path', app], { env });
+    assert.equal(sticky.code, 0, sticky.stderr + sticky.stdout);
+    const rebase = await run(STRATA, ['rebase', 'sticky-app', '--run-image', `oci:${images}:run`], { env });
+    assert.notEqual(rebase.code, 0);
+    assert.match(rebase.stderr, /^strata: .*sticky-app is labelled io\.buildpacks\.rebasable=false/m);
+    assert.equal(rebase.stderr.trim().split('\n').length, 1, rebase.stderr);
   } finally {
     await t.cleanup();
   }
