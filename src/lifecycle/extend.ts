@@ -172,6 +172,7 @@ function copyIn(ins: Instruction, vars: Record<string, string>, context: string,
         const from = posix.normalize(s).replace(/^(\.\/|\/)+/, '').replace(/^\.$/, '');
         if (from.startsWith('..')) throw new StrataError(`${where}: ${s} is outside the build context`);
         const st = src.lstat(from);
+        if (st?.isSymbolicLink()) throw new StrataError(`${where}: ${s} is a link; a build context's links are not copied`);
         // A directory's contents go into the destination; a file goes to it, or into it when it is a directory.
         copy(from, st?.isDirectory() || !intoDir ? target : posix.join(target, posix.basename(from)));
       }

@@ -268,3 +268,24 @@ test('extensions: a Dockerfile the spec does not allow is exit 92 naming the ext
     assert.equal(greedy.code, 0, greedy.stderr + greedy.stdout);
     assert.doesNotMatch(await readFile(join(ws.layers, 'group.toml'), 'utf8'), /greedy/);
   }));
+
+test('extensions, hostile: a generated Dockerfile that is a link out of its dir is refused (92); a context that is a link, or holds links, brings nothing of this machine', () =>
+  withWs(async (ws) => {
+    await writeExtension(ws.extensions, { id: 'sneaky', generate: 'ln -s /etc/passwd "$CNB_OUTPUT_DIR/run.Dockerfile"' });
+    await writeBuildpack(ws.buildpacks, { id: 'a' });
+    await ws.order([['a']], [['sneaky']]);
+    const r = await ws.phase('detector');
+    assert.equal(r.code, 92, r.stderr + r.stdout);
+    assert.match(r.stderr, /extension sneaky@1\.0\.0: .*run\.Dockerfile/);
+    assert.doesNotMatch(r.stderr + r.stdout, /root:x:0:0/, 'nothing of /etc/passwd is read out');
+    await writeExtension(ws.extensions, {
+      id: 'contexts',
+      generate: 'printf "ARG base_image\\nFROM \\${base_image}\\nCOPY . /x/\\n" > "$CNB_OUTPUT_DIR/build.Dockerfile"; mkdir "$CNB_OUTPUT_DIR/context.build"; ln -s /etc/shadow "$CNB_OUTPUT_DIR/context.build/shadow"; echo ok > "$CNB_OUTPUT_DIR/context.build/fine"; ln -s / "$CNB_OUTPUT_DIR/context.run"',
+    });
+    await ws.order([['a']], [['contexts']]);
+    const c = await ws.phase('detector');
+    assert.equal(c.code, 0, c.stderr + c.stdout);
+    const { readdir, lstat } = await import('node:fs/promises');
+    assert.deepEqual(await readdir(join(ws.layers, 'generated', 'contexts', 'context.build')), ['fine'], 'the link in the context is left out');
+    assert.equal(await lstat(join(ws.layers, 'generated', 'contexts', 'context.run')).catch(() => undefined), undefined, 'a context that is a link is not copied');
+  }));
