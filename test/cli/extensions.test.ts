@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { orderToml, writeBuildpack, writeExtension } from '../harness/buildpacks.js';
 import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
 import { STRATA } from '../harness/probe.js';
+import { PROJECT_ROOT } from '../../src/version.js';
 import { run, runOk, tempDir } from '../harness/proc.js';
 
 test('a builder with an extension whose run.Dockerfile is FROM <image> alone: the app is built on that run image', { timeout: 300_000 }, async () => {
@@ -129,6 +130,41 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "cat /usr/ext-ru
     assert.notEqual(rebase.code, 0);
     assert.match(rebase.stderr, /^strata: .*sticky-app is labelled io\.buildpacks\.rebasable=false/m);
     assert.equal(rebase.stderr.trim().split('\n').length, 1, rebase.stderr);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('the curl example: Debian base images, the extension installs curl into both, a buildpack after it calls curl, and the app image has it', { timeout: 900_000 }, async () => {
+  const t = await tempDir('strata-curl-');
+  try {
+    const root = t.path;
+    // debootstrap's tree is kept between runs, as in the base tests.
+    const env = { ...process.env, STRATA_HOME: join(root, 'home'), STRATA_DEBOOTSTRAP_CACHE: process.env.STRATA_DEBOOTSTRAP_CACHE || '/tmp/strata-debootstrap-cache' };
+    const bases = join(root, 'bases');
+    await runOk(STRATA, ['base', 'create', '--build-image', `oci:${bases}:build`, '--run-image', `oci:${bases}:run`], { env });
+    const bp = await writeBuildpack(join(root, 'bps'), {
+      id: 'examples/needs-curl',
+      api: '0.10',
+      detect: 'printf \'[[requires]]\\nname = "curl"\\n\' > "$2"',
+      build: `mkdir -p "$1/seen"; curl --version | head -1 > "$1/seen/curl"; printf '[types]\\nlaunch = true\\n' > "$1/seen.toml"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "cat /layers/examples_needs-curl/seen/curl; curl --version | head -1"]\\ndefault = true\\n' > "$1/launch.toml"`,
+    });
+    await writeFile(
+      join(root, 'builder.toml'),
+      `[[buildpacks]]\nuri = "${bp}"\n${orderToml([['examples/needs-curl']])}\n[[extensions]]\nuri = "${join(PROJECT_ROOT, 'examples', 'extensions', 'curl')}"\n${orderToml([['examples/curl@0.1.0']], 'order-extensions')}\n[build]\nimage = "oci:${bases}:build"\n[[run.images]]\nimage = "oci:${bases}:run"\n`,
+    );
+    await runOk(STRATA, ['builder', 'create', `oci:${root}/builder:curl`, '--config', join(root, 'builder.toml')], { env });
+    const app = join(root, 'app');
+    await mkdir(app, { recursive: true });
+    await writeFile(join(app, 'index.txt'), 'hi');
+    const built = await run(STRATA, ['build', 'curl-app', '--builder', `oci:${root}/builder:curl`, '--path', app], { env });
+    assert.equal(built.code, 0, built.stderr + built.stdout);
+    const ran = await run(STRATA, ['run', 'curl-app'], { env });
+    assert.equal(ran.code, 0, ran.stderr);
+    const [atBuild, atRun] = ran.stdout.trim().split('\n');
+    assert.match(atBuild ?? '', /^curl \d+\.\d+/, 'the build called curl');
+    assert.match(atRun ?? '', /^curl \d+\.\d+/, 'the app image has curl');
   } finally {
     await t.cleanup();
   }
