@@ -17,6 +17,7 @@ import { commaList, repeatable } from './options.js';
 interface BuildLabel {
   processes?: { type: string; command: string[]; args: string[]; direct: boolean; 'working-dir'?: string; buildpackID: string }[];
   buildpacks?: { id: string; version: string; homepage?: string }[];
+  extensions?: { id: string; version: string; homepage?: string }[];
   'buildpack-default-process-type'?: string;
 }
 
@@ -44,6 +45,7 @@ function info(image: ResolvedImage, configMirrors: Record<string, string[]>) {
       ...mirrors.map((m) => ({ name: m })),
     ] as { name: string; user_configured?: boolean }[],
     buildpacks: (build.buildpacks ?? []).map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}) })),
+    ...(build.extensions?.length ? { extensions: build.extensions.map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}) })) } : {}),
     // The default process first, as pack lists them.
     processes: [...processes.filter((p) => p.default), ...processes.filter((p) => !p.default)],
     rebasable: labels[LABEL.rebasable] !== 'false',
@@ -134,6 +136,7 @@ export function registerAppCommands(program: Command): void {
         `  ${'ID'.padEnd(32)}${'VERSION'.padEnd(12)}HOMEPAGE`,
         ...shown.buildpacks.map((b) => `  ${b.id.padEnd(32)}${b.version.padEnd(12)}${b.homepage ?? '-'}`),
         '',
+        ...(shown.extensions ? ['Extensions:', `  ${'ID'.padEnd(32)}${'VERSION'.padEnd(12)}HOMEPAGE`, ...shown.extensions.map((b) => `  ${b.id.padEnd(32)}${b.version.padEnd(12)}${b.homepage ?? '-'}`), ''] : []),
         'Processes:',
         `  ${'TYPE'.padEnd(20)}${'SHELL'.padEnd(8)}${'COMMAND'.padEnd(30)}${'ARGS'.padEnd(20)}WORK DIR`,
         ...shown.processes.map((p) => `  ${(p.type + (p.default ? ' (default)' : '')).padEnd(20)}${p.shell.padEnd(8)}${p.command.padEnd(30)}${p.args.join(' ').padEnd(20)}${p['working-dir']}`),

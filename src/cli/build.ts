@@ -144,6 +144,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--executor <name>', 'runc (daemonless sandbox, default; bubblewrap when not root), docker (any Docker-API engine at DOCKER_HOST, Podman too) or host (no isolation; CI inside the build image)', 'runc')
     .option('--report-output-dir <dir>', 'write report.toml here')
     .option('-b, --buildpack <ref>', 'use these buildpacks instead of the builder\'s order: id@version, a dir, a .cnb or an image (repeatable, comma list)', commaList, [])
+    .option('--extension <ref>', 'use these image extensions instead of the builder\'s order-extensions: id@version or a dir (repeatable, comma list)', commaList, [])
     .option('--pre-buildpack <ref>', 'a buildpack to run before the group (repeatable, comma list)', commaList, [])
     .option('--post-buildpack <ref>', 'a buildpack to run after the group (repeatable, comma list)', commaList, [])
     .option('--disable-system-buildpacks', "leave out the builder's system buildpacks (system.toml)")
@@ -162,7 +163,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (image: string, opts: Record<string, unknown>) => {
-      const o = opts as { workspace?: string; preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
+      const o = opts as { workspace?: string; preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; extension: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
       let path = resolve(o.path);
@@ -198,6 +199,7 @@ export function registerBuildCommand(program: Command): void {
         image,
         builder,
         buildpacks: o.buildpack,
+        extensions: o.extension,
         preBuildpacks: o.preBuildpack,
         postBuildpacks: o.postBuildpack,
         disableSystemBuildpacks: o.disableSystemBuildpacks ?? false,

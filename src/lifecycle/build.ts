@@ -17,6 +17,8 @@ import { phaseError } from './exit.js';
 
 export interface BuilderInputs extends BuildpackRunInputs {
   group: GroupEntry[];
+  /** The extensions that took part, for the build metadata (spec: `extensions` beside `buildpacks`). */
+  groupExtensions?: GroupEntry[];
   plan: PlanEntry[];
   layersDir: string;
 }
@@ -125,7 +127,7 @@ export async function build(inputs: BuilderInputs): Promise<BuildMetadata> {
     }
     const md: BuildMetadata = {
       buildpacks: inputs.group,
-      extensions: [],
+      extensions: inputs.groupExtensions ?? [],
       processes: [...processes.values()].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)),
       slices,
       labels,

@@ -337,6 +337,7 @@ function finishConfig(config: ImageConfig, inputs: ExporterInputs, md: BuildMeta
   const buildMetadata = {
     processes: md.processes.map((p) => ({ type: p.type, command: p.command, args: p.args, direct: p.direct, ...(p.workingDir ? { 'working-dir': p.workingDir } : {}), buildpackID: p.buildpackId, 'exec-env': p.execEnv })),
     buildpacks: md.buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}), api: b.api })),
+    ...(md.extensions.length ? { extensions: md.extensions.map((b) => ({ id: b.id, version: b.version, ...(b.homepage ? { homepage: b.homepage } : {}), api: b.api })) } : {}),
     launcher: { version: LAUNCHER_VERSION, source: { git: { repository: 'strata', commit: '' } } },
     ...(md.defaultProcess ? { 'buildpack-default-process-type': md.defaultProcess } : {}),
   };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { chownTree } from '../oci/fsutil.js';
 import { NORMALISED_MTIME } from '../oci/layer.js';
 import { dirname, join } from 'node:path';
@@ -12,10 +12,10 @@ import type { StoreOptions } from '../oci/target.js';
 import { DirCache, ImageCache, type Cache } from '../lifecycle/cache.js';
 import { extractLayer } from '../oci/extract.js';
 import { escapeId } from '../spec/buildpack.js';
-import { orderToToml, parseOrderFile, type OrderElement } from '../spec/order.js';
+import { orderToToml, parseOrderFile, type OrderElement, type OrderFile } from '../spec/order.js';
 import { projectSource, type ProjectBuildpack, type ProjectDescriptor } from '../spec/project.js';
 import { toToml } from '../spec/toml.js';
-import { collectSource, type CollectedBuildpack } from './buildpackage.js';
+import { collectExtension, collectSource, type CollectedBuildpack } from './buildpackage.js';
 import type { PullPolicy } from '../oci/images.js';
 import { copySource } from './source.js';
 import type { EngineClient } from '../oci/engine/client.js';
@@ -25,7 +25,7 @@ import { LayerStash } from '../lifecycle/stash.js';
 import { ApiVersion, LATEST_PLATFORM_API } from '../spec/api.js';
 import { parseToml } from '../spec/toml.js';
 import { checkPathComponent, ConfinedDir, copyTreeOut } from '../oci/confined.js';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import type { RunImage } from '../spec/run.js';
 import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
@@ -58,6 +58,8 @@ export interface BuildOptions {
   reportDir?: string;
   /** Extra or replacement buildpacks: `id@version` from the builder, a dir, a `.cnb`, or a buildpackage image. */
   buildpacks: string[];
+  /** `--extension`: the image extensions to try, as one group (`id@version` from the builder, or a dir or .tgz). */
+  extensions?: string[];
   /** Run before and after the group (`--pre-buildpack`, `--post-buildpack`), as project.toml's pre and post. */
   preBuildpacks?: string[];
   postBuildpacks?: string[];
@@ -179,6 +181,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       ? await outputFor(o.cacheImage, o.publish, o.store).then((t) => new ImageCache(t.store, t.tag, o.cacheImage!, log))
       : await DirCache.open(cacheDir, log);
     const extra = await prepareBuildpacks(o, rootfs, work, layers);
+    const extraExtensions = await prepareExtensions(o, rootfs, work, layers);
 
     const sandbox = await o.executor({ rootfs, stateDir: join(home, 'run'), builder: builderImage });
     // The build phase runs on the builder an image extension extended, when one did.
@@ -199,6 +202,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         { source: platform, destination: '/platform', readonly: true },
         { source: homeDir, destination: '/home/cnb' },
         ...(extra ? [{ source: extra, destination: '/cnb/buildpacks', readonly: true }] : []),
+        ...(extraExtensions ? [{ source: extraExtensions, destination: '/cnb/extensions', readonly: true }] : []),
         ...o.volumes,
       ],
       network: o.network,
@@ -351,20 +355,61 @@ async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, 
     if (!chosen || !versions.includes(chosen)) throw new StrataError(`--buildpack ${text}: not in the builder${versions.length ? ` (it has ${versions.join(', ')})` : ''}, and not a directory, .cnb or image`);
     group.push({ id, version: chosen, optional: false });
   }
-  // Pre and post buildpacks alone wrap every group of the builder's own order (read confined: the rootfs is an image's).
-  const groups = main.length ? [parts.main] : parseOrderFile(parseToml(ConfinedDir.with(rootfs, (r) => r.readText('cnb/order.toml', 1 << 20)) ?? '', `${o.builder} cnb/order.toml`), `${o.builder} cnb/order.toml`).order.map((g) => g.group);
-  await writeFile(join(layers, 'order.toml'), toToml(orderToToml(groups.map((g) => ({ group: [...parts.pre, ...g, ...parts.post] })))));
+  // Pre and post buildpacks alone wrap every group of the builder's own order.
+  const builderOrder = builderOrderFile(rootfs, o.builder);
+  const groups = main.length ? [parts.main] : builderOrder.order.map((g) => g.group);
+  await writeOrder(layers, { order: groups.map((g) => ({ group: [...parts.pre, ...g, ...parts.post] })), orderExtensions: builderOrder.orderExtensions });
   return copied ? merged : undefined;
 }
 
-/** Puts a packaged buildpack's layer (its `cnb/buildpacks/<id>/<version>/` tree) into the merged dir. */
-async function placeBuildpack(b: CollectedBuildpack, merged: string): Promise<void> {
+/** The builder's own order.toml (read confined: the rootfs is an image's). */
+function builderOrderFile(rootfs: string, builder: string): OrderFile {
+  return parseOrderFile(parseToml(ConfinedDir.with(rootfs, (r) => r.readText('cnb/order.toml', 1 << 20)) ?? '', `${builder} cnb/order.toml`), `${builder} cnb/order.toml`);
+}
+
+/** The order detection uses, in the layers dir (where the detector looks first); an order already there is kept. */
+async function writeOrder(layers: string, order: OrderFile): Promise<void> {
+  await writeFile(join(layers, 'order.toml'), toToml({ ...orderToToml(order.order), ...(order.orderExtensions.length ? orderToToml(order.orderExtensions, 'order-extensions') : {}) }));
+}
+
+/**
+ * `--extension`: the extensions to try instead of the builder's order-extensions, as one group. Ones the builder lacks
+ * (a dir or .tgz) are laid out beside copies of its own in a dir the sandbox sees as /cnb/extensions; returns that
+ * dir, or undefined when the builder's extensions suffice.
+ */
+async function prepareExtensions(o: BuildOptions, rootfs: string, work: string, layers: string): Promise<string | undefined> {
+  if (!o.extensions?.length) return undefined;
+  const merged = join(work, 'extensions');
+  ConfinedDir.with(rootfs, (d) => (d.isDirectory('cnb/extensions') ? copyTreeOut(d, 'cnb/extensions', merged, { links: true }) : mkdirSync(merged, { mode: 0o755 })), { display: 'builder rootfs' });
+  let copied = false;
+  const group: OrderElement[] = [];
+  for (const text of o.extensions) {
+    if (await stat(text).catch(() => undefined)) {
+      const e = await collectExtension({ uri: text }, work);
+      await placeBuildpack(e, merged, 'extensions');
+      group.push({ id: e.id, version: e.version, optional: true });
+      copied = true;
+      continue;
+    }
+    const [id, version] = text.split('@') as [string, string | undefined];
+    const versions = await readdir(join(merged, escapeId(id))).catch(() => [] as string[]);
+    const chosen = version ?? (versions.length === 1 ? versions[0] : undefined);
+    if (!chosen || !versions.includes(chosen)) throw new StrataError(`--extension ${text}: not in the builder${versions.length ? ` (it has ${versions.join(', ')})` : ''}, and not a directory or .tgz`);
+    group.push({ id, version: chosen, optional: true });
+  }
+  const current = await readFile(join(layers, 'order.toml'), 'utf8').then((t) => parseOrderFile(parseToml(t, 'order.toml'), 'order.toml'), () => builderOrderFile(rootfs, o.builder));
+  await writeOrder(layers, { order: current.order, orderExtensions: [{ group }] });
+  return copied ? merged : undefined;
+}
+
+/** Puts a packaged buildpack's (or extension's) layer (its `cnb/buildpacks/<id>/<version>/` tree) into the merged dir. */
+async function placeBuildpack(b: CollectedBuildpack, merged: string, under: 'buildpacks' | 'extensions' = 'buildpacks'): Promise<void> {
   const rel = `${checkPathComponent(escapeId(b.id), 'buildpack id')}/${checkPathComponent(b.version, `version of ${b.id}`)}`;
   const stream = b.layer.file ? createReadStream(b.layer.file) : await b.layer.from!.getBlob(b.layer.descriptor);
   await ConfinedDir.with(merged, async (d) => {
     d.remove(rel);
     d.mkdirp(rel);
     // A buildpack's layer holds its own dir and nothing else: whiteouts and entries elsewhere are refused.
-    await extractLayer(stream, d.pathOf(rel), { label: `${b.id}@${b.version}`, chown: false, strip: `cnb/buildpacks/${rel}`, whiteouts: false, diffID: b.layer.diffID });
+    await extractLayer(stream, d.pathOf(rel), { label: `${b.id}@${b.version}`, chown: false, strip: `cnb/${under}/${rel}`, whiteouts: false, diffID: b.layer.diffID });
   });
 }

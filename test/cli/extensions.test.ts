@@ -49,8 +49,20 @@ test('a builder with an extension whose run.Dockerfile is FROM <image> alone: th
     const ran = await run(STRATA, ['run', 'tiny-app'], { env });
     assert.equal(ran.code, 0, ran.stderr);
     assert.equal(ran.stdout.trim(), 'tiny', 'the app image sits on the run image the extension chose');
-    const meta = JSON.parse(await runOk(STRATA, ['inspect', 'tiny-app', '-o', 'json'], { env })) as { local_info: { run_images: { name: string }[] } };
+    const meta = JSON.parse(await runOk(STRATA, ['inspect', 'tiny-app', '-o', 'json'], { env })) as { local_info: { run_images: { name: string }[]; extensions: { id: string }[] } };
     assert.match(JSON.stringify(meta.local_info.run_images), /run-tiny/, 'the label names the chosen run image');
+    assert.deepEqual(meta.local_info.extensions.map((e) => e.id), ['test/tiny']);
+    assert.match(await runOk(STRATA, ['inspect', 'tiny-app'], { env }), /Extensions:\n\s+ID\s+VERSION\s+HOMEPAGE\n\s+test\/tiny\s+1\.0\.0/);
+
+    // --buildpack rewrites the order and keeps the builder's extensions; --extension names them (from the builder, or a dir).
+    for (const flags of [['--buildpack', 'test/web'], ['--extension', 'test/tiny@1.0.0'], ['--extension', tiny]]) {
+      const r = await run(STRATA, ['build', 'tiny-app-2', '--builder', `oci:${root}/builder:tiny`, '--path', app, ...flags], { env });
+      assert.equal(r.code, 0, `${flags.join(' ')}: ${r.stderr}${r.stdout}`);
+      assert.match(r.stdout, /run-tiny.* \(chosen by an extension\)/, flags.join(' '));
+    }
+    const unknown = await run(STRATA, ['build', 'tiny-app-2', '--builder', `oci:${root}/builder:tiny`, '--path', app, '--extension', 'test/none'], { env });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^strata: .*--extension test\/none: not in the builder, and not a directory or \.tgz\n$/);
 
   } finally {
     await t.cleanup();

@@ -14,6 +14,6 @@ export const builder: Phase = {
     const group = await readGroupFile(v.str('group')!);
     const plan = await readPlanFile(v.str('plan')!);
     await mkdir(v.str('layers')!, { recursive: true });
-    await build({ group: group.group, plan: plan.entries, layersDir: v.str('layers')!, ...(await runInputs(v, ctx)) });
+    await build({ group: group.group, groupExtensions: group.groupExtensions, plan: plan.entries, layersDir: v.str('layers')!, ...(await runInputs(v, ctx)) });
   },
 };
