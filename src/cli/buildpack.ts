@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { pathExists } from '../oci/fsutil.js';
 import { StrataError } from '../oci/errors.js';
 import { assemblePackage, flattenBuildpacks, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
 import { outputFor } from '../oci/images.js';
@@ -33,7 +34,10 @@ export function registerBuildpackCommands(program: Command): void {
       pullPolicyOf(opts.pullPolicy, cfg);
       const labels = labelMap(opts.label);
       const options = { insecureRegistries: opts.insecureRegistry, registryMirrors: cfg['registry-mirrors'] ?? {} };
-      const config: PackageConfig = opts.config ? await readPackageConfig(opts.config) : { buildpack: { uri: resolve(opts.path) }, dependencies: [], os: 'linux', file: join(resolve(opts.path), 'package.toml') };
+      // Without a package.toml, --path is a buildpack, or an image extension when it holds extension.toml.
+      const alone = async (): Promise<PackageConfig> => ({ buildpack: { uri: resolve(opts.path) }, ...((await pathExists(join(opts.path, 'extension.toml'))) && !(await pathExists(join(opts.path, 'buildpack.toml'))) ? { kind: 'extension' as const } : {}), dependencies: [], os: 'linux', file: join(resolve(opts.path), 'package.toml') });
+      const config: PackageConfig = opts.config ? await readPackageConfig(opts.config) : await alone();
+      const what = (n: number) => (config.kind === 'extension' ? 'extension' : `${n} buildpack(s)`);
       const work = await mkdtemp(join(tmpdir(), 'strata-package-'));
       try {
         const assembled = await assemblePackage(config, work, options);
@@ -42,13 +46,13 @@ export function registerBuildpackCommands(program: Command): void {
         if (opts.format === 'file') {
           if (!name.endsWith('.cnb')) throw new StrataError(`${name}: a buildpackage file is named <name>.cnb`);
           await writeBuildpackageFile(pkg, name);
-          process.stdout.write(`Successfully created package ${name} (${pkg.entry.id}@${pkg.entry.version}, ${pkg.buildpacks.length} buildpack(s))\n`);
+          process.stdout.write(`Successfully created package ${name} (${pkg.entry.id}@${pkg.entry.version}, ${what(pkg.buildpacks.length)})\n`);
           return;
         }
         const t = await outputFor(name, opts.publish ?? false, options);
         const digest = await writeBuildpackageImage(pkg, t.store, t.tag, labels);
         await tagAlso(t.store, digest, opts.tag, opts.publish ?? false, options);
-        process.stdout.write(`Successfully created package ${name} in ${t.where} (${pkg.entry.id}@${pkg.entry.version}, ${pkg.buildpacks.length} buildpack(s))\n  digest ${digest}\n`);
+        process.stdout.write(`Successfully created package ${name} in ${t.where} (${pkg.entry.id}@${pkg.entry.version}, ${what(pkg.buildpacks.length)})\n  digest ${digest}\n`);
       } finally {
         await rm(work, { recursive: true, force: true });
       }

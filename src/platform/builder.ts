@@ -17,7 +17,7 @@ import type { BuilderConfig } from '../spec/buildertoml.js';
 import { orderToToml, type Order } from '../spec/order.js';
 import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
-import { checkOrders, collectExtension, collectSource, flattenBuildpacks, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
+import { checkOrders, collectExtension, collectSource, flattenBuildpacks, LABEL_EXTENSION_LAYERS, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { lifecycleEntries } from './lifecycle-layer.js';
 import { openByPolicy, requireImage, whereLooked } from '../oci/images.js';
 import type { PullPolicy } from '../oci/images.js';
@@ -25,7 +25,6 @@ import type { PullPolicy } from '../oci/images.js';
 export const LABEL_BUILDER = 'io.buildpacks.builder.metadata';
 export const LABEL_ORDER = 'io.buildpacks.buildpack.order';
 export const LABEL_ORDER_EXTENSIONS = 'io.buildpacks.buildpack.order-extensions';
-export const LABEL_EXTENSION_LAYERS = 'io.buildpacks.extension.layers';
 export const LABEL_SYSTEM = 'io.buildpacks.buildpack.system';
 export const LABEL_LIFECYCLE_VERSION = 'io.buildpacks.lifecycle.version';
 export const LABEL_LIFECYCLE_APIS = 'io.buildpacks.lifecycle.apis';
@@ -201,7 +200,7 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
     const order = completeOrder(config.order, buildpacks, file);
     const extMap = new Map<string, CollectedBuildpack>();
     for (const src of config.extensions) {
-      const e = await collectExtension(src, work);
+      const e = await collectExtension(src, work, options);
       extMap.set(`${e.id}@${e.version}`, e);
     }
     const extensions = [...extMap.values()];

@@ -22,6 +22,7 @@ import { downloaded, isRemoteUri } from './download.js';
 
 export const LABEL_BUILDPACKAGE = 'io.buildpacks.buildpackage.metadata';
 export const LABEL_BUILDPACK_LAYERS = 'io.buildpacks.buildpack.layers';
+export const LABEL_EXTENSION_LAYERS = 'io.buildpacks.extension.layers';
 
 /** One entry of `io.buildpacks.buildpack.layers`. */
 export interface BuildpackLayerInfo {
@@ -87,10 +88,10 @@ export async function openBuildpackage(ref: string, work: string, options: Store
   return resolveImage(t.store, t.id);
 }
 
-/** The buildpacks a buildpackage image holds, with their layers by reference (copied blob for blob, never re-made). */
-export function packagedBuildpacks(image: ResolvedImage, what: string): CollectedBuildpack[] {
-  const label = image.config.config?.Labels?.[LABEL_BUILDPACK_LAYERS];
-  if (!label) throw new StrataError(`${what}: not a buildpackage (no ${LABEL_BUILDPACK_LAYERS} label)`);
+/** The buildpacks (or extensions) a package image holds, with their layers by reference (copied blob for blob, never re-made). */
+export function packagedBuildpacks(image: ResolvedImage, what: string, layersLabelName: string = LABEL_BUILDPACK_LAYERS): CollectedBuildpack[] {
+  const label = image.config.config?.Labels?.[layersLabelName];
+  if (!label) throw new StrataError(`${what}: not a ${layersLabelName === LABEL_BUILDPACK_LAYERS ? 'buildpackage' : 'extension package'} (no ${layersLabelName} label)`);
   const layers = JSON.parse(label) as BuildpackLayers;
   const out: CollectedBuildpack[] = [];
   for (const [id, versions] of Object.entries(layers)) {
@@ -140,10 +141,14 @@ export async function collectSource(src: BuildpackSource, work: string, options:
   return { entry: desc, buildpacks: [collected] };
 }
 
-/** Image extensions: each a directory or `.tgz` (extension packages are not read yet). */
-export async function collectExtension(src: BuildpackSource, work: string): Promise<CollectedBuildpack> {
-  const ref = src.uri && isRemoteUri(src.uri) ? await downloaded(src.uri) : src.uri;
-  if (src.image || !ref || ref.endsWith('.cnb') || ref.startsWith('docker://')) throw new StrataError(`extension ${src.image ?? src.uri}: give a directory or .tgz holding extension.toml (extension packages are not supported yet)`);
+/** An image extension: a directory or `.tgz` holding extension.toml, or an extension package (image or `.cnb`). */
+export async function collectExtension(src: BuildpackSource, work: string, options: StoreOptions = {}): Promise<CollectedBuildpack> {
+  const ref = src.image ?? (src.uri && isRemoteUri(src.uri) ? await downloaded(src.uri) : src.uri!);
+  if (src.image || ref.endsWith('.cnb') || ref.startsWith('docker://')) {
+    const found = packagedBuildpacks(await openBuildpackage(ref, work, options), ref, LABEL_EXTENSION_LAYERS);
+    if (found.length !== 1) throw new StrataError(`${ref}: an extension package holds one extension, not ${found.length}`);
+    return found[0]!;
+  }
   return (await buildpackFromSource(ref, work, 'extension')).collected;
 }
 
@@ -171,6 +176,11 @@ export interface Buildpackage {
 
 /** Reads package.toml's buildpack and dependencies into one deduplicated, checked set. */
 export async function assemblePackage(config: PackageConfig, work: string, options: StoreOptions): Promise<Buildpackage> {
+  if (config.kind === 'extension') {
+    if (!config.buildpack.uri || config.buildpack.uri.endsWith('.cnb') || config.buildpack.uri.startsWith('docker://')) throw new StrataError(`${config.file}: [extension] must be a directory or .tgz`);
+    const { desc, collected } = await buildpackFromSource(config.buildpack.uri, work, 'extension');
+    return { entry: desc, buildpacks: [collected] };
+  }
   const { entry, buildpacks } = await collectSource(config.buildpack, work, options);
   if (!entry) throw new StrataError(`${config.file}: [buildpack] must be a directory or .tgz, not a package`);
   const all = new Map<string, CollectedBuildpack>();
@@ -240,13 +250,13 @@ function packageLabels(pkg: Buildpackage): Record<string, string> {
   const e = pkg.entry;
   return {
     [LABEL_BUILDPACKAGE]: JSON.stringify({ id: e.id, version: e.version, ...(e.name ? { name: e.name } : {}), ...(e.homepage ? { homepage: e.homepage } : {}), stacks: e.stacks.map((s) => ({ id: s.id, mixins: s.mixins })) }),
-    [LABEL_BUILDPACK_LAYERS]: JSON.stringify(layersLabel(pkg.buildpacks)),
+    [e.kind === 'extension' ? LABEL_EXTENSION_LAYERS : LABEL_BUILDPACK_LAYERS]: JSON.stringify(layersLabel(pkg.buildpacks)),
   };
 }
 
 /** Writes a buildpackage image: one layer per buildpack and the two labels of spec §15. */
 export async function writeBuildpackageImage(pkg: Buildpackage, store: ImageStore, tag: string, extraLabels: Record<string, string> = {}): Promise<Digest> {
-  const added = await storeBuildpackLayers(pkg.buildpacks, store);
+  const added = await storeBuildpackLayers(pkg.buildpacks, store, pkg.entry.kind === 'extension' ? 'Extension' : 'Buildpack');
   const { config, manifest } = appendLayers(emptyConfig(hostPlatform(), NORMALISED_MTIME), emptyManifest(), added);
   return (await writeImage(store, { ...config, config: { ...(config.config ?? {}), Labels: { ...extraLabels, ...packageLabels(pkg) } } }, manifest, tag)).digest;
 }

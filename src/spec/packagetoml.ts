@@ -7,9 +7,11 @@ export interface BuildpackSource {
   image?: string;
 }
 
-/** pack's package.toml: the entry buildpack and the buildpackages its order needs. */
+/** pack's package.toml: the entry buildpack (or one image extension) and the buildpackages its order needs. */
 export interface PackageConfig {
   buildpack: BuildpackSource;
+  /** `[extension]` instead of `[buildpack]`: an extension package (no dependencies). */
+  kind?: 'buildpack' | 'extension';
   dependencies: BuildpackSource[];
   os: string;
   file: string;
@@ -38,9 +40,14 @@ function packageOs(os: string, file: string): string {
 }
 
 export function parsePackageConfig(table: Table, file: string): PackageConfig {
-  for (const k of Object.keys(table)) if (!KNOWN_TOP.has(k)) throw new SpecError(`${file}: unknown key "${k}" (expected buildpack, dependencies, platform)`);
+  for (const k of Object.keys(table)) if (!KNOWN_TOP.has(k)) throw new SpecError(`${file}: unknown key "${k}" (expected buildpack, extension, dependencies, platform)`);
   const f = new Fields(table, file);
-  if (!f.has('buildpack')) throw new SpecError(`${file}: [buildpack] with a uri is required`);
+  if (f.has('buildpack') && f.has('extension')) throw new SpecError(`${file}: [buildpack] and [extension] both given; a package holds one of them`);
+  if (f.has('extension')) {
+    if (f.list('dependencies').length) throw new SpecError(`${file}: an extension package has no [[dependencies]]`);
+    return { buildpack: source(f.sub('extension'), file), kind: 'extension', dependencies: [], os: packageOs(f.sub('platform').str('os') ?? 'linux', file), file };
+  }
+  if (!f.has('buildpack')) throw new SpecError(`${file}: [buildpack] (or [extension]) with a uri is required`);
   return {
     buildpack: source(f.sub('buildpack'), file),
     dependencies: f.list('dependencies').map((d) => source(d, file)),

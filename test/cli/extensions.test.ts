@@ -109,7 +109,14 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "cat /usr/ext-ru
       });
     const builderToml = (dir: string, id: string) =>
       `[[buildpacks]]\nuri = "${bp}"\n${orderToml([['test/web']])}\n[[extensions]]\nuri = "${dir}"\n${orderToml([[id]], 'order-extensions')}\n[build]\nimage = "oci:${images}:build"\n[[run.images]]\nimage = "oci:${images}:run"\n`;
-    await writeFile(join(root, 'b1.toml'), builderToml(await ext('test/note', true), 'test/note'));
+    // The note extension goes into its builder as an extension package (.cnb), as pack's `extension package` makes one.
+    const cnb = join(root, 'note.cnb');
+    assert.match(await runOk(STRATA, ['buildpack', 'package', cnb, '--path', await ext('test/note', true), '--format', 'file'], { env: { ...process.env, STRATA_HOME: join(root, 'home') } }), /Successfully created package .*note\.cnb \(test\/note@1\.0\.0, extension\)/);
+    await runOk(STRATA, ['buildpack', 'package', `oci:${root}/pkg:note`, '--path', join(root, 'exts', 'test_note', '1.0.0')], { env: { ...process.env, STRATA_HOME: join(root, 'home') } });
+    const pkgLabels = (JSON.parse(await runOk('skopeo', ['inspect', '--config', `oci:${root}/pkg:note`])) as { config: { Labels: Record<string, string> } }).config.Labels;
+    assert.deepEqual(Object.keys(JSON.parse(pkgLabels['io.buildpacks.extension.layers']!) as object), ['test/note'], 'an extension package labels its layer as an extension');
+    assert.equal(pkgLabels['io.buildpacks.buildpack.layers'], undefined);
+    await writeFile(join(root, 'b1.toml'), builderToml(cnb, 'test/note'));
     await writeFile(join(root, 'b2.toml'), builderToml(await ext('test/sticky', false), 'test/sticky'));
     const env = { ...process.env, STRATA_HOME: join(root, 'home') };
     await runOk(STRATA, ['builder', 'create', `oci:${root}/builder:note`, '--config', join(root, 'b1.toml')], { env });
