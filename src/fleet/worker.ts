@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +14,7 @@ import { fleetPaths } from './paths.js';
 import type { BuildInputs } from './reasons.js';
 import type { Binding, EnvVar } from './resources.js';
 import { Redactor } from './secrets.js';
+import { tiedToUs } from '../platform/executor.js';
 import { buildDir, fetchBlob, fetchGit, fetchRegistrySource, type SourceAccess } from './sources.js';
 import type { BuildKey, BuildRecord, RecordResult, FleetStore } from './store.js';
 
@@ -103,13 +104,9 @@ export class BuildLog {
   }
 }
 
-let setpriv: boolean | undefined;
-
-/** A child that dies with its parent (PR_SET_PDEATHSIG through util-linux's setpriv), so a killed fleet leaves none. */
+/** A child that dies with its parent, so a killed fleet leaves none. */
 function spawnTied(cmd: string, args: string[]) {
-  setpriv ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
-  const stdio: ('pipe' | 'ignore')[] = ['pipe', 'pipe', 'pipe', 'pipe'];
-  return setpriv ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { stdio, detached: true }) : spawn(cmd, args, { stdio, detached: true });
+  return spawn(...tiedToUs(cmd, args), { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], detached: true });
 }
 
 /** The store reads credentials need. */

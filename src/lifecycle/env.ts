@@ -4,6 +4,18 @@ import { join } from 'node:path';
 /** An environment as the lifecycle builds it: ordered name → value. */
 export type Env = Record<string, string>;
 
+/**
+ * The most one environment variable (`NAME=value` and its NUL) may be for Linux to start a process with it
+ * (MAX_ARG_STRLEN, 32 pages); a bigger one fails the exec with E2BIG, long after it was declared.
+ */
+export const MAX_ENV_ENTRY = 128 * 1024;
+
+/** Undefined when a process can be given `name=value`; else why not, in words. */
+export function envEntryTooBig(name: string, bytes: number): string | undefined {
+  const size = Buffer.byteLength(name) + 1 + bytes + 1;
+  return size > MAX_ENV_ENTRY ? `${Math.ceil(size / 1024)} KiB; a process can be given at most ${MAX_ENV_ENTRY / 1024} KiB per variable` : undefined;
+}
+
 /** Variables that hold search paths; layer dirs and user env files prepend to them with `:`. */
 export const PATH_VARS = ['PATH', 'LD_LIBRARY_PATH', 'LIBRARY_PATH', 'CPATH', 'PKG_CONFIG_PATH'] as const;
 

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { withLabels, type HistoryEntry, type ImageConfig } from '../oci/config.js';
+import { imageTime, withLabels, type HistoryEntry, type ImageConfig } from '../oci/config.js';
 import { copyBlob } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
@@ -20,6 +20,7 @@ import type { ProjectMetadata } from '../spec/projectmeta.js';
 import type { Table } from '../spec/toml.js';
 import type { Cache, CacheMetadata, CacheStage } from './cache.js';
 import { Exit } from '../spec/exit.js';
+import { envEntryTooBig } from './env.js';
 import { knownDiffID, rememberDiffID } from './fingerprint.js';
 import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
 import { LayersDir, type BuiltLayer } from './layersdir.js';
@@ -158,7 +159,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
     added.push({ descriptor: desc, diffID: info.diffID, history: history(createdBy) });
     return info.diffID;
   };
-  const history = (createdBy: string): HistoryEntry => ({ created: inputs.created.toISOString(), created_by: createdBy });
+  const history = (createdBy: string): HistoryEntry => ({ created: imageTime(inputs.created), created_by: createdBy });
   const owned = (rel: string, fixedModes = false) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), inputs.uid, inputs.gid, fixedModes);
   const toImage = inImagePath(layersDir, inputs.imageLayersDir);
   const imageAppDir = inputs.imageAppDir ?? inputs.appDir;
@@ -171,6 +172,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
       const records: Record<string, LayerRecord> = {};
       for (const l of layers.layers(bp.id)) {
         if (!l.meta.types.launch) continue;
+        checkLaunchEnv(layers, l, bp.id);
         const record: LayerRecord = { sha: '', data: l.meta.metadata, build: l.meta.types.build, launch: true, cache: l.meta.types.cache };
         const createdBy = `Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`;
         const recipe = layerRecipe(toImage(l.dir), inputs.uid, inputs.gid, inputs.created);
@@ -200,6 +202,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
           if (!oldSha) throw new StrataError(`buildpack ${bp.id}: launch layer "${l.name}" has no directory and no previous image layer to reuse`, Exit.ExportError);
           if (l.meta.types.cache) throw new StrataError(`buildpack ${bp.id}: launch layer "${l.name}" is cache = true but has no directory to export`, Exit.ExportError);
           if (!prevOld) throw new StrataError(`buildpack ${bp.id}: layer "${l.name}" (${oldSha}) is not in the previous image`, Exit.ExportError);
+          log.info(`Reusing layer ${describe(createdBy)} (${oldSha.slice(7, 19)})`);
           record.sha = await reusePrevious(oldSha, prevOld, createdBy);
         }
         records[l.name] = record;
@@ -269,6 +272,24 @@ export function layerRecipe(dir: string, uid: number, gid: number, created: Date
 function topLayer(image: ResolvedImage): string {
   const ids = image.config.rootfs.diff_ids;
   return ids[ids.length - 1] ?? '';
+}
+
+/**
+ * A launch layer's env files become variables the launcher execs the app with: one bigger than a process can be
+ * given would export an image that cannot start ("Argument list too long"), so it is refused here, naming it.
+ */
+function checkLaunchEnv(layers: LayersDir, l: BuiltLayer, bp: string): void {
+  if (!layers.dir.isDirectory(l.rel)) return;
+  const check = (rel: string): void => {
+    for (const name of layers.dir.readdir(rel) ?? []) {
+      const st = layers.dir.lstat(`${rel}/${name}`);
+      if (st?.isDirectory() && rel.endsWith('env.launch')) check(`${rel}/${name}`);
+      if (!st?.isFile()) continue;
+      const tooBig = envEntryTooBig(name.split('.')[0]!, st.size);
+      if (tooBig) throw new StrataError(`buildpack ${bp}: layer "${l.name}" ${rel.slice(l.rel.length + 1)}/${name}: ${tooBig}; the image could not start`, Exit.ExportError);
+    }
+  };
+  for (const sub of ['env', 'env.launch']) if (layers.dir.isDirectory(`${l.rel}/${sub}`)) check(`${l.rel}/${sub}`);
 }
 
 /**
@@ -350,7 +371,7 @@ function finishConfig(config: ImageConfig, inputs: ExporterInputs, md: BuildMeta
   const withL = withLabels(config, labels);
   return {
     ...withL,
-    created: inputs.created.toISOString(),
+    created: imageTime(inputs.created),
     config: {
       ...withL.config,
       Env: env,

@@ -65,3 +65,11 @@ export function envValue(config: ImageConfig, name: string): string | undefined 
   const entry = (config.config?.Env ?? []).find((e) => e.startsWith(`${name}=`));
   return entry?.slice(name.length + 1);
 }
+
+/**
+ * A time as image configs write it: RFC 3339 in UTC with no trailing zeros in the fraction (`1980-01-01T00:00:01Z`),
+ * as Go's JSON encoding gives it and so the reference lifecycle and every registry tool.
+ */
+export function imageTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d*?)0*Z$/, (_m, frac: string) => (frac ? `.${frac}Z` : 'Z'));
+}

@@ -48,7 +48,8 @@ export async function localImages(env: NodeJS.ProcessEnv = process.env): Promise
 
 /** Opens an image in its registry (through a mirror when one is set) or layout; undefined when it does not exist. */
 export async function openImage(name: string, options: StoreOptions, log?: Pick<ImageLog, 'debug'>): Promise<OpenedImage | undefined> {
-  const parsed = parseTarget(name);
+  // Layout mode records images as `<layout path>@<digest>` (the reference lifecycle's form): such a name is that layout.
+  const parsed = parseTarget(options.layoutDir && name.startsWith('/') ? `oci:${name}` : name);
   const viaMirror = parsed.kind === 'registry' && !options.layoutDir ? mirrored(parsed.ref, options.registryMirrors) : undefined;
   if (viaMirror && parsed.kind === 'registry') {
     // The same image under the mirror's name; the reference recorded stays the one asked for (same digest).
@@ -63,7 +64,9 @@ export async function openImage(name: string, options: StoreOptions, log?: Pick<
   try {
     const t = await openTarget(target, options);
     const image = await resolveImage(t.store, t.id);
-    const reference = target.kind === 'registry' ? `${target.ref.name}@${image.manifest.digest}` : `oci:${target.kind === 'layout' ? target.dir : name}@${image.manifest.digest}`;
+    // A name layout mode mapped to a path is recorded as that path (no `oci:`), as the reference lifecycle records it.
+    const reference =
+      target.kind === 'registry' ? `${target.ref.name}@${image.manifest.digest}` : target.kind === 'layout' && target !== parsed ? `${target.dir}@${image.manifest.digest}` : `oci:${target.kind === 'layout' ? target.dir : name}@${image.manifest.digest}`;
     return { name, image, reference, local: false };
   } catch (err) {
     if (err instanceof NotFoundError) return undefined;

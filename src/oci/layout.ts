@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, access, open } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, access, open } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VerifyingStream, digestHex, isDigest, sha256, type Digest } from './digest.js';
 import { NotFoundError, StrataError } from './errors.js';
-import { tempSibling, WHOLE_FILE_READ, withLock, writeFileAtomic } from './fsutil.js';
+import { processAlive, tempSibling, WHOLE_FILE_READ, withLock, writeFileAtomic } from './fsutil.js';
 import { parseManifest, type Descriptor, type ImageIndex, type ParsedManifest } from './manifest.js';
 import { MediaType } from './mediatype.js';
 import type { BlobOpener, ImageStore } from './store.js';
@@ -187,6 +187,11 @@ export class OciLayout implements ImageStore {
   /** Read-modify-write of index.json under a lock directory, replaced atomically. */
   private async updateIndex(change: (index: ImageIndex) => void): Promise<void> {
     await withLock(join(this.root, '.index.lock'), `${this.description}: index.json`, async () => {
+      // A writer killed between its temp file and the rename left the temp file: gone once its process is.
+      for (const n of await readdir(this.root)) {
+        const m = /^\.tmp-index\.json-(\d+)-[0-9a-f]+$/.exec(n);
+        if (m && !processAlive(Number(m[1]))) await rm(join(this.root, n), { force: true });
+      }
       const index = await this.readIndex();
       change(index);
       await writeFileAtomic(join(this.root, 'index.json'), JSON.stringify(index));

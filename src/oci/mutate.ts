@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { sha256, type Digest } from './digest.js';
-import type { HistoryEntry, ImageConfig } from './config.js';
+import { imageTime, type HistoryEntry, type ImageConfig } from './config.js';
 import { encodeJson, type Descriptor, type ImageManifest, type PlatformWanted } from './manifest.js';
 import { layerTypeIn, MediaType } from './mediatype.js';
 import type { ImageStore } from './store.js';
@@ -17,7 +17,7 @@ export function emptyConfig(platform: PlatformWanted, created?: Date): ImageConf
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    ...(created ? { created: created.toISOString() } : {}),
+    ...(created ? { created: imageTime(created) } : {}),
     config: {},
     rootfs: { type: 'layers', diff_ids: [] },
     history: [],

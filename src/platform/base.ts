@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { cachedDir } from '../oci/fsutil.js';
+import { imageTime } from '../oci/config.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { NORMALISED_MTIME, treeEntries, writeLayerFile, type LayerEntry } from '../oci/layer.js';
@@ -117,7 +118,7 @@ export async function baseImage(kind: 'build' | 'run', root: string, opts: BaseO
     const info = await writeLayerFile(entries, file, { mtime: NORMALISED_MTIME });
     const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
     await store.putBlob(descriptor, async (start, end) => createReadStream(file, { start, end: end - 1 }));
-    added.push({ descriptor, diffID: info.diffID, history: { created: NORMALISED_MTIME.toISOString(), created_by: createdBy } });
+    added.push({ descriptor, diffID: info.diffID, history: { created: imageTime(NORMALISED_MTIME), created_by: createdBy } });
   };
   const packages = kind === 'build' ? opts.buildPackages : opts.runPackages;
   await layer(treeEntries(root, { owners: true, include: (rel) => rel !== MARKER }), `debootstrap --variant=minbase ${opts.distro}${packages.length ? ` --include=${packages.join(',')}` : ''}`);

@@ -22,6 +22,7 @@ import type { EngineClient } from '../oci/engine/client.js';
 import { loadIntoEngine } from '../oci/engine/transfer.js';
 import type { Logger } from '../lifecycle/log.js';
 import { LayerStash } from '../lifecycle/stash.js';
+import { envEntryTooBig } from '../lifecycle/env.js';
 import { ApiVersion, LATEST_PLATFORM_API } from '../spec/api.js';
 import { parseToml } from '../spec/toml.js';
 import { checkPathComponent, ConfinedDir, copyTreeOut } from '../oci/confined.js';
@@ -162,7 +163,11 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       });
       for (const k of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE']) buildEnv[k] ??= '/platform/bindings/ca-certificates/ca-certificates.crt';
     }
-    for (const [k, v] of Object.entries(buildEnv)) await writeFile(join(platform, 'env', k), v);
+    for (const [k, v] of Object.entries(buildEnv)) {
+      const tooBig = envEntryTooBig(k, Buffer.byteLength(v));
+      if (tooBig) throw new StrataError(`${k in o.env ? '--env' : 'project.toml [[io.buildpacks.build.env]]'} ${k}: ${tooBig}`);
+      await writeFile(join(platform, 'env', k), v);
+    }
     for (const b of o.bindings ?? []) {
       const dir = join(platform, 'bindings', checkPathComponent(b.name, 'binding name'));
       for (const [file, value] of Object.entries(b.files)) {

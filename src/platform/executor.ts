@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -49,6 +49,17 @@ export const DEFAULT_LIMITS: SandboxLimits = { pids: 1024, memoryBytes: 4 * 2 **
 export interface Executor {
   readonly name: string;
   run(spec: SandboxRun): Promise<number>;
+}
+
+let setprivThere: boolean | undefined;
+
+/**
+ * The command line that starts `cmd` so that it dies with this process (PR_SET_PDEATHSIG through util-linux's
+ * setpriv, where it is installed): a strata killed with SIGKILL leaves no sandbox or child build running.
+ */
+export function tiedToUs(cmd: string, args: string[]): [string, string[]] {
+  setprivThere ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+  return setprivThere ? ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
 }
 
 const DEFAULT_CAPS: string[] = [];
@@ -111,7 +122,7 @@ export class RuncExecutor implements Executor {
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
     try {
       return await new Promise<number>((resolve, reject) => {
-        const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
+        const child = spawn(...tiedToUs('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id]), { stdio: ['ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
         if (spec.output) for (const out of [child.stdout!, child.stderr!]) out.on('data', spec.output);
         // Ctrl-C and SIGTERM reach the sandboxed program (runc passes them on). A program running as PID 1 of its
         // namespace ignores signals it has no handler for, so after a grace period the container is killed.

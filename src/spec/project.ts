@@ -99,7 +99,13 @@ export function parseProject(table: Table, file: string): ProjectDescriptor {
     group: io.list(groupKey).map(buildpackRef),
     pre: io.sub('pre').list('group').map(buildpackRef),
     post: io.sub('post').list('group').map(buildpackRef),
-    env: env.map((e) => ({ name: e.reqStr('name'), value: e.str('value') ?? '' })),
+    env: env.map((e) => {
+      const name = e.reqStr('name');
+      // pack sets an entry without a value to nothing; that is more likely a mistake than a wish, so it is one line.
+      const value = e.str('value');
+      if (value === undefined) throw new SpecError(`${e.where}: env ${name} has no value; give value = "" to set it empty`);
+      return { name, value };
+    }),
   };
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiVersion, buildpackApi, platformApi } from './api.js';
@@ -10,7 +10,7 @@ import { parseLayerToml } from './layer.js';
 import { parseProject } from './project.js';
 import { parseRunToml, parseStackToml } from './run.js';
 import { parseToml } from './toml.js';
-import { readPlanFile, writePlanFile } from './plan.js';
+import { readPlanFile, writeBuildpackPlan, writePlanFile } from './plan.js';
 import { parseGroupFile, readGroupFile, writeGroupFile } from './group.js';
 import { readAnalyzed, writeAnalyzed } from './analyzed.js';
 import { parseExecdOutput } from './execd.js';
@@ -107,6 +107,9 @@ test('project.toml: descriptor 0.2 and the older form; include with exclude is r
   assert.deepEqual(old.group, [{ id: 'z' }]);
   assert.deepEqual(old.env, [{ name: 'A', value: 'B' }]);
   assert.throws(() => parseProject(toml('[_]\nschema-version = "0.2"\n[io.buildpacks]\ninclude = ["a"]\nexclude = ["b"]\n'), 'project.toml'), /project\.toml: set include or exclude, not both/);
+  // An env entry with no value is a mistake said in one line, not a variable silently set empty.
+  assert.throws(() => parseProject(toml('[_]\nschema-version = "0.2"\n[[io.buildpacks.build.env]]\nname = "K"\n'), 'project.toml'), /project\.toml.*env K has no value; give value = "" to set it empty/);
+  assert.deepEqual(parseProject(toml('[_]\nschema-version = "0.2"\n[[io.buildpacks.build.env]]\nname = "K"\nvalue = ""\n'), 'project.toml').env, [{ name: 'K', value: '' }]);
 });
 
 test('run.toml and stack.toml; mirrors need an image', () => {
@@ -163,4 +166,17 @@ test('project.toml: schema 0.3; the deprecated [[io.buildpacks.env.build]] still
   assert.deepEqual(env3.env, [], '0.3 dropped the old form');
   assert.match(env3.warnings.join('\n'), /ignored: io\.buildpacks\.env/);
   assert.throws(() => parseProject(toml('[_]\nschema-version = "0.4"\n'), 'project.toml'), /schema-version 0\.4 is not supported \(0\.1, 0\.2 and 0\.3 are\)/);
+});
+
+test('an empty build plan is an empty file, as the reference lifecycle writes it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'strata-plan-'));
+  try {
+    await writePlanFile(join(dir, 'plan.toml'), { entries: [] });
+    assert.equal(await readFile(join(dir, 'plan.toml'), 'utf8'), '');
+    assert.deepEqual(await readPlanFile(join(dir, 'plan.toml')), { entries: [] });
+    await writeBuildpackPlan(join(dir, 'bp.toml'), { entries: [] });
+    assert.equal(await readFile(join(dir, 'bp.toml'), 'utf8'), '');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -155,9 +155,11 @@ test('a second export of unchanged layers reuses them from the previous image an
     // The buildpack kept its layer's metadata but not its contents: the previous image's layer is used.
     await rm(join(ws.layers, 'test_runtime', 'runtime'), { recursive: true });
     await runOk('sh', ['-c', `printf '[types]\\nlaunch = true\\n[metadata]\\nversion = "1.2.3"\\n' > ${join(ws.layers, 'test_runtime', 'runtime.toml')}`]);
-    const third = await exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v3', name: 'v3' }], { image: previous, metadata: prevMd }));
+    const lines: string[] = [];
+    const third = await exportImage({ ...(await inputs(ws, runDir, [{ store: repo, tag: 'v3', name: 'v3' }], { image: previous, metadata: prevMd })), log: { ...silentLogger, info: (l: string) => lines.push(l) } });
     const md3 = third.metadata.buildpacks[0]!.layers!.runtime!;
     assert.equal(md3.sha, prevMd.buildpacks[0]!.layers!.runtime!.sha);
+    assert.ok(lines.some((l) => l.startsWith(`Reusing layer 'test/runtime:runtime' (${md3.sha.slice(7, 19)})`)), `the reuse is logged as every other: ${lines.join(' | ')}`);
     // Without a previous image that is an error naming the buildpack.
     await assert.rejects(exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v4', name: 'v4' }])), /test\/runtime: launch layer "runtime" has no directory and no previous image layer/);
   }));
@@ -469,7 +471,8 @@ test('-layout (experimental) maps image names into OCI layouts under -layout-dir
     assert.match(refused.stderr, /-layout is experimental; set CNB_EXPERIMENTAL_MODE/);
     const a = await run(bin('analyzer'), [...flags, '-run-image', runRef, app], { env: layoutEnv });
     assert.equal(a.code, 0, a.stderr);
-    assert.match(await readFile(join(ws.layers, 'analyzed.toml'), 'utf8'), new RegExp(`reference = "oci:${runLayout.replace(/\//g, '\\/')}@sha256:`));
+    // As the reference lifecycle writes it in layout mode: the layout's path and the digest, no `oci:`.
+    assert.match(await readFile(join(ws.layers, 'analyzed.toml'), 'utf8'), new RegExp(`reference = "${runLayout.replace(/\//g, '\\/')}@sha256:`));
     assert.equal((await ws.phase('detector')).code, 0);
     assert.equal((await ws.phase('builder')).code, 0);
     const e = await run(bin('exporter'), [...flags, '-app', ws.app, '-launcher', join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), '-uid', '1000', '-gid', '1000', '-parallel', '-cache-dir', join(ws.root, 'cache'), app], { env: layoutEnv });

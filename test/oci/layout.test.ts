@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { OciLayout, REF_NAME } from '../../src/oci/layout.js';
@@ -68,6 +68,23 @@ test('an untagged image is found when it is the only one; several need a tag', a
     assert.equal((await layout.getManifest()).digest, sha256(manifestFor(1)));
     await layout.putManifest(manifestFor(2), MediaType.OciManifest, 'second');
     await assert.rejects(layout.getManifest(), /holds 2 images; name one as oci:<dir>:<tag>/);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('a temp index.json left by a writer killed before its rename is removed at the next index write; a live writer\'s is not', async () => {
+  const t = await tempDir();
+  try {
+    const layout = await OciLayout.open(t.path, { create: true });
+    // A pid that cannot be alive (above pid_max), and ours.
+    await writeFile(join(t.path, '.tmp-index.json-4194999-abcd1234'), '{"half":');
+    await writeFile(join(t.path, `.tmp-index.json-${process.pid}-0badf00d`), '{}');
+    const config = encodeJson({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
+    await layout.putBlob({ mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length }, async () => Readable.from([config]));
+    await layout.putManifest(encodeJson({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: sha256(config), size: config.length }, layers: [] }), MediaType.OciManifest, 'v1');
+    const left = (await readdir(t.path)).filter((n) => n.startsWith('.tmp-'));
+    assert.deepEqual(left, [`.tmp-index.json-${process.pid}-0badf00d`]);
   } finally {
     await t.cleanup();
   }
