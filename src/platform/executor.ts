@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -62,6 +63,21 @@ export function tiedToUs(cmd: string, args: string[]): [string, string[]] {
   return setprivThere ? ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
 }
 
+/**
+ * A container outlives a runc killed under it, and runc outlives a strata killed with SIGKILL. So beside each
+ * container waits a small shell reading a pipe from strata: when strata dies, however, the pipe closes and the shell
+ * kills the container, so a killed build leaves nothing running. It is itself killed when the container ends.
+ */
+function guardian(root: string, id: string) {
+  const g = spawn('sh', ['-c', 'read -r _ || runc --root "$0" kill "$1" KILL 2>/dev/null', root, id], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  g.on('error', () => undefined);
+  g.stdin.on('error', () => undefined);
+  // Neither the shell nor its pipe keeps this process alive.
+  g.unref();
+  (g.stdin as Socket).unref();
+  return g;
+}
+
 const DEFAULT_CAPS: string[] = [];
 /** The capabilities a RUN of a Docker build has (Docker's default set). */
 const DOCKERFILE_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
@@ -122,7 +138,8 @@ export class RuncExecutor implements Executor {
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
     try {
       return await new Promise<number>((resolve, reject) => {
-        const child = spawn(...tiedToUs('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id]), { stdio: ['ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
+        const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
+        const guard = guardian(join(this.stateDir, 'runc-state'), id);
         if (spec.output) for (const out of [child.stdout!, child.stderr!]) out.on('data', spec.output);
         // Ctrl-C and SIGTERM reach the sandboxed program (runc passes them on). A program running as PID 1 of its
         // namespace ignores signals it has no handler for, so after a grace period the container is killed.
@@ -138,6 +155,7 @@ export class RuncExecutor implements Executor {
         process.on('SIGINT', onInt).on('SIGTERM', onTerm);
         child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? 'runc is not installed (apt-get install runc), or use --executor host' : `runc: ${e.message}`)));
         child.on('close', (code, signal) => {
+          guard?.kill('SIGKILL');
           if (killer) clearTimeout(killer);
           process.off('SIGINT', onInt).off('SIGTERM', onTerm);
           resolve(code ?? (signal ? 128 : 1));

@@ -1,3 +1,4 @@
+import { writeFileAtomic } from '../oci/fsutil.js';
 import { Fields, SpecError, readToml, writeToml, type Table } from './toml.js';
 import type { Require } from './buildplan.js';
 
@@ -35,7 +36,7 @@ export async function readPlanFile(path: string): Promise<PlanFile> {
 
 export async function writePlanFile(path: string, plan: PlanFile): Promise<void> {
   // No entries: an empty file, as the reference lifecycle writes it (not `entries = []`).
-  if (!plan.entries.length) return writeToml(path, {});
+  if (!plan.entries.length) return writeFileAtomic(path, '');
   await writeToml(path, {
     entries: plan.entries.map((e) => ({
       providers: e.providers.map((p) => ({ id: p.id, version: p.version, extension: p.extension || undefined })),
@@ -50,6 +51,5 @@ export interface BuildpackPlan {
 }
 
 export async function writeBuildpackPlan(path: string, plan: BuildpackPlan): Promise<void> {
-  if (!plan.entries.length) return writeToml(path, {});
   await writeToml(path, { entries: plan.entries.map((e) => ({ name: e.name, ...(Object.keys(e.metadata).length ? { metadata: e.metadata } : {}) })) });
 }

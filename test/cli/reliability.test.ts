@@ -173,18 +173,28 @@ test('strata as a uid with no passwd entry and no HOME: each command runs or say
   }
 });
 
-test('an environment bigger than a process can be given is one line: a --env value before the build, a launch env file before the export', { timeout: 180_000 }, async () => {
+test('an environment bigger than a process can be given is one line: an --env-file or project.toml value before the build, a launch env file before the export', { timeout: 180_000 }, async () => {
   const t = await tempDir('strata-e2big-');
   try {
     const p = await probeBuilder(t.path, {
       build: `mkdir -p "$1/l/env.launch"; printf '[types]\\nlaunch = true\\n' > "$1/l.toml"
-if [ -n "\${BIG_LAUNCH:-}" ]; then head -c 307200 /dev/zero | tr '\\0' x > "$1/l/env.launch/HUGE"; fi
+if [ -n "\${BIG_LAUNCH:-}" ]; then busybox head -c 307200 /dev/zero > "$1/l/env.launch/HUGE"; fi
 printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "echo web"]\\ndefault = true\\n' > "$1/launch.toml"`,
     });
-    const big = 'x'.repeat(300 * 1024);
-    const flag = await run(STRATA, ['build', 'e2big', '--builder', p.builder, '--path', p.app, '--env', `BIG=${big}`], { env: p.env });
+    // Through --env-file: an argument that big could not even reach strata.
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(t.path, 'big.env'), `BIG=${'x'.repeat(300 * 1024)}\n`);
+    const flag = await run(STRATA, ['build', 'e2big', '--builder', p.builder, '--path', p.app, '--env-file', join(t.path, 'big.env')], { env: p.env });
     assert.equal(flag.code, 1);
-    assert.match(flag.stderr, /^strata: error: --env BIG: 301 KiB; a process can be given at most 128 KiB per variable\n$/);
+    assert.match(flag.stderr, /^strata: error: --env-file .*big\.env line 1: BIG: the value is 307200 bytes; Linux limits one variable to 128 KiB/);
+    assert.equal(flag.stderr.trim().split('\n').length, 1);
+    // The same from project.toml, which no flag checks on the way in.
+    await writeFile(join(p.app, 'project.toml'), `[_]\nschema-version = "0.2"\n[[io.buildpacks.build.env]]\nname = "BIG"\nvalue = "${'x'.repeat(300 * 1024)}"\n`);
+    const project = await run(STRATA, ['build', 'e2big', '--builder', p.builder, '--path', p.app], { env: p.env });
+    assert.equal(project.code, 1);
+    assert.match(project.stderr, /^strata: error: project\.toml \[\[io\.buildpacks\.build\.env\]\] BIG: 301 KiB; a process can be given at most 128 KiB per variable\n$/);
+    const { rm } = await import('node:fs/promises');
+    await rm(join(p.app, 'project.toml'));
     const launch = await run(STRATA, ['build', 'e2big', '--builder', p.builder, '--path', p.app, '--env', 'BIG_LAUNCH=1'], { env: p.env });
     assert.notEqual(launch.code, 0);
     assert.match(launch.stderr, /^strata: error: buildpack test\/probe: layer "l" env\.launch\/HUGE: 301 KiB; a process can be given at most 128 KiB per variable; the image could not start\n$/m);
