@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { withWorkspace, writeBuildpack, lifecycleRoot, type Workspace } from '../harness/buildpacks.js';
+import { withWorkspace, writeBuildpack, writeExtension, lifecycleRoot, type Workspace } from '../harness/buildpacks.js';
 import { registryFixture } from '../harness/registry.js';
 import { makeLayoutImage } from '../harness/images.js';
 import { run, runOk } from '../harness/proc.js';
@@ -507,6 +507,37 @@ test('-layout through the creator: Docker Hub names under index.docker.io, a one
     const out = join(layoutDir, 'index.docker.io', 'team', 'app', 'v1');
     await runOk('umoci', ['unpack', '--image', `${out}:v1`, join(ws.root, 'bundle')]);
     assert.equal((await readFile(join(ws.root, 'bundle', 'rootfs', 'etc', 'os-release'), 'utf8')).trim(), 'ID=debian');
+  }));
+
+test('the creator runs [[order-extensions]]: a run.Dockerfile FROM <image> alone switches the run image; one that needs applying is refused with the extender\'s exit code', () =>
+  withWorkspace(async (ws) => {
+    const layoutDir = join(ws.root, 'layouts');
+    for (const [tag, release] of [['v1', 'ID=debian'], ['slim', 'ID=slim']] as const) {
+      const base = await makeLayoutImage(join(ws.root, `run-${tag}`), 'run', [{ 'etc/os-release': `${release}\n` }]);
+      await copyImage(base.layout, 'run', await OciLayout.open(join(layoutDir, 'index.docker.io', 'library', 'base', tag), { create: true }), tag);
+    }
+    await writeBuildpack(ws.buildpacks, { id: 'test/simple', build: `mkdir -p "$CNB_LAYERS_DIR/l"; echo x > "$CNB_LAYERS_DIR/l/x"; printf '[types]\\nlaunch = true\\n' > "$CNB_LAYERS_DIR/l.toml"` });
+    await writeExtension(ws.extensions, { id: 'test/slim', files: { 'generate/run.Dockerfile': 'FROM base:slim\n' } });
+    await writeExtension(ws.extensions, { id: 'test/apt', files: { 'generate/build.Dockerfile': 'ARG base_image\nFROM ${base_image}\nRUN apt-get install -y curl\n' } });
+    const launcher = join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher');
+    await runOk('chown', ['-R', '1000:1000', ws.root]);
+    const create = async (extension: string) => {
+      await ws.order([['test/simple']], [[extension]]);
+      await runOk('chown', ['-R', '1000:1000', ws.root]);
+      return run(
+        bin('creator'),
+        ['-layers', ws.layers, '-app', ws.app, '-buildpacks', ws.buildpacks, '-platform', ws.platform, '-build-config', ws.buildConfig, '-order', join(ws.root, 'order.toml'), '-run-image', 'base:v1', '-launcher', launcher, '-uid', '1000', '-gid', '1000', '-layout', '-layout-dir', layoutDir, 'team/app:v1'],
+        { env: { ...env, CNB_EXPERIMENTAL_MODE: 'quiet', CNB_EXTENSIONS_DIR: ws.extensions } },
+      );
+    };
+    const switched = await create('test/slim');
+    assert.equal(switched.code, 0, switched.stderr + switched.stdout);
+    assert.match(switched.stdout, /Run image .*base\/slim@sha256:\S+ \(chosen by an extension\)/);
+    await runOk('umoci', ['unpack', '--image', `${join(layoutDir, 'index.docker.io', 'team', 'app', 'v1')}:v1`, join(ws.root, 'bundle')]);
+    assert.equal((await readFile(join(ws.root, 'bundle', 'rootfs', 'etc', 'os-release'), 'utf8')).trim(), 'ID=slim', 'the app image sits on the run image the extension chose');
+    const refused = await create('test/apt');
+    assert.equal(refused.code, 102, refused.stderr + refused.stdout);
+    assert.match(refused.stderr, /extension test\/apt: its build\.Dockerfile changes the build image, and this platform cannot apply Dockerfiles \(strata build can\)/);
   }));
 
 test('registry phases run as a uid with no passwd entry and no HOME: no stored logins, no failure', () =>
