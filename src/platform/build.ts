@@ -354,17 +354,22 @@ async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, 
       copied = true;
       continue;
     }
-    const [id, version] = text.split('@') as [string, string | undefined];
-    const versions = await readdir(join(merged, escapeId(id))).catch(() => [] as string[]);
-    const chosen = version ?? (versions.length === 1 ? versions[0] : undefined);
-    if (!chosen || !versions.includes(chosen)) throw new StrataError(`--buildpack ${text}: not in the builder${versions.length ? ` (it has ${versions.join(', ')})` : ''}, and not a directory, .cnb or image`);
-    group.push({ id, version: chosen, optional: false });
+    group.push({ ...(await inBuilder(merged, text, '--buildpack', 'a directory, .cnb or image')), optional: false });
   }
   // Pre and post buildpacks alone wrap every group of the builder's own order.
   const builderOrder = builderOrderFile(rootfs, o.builder);
   const groups = main.length ? [parts.main] : builderOrder.order.map((g) => g.group);
   await writeOrder(layers, { order: groups.map((g) => ({ group: [...parts.pre, ...g, ...parts.post] })), orderExtensions: builderOrder.orderExtensions });
   return copied ? merged : undefined;
+}
+
+/** `id[@version]` of a buildpack or extension in the builder's dir (laid out `<id>/<version>`): its one version when none is given. */
+async function inBuilder(dir: string, text: string, flag: string, otherwise: string): Promise<{ id: string; version: string }> {
+  const [id, version] = text.split('@') as [string, string | undefined];
+  const versions = await readdir(join(dir, escapeId(id))).catch(() => [] as string[]);
+  const chosen = version ?? (versions.length === 1 ? versions[0] : undefined);
+  if (!chosen || !versions.includes(chosen)) throw new StrataError(`${flag} ${text}: not in the builder${versions.length ? ` (it has ${versions.join(', ')})` : ''}, and not ${otherwise}`);
+  return { id, version: chosen };
 }
 
 /** The builder's own order.toml (read confined: the rootfs is an image's). */
@@ -396,11 +401,7 @@ async function prepareExtensions(o: BuildOptions, rootfs: string, work: string, 
       copied = true;
       continue;
     }
-    const [id, version] = text.split('@') as [string, string | undefined];
-    const versions = await readdir(join(merged, escapeId(id))).catch(() => [] as string[]);
-    const chosen = version ?? (versions.length === 1 ? versions[0] : undefined);
-    if (!chosen || !versions.includes(chosen)) throw new StrataError(`--extension ${text}: not in the builder${versions.length ? ` (it has ${versions.join(', ')})` : ''}, and not a directory or .tgz`);
-    group.push({ id, version: chosen, optional: true });
+    group.push({ ...(await inBuilder(merged, text, '--extension', 'a directory or .tgz')), optional: true });
   }
   const current = await readFile(join(layers, 'order.toml'), 'utf8').then((t) => parseOrderFile(parseToml(t, 'order.toml'), 'order.toml'), () => builderOrderFile(rootfs, o.builder));
   await writeOrder(layers, { order: current.order, orderExtensions: [{ group }] });

@@ -13,15 +13,20 @@ import { STRATA } from '../harness/probe.js';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { run, runOk, tempDir } from '../harness/proc.js';
 
+/** Small build and run images (busybox, bash) in a layout under root, and any more run images named in `extra`. */
+async function baseImages(root: string, extra: Record<string, Record<string, string>> = {}): Promise<string> {
+  const images = join(root, 'images');
+  const tools = await hostToolImageFiles();
+  await makeLayoutImage(images, 'build', [tools], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
+  for (const [tag, files] of [['run', {}], ...Object.entries(extra)] as const) await makeLayoutImage(images, tag, [tools, ...(Object.keys(files).length ? [files] : [])], { 'io.buildpacks.rebasable': 'true' });
+  return images;
+}
+
 test('a builder with an extension whose run.Dockerfile is FROM <image> alone: the app is built on that run image', { timeout: 300_000 }, async () => {
   const t = await tempDir('strata-ext-');
   try {
     const root = t.path;
-    const images = join(root, 'images');
-    const tools = await hostToolImageFiles();
-    await makeLayoutImage(images, 'build', [tools], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
-    await makeLayoutImage(images, 'run', [tools], { 'io.buildpacks.rebasable': 'true' });
-    await makeLayoutImage(images, 'run-tiny', [tools, { 'etc/flavour': 'tiny\n' }], { 'io.buildpacks.rebasable': 'true' });
+    const images = await baseImages(root, { 'run-tiny': { 'etc/flavour': 'tiny\n' } });
     const bp = await writeBuildpack(join(root, 'bps'), {
       id: 'test/web',
       api: '0.10',
@@ -92,10 +97,7 @@ test('Dockerfiles applied with no daemon: the build sees what build.Dockerfile m
   const t = await tempDir('strata-extend-');
   try {
     const root = t.path;
-    const images = join(root, 'images');
-    const tools = await hostToolImageFiles();
-    await makeLayoutImage(images, 'build', [tools], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000']);
-    await makeLayoutImage(images, 'run', [tools], { 'io.buildpacks.rebasable': 'true' });
+    const images = await baseImages(root);
     const bp = await writeBuildpack(join(root, 'bps'), {
       id: 'test/web',
       api: '0.10',
