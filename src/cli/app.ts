@@ -164,7 +164,9 @@ export function registerAppCommands(program: Command): void {
       const md = parseLifecycleMetadata(app.image.config.config?.Labels?.[LABEL.lifecycle]);
       const runName = opts.runImage ?? md?.runImage?.image;
       if (!runName) throw new StrataError(`${source} records no run image; give --run-image`);
-      const run = await openByPolicy(runName, store, policy);
+      // Publishing, the run image is read from its registry first, as pack does: its layers are then mounted or
+      // already there, and a local copy (perhaps damaged on disk) is only the fallback.
+      const run = (opts.publish && policy !== 'never' ? await openImage(runName, store).catch(() => undefined) : undefined) ?? (await openByPolicy(runName, store, policy));
       if (!run) throw new StrataError(`run image ${runName} not found ${whereLooked(policy)}`);
       const outputs = [];
       for (const n of [name, ...opts.tag]) {

@@ -50,6 +50,15 @@ export async function buildProgram(only?: string): Promise<Command> {
       const { report } = await import('./report.js');
       process.stdout.write(await report());
     });
+  // A config file that cannot be read is said before any command runs (not only by the ones that happen to need a
+  // setting); `config` itself reports it while letting the file be fixed.
+  program.hook('preAction', async (_root, action) => {
+    let top = action;
+    while (top.parent && top.parent !== program) top = top.parent;
+    if (['config', 'version', 'completion', 'report'].includes(top.name())) return;
+    const { readConfig } = await import('../platform/config.js');
+    await readConfig();
+  });
   const key = only ? (ALIASES[only] ?? only) : undefined;
   const wanted = key === 'version' || key === 'report' ? [] : key && COMMANDS[key] ? [key] : Object.keys(COMMANDS);
   for (const name of wanted) (await COMMANDS[name]!())(program);

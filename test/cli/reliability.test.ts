@@ -3,12 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { probeBuilder, STRATA } from '../harness/probe.js';
 import { run, runOk, tempDir } from '../harness/proc.js';
 import { startRegistry } from '../harness/registry.js';
 import { startFaultProxy } from '../harness/faultproxy.js';
+import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import { copyImage } from '../../src/oci/copy.js';
 
 test('parallel builds of one builder not yet unpacked all succeed, and parallel builds of one image all save their cache', { timeout: 300_000 }, async () => {
   const t = await tempDir('strata-parallel-');
@@ -103,7 +106,6 @@ test('bad input is one line naming the file or flag: ports, --volume, builder.to
     one(await run(STRATA, ['build', 'x', '--path', join(t.path, 'app'), '--volume', '/nonexistent-dir:/mnt'], { env }), /^strata: error: --volume "\/nonexistent-dir:\/mnt": \/nonexistent-dir does not exist$/);
     const bp = join(t.path, 'bp');
     await mkdir(join(bp, 'bin'), { recursive: true });
-    const { writeFile, chmod } = await import('node:fs/promises');
     await writeFile(join(bp, 'buildpack.toml'), 'api = "0.10"\n[buildpack]\nid = "test/nodetect"\nversion = "1.0.0"\n');
     await writeFile(join(bp, 'bin', 'build'), '#!/bin/sh\n');
     await chmod(join(bp, 'bin', 'build'), 0o755);
@@ -115,6 +117,10 @@ test('bad input is one line naming the file or flag: ports, --volume, builder.to
     one(await run(STRATA, ['builder', 'create', `oci:${t.path}/builder:1`, '--config', join(t.path, 'builder.toml')], { env }), /builder\.toml \[build\]: unknown key "imagee" \(expected image, env\)$/);
     await writeFile(join(t.path, 'builder2.toml'), `[[buildpacks]]\nuri = "${bp}"\n[[order]]\n[[order.group]]\nid = "x"\nversoin = "1"\n[build]\nimage = "oci:${t.path}/b:1"\n[[run.images]]\nimage = "r"\n`);
     one(await run(STRATA, ['builder', 'create', `oci:${t.path}/builder:1`, '--config', join(t.path, 'builder2.toml')], { env }), /unknown key "versoin"/);
+    // A config.toml cut short is said by any command, not only by one that needs a setting from it.
+    await mkdir(join(t.path, 'home-cfg'), { recursive: true });
+    await writeFile(join(t.path, 'home-cfg', 'config.toml'), 'default-builder = "b"\n[run-image-mirr');
+    one(await run(STRATA, ['images'], { env: { ...env, STRATA_HOME: join(t.path, 'home-cfg') } }), /^strata: error: .*home-cfg\/config\.toml: invalid TOML at line 2/);
     await writeFile(join(t.path, 'lines.env'), 'GOOD=1\nNOT_SET_ANYWHERE_12345\n');
     const lines = await run(STRATA, ['build', 'x', '--env-file', join(t.path, 'lines.env'), '--path', join(t.path, 'app'), '--builder', `oci:${t.path}/nobuilder:1`], { env });
     assert.match(lines.stderr, /Warning: --env-file .*lines\.env line 2: NOT_SET_ANYWHERE_12345 has no "=" and is not set in this environment; left out/);
@@ -182,7 +188,6 @@ if [ -n "\${BIG_LAUNCH:-}" ]; then busybox head -c 307200 /dev/zero > "$1/l/env.
 printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "echo web"]\\ndefault = true\\n' > "$1/launch.toml"`,
     });
     // Through --env-file: an argument that big could not even reach strata.
-    const { writeFile } = await import('node:fs/promises');
     await writeFile(join(t.path, 'big.env'), `BIG=${'x'.repeat(300 * 1024)}\n`);
     const flag = await run(STRATA, ['build', 'e2big', '--builder', p.builder, '--path', p.app, '--env-file', join(t.path, 'big.env')], { env: p.env });
     assert.equal(flag.code, 1);
@@ -193,13 +198,37 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "echo web"]\\nde
     const project = await run(STRATA, ['build', 'e2big', '--builder', p.builder, '--path', p.app], { env: p.env });
     assert.equal(project.code, 1);
     assert.match(project.stderr, /^strata: error: project\.toml \[\[io\.buildpacks\.build\.env\]\] BIG: 301 KiB; a process can be given at most 128 KiB per variable\n$/);
-    const { rm } = await import('node:fs/promises');
     await rm(join(p.app, 'project.toml'));
     const launch = await run(STRATA, ['build', 'e2big', '--builder', p.builder, '--path', p.app, '--env', 'BIG_LAUNCH=1'], { env: p.env });
     assert.notEqual(launch.code, 0);
     assert.match(launch.stderr, /^strata: error: buildpack test\/probe: layer "l" env\.launch\/HUGE: 301 KiB; a process can be given at most 128 KiB per variable; the image could not start\n$/m);
     assert.doesNotMatch(await runOk(STRATA, ['images'], { env: p.env }), /e2big/, 'nothing exported');
   } finally {
+    await t.cleanup();
+  }
+});
+
+test('rebase --publish reads the run image from its registry first: a damaged local copy of it does not stop the rebase', { timeout: 180_000 }, async () => {
+  const t = await tempDir('strata-rebase-pub-');
+  const reg = await startRegistry();
+  try {
+    const p = await probeBuilder(t.path, {});
+    const run2 = await makeLayoutImage(join(t.path, 'run2'), 'run', [await hostToolImageFiles(), { 'etc/v2': 'patched\n' }], { 'io.buildpacks.rebasable': 'true' });
+    await runOk(STRATA, ['image', 'copy', `oci:${p.images}:run`, `${reg.host}/run:1`], { env: p.env });
+    await runOk(STRATA, ['image', 'copy', `oci:${join(t.path, 'run2')}:run`, `${reg.host}/run:2`], { env: p.env });
+    const built = await run(STRATA, ['build', `${reg.host}/app:1`, '--builder', p.builder, '--path', p.app, '--publish', '--run-image', `${reg.host}/run:1`], { env: p.env });
+    assert.equal(built.code, 0, built.stderr + built.stdout);
+    // The same run image in the local store (as `base create` leaves one), its top layer damaged on disk.
+    const local = await OciLayout.open(join(t.path, 'home', 'images'), { create: true });
+    await copyImage(run2.layout, 'run', local, `${reg.host}/run:2`);
+    const manifest = await local.getManifest(`${reg.host}/run:2`);
+    const top = manifest.kind === 'manifest' ? manifest.manifest.layers.at(-1)!.digest : '';
+    await writeFile(join(t.path, 'home', 'images', 'blobs', 'sha256', top.slice(7)), 'damaged');
+    const rebased = await run(STRATA, ['rebase', `${reg.host}/app:1`, '--publish', '--run-image', `${reg.host}/run:2`, '--force'], { env: p.env });
+    assert.equal(rebased.code, 0, rebased.stderr + rebased.stdout);
+    assert.match(rebased.stdout, new RegExp(`Rebased ${reg.host.replace(/\./g, '\\.')}/app:1 onto ${reg.host.replace(/\./g, '\\.')}/run@sha256:`));
+  } finally {
+    await reg.stop();
     await t.cleanup();
   }
 });
