@@ -124,7 +124,15 @@ export async function userBench(base: string, runs: number): Promise<void> {
     await proc(STRATA, ['builder', 'create', `${reg}/bench/builder:v2`, '--config', builder2Toml, '--publish'], env);
     const app = join(root, 'app');
     await writeApp(app);
-    const build = (image: string) => ['build', image, '--builder', `${reg}/bench/builder:v1`, '--path', app, '--publish', '--env', `BP_DEPENDENCY_MIRROR=${mirror!.url}`];
+    const reports = join(root, 'reports');
+    let reportNo = 0;
+    const lastReport = () => join(reports, String(reportNo));
+    const build = (image: string) => ['build', image, '--builder', `${reg}/bench/builder:v1`, '--path', app, '--publish', '--env', `BP_DEPENDENCY_MIRROR=${mirror!.url}`, '--report-output-dir', join(reports, String(++reportNo))];
+    /** Each phase's time in the report of the build just run (report.toml's [[strata.steps]]). */
+    const stepsOf = async (): Promise<Record<string, number>> => {
+      const text = await readFile(join(lastReport(), 'report.toml'), 'utf8');
+      return Object.fromEntries([...text.matchAll(/name = "([A-Z]+)"\s+ms = (\d+)/g)].map((m) => [m[1]!, Number(m[2])]));
+    };
 
     // The same app for buildah: the mirror's tarballs and the CA in its context.
     const ctx = join(root, 'buildah-ctx');
@@ -140,11 +148,14 @@ export async function userBench(base: string, runs: number): Promise<void> {
     const cold: number[] = [];
     const coldRef: number[] = [];
     let coldRss = 0;
+    const coldSteps: Record<string, number>[] = [];
+    const noopSteps: Record<string, number>[] = [];
     const unpacked = join(home, 'rootfs');
     for (let i = 0; i < Math.max(1, Math.min(runs, 3)); i++) {
       await rm(unpacked, { recursive: true, force: true });
       await rm(join(home, 'cache', 'stash'), { recursive: true, force: true });
       const c = await procRss(STRATA, build(`${reg}/bench/cold-${i}`), env);
+      coldSteps.push(await stepsOf());
       cold.push(c.seconds);
       coldRss = Math.max(coldRss, c.rssMB);
       coldRef.push(await bud(['--no-cache']));
@@ -156,11 +167,18 @@ export async function userBench(base: string, runs: number): Promise<void> {
     const noopRef: number[] = [];
     for (let i = 0; i < runs; i++) {
       noop.push(await proc(STRATA, build(`${reg}/bench/app`), env));
+      noopSteps.push(await stepsOf());
       noopRef.push(await bud(['--layers']));
     }
     report('no-op rebuild (strata build)', noop, 'buildah bud --layers', noopRef, '<= 1.5 s, aim 1.0 s');
     process.stdout.write(`    no-op rebuild: ${median(noop).toFixed(2)} s wall\n`);
     report('cold build (strata build)', cold, 'buildah bud --no-cache', coldRef);
+    // Where the time goes, phase by phase (medians), so the next regression shows in one look.
+    const phases = ['PREPARING', 'ANALYZING', 'DETECTING', 'RESTORING', 'BUILDING', 'EXPORTING'];
+    const col = (runs: Record<string, number>[], p: string) => `${(median(runs.map((r) => r[p] ?? 0)) / 1000).toFixed(2)} s`.padStart(9);
+    process.stdout.write(`    per phase       ${phases.map((p) => p.slice(0, 9).padStart(9)).join(' ')}\n`);
+    process.stdout.write(`    cold build      ${phases.map((p) => col(coldSteps, p)).join(' ')}\n`);
+    process.stdout.write(`    no-op rebuild   ${phases.map((p) => col(noopSteps, p)).join(' ')}\n`);
 
     // Builder unpack, from the registry, into nothing.
     const client = new RegistryClient(reg);

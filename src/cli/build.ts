@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { cliProgress } from './progress.js';
 import { join, resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
@@ -226,6 +227,7 @@ export function registerBuildCommand(program: Command): void {
         ...(o.reportOutputDir ? { reportDir: o.reportOutputDir } : {}),
         store: { insecureRegistries: o.insecureRegistry, registryMirrors },
         log,
+        progress: cliProgress((line) => log.info(`builder: ${line}`)),
         phase: (name) => {
           if (!globals.quiet) process.stdout.write(stamp(`===> ${name}\n`));
         },

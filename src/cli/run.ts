@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
+import { cliProgress } from './progress.js';
 import { StrataError } from '../oci/errors.js';
 import { sandboxExecutor } from '../platform/executor.js';
 import { readConfig, sandboxLimits } from '../platform/config.js';
@@ -29,7 +30,7 @@ export function registerRunCommand(program: Command): void {
       if (!argv.length) throw new StrataError(`${name} has no entrypoint; give a command after the image name`);
       const [uid, gid] = (cfg.User ?? '0:0').split(':').map((x) => Number(x));
       const home = strataHome();
-      const rootfs = await unpackedRootfs(image, join(home, 'rootfs'), (line) => process.stderr.write(`${line}\n`));
+      const rootfs = await unpackedRootfs(image, join(home, 'rootfs'), cliProgress((line) => process.stderr.write(`${line}\n`)));
       const env = [...(cfg.Env ?? []), ...opts.env];
       const limits = sandboxLimits(await readConfig());
       const code = await sandboxExecutor(rootfs, join(home, 'run')).run({ args: argv, env, uid: Number.isInteger(uid) ? uid! : 0, gid: Number.isInteger(gid) ? gid! : 0, cwd: cfg.WorkingDir || '/', mounts: [], network: 'host', limits });

@@ -35,6 +35,7 @@ import { openByPolicy, outputFor, outputsFor, readers, strataHome, whereLooked }
 import { runSequence } from '../lifecycle/sequence.js';
 import { unpackedRootfs } from './rootfs.js';
 import { extendImage } from './extender.js';
+import { lineProgress, type Progress } from '../oci/progress.js';
 import { isRemoteUri } from './download.js';
 import { workDir } from './workdirs.js';
 
@@ -93,6 +94,8 @@ export interface BuildOptions {
   log: Logger;
   /** Phase headers (`===> DETECTING`). */
   phase: (name: string) => void;
+  /** How pulling and unpacking layers shows itself (default: one log line per layer). */
+  progress?: Progress;
 }
 
 export interface BuildResult {
@@ -140,7 +143,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   const steps = stepClock(o.phase);
   const phase = steps.phase;
   phase('PREPARING');
-  const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'), (line) => log.info(`builder: ${line}`));
+  const unpacking = o.progress ?? lineProgress((line) => log.info(`builder: ${line}`));
+  const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'), unpacking);
   const work = await workDir(join(home, 'builds'), 'build-');
   const layers = join(work, 'layers');
   const app = join(work, 'workspace');
@@ -249,7 +253,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         extend: {
           build: async (files) => {
             const extended = await extendImage('build', builderImage, files, extenderContext);
-            buildSandbox = await o.executor({ rootfs: await unpackedRootfs(extended, join(home, 'rootfs'), (line) => log.info(`builder: ${line}`)), stateDir: join(home, 'run'), builder: extended });
+            buildSandbox = await o.executor({ rootfs: await unpackedRootfs(extended, join(home, 'rootfs'), unpacking), stateDir: join(home, 'run'), builder: extended });
           },
           run: async (files, base) => ({ ...base, image: await extendImage('run', base.image, files, extenderContext) }),
         },
@@ -265,11 +269,11 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       }
     }
     if (o.sbomDir) copySboms(layers, o.sbomDir, log);
+    steps.end();
     if (o.reportDir) {
       await mkdir(o.reportDir, { recursive: true });
-      await writeReport(join(o.reportDir, 'report.toml'), { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
+      await writeReport(join(o.reportDir, 'report.toml'), { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize }, steps: steps.list });
     }
-    steps.end();
     return { digest: result.digest, tags: result.tags, reused: result.reused.length, where: outputs[0]!.where, buildpacks: group.map((g) => ({ id: g.id, version: g.version })), runImage: analysis.run.reference, steps: steps.list };
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import { applyDockerfiles, type ExtendDockerfile } from '../lifecycle/extend.js'
 import type { Logger } from '../lifecycle/log.js';
 import { RuncExecutor, type SandboxLimits } from './executor.js';
 import { unpackedRootfs } from './rootfs.js';
+import { lineProgress } from '../oci/progress.js';
 
 /**
  * Image extensions' Dockerfiles applied with no daemon: the base image's tree (unpacked once, shared with every
@@ -63,7 +64,7 @@ export async function extendImage(kind: 'build' | 'run', base: ResolvedImage, do
     .digest('hex');
   const where = fresh ? join(ctx.scratch, `extend-${kind}-${key.slice(0, 16)}`) : join(ctx.home, 'cache', 'extend', key);
   const { dir, made } = await cachedDir(where, '.complete', async (tmp) => {
-    const lower = await unpackedRootfs(base, join(ctx.home, 'rootfs'), (line) => ctx.log.info(`${kind} image: ${line}`));
+    const lower = await unpackedRootfs(base, join(ctx.home, 'rootfs'), lineProgress((line) => ctx.log.info(`${kind} image: ${line}`)));
     let config: ImageConfig | undefined;
     let layer: LayerInfo | undefined;
     await withOverlay(lower, join(tmp, 'overlay'), async (o) => {

@@ -4,26 +4,32 @@ import { join } from 'node:path';
 import { ConfinedDir, makeMountPoints } from '../oci/confined.js';
 import { digestHex } from '../oci/digest.js';
 import { extractLayer } from '../oci/extract.js';
+import { mapLimit } from '../oci/concurrency.js';
 import { cachedDir } from '../oci/fsutil.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { overlayLayers, type LayerTree } from '../oci/overlay.js';
+import { counted, type Progress } from '../oci/progress.js';
 
 const MARKER = '.complete';
+/** How many layers of one image unpack at once. */
+const UNPACK_CONCURRENCY = 3;
 
 /**
  * One image layer unpacked on its own under `dir/layers/<diffID>`, once for every image that has it (a builder v2
  * that shares its OS layer with v1 does not unpack it again). Keyed by diffID, which the extraction checks, so the
  * cache holds only content that hashes to its name. Whiteouts stay as markers for `overlayLayers`.
  */
-async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progress?: (line: string) => void): Promise<LayerTree> {
+async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progress?: Progress): Promise<LayerTree> {
   const desc = image.manifest.manifest.layers[i]!;
   const diffID = image.config.rootfs.diff_ids[i]!;
   const count = image.manifest.manifest.layers.length;
   const { dir: cached } = await cachedDir(join(dir, 'layers', digestHex(diffID)), MARKER, async (tmp) => {
-    progress?.(`Pulling and unpacking layer ${i + 1}/${count} (${desc.digest.slice(7, 19)}, ${(desc.size / 1e6).toFixed(1)} MB)`);
+    const task = progress?.task(`Pulling and unpacking layer ${i + 1}/${count} (${desc.digest.slice(7, 19)}, ${(desc.size / 1e6).toFixed(1)} MB)`, desc.size);
     await mkdir(join(tmp, 'tree'), { mode: 0o755 });
     // The blob's digest is checked as it streams; its content must also be the diffID the config promises.
-    const { implicitDirs } = await extractLayer(await image.store.getBlob(desc), join(tmp, 'tree'), { label: `${image.store.description} layer ${i + 1}`, diffID, whiteoutMarkers: true });
+    const blob = await image.store.getBlob(desc);
+    const { implicitDirs } = await extractLayer(task ? counted(blob, task) : blob, join(tmp, 'tree'), { label: `${image.store.description} layer ${i + 1}`, diffID, whiteoutMarkers: true });
+    task?.done();
     await writeFile(join(tmp, 'implicit.json'), JSON.stringify(implicitDirs));
   });
   return { dir: join(cached, 'tree'), implicitDirs: new Set(JSON.parse(await readFile(join(cached, 'implicit.json'), 'utf8')) as string[]) };
@@ -35,12 +41,13 @@ async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progr
  * dir and renamed in so a half-made tree is never used. Sandboxes mount it read-only, so builds cannot change it
  * (nor, through it, the shared layer files); the usual mount points are made up front for that reason.
  */
-export async function unpackedRootfs(image: ResolvedImage, dir: string, progress?: (line: string) => void): Promise<string> {
+export async function unpackedRootfs(image: ResolvedImage, dir: string, progress?: Progress): Promise<string> {
   const target = join(dir, digestHex(image.manifest.digest));
   const rootfs = join(target, 'rootfs');
   await cachedDir(target, MARKER, async (tmp) => {
-    const trees: LayerTree[] = [];
-    for (const i of image.manifest.manifest.layers.keys()) trees.push(await unpackedLayer(image, i, dir, progress));
+    // Layers unpack side by side (each into its own dir, each its download, gunzip and writes in one stream): one
+    // waits on the network or the disk while another uses a core.
+    const trees = await mapLimit([...image.manifest.manifest.layers.keys()], UNPACK_CONCURRENCY, (i) => unpackedLayer(image, i, dir, progress));
     await mkdir(join(tmp, 'rootfs'), { mode: 0o755 });
     overlayLayers(trees, join(tmp, 'rootfs'));
     // Mount points a sandbox needs on a read-only root, which small images may lack.

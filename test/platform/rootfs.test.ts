@@ -4,6 +4,7 @@ import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveImage } from '../../src/oci/image.js';
 import { unpackedRootfs } from '../../src/platform/rootfs.js';
+import { lineProgress } from '../../src/oci/progress.js';
 import { makeRawLayoutImage } from '../harness/images.js';
 import { arena, assertOutsideUntouched, tarBytes } from '../hostile/corpus.js';
 
@@ -15,10 +16,10 @@ test('builders that share a layer unpack it once; each rootfs shares its files',
     const { layout } = await makeRawLayoutImage(join(a.root, 'img'), 'v2', [os, await tarBytes([{ name: 'cnb/order.toml', body: 'v2' }, { name: 'opt/.wh.old' }])]);
     const dir = join(a.target, 'rootfs');
     const lines: string[] = [];
-    const v1 = await unpackedRootfs(await resolveImage(layout, 'v1'), dir, (l) => lines.push(l));
+    const v1 = await unpackedRootfs(await resolveImage(layout, 'v1'), dir, lineProgress((l) => lines.push(l)));
     assert.equal(lines.length, 2);
     lines.length = 0;
-    const v2 = await unpackedRootfs(await resolveImage(layout, 'v2'), dir, (l) => lines.push(l));
+    const v2 = await unpackedRootfs(await resolveImage(layout, 'v2'), dir, lineProgress((l) => lines.push(l)));
     assert.deepEqual(lines.map((l) => l.replace(/ \(.*/, '')), ['Pulling and unpacking layer 2/2'], 'the shared OS layer is not unpacked again');
     assert.equal(await readFile(join(v1, 'cnb/order.toml'), 'utf8'), 'v1');
     assert.equal(await readFile(join(v2, 'cnb/order.toml'), 'utf8'), 'v2');
@@ -29,7 +30,7 @@ test('builders that share a layer unpack it once; each rootfs shares its files',
     assert.ok((await stat(join(v2, 'home/cnb'))).isDirectory());
     // A third call finds the assembled tree.
     lines.length = 0;
-    assert.equal(await unpackedRootfs(await resolveImage(layout, 'v2'), dir, (l) => lines.push(l)), v2);
+    assert.equal(await unpackedRootfs(await resolveImage(layout, 'v2'), dir, lineProgress((l) => lines.push(l))), v2);
     assert.deepEqual(lines, []);
   } finally {
     await a.cleanup();

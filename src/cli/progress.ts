@@ -1,0 +1,48 @@
+import { MultiBar, Presets } from 'cli-progress';
+import { lineProgress, type Progress } from '../oci/progress.js';
+import { globals } from './globals.js';
+
+/**
+ * Progress for the user at a terminal: one live bar per task (bytes, rate, time left) on stderr, drawn by cli-progress.
+ * Anywhere else — a pipe, a CI log, `-q`, `--no-color`, TERM=dumb — the plain line per task strata always printed.
+ */
+export function cliProgress(line: (text: string) => void): Progress {
+  const live = process.stderr.isTTY === true && !globals.quiet && globals.color !== false && process.env.TERM !== 'dumb' && !process.env.CI;
+  if (!live) return globals.quiet ? { task: () => ({ advance: () => undefined, done: () => undefined }) } : lineProgress(line);
+  let bars: MultiBar | undefined;
+  let open = 0;
+  const mb = (n: number) => (n / 1e6).toFixed(1);
+  return {
+    task(label, total) {
+      bars ??= new MultiBar(
+        { stream: process.stderr, format: ' {bar} {percentage}% | {done}/{size} MB | {speed} MB/s | ETA {left} | {label}', hideCursor: true, clearOnComplete: false, stopOnComplete: false, barsize: 24, fps: 10 },
+        Presets.shades_classic,
+      );
+      open++;
+      const started = Date.now();
+      // The bar counts bytes (at least one, so an empty layer shows as done rather than as nothing).
+      const size = Math.max(total, 1);
+      const bar = bars.create(size, 0, { label, done: mb(0), size: mb(total), speed: '0.0', left: '…' });
+      let seen = 0;
+      const show = () => {
+        const rate = seen / Math.max(0.001, (Date.now() - started) / 1000);
+        bar.update(Math.min(seen, size), { done: mb(seen), speed: mb(rate), left: rate > 0 ? `${Math.ceil(Math.max(0, total - seen) / rate)}s` : '…' });
+      };
+      return {
+        advance(bytes) {
+          seen += bytes;
+          show();
+        },
+        done() {
+          seen = Math.max(seen, total);
+          show();
+          bar.update(size);
+          if (--open === 0) {
+            bars?.stop();
+            bars = undefined;
+          }
+        },
+      };
+    },
+  };
+}
