@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { globals } from './globals.js';
+import { cliProgress } from './progress.js';
 import { copyImage } from '../oci/copy.js';
 import { EngineClient } from '../oci/engine/client.js';
 import { loadIntoEngine, openEngineImage } from '../oci/engine/transfer.js';
@@ -40,7 +41,7 @@ export function registerImageCommands(program: Command): void {
           return;
         }
         const to = await openTarget(dstTarget, { ...so, create: true });
-        const r = await copyImage(from.store, from.id, to.store, to.tag);
+        const r = await copyImage(from.store, from.id, to.store, to.tag, { progress: cliProgress((line) => process.stderr.write(`${line}\n`)) });
         if (globals.quiet) process.stdout.write(`${r.digest}\n`);
         else process.stdout.write(`copied ${src} → ${dst}\n  digest ${r.digest}\n  blobs: ${r.uploaded} sent (${r.bytesUploaded} bytes), ${r.mounted} mounted, ${r.existing} already there\n`);
       } finally {

@@ -15,7 +15,7 @@ export function cliProgress(line: (text: string) => void): Progress {
   return {
     task(label, total) {
       bars ??= new MultiBar(
-        { stream: process.stderr, format: ' {bar} {percentage}% | {done}/{size} MB | {speed} MB/s | ETA {left} | {label}', hideCursor: true, clearOnComplete: false, stopOnComplete: false, barsize: 24, fps: 10 },
+        { stream: process.stderr, format: ' {bar} {percentage}% {done}/{size} MB {speed} MB/s ETA {left} {label}', hideCursor: true, clearOnComplete: false, stopOnComplete: false, barsize: 16, fps: 10 },
         Presets.shades_classic,
       );
       open++;

@@ -3,6 +3,7 @@ import { StrataError, isTransient, sleep } from './errors.js';
 import { mapLimit } from './concurrency.js';
 import type { Descriptor, ParsedManifest } from './manifest.js';
 import type { ImageStore } from './store.js';
+import { counted, type Progress, type ProgressTask } from './progress.js';
 
 export interface CopyResult {
   digest: Digest;
@@ -17,6 +18,8 @@ export interface CopyOptions {
   /** Blob transfers at once. */
   concurrency?: number;
   onBlob?: (desc: Descriptor, outcome: 'uploaded' | 'mounted' | 'exists') => void;
+  /** Shows each blob that is sent as it goes (mounted and present ones are not). */
+  progress?: Progress;
 }
 
 /**
@@ -43,7 +46,7 @@ async function copyTree(m: ParsedManifest, src: ImageStore, dst: ImageStore, tag
     const blobs = [m.manifest.config, ...m.manifest.layers];
     await mapLimit(blobs, options.concurrency ?? 4, async (desc) => {
       if (desc.urls?.length && /foreign|nondistributable/.test(desc.mediaType)) return;
-      const outcome = await copyBlob(src, dst, desc);
+      const outcome = await copyBlob(src, dst, desc, options.progress);
       if (outcome === 'uploaded') {
         result.uploaded++;
         result.bytesUploaded += desc.size;
@@ -60,12 +63,21 @@ async function copyTree(m: ParsedManifest, src: ImageStore, dst: ImageStore, tag
  * destination verifies the digest itself (a layout as it writes, a registry on the final PUT), so hashing on the
  * way out too would hash each layer twice.
  */
-export async function copyBlob(src: ImageStore, dst: ImageStore, desc: Descriptor): Promise<'uploaded' | 'mounted' | 'exists'> {
-  const open = (start: number, end: number) => src.getBlobRange(desc.digest, start, end);
+export async function copyBlob(src: ImageStore, dst: ImageStore, desc: Descriptor, progress?: Progress): Promise<'uploaded' | 'mounted' | 'exists'> {
+  // The task starts with the first read: a blob that is mounted or already there is never read, and never shown.
+  let task: ProgressTask | undefined;
+  const open = async (start: number, end: number) => {
+    const data = await src.getBlobRange(desc.digest, start, end);
+    if (!progress) return data;
+    task ??= progress.task(`Copying ${desc.digest.slice(7, 19)} (${(desc.size / 1e6).toFixed(1)} MB)`, desc.size);
+    return counted(data, task);
+  };
   // Registries retry their own requests; this covers a download that breaks mid-stream, which only a new read cures.
   for (let attempt = 0; ; attempt++) {
     try {
-      return await dst.putBlob(desc, open, src.mountHint?.());
+      const outcome = await dst.putBlob(desc, open, src.mountHint?.());
+      task?.done();
+      return outcome;
     } catch (err) {
       if (isTransient(err) && attempt < 3) {
         await sleep(500 * 2 ** attempt);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { probeBuilder, STRATA } from '../harness/probe.js';
 import { run, tempDir } from '../harness/proc.js';
 
-test('pulling and unpacking a builder: live bars with rate and time left on a terminal, one plain line per layer in a log', { timeout: 180_000 }, async () => {
+test('pulling and unpacking a builder, and copying an image: live bars with rate and time left on a terminal, one plain line per layer in a log', { timeout: 180_000 }, async () => {
   const t = await tempDir('strata-progress-');
   try {
     const p = await probeBuilder(t.path, {});
@@ -15,7 +15,7 @@ test('pulling and unpacking a builder: live bars with rate and time left on a te
     // A fresh home for each run, so the builder is unpacked each time.
     const tty = await run('script', ['-qec', `${STRATA} build tty-app --builder ${shell(p.builder)} --path ${shell(p.app)}`, '/dev/null'], { env: { ...p.env, STRATA_HOME: join(t.path, 'home-tty'), TERM: 'xterm', CI: '' } });
     assert.equal(tty.code, 0, tty.stdout);
-    assert.match(tty.stdout, /\d+% \| [\d.]+\/[\d.]+ MB \| [\d.]+ MB\/s \| ETA \S+ \| Pulling and unpacking layer \d+\//, 'a live bar per layer');
+    assert.match(tty.stdout, /\d+% [\d.]+\/[\d.]+ MB [\d.]+ MB\/s ETA \S+ Pulling and unpacking layer \d+\//, 'a live bar per layer');
     assert.match(tty.stdout, /\x1b\[/, 'drawn with the terminal\'s codes');
     const log = await run(STRATA, ['build', 'log-app', '--builder', p.builder, '--path', p.app], { env: { ...p.env, STRATA_HOME: join(t.path, 'home-log') } });
     assert.equal(log.code, 0, log.stderr);
@@ -24,6 +24,15 @@ test('pulling and unpacking a builder: live bars with rate and time left on a te
     const lines = all.split('\n').filter((l) => l.includes('Pulling and unpacking layer'));
     const layers = Number(/layer \d+\/(\d+)/.exec(lines[0] ?? '')?.[1]);
     assert.ok(layers > 0 && lines.length === layers, `one line per layer:\n${lines.join('\n')}`);
+    // Copies too: a bar per blob sent on a terminal, a line per blob in a log.
+    const copyTty = await run('script', ['-qec', `${STRATA} image copy ${shell(`oci:${p.images}:run`)} ${shell(`oci:${join(t.path, 'copy-tty')}:run`)}`, '/dev/null'], { env: { ...p.env, TERM: 'xterm', CI: '' } });
+    assert.equal(copyTty.code, 0, copyTty.stdout);
+    assert.match(copyTty.stdout, /\d+% [\d.]+\/[\d.]+ MB [\d.]+ MB\/s ETA \S+ Copying [0-9a-f]{12}/);
+    const copyLog = await run(STRATA, ['image', 'copy', `oci:${p.images}:run`, `oci:${join(t.path, 'copy-log')}:run`], { env: p.env });
+    assert.equal(copyLog.code, 0, copyLog.stderr);
+    assert.doesNotMatch(copyLog.stderr, /\x1b\[/);
+    const sent = Number(/blobs: (\d+) sent/.exec(copyLog.stdout)?.[1]);
+    assert.equal(copyLog.stderr.split('\n').filter((l) => /^Copying [0-9a-f]{12} \([\d.]+ MB\)$/.test(l)).length, sent, copyLog.stderr);
     // -q: nothing about layers at all.
     const quiet = await run('script', ['-qec', `${STRATA} -q build q-app --builder ${shell(p.builder)} --path ${shell(p.app)}`, '/dev/null'], { env: { ...p.env, STRATA_HOME: join(t.path, 'home-q'), TERM: 'xterm', CI: '' } });
     assert.equal(quiet.code, 0, quiet.stdout);
