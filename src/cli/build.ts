@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { cliProgress } from './progress.js';
+import { envEntryTooBig } from '../lifecycle/env.js';
 import { join, resolve } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
@@ -19,7 +20,6 @@ import { ensureDefaultBuilder } from '../platform/defaultbuilder.js';
 import { commaList, repeatable } from './options.js';
 
 /** Linux refuses to start a program with one environment string longer than this (MAX_ARG_STRLEN). */
-const MAX_ENV_STRING = 128 * 1024;
 
 /** `--env K=V`, or `--env K` to pass K from strata's own environment, as pack does. */
 function parseEnv(items: string[], files: { path: string; text: string }[]): Record<string, string> {
@@ -34,7 +34,7 @@ function parseEnv(items: string[], files: { path: string; text: string }[]): Rec
       process.stderr.write(`Warning: ${where} ${name} has no "=" and is not set in this environment; left out\n`);
       return;
     }
-    if (Buffer.byteLength(name) + 1 + Buffer.byteLength(value) >= MAX_ENV_STRING) throw new StrataError(`${where} ${name}: the value is ${Buffer.byteLength(value)} bytes; Linux limits one variable to 128 KiB (put large data in a file instead)`);
+    if (envEntryTooBig(name, Buffer.byteLength(value))) throw new StrataError(`${where} ${name}: the value is ${Buffer.byteLength(value)} bytes; Linux limits one variable to 128 KiB (put large data in a file instead)`);
     env[name] = value;
   };
   // Files in the order given (a later one wins), then --env: pack's precedence.

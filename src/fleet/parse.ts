@@ -1,5 +1,6 @@
 import { StrataError } from '../oci/errors.js';
 import { Reference } from '../oci/reference.js';
+import { envEntryTooBig } from '../lifecycle/env.js';
 import {
   DEFAULT_LIFECYCLE,
   KINDS,
@@ -48,9 +49,6 @@ export const NAMESPACE_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** Keys of a Secret or ConfigMap: they become file names in bindings, so one safe path component each. */
 const DATA_KEY_RE = /^(?!\.{1,2}$)[-._a-zA-Z0-9]{1,253}$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** An env value is passed to the build as it is, newlines included; its size is what a process environment takes. */
-const MAX_ENV_VALUE = 128 << 10;
-
 export function checkName(name: string, what: string): void {
   if (!NAME_RE.test(name) || name.includes('..')) throw new StrataError(`${what} "${name}" must be lowercase letters, digits, "-" and "." (as in Kubernetes)`);
 }
@@ -393,7 +391,8 @@ function parseEnv(d: Doc, list: unknown[], at: string): EnvVar[] {
     }
     const value = eo.value === undefined || eo.value === null ? '' : eo.value;
     if (typeof value !== 'string') d.fail(`${path}.value`, 'must be a string (quote numbers and booleans in YAML)');
-    if (value.length > MAX_ENV_VALUE) d.fail(`${path}.value`, 'is longer than 128 KiB');
+    // A value is passed to the build as it is, newlines included; its size is what a process environment takes.
+    if (envEntryTooBig(name, Buffer.byteLength(value))) d.fail(`${path}.value`, 'is longer than 128 KiB');
     if (value.includes('\0')) d.fail(`${path}.value`, 'holds a NUL character');
     return { name, value };
   });

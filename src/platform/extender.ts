@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageConfig } from '../oci/config.js';
 import { cachedDir } from '../oci/fsutil.js';
@@ -44,7 +44,11 @@ async function treeDigest(dir: string): Promise<string> {
   const h = createHash('sha256');
   for await (const e of treeEntries(dir)) {
     h.update(`${e.type} ${e.path} ${'mode' in e ? e.mode : ''} ${'target' in e ? e.target : ''}\n`);
-    if (e.type === 'file') h.update(typeof e.source === 'string' ? await readFile(e.source) : e.source);
+    // Streamed: a context may be the whole app dir.
+    if (e.type === 'file') {
+      if (typeof e.source !== 'string') h.update(e.source);
+      else for await (const chunk of createReadStream(e.source)) h.update(chunk as Buffer);
+    }
   }
   return h.digest('hex');
 }
