@@ -1,9 +1,7 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createReadStream } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { mkdtemp } from 'node:fs/promises';
@@ -29,6 +27,9 @@ export interface CacheMetadata {
 }
 
 const METADATA_FILE = 'io.buildpacks.lifecycle.cache.metadata';
+const GZIP_SUFFIX = '.tar.gz';
+/** A layer's two forms in a volume cache, the one preferred first. */
+const LAYER_SUFFIXES = [GZIP_SUFFIX, '.tar'];
 export const CACHE_LABEL = 'io.buildpacks.lifecycle.cache.metadata';
 
 /** A build cache: a directory or an image; the restorer reads one, the exporter writes the next. */
@@ -51,7 +52,8 @@ export interface CacheStage {
 }
 
 /**
- * A volume cache: `committed/` holds `<diffID hex>.tar` layers and the metadata. A new cache is written into its own
+ * A volume cache: `committed/` holds each layer as `<diffID hex>.tar.gz` (the exporter's own blob, linked in: saving
+ * costs no gunzip and no copy) or `<diffID hex>.tar` (a layer only the cache has), and the metadata. A new cache is written into its own
  * `staging-<pid>-<random>/` and swapped in, under a lock, by renames through `committed-backup/`, so a build killed at
  * any instant leaves a readable cache (the old one, the new one, or the old one under its backup name, which the next
  * open moves back) and parallel builds of one image each save theirs, the last one winning.
@@ -95,12 +97,21 @@ export class DirCache implements Cache {
     }
   }
 
-  layerPath(diffID: string): string {
-    return join(this.dir, 'committed', `${digestHex(parseDigest(diffID, 'cached layer SHA'))}.tar`);
+  /** The committed file of a layer, in whichever of its two forms the cache holds; undefined when it has neither. */
+  async layerPath(diffID: string): Promise<string | undefined> {
+    const hex = digestHex(parseDigest(diffID, 'cached layer SHA'));
+    for (const suffix of LAYER_SUFFIXES) {
+      const path = join(this.dir, 'committed', `${hex}${suffix}`);
+      if (await pathExists(path)) return path;
+    }
+    return undefined;
   }
 
+  /** The layer's tar, gzip or not: extraction gunzips by the stream's magic and checks the diffID either way. */
   async openLayer(diffID: string): Promise<Readable> {
-    return createReadStream(this.layerPath(diffID), WHOLE_FILE_READ);
+    const path = await this.layerPath(diffID);
+    if (!path) throw new StrataError(`cache ${this.dir} has no layer ${diffID}`);
+    return createReadStream(path, WHOLE_FILE_READ);
   }
 
   /** Starts writing the next cache; nothing is visible until `commit`. */
@@ -125,18 +136,26 @@ export class CacheWriter implements CacheStage {
     return diffID;
   }
 
+  /** The exporter's blob as it is: hard-linked (the export dir is on the same disk), copied when it is not. */
   async addCompressed(diffID: string, path: string): Promise<void> {
-    const dest = join(this.staging, `${digestHex(diffID as Digest)}.tar`);
-    await pipeline(createReadStream(path), createGunzip(), createWriteStream(`${dest}.tmp`));
-    await rename(`${dest}.tmp`, dest);
+    const dest = join(this.staging, `${digestHex(diffID as Digest)}${GZIP_SUFFIX}`);
+    try {
+      await link(path, dest);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return;
+      if (code !== 'EXDEV' && code !== 'EPERM') throw e;
+      await copyFile(path, `${dest}.tmp`);
+      await rename(`${dest}.tmp`, dest);
+    }
   }
 
   /** Carries a committed layer over by hard link: no copy, no re-tar. False when the cache does not have it. */
   async keepLayer(diffID: string): Promise<boolean> {
-    const from = this.cache.layerPath(diffID);
-    if (!(await pathExists(from))) return false;
+    const from = await this.cache.layerPath(diffID);
+    if (!from) return false;
     try {
-      await link(from, join(this.staging, `${digestHex(diffID as Digest)}.tar`));
+      await link(from, join(this.staging, basename(from)));
     } catch (e) {
       // Gone since the check: another build committed over it; the layer is then written anew.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
