@@ -42,36 +42,51 @@ deps_url() {
   else echo "$uri"; fi
 }
 
-# deps_fetch URL DEST: file:// by copy, http:// by bash's /dev/tcp (HTTP/1.0, no TLS). https needs curl or wget.
-deps_fetch() {
-  local url="$1" dest="$2"
+# deps_stream URL: the file at URL on stdout. file:// by cat, http:// by bash's /dev/tcp (HTTP/1.0, no TLS: the
+# headers are read line by line, then the body streams); https needs curl or wget.
+deps_stream() {
+  local url="$1"
   case "$url" in
-    file://*) cp "${url#file://}" "$dest" ;;
+    file://*) cat "${url#file://}" ;;
     http://*)
-      local rest="${url#http://}" host port path hdr
+      local rest="${url#http://}" host port path status line
       host="${rest%%/*}"; path="/${rest#*/}"; port=80
       [[ "$host" == *:* ]] && { port="${host##*:}"; host="${host%:*}"; }
       exec 3<>"/dev/tcp/$host/$port" || return 1
       printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$path" "$host" >&3
-      cat <&3 >"$dest.raw"
-      exec 3<&-
-      head -n1 "$dest.raw" | grep -q ' 200 ' || { echo "GET $url: $(head -n1 "$dest.raw")" >&2; return 1; }
-      hdr="$(sed -n '1,/^\r$/p' "$dest.raw" | wc -c)"
-      tail -c +"$((hdr + 1))" "$dest.raw" >"$dest"
-      rm -f "$dest.raw" ;;
+      IFS= read -r status <&3 || status="no response"
+      while IFS= read -r line <&3 && [[ "$line" != $'\r' && -n "$line" ]]; do :; done
+      if [[ "$status" != *" 200 "* ]]; then exec 3<&-; echo "GET $url: ${status%$'\r'}" >&2; return 1; fi
+      cat <&3
+      exec 3<&- ;;
     *)
-      if command -v curl >/dev/null; then curl -fsSL -o "$dest" "$url"
-      elif command -v wget >/dev/null; then wget -q -O "$dest" "$url"
+      if command -v curl >/dev/null; then curl -fsSL "$url"
+      elif command -v wget >/dev/null; then wget -q -O - "$url"
       else echo "cannot fetch $url: set BP_DEPENDENCY_MIRROR to a file:// or http:// mirror, or add curl to the build image" >&2; return 1; fi ;;
   esac
 }
 
-# deps_check FILE SHA256 WHO: fails loudly when a download does not match its listed checksum.
-deps_check() {
-  local got
-  got="$(sha256sum "$1" | cut -d' ' -f1)"
-  [[ "$got" == "$2" ]] && return 0
-  echo "$3: checksum mismatch for $(basename "$1"): expected $2, got $got; the mirror serves a different file" >&2
+# deps_unpack URL SHA256 DIR WHO NAME: downloads the .tar.gz at URL into DIR (its top directory stripped) in one pass,
+# its checksum taken on the way rather than in a second read of a saved copy. On a mismatch or a failed download DIR
+# is emptied and the call fails, naming the dependency (NAME) and the cause.
+deps_unpack() {
+  local url="$1" sha="$2" dir="$3" who="$4" name="$5" tmp got fetched untarred summer
+  local -
+  set +e +o pipefail
+  tmp="$(mktemp -d)"
+  mkfifo "$tmp/body"
+  sha256sum <"$tmp/body" >"$tmp/sum" &
+  summer=$!
+  deps_stream "$url" | tee "$tmp/body" | tar -xzf - -C "$dir" --strip-components=1 2>"$tmp/tar.err"
+  fetched=${PIPESTATUS[0]} untarred=${PIPESTATUS[2]}
+  wait "$summer"
+  got="$(cut -d' ' -f1 <"$tmp/sum")"
+  if [[ "$fetched" != 0 ]]; then echo "$who: download of $url failed" >&2
+  elif [[ "$got" != "$sha" ]]; then echo "$who: checksum mismatch for $name: expected $sha, got $got; the mirror serves a different file" >&2
+  elif [[ "$untarred" != 0 ]]; then echo "$who: $name from $url does not unpack: $(head -c 300 "$tmp/tar.err" | tr '\n' ' ')" >&2
+  else rm -rf "$tmp"; return 0; fi
+  rm -rf "$tmp"
+  find "$dir" -mindepth 1 -delete
   return 1
 }
 
