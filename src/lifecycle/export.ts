@@ -8,7 +8,7 @@ import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { runImageEntry, type OpenedImage, type RunImageEntry } from '../oci/images.js';
-import { layerDiffID, parentPaths, treeEntries, writeLayerFile, type LayerEntry, type TreeRoot } from '../oci/layer.js';
+import { layerDiffID, parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo, type TreeRoot } from '../oci/layer.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
@@ -23,6 +23,7 @@ import { Exit } from '../spec/exit.js';
 import { envEntryTooBig } from './env.js';
 import { knownDiffID, rememberDiffID } from './fingerprint.js';
 import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
+import type { EarlyLayers, LayerSource } from './earlylayers.js';
 import { LayersDir, type BuiltLayer } from './layersdir.js';
 import type { Logger } from './log.js';
 import { appSlices } from './slices.js';
@@ -64,6 +65,8 @@ export interface ExporterInputs {
    * instead of tarring the layer dirs again (the caller removes the dir).
    */
   keep?: { dir: string; files: Map<string, KeptLayer> };
+  /** Launch layers tarred while the build ran (runSequence's), taken when their dirs are unchanged. */
+  early?: Pick<EarlyLayers, 'take'>;
 }
 
 /** A layer blob written during export, kept for the cache. */
@@ -142,7 +145,10 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
   /** Makes a layer from entries, or reuses the previous image's when the diffID matches. */
   const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<Digest> => {
     const file = join(staging, `layer-${counter++}.tar.gz`);
-    const info = await writeLayerFile(entries, file, { mtime: inputs.created });
+    return place(file, await writeLayerFile(entries, file, { mtime: inputs.created }), createdBy);
+  };
+  /** A layer blob made here (now or while the build ran) into every output, unless the previous image has it. */
+  const place = async (file: string, info: LayerInfo, createdBy: string): Promise<Digest> => {
     const prev = previousLayers.get(info.diffID);
     // Named in the OCI family; writeImage renames every layer for a Docker run image.
     const desc: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
@@ -162,6 +168,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
   const history = (createdBy: string): HistoryEntry => ({ created: imageTime(inputs.created), created_by: createdBy });
   const owned = (rel: string, fixedModes = false) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), inputs.uid, inputs.gid, fixedModes);
   const toImage = inImagePath(layersDir, inputs.imageLayersDir);
+  const source = layerSource(inputs);
   const imageAppDir = inputs.imageAppDir ?? inputs.appDir;
 
   try {
@@ -175,7 +182,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
         checkLaunchEnv(layers, l, bp.id);
         const record: LayerRecord = { sha: '', data: l.meta.metadata, build: l.meta.types.build, launch: true, cache: l.meta.types.cache };
         const createdBy = `Layer: '${l.name}', Created by buildpack: ${bp.id}@${bp.version}`;
-        const recipe = layerRecipe(toImage(l.dir), inputs.uid, inputs.gid, inputs.created);
+        const recipe = source(layers, l.rel).recipe;
         const hasDir = layerDirExists(layers, l);
         const known = hasDir ? knownDiffID(layers.dir, l.rel, recipe) : undefined;
         const prev = known ? previousLayers.get(known) : undefined;
@@ -188,9 +195,13 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
           log.info(`Reusing layer ${describe(createdBy)} (${known.slice(7, 19)}, unchanged: not read)`);
           record.sha = await reusePrevious(known, prev, createdBy);
         } else if (hasDir) {
-          // The fingerprint moved (a file rewritten with the same bytes, say), but the previous image has this layer:
-          // the tar's digest alone decides whether it changed, before anything is compressed.
-          if (oldSha && prevOld && (await layerDiffID(owned(l.rel), { mtime: inputs.created })) === oldSha) {
+          const early = inputs.early?.take(layers, l.rel, recipe);
+          if (early) {
+            log.debug(`Layer ${describe(createdBy)} was tarred while the build ran and is unchanged since`);
+            record.sha = await place(early.path, early.info, createdBy);
+          } else if (oldSha && prevOld && (await layerDiffID(owned(l.rel), { mtime: inputs.created })) === oldSha) {
+            // The fingerprint moved (a file rewritten with the same bytes, say), but the previous image has this
+            // layer: the tar's digest alone decides whether it changed, before anything is compressed.
             log.info(`Reusing layer ${describe(createdBy)} (${oldSha.slice(7, 19)}, same content)`);
             record.sha = await reusePrevious(oldSha, prevOld, createdBy);
           } else {
@@ -261,6 +272,15 @@ function megabytes(n: number): string {
 function inImagePath(hostLayers: string, imageLayers: string | undefined): (p: string) => string {
   if (!imageLayers || imageLayers === hostLayers) return (p) => p;
   return (p) => (p === hostLayers || p.startsWith(`${hostLayers}/`) ? imageLayers + p.slice(hostLayers.length) : p);
+}
+
+/** How the export tars a buildpack's layer dir (owners, place in the image), early tars included. */
+export function layerSource(o: Pick<ExporterInputs, 'layersDir' | 'imageLayersDir' | 'uid' | 'gid' | 'created'>): LayerSource {
+  const toImage = inImagePath(o.layersDir, o.imageLayersDir);
+  return (layers, rel) => {
+    const inImage = toImage(layers.dir.pathOf(rel));
+    return { recipe: layerRecipe(inImage, o.uid, o.gid, o.created), entries: ownedTree({ dir: layers.dir, rel }, inImage, o.uid, o.gid) };
+  };
 }
 
 /** Everything besides the dir's contents that decides a layer tar's bytes. */

@@ -7,14 +7,16 @@ import { at, openDirAt, type ConfinedDir } from '../oci/confined.js';
  * target and both mtime and ctime in nanoseconds. Any write to a file moves its ctime, which no program can set
  * back, so an equal fingerprint means equal contents — learned from lstat calls, without reading a byte of data.
  * The walk goes by descriptors from `rel` inside the confined layers dir: a link is hashed as a link, never entered.
+ * `seen` is told each entry's latest time, for callers that must know the tree has been left alone for a while.
  */
-export function fingerprint(layers: ConfinedDir, rel: string): string {
+export function fingerprint(layers: ConfinedDir, rel: string, seen?: (timeNs: bigint) => void): string {
   const h = createHash('sha256');
   const walk = (dirFd: number, relPath: string): void => {
     for (const name of readdirSync(at(dirFd)).sort()) {
       const p = at(dirFd, name);
       const st = lstatSync(p, { bigint: true });
       h.update(`${relPath}/${name}\0${st.mode}\0${st.uid}:${st.gid}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
+      seen?.(st.ctimeNs > st.mtimeNs ? st.ctimeNs : st.mtimeNs);
       if (st.isSymbolicLink()) h.update(`${readlinkSync(p)}\0`);
       if (st.isDirectory()) {
         const fd = openDirAt(dirFd, name);
@@ -32,6 +34,7 @@ export function fingerprint(layers: ConfinedDir, rel: string): string {
     // its mtime anyway.
     const st = fstatSync(top, { bigint: true });
     h.update(`${st.mode}\0${st.uid}:${st.gid}\0${st.mtimeNs}\0`);
+    seen?.(st.mtimeNs);
     walk(top, '');
   } finally {
     closeSync(top);

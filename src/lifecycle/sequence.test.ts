@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { extractLayer } from '../oci/extract.js';
 import { resolveImage } from '../oci/image.js';
 import { readers } from '../oci/images.js';
 import { hostPlatform } from '../oci/manifest.js';
@@ -57,7 +58,7 @@ function inputs(w: Awaited<ReturnType<typeof world>>, over: Partial<SequenceInpu
 }
 
 /** Buildpacks as functions: detection writes the group and plan, the build one launch layer and the metadata. */
-function buildpacks(w: Awaited<ReturnType<typeof world>>, extra: { detect?: () => Promise<void> } = {}): BuildpackRunner {
+function buildpacks(w: Awaited<ReturnType<typeof world>>, extra: { detect?: () => Promise<void>; afterBuild?: (layer: string) => Promise<void> } = {}): BuildpackRunner {
   return async (phase) => {
     w.calls.push(`run ${phase}`);
     if (phase === 'detector') {
@@ -72,9 +73,28 @@ function buildpacks(w: Awaited<ReturnType<typeof world>>, extra: { detect?: () =
     await writeFile(join(w.layersDir, 'test_bp', 'web.toml'), '[types]\nlaunch = true\ncache = true\n');
     await mkdir(join(w.layersDir, 'config'), { recursive: true });
     await writeFile(join(w.layersDir, 'config', 'metadata.toml'), METADATA);
+    await extra.afterBuild?.(layer);
     return 0;
   };
 }
+
+/** The files of the exported image's `web` layer, by path, with a link's target in place of content. */
+async function webLayerFiles(w: Awaited<ReturnType<typeof world>>, r: Awaited<ReturnType<typeof runSequence>>): Promise<Record<string, string>> {
+  const image = await resolveImage(await OciLayout.open(w.out), 'app');
+  const sha = r.exported.metadata.buildpacks[0]!.layers?.web?.sha ?? "";
+  const desc = image.manifest.manifest.layers[image.config.rootfs.diff_ids.indexOf(sha as `sha256:${string}`)]!;
+  const into = await mkdtemp(join(w.root, 'x-'));
+  await extractLayer(await image.store.getBlob(desc), into, { chown: false });
+  const dir = join(into, w.layersDir.slice(1), 'test_bp', 'web');
+  const files: Record<string, string> = {};
+  for (const name of await readdir(dir)) {
+    const st = await lstat(join(dir, name));
+    files[name] = st.isSymbolicLink() ? `-> ${await readlink(join(dir, name))}` : await readFile(join(dir, name), 'utf8');
+  }
+  return files;
+}
+
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 test('the phase sequence runs analyze, detect, restore, build and export in order, into an image and a cache; the next run reuses the layer', async () => {
   const w = await world();
@@ -146,5 +166,54 @@ test('a detector that finds nothing stops the sequence with exit 20 before anyth
     assert.deepEqual(w.calls, ['ANALYZING', 'DETECTING', 'run detector']);
   } finally {
     await rm(w.root, { recursive: true, force: true });
+  }
+});
+
+test('a launch layer left alone while the build goes on is tarred then, and the export takes that tar', async () => {
+  const w = await world();
+  try {
+    await mkdir(join(w.root, 'keep'));
+    const lines: string[] = [];
+    const outLayout = await OciLayout.open(w.out, { create: true });
+    const r = await runSequence(
+      inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], log: createLogger('debug', (l) => lines.push(l)) }),
+      // A later buildpack that takes a while, as one waiting on a package registry does.
+      buildpacks(w, { afterBuild: () => pause(800) }),
+    );
+    assert.match(lines.join(''), /test_bp\/web tarred while the build went on/);
+    assert.match(lines.join(''), /'test\/bp:web' was tarred while the build ran and is unchanged since/);
+    assert.deepEqual(await webLayerFiles(w, r), { server: 'server built from the app' });
+  } finally {
+    await rm(w.root, { recursive: true, force: true });
+  }
+});
+
+test('a layer changed after its early tar is tarred again: same size, new bytes; a file swapped for a link to a host file is a link in the image', async () => {
+  for (const change of ['rewrite', 'link'] as const) {
+    const w = await world();
+    try {
+      await mkdir(join(w.root, 'keep'));
+      const lines: string[] = [];
+      const outLayout = await OciLayout.open(w.out, { create: true });
+      const r = await runSequence(
+        inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], log: createLogger('debug', (l) => lines.push(l)) }),
+        buildpacks(w, {
+          afterBuild: async (layer) => {
+            await pause(800);
+            assert.match(lines.join(''), /tarred while the build went on/, 'the early tar was made before the change');
+            const file = join(layer, 'server');
+            if (change === 'rewrite') await writeFile(file, 'SERVER BUILT FROM THE APP');
+            else {
+              await rm(file);
+              await symlink('/etc/passwd', file);
+            }
+          },
+        }),
+      );
+      assert.doesNotMatch(lines.join(''), /was tarred while the build ran/, `${change}: the early tar is not used`);
+      assert.deepEqual(await webLayerFiles(w, r), { server: change === 'rewrite' ? 'SERVER BUILT FROM THE APP' : '-> /etc/passwd' });
+    } finally {
+      await rm(w.root, { recursive: true, force: true });
+    }
   }
 });

@@ -16,7 +16,8 @@ import type { ProjectMetadata } from '../spec/projectmeta.js';
 import { parseToml } from '../spec/toml.js';
 import { analyze, type AnalyzeInputs, type AnalyzeResult } from './analyze.js';
 import type { Cache, CacheMetadata } from './cache.js';
-import { exporterInputs, exportImage, saveCache, type ExportResult, type ExportTarget, type KeptLayer } from './export.js';
+import { exporterInputs, exportImage, layerSource, saveCache, type ExportResult, type ExportTarget, type KeptLayer } from './export.js';
+import { EarlyLayers } from './earlylayers.js';
 import type { Logger } from './log.js';
 import { restore } from './restore.js';
 import { extractSbomLayer } from './sbom.js';
@@ -183,7 +184,15 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
 
   i.phase('BUILDING');
   await handOver([i.layersDir], i.uid, i.gid);
-  const built = await runBuildpacks('builder');
+  const layerSourceInputs = { layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), uid: i.uid, gid: i.gid, created: i.created };
+  const early = new EarlyLayers({ layersDir: i.layersDir, group, dir: i.keepDir, source: layerSource(layerSourceInputs), created: i.created, log });
+  early.start();
+  let built: number;
+  try {
+    built = await runBuildpacks('builder');
+  } finally {
+    await early.stop();
+  }
   if (built !== 0) throw new StrataError(`the build failed (exit ${built}); see the buildpack output above`, built);
 
   i.phase('EXPORTING');
@@ -210,6 +219,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
       created: i.created,
       log,
       keep,
+      early,
     }),
   );
   for (const t of exported.tags) log.info(`Saved ${t}`);
