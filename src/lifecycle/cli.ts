@@ -2,15 +2,7 @@ import { basename } from 'node:path';
 import { StrataError, errorMessage } from '../oci/errors.js';
 import { LATEST_PLATFORM_API, platformApi, type ApiVersion } from '../spec/api.js';
 import { Exit } from '../spec/exit.js';
-import { analyzer } from './commands/analyzer.js';
-import { builder } from './commands/builder.js';
 import type { Phase } from './commands/common.js';
-import { creator } from './commands/creator.js';
-import { detector } from './commands/detector.js';
-import { exporter } from './commands/exporter.js';
-import { kpackRebase } from './commands/kpack-rebase.js';
-import { rebaser } from './commands/rebaser.js';
-import { restorer } from './commands/restorer.js';
 import { phaseError } from './exit.js';
 import { parseFlags, type FlagValues } from './flags.js';
 import { createLogger, parseLogLevel, type Logger } from './log.js';
@@ -21,7 +13,18 @@ import { createLogger, parseLogLevel, type Logger } from './log.js';
  */
 
 // `rebase` is kpack's rebase container (`/cnb/process/rebase`), so strata's lifecycle image can stand in for kpack's.
-const PHASES: Record<string, Phase> = { analyzer, detector, restorer, builder, exporter, creator, rebaser, rebase: kpackRebase };
+// Each phase's module is loaded only when that phase runs: the detector and the builder start in every build's
+// sandbox, and need none of the registry, export or cache code the other phases load.
+const PHASES: Record<string, () => Promise<Phase>> = {
+  analyzer: async () => (await import('./commands/analyzer.js')).analyzer,
+  detector: async () => (await import('./commands/detector.js')).detector,
+  restorer: async () => (await import('./commands/restorer.js')).restorer,
+  builder: async () => (await import('./commands/builder.js')).builder,
+  exporter: async () => (await import('./commands/exporter.js')).exporter,
+  creator: async () => (await import('./commands/creator.js')).creator,
+  rebaser: async () => (await import('./commands/rebaser.js')).rebaser,
+  rebase: async () => (await import('./commands/kpack-rebase.js')).kpackRebase,
+};
 
 export const PHASE_NAMES = Object.keys(PHASES);
 
@@ -39,8 +42,9 @@ export async function runPhase(name: string, argv: string[], env: NodeJS.Process
     if (env.STRATA_DEBUG && e.stack) process.stderr.write(`${e.stack}\n`);
     return e.exitCode;
   };
-  const phase = PHASES[name];
-  if (!phase) return fail(new StrataError(`unknown phase "${name}"; phases: ${PHASE_NAMES.join(', ')}`, Exit.InvalidArgs), Exit.InvalidArgs);
+  const load = PHASES[name];
+  if (!load) return fail(new StrataError(`unknown phase "${name}"; phases: ${PHASE_NAMES.join(', ')}`, Exit.InvalidArgs), Exit.InvalidArgs);
+  const phase = await load();
   let api: ApiVersion;
   try {
     api = platformApi(phase.ownApi ? (env.CNB_PLATFORM_API ?? LATEST_PLATFORM_API) : env.CNB_PLATFORM_API);

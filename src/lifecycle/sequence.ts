@@ -77,8 +77,8 @@ export interface SequenceResult {
 }
 
 /** What buildpacks may write to belongs to the build user before they run (nothing changes what it owns already). */
-async function handOver(dirs: string[], uid: number, gid: number): Promise<void> {
-  for (const d of dirs) await chownTree(d, uid, gid);
+function handOver(dirs: string[], uid: number, gid: number): void {
+  for (const d of dirs) chownTree(d, uid, gid);
 }
 
 /**
@@ -168,7 +168,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
   log.info(`Run image ${analysis.run.reference}`);
 
   i.phase('DETECTING');
-  await handOver([i.layersDir, i.appDir], i.uid, i.gid);
+  handOver([i.layersDir, i.appDir], i.uid, i.gid);
   const detected = await runBuildpacks('detector');
   if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack ${i.builderName ? `in ${i.builderName} ` : ''}detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
   const { group, groupExtensions } = afterDetection(i.layersDir);
@@ -183,7 +183,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
   for (const l of r.removed) log.info(`Removed layer ${l}: the cache holds a different version`);
 
   i.phase('BUILDING');
-  await handOver([i.layersDir], i.uid, i.gid);
+  handOver([i.layersDir], i.uid, i.gid);
   const layerSourceInputs = { layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), uid: i.uid, gid: i.gid, created: i.created };
   const early = new EarlyLayers({ layersDir: i.layersDir, group, dir: i.keepDir, source: layerSource(layerSourceInputs), created: i.created, log });
   early.start();

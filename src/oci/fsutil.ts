@@ -1,8 +1,8 @@
-import { access, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { StrataError } from './errors.js';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, lchownSync, linkSync, lstatSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 
 export function tempSibling(path: string): string {
   return join(dirname(path), `.tmp-${basename(path)}-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -65,10 +65,12 @@ export async function cachedDir(dest: string, marker: string, fill: (tmp: string
  * Gives a tree to a user, touching only what someone else owns: an unneeded chown would move ctimes, and with them
  * the layer fingerprints that let unchanged layers go unread.
  */
-export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  const st = await lstat(dir);
-  if (st.uid !== uid || st.gid !== gid) await lchown(dir, uid, gid);
-  if (st.isDirectory()) for (const n of await readdir(dir)) await chownTree(join(dir, n), uid, gid);
+export function chownTree(dir: string, uid: number, gid: number): void {
+  // Synchronous: each call is a microsecond from the inode cache, where a thread-pool round trip costs tens, and a
+  // rebuild hands over a layers dir of thousands of entries that are nearly all its user's already.
+  const st = lstatSync(dir);
+  if (st.uid !== uid || st.gid !== gid) lchownSync(dir, uid, gid);
+  if (st.isDirectory()) for (const n of readdirSync(dir)) chownTree(join(dir, n), uid, gid);
 }
 
 export function pathExists(path: string): Promise<boolean> {

@@ -180,7 +180,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         await writeFile(path, value, { mode: 0o644 });
       }
     }
-    for (const d of [layers, app, homeDir]) await chownTree(d, uid, gid);
+    for (const d of [layers, app, homeDir]) chownTree(d, uid, gid);
 
     const cacheKey = createHash('sha256').update(o.image).digest('hex').slice(0, 16);
     const cacheDir = o.cacheDir ?? join(home, 'cache', 'builds', cacheKey);

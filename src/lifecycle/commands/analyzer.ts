@@ -5,7 +5,8 @@ import { writeAnalyzed } from '../../spec/analyzed.js';
 import { Exit } from '../../spec/exit.js';
 import { analyze } from '../analyze.js';
 import { extractSbomLayer } from '../sbom.js';
-import { COMMON, inLayers, outputNames, PREVIOUS_IMAGE, REGISTRY_PHASE, RUN_IMAGE, RUN_TOML, runImagesOf, STACK_TOML, storeOptions, type Phase } from './common.js';
+import { COMMON, inLayers, PREVIOUS_IMAGE, REGISTRY_PHASE, RUN_IMAGE, RUN_TOML, runImagesOf, STACK_TOML, type Phase } from './common.js';
+import { outputNames, storeOptions } from './images.js';
 
 /** `analyzer`: the previous image and the run image into analyzed.toml (spec §6). */
 export const analyzer: Phase = {

@@ -17,12 +17,9 @@ import { runSequence } from '../sequence.js';
 import {
   BUILDPACK_PHASE,
   COMMON,
-  createdTime,
   execEnv,
   LAUNCHER,
   numeric,
-  openCache,
-  outputNames,
   PREVIOUS_IMAGE,
   PROCESS_TYPE,
   REGISTRY_PHASE,
@@ -30,9 +27,9 @@ import {
   RUN_TOML,
   runImagesOf,
   STACK_TOML,
-  storeOptions,
   type Phase,
 } from './common.js';
+import { createdTime, openCache, outputNames, storeOptions } from './images.js';
 
 /**
  * Runs a buildpack phase as a child process of our own entry, as the build user when we are root (as the reference

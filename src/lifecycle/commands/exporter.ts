@@ -14,7 +14,8 @@ import { readProjectMetadata } from '../../spec/projectmeta.js';
 import { writeReport } from '../../spec/report.js';
 import { exporterInputs, exportImage, saveCache, type KeptLayer } from '../export.js';
 import { LABEL, parseLifecycleMetadata } from '../labels.js';
-import { COMMON, createdTime, execEnv, inLayers, LAUNCHER, numeric, openCache, outputNames, PROCESS_TYPE, REGISTRY_PHASE, RUN_TOML, runImagesOf, STACK_TOML, storeOptions, type Phase } from './common.js';
+import { COMMON, execEnv, inLayers, LAUNCHER, numeric, PROCESS_TYPE, REGISTRY_PHASE, RUN_TOML, runImagesOf, STACK_TOML, type Phase } from './common.js';
+import { createdTime, openCache, outputNames, storeOptions } from './images.js';
 
 /** `exporter`: the app image from the layers dir on the run image, reusing the previous image's layers (spec §9). */
 export const exporter: Phase = {

@@ -4,7 +4,8 @@ import { Exit } from '../../spec/exit.js';
 import { writeReport } from '../../spec/report.js';
 import { LABEL, parseLifecycleMetadata } from '../labels.js';
 import { rebase } from '../rebase.js';
-import { COMMON, outputNames, PREVIOUS_IMAGE, REGISTRY_PHASE, RUN_IMAGE, storeOptions, type Phase } from './common.js';
+import { COMMON, PREVIOUS_IMAGE, REGISTRY_PHASE, RUN_IMAGE, type Phase } from './common.js';
+import { outputNames, storeOptions } from './images.js';
 
 /** `rebaser`: the app image onto a new run image, writing only a config and a manifest (spec §10). */
 export const rebaser: Phase = {

@@ -5,7 +5,8 @@ import { Exit } from '../../spec/exit.js';
 import { readGroupFile } from '../../spec/group.js';
 import { parseLifecycleMetadata } from '../labels.js';
 import { restore } from '../restore.js';
-import { COMMON, inLayers, openCache, REGISTRY_PHASE, storeOptions, type Phase } from './common.js';
+import { COMMON, inLayers, REGISTRY_PHASE, type Phase } from './common.js';
+import { openCache, storeOptions } from './images.js';
 
 /** `restorer`: store.toml and layer metadata from the previous image, layer contents from the cache (spec §7). */
 export const restorer: Phase = {
