@@ -10,13 +10,10 @@ import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
 import { runBuild } from '../platform/build.js';
 import { EngineExecutor, HostExecutor, sandboxExecutor, type Executor, type Mount } from '../platform/executor.js';
-import { loadIntoEngine } from '../oci/engine/transfer.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { configuredBuild, readConfig } from '../platform/config.js';
 import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
-import { EngineClient } from '../oci/engine/client.js';
-import { ensureDefaultBuilder } from '../platform/defaultbuilder.js';
 import { commaList, repeatable } from './options.js';
 
 /** Linux refuses to start a program with one environment string longer than this (MAX_ARG_STRLEN). */
@@ -185,12 +182,14 @@ export function registerBuildCommand(program: Command): void {
       if (o.execEnv.includes('/') || !o.execEnv) throw new StrataError(`--exec-env "${o.execEnv}": a name such as production or test`);
       const ids = { ...(o.uid !== undefined ? { uid: numericId(o.uid, '--uid') } : {}), ...(o.gid !== undefined ? { gid: numericId(o.gid, '--gid') } : {}) };
       const cache = cacheOptions(o.cacheImage, o.cache);
-      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l)))));
+      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await (await import('../platform/defaultbuilder.js')).ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l)))));
       const log = createLogger(globals.quiet ? 'warn' : globals.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
       const executor = async (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }): Promise<Executor> => {
         if (o.executor === 'host') return new HostExecutor();
         if (o.executor === 'runc') return sandboxExecutor(ctx.rootfs, ctx.stateDir);
         // The engine needs the builder image itself: loaded once per digest under a strata-owned name.
+        const { EngineClient } = await import('../oci/engine/client.js');
+        const { loadIntoEngine } = await import('../oci/engine/transfer.js');
         const engine = EngineClient.fromEnv();
         const tag = `strata-builder:${ctx.builder.manifest.digest.slice(7, 19)}`;
         if (!(await engine.inspect(tag))) await loadIntoEngine(ctx.builder.store, ctx.builder.manifest.digest, engine, tag);
@@ -212,7 +211,7 @@ export function registerBuildCommand(program: Command): void {
         ...(o.sbomOutputDir ? { sbomDir: resolve(o.sbomOutputDir) } : {}),
         ...cache,
         ...configured,
-        ...(o.docker || (config.docker && !o.publish) ? { engine: EngineClient.fromEnv() } : {}),
+        ...(o.docker || (config.docker && !o.publish) ? { engine: (await import('../oci/engine/client.js')).EngineClient.fromEnv() } : {}),
         appPath: path,
         publish: o.publish ?? false,
         ...(o.runImage ? { runImage: o.runImage } : {}),
@@ -235,7 +234,7 @@ export function registerBuildCommand(program: Command): void {
       process.stdout.write(`Successfully built image ${image} (${r.where})\n  digest ${r.digest}\n`);
       // pack users expect `docker run` next: when an engine answers and the image did not go there, say how.
       if (!o.publish && !o.docker && !config.docker && !image.startsWith('oci:')) {
-        const client = EngineClient.fromEnv();
+        const client = (await import('../oci/engine/client.js')).EngineClient.fromEnv();
         const engine = await Promise.race([client.version().then(() => client.description, () => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000).unref())]).catch(() => undefined);
         if (engine) process.stdout.write(`  to run it with the engine at ${engine}: strata image copy ${image} docker-daemon:${image}  (or build with --docker; \`strata config docker true\` makes that the default)\n  or without one: strata run ${image}\n`);
       }

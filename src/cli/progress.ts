@@ -1,4 +1,5 @@
-import { MultiBar, Presets } from 'cli-progress';
+import { createRequire } from 'node:module';
+import type { MultiBar } from 'cli-progress';
 import { lineProgress, type Progress } from '../oci/progress.js';
 import { globals } from './globals.js';
 
@@ -14,7 +15,9 @@ export function cliProgress(line: (text: string) => void): Progress {
   const mb = (n: number) => (n / 1e6).toFixed(1);
   return {
     task(label, total) {
-      bars ??= new MultiBar(
+      // Loaded only for a terminal: a build in a log never pays for the library.
+      const { MultiBar: Bars, Presets } = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
+      bars ??= new Bars(
         { stream: process.stderr, format: ' {bar} {percentage}% {done}/{size} MB {speed} MB/s ETA {left} {label}', hideCursor: true, clearOnComplete: false, stopOnComplete: false, barsize: 16, fps: 10 },
         Presets.shades_classic,
       );

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { writeLayerFile, type LayerEntry, type LayerInfo } from '../oci/layer.js';
 import type { GroupEntry } from '../spec/group.js';
-import { fingerprint } from './fingerprint.js';
+import { fingerprint, recordedAs } from './fingerprint.js';
 import { LayersDir } from './layersdir.js';
 import type { Logger } from './log.js';
 
@@ -33,6 +33,8 @@ const QUIET_MS = 100;
  */
 export class EarlyLayers {
   private readonly made = new Map<string, EarlyLayer>();
+  /** Layers restored or reused as they were recorded: the export knows them already and tars nothing. */
+  private readonly known = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -79,7 +81,7 @@ export class EarlyLayers {
         // A buildpack writes its .toml files as it goes: one not yet complete fails to parse, and is looked at again.
         for (const l of layers.layers(bp.id)) {
           if (this.stopped) return;
-          if (!l.meta.types.launch || this.made.has(l.rel) || !layers.dir.isDirectory(l.rel)) continue;
+          if (!l.meta.types.launch || this.made.has(l.rel) || this.known.has(l.rel) || !layers.dir.isDirectory(l.rel)) continue;
           const quietSince = BigInt(Date.now() - QUIET_MS) * 1_000_000n;
           let newest = BigInt(Math.ceil((layers.dir.lstat(`${l.rel}.toml`)?.ctimeMs ?? 0) * 1e6));
           const print = fingerprint(layers.dir, l.rel, (t) => {
@@ -87,6 +89,10 @@ export class EarlyLayers {
           });
           if (newest >= quietSince) continue;
           const { recipe, entries } = this.o.source(layers, l.rel);
+          if (recordedAs(layers.dir, l.rel, recipe, print)) {
+            this.known.add(l.rel);
+            continue;
+          }
           const path = join(this.o.dir, `early-${this.count++}.tar.gz`);
           const info = await writeLayerFile(entries, path, { mtime: this.o.created });
           this.made.set(l.rel, { recipe, fingerprint: print, path, info });

@@ -66,6 +66,16 @@ export function recordedDiffID(layers: ConfinedDir, rel: string, recipe?: string
   return fingerprint(layers, rel) === rec.fingerprint ? rec.diffID : undefined;
 }
 
+/** Whether `rel` has a record made by `recipe` for the fingerprint `print` (already taken by the caller). */
+export function recordedAs(layers: ConfinedDir, rel: string, recipe: string, print: string): boolean {
+  try {
+    const rec = JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
+    return rec.recipe === recipe && rec.fingerprint === print;
+  } catch {
+    return false;
+  }
+}
+
 export function knownDiffID(layers: ConfinedDir, rel: string, recipe: string): string | undefined {
   return recordedDiffID(layers, rel, recipe);
 }

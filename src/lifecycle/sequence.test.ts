@@ -217,3 +217,37 @@ test('a layer changed after its early tar is tarred again: same size, new bytes;
     }
   }
 });
+
+test('a layer restored from the cache and left alone by the build is not tarred early: the export reuses it unread', async () => {
+  const w = await world();
+  try {
+    await mkdir(join(w.root, 'keep'));
+    const outLayout = await OciLayout.open(w.out, { create: true });
+    const cache = await DirCache.open(join(w.root, 'cache'), createLogger('warn', () => undefined));
+    await runSequence(inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], cache }), buildpacks(w));
+    await rm(w.layersDir, { recursive: true, force: true });
+    await mkdir(w.layersDir);
+    await rm(join(w.root, 'keep'), { recursive: true, force: true });
+    await mkdir(join(w.root, 'keep'));
+    const lines: string[] = [];
+    // This time the buildpack keeps its restored layer as it is (restored .toml files have no [types]: it states
+    // them again) and writes its metadata, slowly.
+    const keeping: BuildpackRunner = async (phase) => {
+      if (phase === 'detector') {
+        await writeFile(join(w.layersDir, 'group.toml'), GROUP);
+        await writeFile(join(w.layersDir, 'plan.toml'), '');
+        return 0;
+      }
+      await writeFile(join(w.layersDir, 'test_bp', 'web.toml'), '[types]\nlaunch = true\ncache = true\n');
+      await mkdir(join(w.layersDir, 'config'), { recursive: true });
+      await writeFile(join(w.layersDir, 'config', 'metadata.toml'), METADATA);
+      await pause(600);
+      return 0;
+    };
+    const again = await runSequence(inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], cache, log: createLogger('debug', (l) => lines.push(l)) }), keeping);
+    assert.doesNotMatch(lines.join(''), /tarred while the build went on/);
+    assert.deepEqual(again.exported.untouched, ['test/bp:web'], lines.join(''));
+  } finally {
+    await rm(w.root, { recursive: true, force: true });
+  }
+});

@@ -15,11 +15,10 @@ import { escapeId } from '../spec/buildpack.js';
 import { orderToToml, parseOrderFile, type OrderElement, type OrderFile } from '../spec/order.js';
 import { projectSource, type ProjectBuildpack, type ProjectDescriptor } from '../spec/project.js';
 import { toToml } from '../spec/toml.js';
-import { collectExtension, collectSource, type CollectedBuildpack } from './buildpackage.js';
+import type { CollectedBuildpack } from './buildpackage.js';
 import type { PullPolicy } from '../oci/images.js';
 import { copySource } from './source.js';
 import type { EngineClient } from '../oci/engine/client.js';
-import { loadIntoEngine } from '../oci/engine/transfer.js';
 import type { Logger } from '../lifecycle/log.js';
 import { LayerStash } from '../lifecycle/stash.js';
 import { envEntryTooBig } from '../lifecycle/env.js';
@@ -34,7 +33,6 @@ import type { Executor, Mount, SandboxLimits, SandboxRun } from './executor.js';
 import { openByPolicy, outputFor, outputsFor, readers, strataHome, whereLooked } from '../oci/images.js';
 import { runSequence } from '../lifecycle/sequence.js';
 import { unpackedRootfs } from './rootfs.js';
-import { extendImage } from './extender.js';
 import { lineProgress, type Progress } from '../oci/progress.js';
 import { isRemoteUri } from './download.js';
 import { workDir } from './workdirs.js';
@@ -252,10 +250,11 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         builderName: o.builder,
         extend: {
           build: async (files) => {
+            const { extendImage } = await import('./extender.js');
             const extended = await extendImage('build', builderImage, files, extenderContext);
             buildSandbox = await o.executor({ rootfs: await unpackedRootfs(extended, join(home, 'rootfs'), unpacking), stateDir: join(home, 'run'), builder: extended });
           },
-          run: async (files, base) => ({ ...base, image: await extendImage('run', base.image, files, extenderContext) }),
+          run: async (files, base) => ({ ...base, image: await (await import('./extender.js')).extendImage('run', base.image, files, extenderContext) }),
         },
         log,
         phase,
@@ -263,6 +262,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
       (name) => (name === 'builder' ? buildSandbox : sandbox).run(spec(name)),
     );
     if (o.engine) {
+      const { loadIntoEngine } = await import('../oci/engine/transfer.js');
       for (const out of outputs) {
         const id = await loadIntoEngine(out.store, out.tag, o.engine, out.name);
         log.info(`Loaded ${out.name} into ${o.engine.description} (${id.slice(0, 19)})`);
@@ -351,6 +351,7 @@ async function prepareBuildpacks(o: BuildOptions, rootfs: string, work: string, 
     const remote = isRemoteUri(text);
     const image = !remote && (text.startsWith('docker://') || (!local && text.includes(':')));
     if (local || image || remote) {
+      const { collectSource } = await import('./buildpackage.js');
       const { buildpacks } = await collectSource(image ? { image: text.replace(/^docker:\/\//, '') } : { uri: text }, work, o.store);
       for (const b of buildpacks) await placeBuildpack(b, merged);
       const entry = buildpacks[buildpacks.length - 1]!;
@@ -399,6 +400,7 @@ async function prepareExtensions(o: BuildOptions, rootfs: string, work: string, 
   const group: OrderElement[] = [];
   for (const text of o.extensions) {
     if (await stat(text).catch(() => undefined)) {
+      const { collectExtension } = await import('./buildpackage.js');
       const e = await collectExtension({ uri: text }, work);
       await placeBuildpack(e, merged, 'extensions');
       group.push({ id: e.id, version: e.version, optional: true });
