@@ -1,4 +1,4 @@
-import http from 'node:http';
+import { http } from '../oci/nodehttp.js';
 import { StrataError } from '../oci/errors.js';
 import type { SourceDocument } from './manifests.js';
 import type { Kind, Meta } from './resources.js';

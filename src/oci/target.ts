@@ -81,10 +81,12 @@ export function registryClient(registry: string, options: StoreOptions = {}): Re
   const key = `${registry}|${insecure}|${logins?.id ?? ''}`;
   let client = clients.get(key);
   if (!client) {
-    const ca = registryCAs(registry);
+    let cas: string[] | undefined | null = null;
+    // Read (certificate files, the system roots) the first time an https connection to this registry is made.
+    const ca = () => (cas === null ? (cas = registryCAs(registry)) : cas);
     const lookup = logins ? async () => logins.find(registry) : () => lookupCredential(registry);
-    const authorizer = new CredentialAuthorizer(registry, lookup, { rejectUnauthorized: !insecure, ...(ca ? { ca } : {}) });
-    client = new RegistryClient(registry, { insecure, authorizer, ...(ca ? { ca } : {}), ...(options.registryOptions?.(registry) ?? {}) });
+    const authorizer = new CredentialAuthorizer(registry, lookup, { rejectUnauthorized: !insecure, ca });
+    client = new RegistryClient(registry, { insecure, authorizer, ca, ...(options.registryOptions?.(registry) ?? {}) });
     clients.set(key, client);
   }
   return client;

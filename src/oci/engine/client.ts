@@ -1,4 +1,5 @@
-import http, { type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { http } from '../nodehttp.js';
 import { Readable } from 'node:stream';
 import { StrataError } from '../errors.js';
 

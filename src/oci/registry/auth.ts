@@ -1,7 +1,7 @@
 import { StrataError } from '../errors.js';
 import type { Authorizer } from './client.js';
 import type { Credential } from './credentials.js';
-import { readBody, send } from './http.js';
+import { readBody, send, type CaSource } from './http.js';
 
 export interface Challenge {
   scheme: string;
@@ -35,7 +35,7 @@ export class CredentialAuthorizer implements Authorizer {
   constructor(
     private readonly registry: string,
     private readonly lookup: () => Promise<Credential | undefined>,
-    private readonly tls: { rejectUnauthorized: boolean; ca?: string[] } = { rejectUnauthorized: true },
+    private readonly tls: { rejectUnauthorized: boolean; ca?: CaSource } = { rejectUnauthorized: true },
   ) {}
 
   private cred(): Promise<Credential | undefined> {

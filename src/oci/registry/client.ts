@@ -6,7 +6,7 @@ import { parseManifest, type Descriptor, type ParsedManifest } from '../manifest
 import { MANIFEST_ACCEPT } from '../mediatype.js';
 import { isLoopbackRegistry, registryApiHost } from '../reference.js';
 import type { BlobOpener, ImageStore, MountHint } from '../store.js';
-import { header, readBody, send, type HttpRequest, type HttpResponse } from './http.js';
+import { header, readBody, send, type CaSource, type HttpRequest, type HttpResponse } from './http.js';
 
 /** Supplies Authorization headers and answers challenges; the anonymous one does neither. */
 export interface Authorizer {
@@ -27,8 +27,8 @@ export interface RegistryOptions {
   /** Plain HTTP or unverified TLS for this registry (`--insecure-registry`). */
   insecure?: boolean;
   authorizer?: Authorizer;
-  /** Extra CA certificates (PEM). */
-  ca?: string[];
+  /** Extra CA certificates (PEM), or how to read them when an https connection needs them. */
+  ca?: CaSource;
   /** Blobs larger than this go up in PATCH chunks of `chunkSize`. */
   monolithicMax?: number;
   chunkSize?: number;
@@ -86,7 +86,7 @@ export class RegistryClient {
   }
 
   private tls(): HttpRequest['tls'] {
-    return { rejectUnauthorized: !this.options.insecure, ...(this.options.ca?.length ? { ca: this.options.ca } : {}) };
+    return { rejectUnauthorized: !this.options.insecure, ...(this.options.ca ? { ca: this.options.ca } : {}) };
   }
 
   get retries(): number {

@@ -1,5 +1,6 @@
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { http, https } from '../nodehttp.js';
 import { createHash } from 'node:crypto';
 
 import { Transform, type Readable } from 'node:stream';
@@ -15,8 +16,11 @@ export interface HttpRequest {
   timeoutMs?: number;
   /** Follow 3xx for GET/HEAD (blob downloads are often redirected to storage). */
   followRedirects?: boolean;
-  tls?: { rejectUnauthorized: boolean; ca?: string | Buffer | (string | Buffer)[] };
+  tls?: { rejectUnauthorized: boolean; ca?: CaSource };
 }
+
+/** Extra CA certificates (PEM), or how to read them: only an https connection asks, so plain-HTTP work never does. */
+export type CaSource = string[] | (() => string[] | undefined);
 
 export interface HttpResponse {
   status: number;
@@ -26,29 +30,29 @@ export interface HttpResponse {
 }
 
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-const httpsAgents = new Map<string, https.Agent>();
+const httpsAgents = new Map<string, HttpsAgent>();
 const caKeys = new WeakMap<object, string>();
 
 /** Agents are shared per trust setting; a CA list is identified by its content, hashed once per list object. */
-function caKey(ca: NonNullable<HttpRequest['tls']>['ca']): string {
-  if (!ca) return '';
-  const list = Array.isArray(ca) ? ca : [ca];
+function caKey(list: string[] | undefined): string {
+  if (!list) return '';
   let key = caKeys.get(list);
   if (!key) {
     const h = createHash('sha256');
     for (const c of list) h.update(c);
     key = h.digest('hex');
-    if (Array.isArray(ca)) caKeys.set(ca, key);
+    caKeys.set(list, key);
   }
   return key;
 }
 
-function agentFor(url: URL, tls: HttpRequest['tls']): http.Agent {
+function agentFor(url: URL, tls: HttpRequest['tls']): Agent {
   if (url.protocol === 'http:') return httpAgent;
-  const key = `${tls?.rejectUnauthorized === false ? 'insecure' : 'secure'}:${caKey(tls?.ca)}`;
+  const ca = typeof tls?.ca === 'function' ? tls.ca() : tls?.ca;
+  const key = `${tls?.rejectUnauthorized === false ? 'insecure' : 'secure'}:${caKey(ca)}`;
   let agent = httpsAgents.get(key);
   if (!agent) {
-    agent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: tls?.rejectUnauthorized !== false, ...(tls?.ca ? { ca: tls.ca } : {}) });
+    agent = new (https().Agent)({ keepAlive: true, maxSockets: 16, rejectUnauthorized: tls?.rejectUnauthorized !== false, ...(ca ? { ca } : {}) });
     httpsAgents.set(key, agent);
   }
   return agent;
@@ -78,7 +82,7 @@ export async function send(req: HttpRequest): Promise<HttpResponse> {
 
 function sendOnce(req: HttpRequest): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
-    const mod = req.url.protocol === 'https:' ? https : http;
+    const mod = req.url.protocol === 'https:' ? https() : http;
     const r = mod.request(req.url, { method: req.method, headers: req.headers, agent: agentFor(req.url, req.tls) });
     const timeout = req.timeoutMs ?? 120_000;
     r.setTimeout(timeout, () => r.destroy(Object.assign(new Error(`no response for ${timeout / 1000}s`), { code: 'ETIMEDOUT' })));

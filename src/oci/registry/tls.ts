@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -34,5 +34,6 @@ export function registryCAs(registry: string, env: NodeJS.ProcessEnv = process.e
   for (const dir of (env.SSL_CERT_DIR ?? '').split(':').filter(Boolean)) extra.push(...pemsInDir(dir));
   if (env.NODE_EXTRA_CA_CERTS) extra.push(...pemsIn(env.NODE_EXTRA_CA_CERTS));
   for (const dir of ['/etc/docker/certs.d', '/etc/containers/certs.d']) extra.push(...pemsInDir(join(dir, registry)));
-  return extra.length ? [...rootCertificates, ...extra] : undefined;
+  // node:tls loaded here, not at import: most commands talk plain HTTP or never ask.
+  return extra.length ? [...(createRequire(import.meta.url)('node:tls') as typeof import('node:tls')).rootCertificates, ...extra] : undefined;
 }
