@@ -3,7 +3,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { imageTime, withLabels, type HistoryEntry, type ImageConfig } from '../oci/config.js';
-import { copyBlob } from '../oci/copy.js';
+import { copyBlob, sameRepository } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
@@ -83,6 +83,8 @@ export interface ExportResult {
   reused: string[];
   /** Layer dirs whose fingerprint showed them unchanged: not read, not tarred. */
   untouched: string[];
+  /** The diffID of every layer dir (by its path in the layers dir) whose record the export confirmed or wrote. */
+  recorded: Map<string, string>;
   metadata: LifecycleMetadata;
 }
 
@@ -127,17 +129,26 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
   const added: AddedLayer[] = [];
   const reused: string[] = [];
   const untouched: string[] = [];
+  const recorded = new Map<string, string>();
   const previousLayers = new Map<string, { desc: Descriptor; store: ImageStore }>();
   if (inputs.previous) {
     const p = inputs.previous.image;
     p.config.rootfs.diff_ids.forEach((d, i) => previousLayers.set(d, { desc: p.manifest.manifest.layers[i]!, store: p.store }));
   }
   let counter = 0;
+  // What the previous image's manifest names is in its repository already: an output that is that repository needs
+  // no request for it (a rebuild's reused and run-image layers cost nothing, however far away the registry is).
+  const prevStore = inputs.previous?.image.store;
+  const alreadyThere = new Set<string>(inputs.previous?.image.manifest.manifest.layers.map((l) => l.digest) ?? []);
+  const carry = async (from: ImageStore, out: ExportTarget, desc: Descriptor): Promise<void> => {
+    if (prevStore && alreadyThere.has(desc.digest) && sameRepository(prevStore, out.store)) return;
+    await copyBlob(from, out.store, desc);
+  };
 
   /** The previous image's layer `sha`, put in this image as it is (copied or mounted, never re-read). */
   const reusePrevious = async (sha: string, prev: { desc: Descriptor; store: ImageStore }, createdBy: string): Promise<Digest> => {
     reused.push(sha);
-    for (const out of inputs.outputs) await copyBlob(prev.store, out.store, prev.desc);
+    for (const out of inputs.outputs) await carry(prev.store, out, prev.desc);
     added.push({ descriptor: prev.desc, diffID: sha as Digest, history: history(createdBy) });
     return sha as Digest;
   };
@@ -194,6 +205,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
           untouched.push(`${bp.id}:${l.name}`);
           log.info(`Reusing layer ${describe(createdBy)} (${known.slice(7, 19)}, unchanged: not read)`);
           record.sha = await reusePrevious(known, prev, createdBy);
+          recorded.set(l.rel, known);
         } else if (hasDir) {
           const early = inputs.early?.take(layers, l.rel, recipe);
           if (early) {
@@ -208,6 +220,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
             record.sha = await layer(owned(l.rel), createdBy);
           }
           rememberDiffID(layers.dir, l.rel, recipe, record.sha);
+          recorded.set(l.rel, record.sha);
         } else {
           // No dir: the buildpack means "keep the layer from the previous image".
           if (!oldSha) throw new StrataError(`buildpack ${bp.id}: launch layer "${l.name}" has no directory and no previous image layer to reuse`, Exit.ExportError);
@@ -238,7 +251,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
 
     const base = inputs.runImage;
     // The run image's layers: already there, mounted from its repository, or copied once (a layout run image).
-    for (const out of inputs.outputs) for (const desc of base.manifest.manifest.layers) await copyBlob(base.store, out.store, desc);
+    for (const out of inputs.outputs) for (const desc of base.manifest.manifest.layers) await carry(base.store, out, desc);
     let { config, manifest } = appendLayers(base.config, base.manifest.manifest, added);
     config = finishConfig(config, inputs, md, metadata);
     const tags: string[] = [];
@@ -251,7 +264,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
       manifestSize = w.manifestBytes.length;
       tags.push(out.name);
     }
-    return { digest, manifestSize, tags, reused, untouched, metadata };
+    return { digest, manifestSize, tags, reused, untouched, recorded, metadata };
   } finally {
     if (!inputs.keep) await rm(staging, { recursive: true, force: true });
   }
@@ -408,7 +421,7 @@ const LAUNCHER_VERSION = '0.1.0';
  * Writes the `cache = true` layers that have contents into the cache (spec §9.3), keeping committed tars whose
  * diffID did not change. Cache failures warn and never fail the build.
  */
-export async function saveCache(options: { group: GroupEntry[]; layersDir: string; imageLayersDir?: string; cache: Cache; uid: number; gid: number; created: Date; log: Logger; kept?: Map<string, KeptLayer> }): Promise<CacheMetadata | undefined> {
+export async function saveCache(options: { group: GroupEntry[]; layersDir: string; imageLayersDir?: string; cache: Cache; uid: number; gid: number; created: Date; log: Logger; kept?: Map<string, KeptLayer>; recorded?: Map<string, string> }): Promise<CacheMetadata | undefined> {
   const { cache, log } = options;
   const toImage = inImagePath(options.layersDir, options.imageLayersDir);
   try {
@@ -435,7 +448,8 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
         if (!l.meta.types.cache || !layerDirExists(layers, l)) continue;
         // The same tar as the image layer, so the diffIDs agree; the restorer leaves existing parent dirs alone.
         const recipe = layerRecipe(toImage(l.dir), options.uid, options.gid, options.created);
-        const known = knownDiffID(layers.dir, l.rel, recipe);
+        // The export, just before, confirmed or wrote the records of its launch layers: nothing has run since.
+        const known = options.recorded?.get(l.rel) ?? knownDiffID(layers.dir, l.rel, recipe);
         let sha: string;
         const fromExport = known ? options.kept?.get(known) : undefined;
         if (known && (await writer.keepLayer(known))) sha = known;

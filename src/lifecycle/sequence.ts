@@ -224,7 +224,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
   );
   for (const t of exported.tags) log.info(`Saved ${t}`);
   if (exported.reused.length) log.info(`Reused ${exported.reused.length} layer(s) from the previous image (not uploaded)`);
-  const cached = i.cache ? await saveCache({ group, layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), cache: i.cache, uid: i.uid, gid: i.gid, created: i.created, log, kept: keep.files }) : undefined;
+  const cached = i.cache ? await saveCache({ group, layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), cache: i.cache, uid: i.uid, gid: i.gid, created: i.created, log, kept: keep.files, recorded: exported.recorded }) : undefined;
   // The cached layers stay unpacked for the next build, which then renames them into place instead of extracting.
   if (cached && i.stash) i.stash.keep(i.layersDir, cached.buildpacks.map((b) => ({ bp: b.key, names: Object.keys(b.layers) })));
   return { analysis, group, exported, ...(cached ? { cached } : {}) };

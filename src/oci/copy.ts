@@ -58,6 +58,13 @@ async function copyTree(m: ParsedManifest, src: ImageStore, dst: ImageStore, tag
   await dst.putManifest(m.bytes, m.mediaType, tag);
 }
 
+/** Whether two stores are one registry repository (layouts never are: their checks are local anyway). */
+export function sameRepository(a: ImageStore, b: ImageStore): boolean {
+  const x = a.mountHint?.();
+  const y = b.mountHint?.();
+  return !!x && !!y && x.registry === y.registry && x.repository === y.repository;
+}
+
 /**
  * Moves one blob, mounting across repositories of one registry when possible. The source sends raw bytes: every
  * destination verifies the digest itself (a layout as it writes, a registry on the final PUT), so hashing on the

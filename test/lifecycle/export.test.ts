@@ -331,7 +331,11 @@ test('cache round trip: cache=true layers saved by the exporter come back throug
 
     await runOk('sh', ['-c', `rm -rf ${ws.layers}/*`]);
     const tmpMode = (await stat(ws.root)).mode;
+    const before = (await fx.reg.requests()).length;
+    const firstLayers = (await resolveImage(new RegistryClient(fx.reg.host, { insecure: true }).repository('cache/app'), 'v1')).manifest.manifest.layers.map((l) => l.digest);
     const second = await buildOnce();
+    const asked = (await fx.reg.requests()).slice(before).filter((l) => /^HEAD \/v2\/cache\/app\/blobs\//.test(l));
+    assert.deepEqual(asked.filter((l) => firstLayers.some((d) => l.endsWith(d))), [], 'the layers the previous image names in this repository (reused ones, the run image\'s) are not asked for again');
     assert.equal((await stat(ws.root)).mode, tmpMode, 'restoring does not re-mode the directories above the layers dir');
     assert.match(second.build, /modules restored: built-1/);
     assert.match(second.build, /downloads restored/);
