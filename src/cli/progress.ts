@@ -14,6 +14,7 @@ export function cliProgress(line: (text: string) => void): Progress {
   let open = 0;
   const mb = (n: number) => (n / 1e6).toFixed(1);
   return {
+    live: true,
     task(label, total) {
       // Loaded only for a terminal: a build in a log never pays for the library.
       const { MultiBar: Bars, Presets } = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');

@@ -25,6 +25,7 @@ import { knownDiffID, rememberDiffID } from './fingerprint.js';
 import { LABEL, type LayerRecord, type LifecycleMetadata } from './labels.js';
 import type { EarlyLayers, LayerSource } from './earlylayers.js';
 import { LayersDir, type BuiltLayer } from './layersdir.js';
+import { counted, type Progress, type ProgressTask } from '../oci/progress.js';
 import type { Logger } from './log.js';
 import { appSlices } from './slices.js';
 
@@ -67,6 +68,8 @@ export interface ExporterInputs {
   keep?: { dir: string; files: Map<string, KeptLayer> };
   /** Launch layers tarred while the build ran (runSequence's), taken when their dirs are unchanged. */
   early?: Pick<EarlyLayers, 'take'>;
+  /** Shows each layer upload as it goes, when drawn live (a log gets the "Adding layer" line either way). */
+  progress?: Progress;
 }
 
 /** A layer blob written during export, kept for the cache. */
@@ -170,7 +173,15 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
       return reusePrevious(info.diffID, prev, createdBy);
     }
     for (const out of inputs.outputs) {
-      const outcome = await out.store.putBlob(desc, async (start, end) => createReadStream(file, { start, end: end - 1 }));
+      // The bar starts with the first read: a blob the registry has already is never read, and never shown.
+      let task: ProgressTask | undefined;
+      const outcome = await out.store.putBlob(desc, async (start, end) => {
+        const data = createReadStream(file, { start, end: end - 1 });
+        if (!inputs.progress?.live) return data;
+        task ??= inputs.progress.task(`Saving layer ${describe(createdBy)} (${megabytes(desc.size)})`, desc.size);
+        return counted(data, task);
+      });
+      task?.done();
       log.info(`${outcome === 'uploaded' ? 'Adding' : 'Already present:'} layer ${describe(createdBy)} (${info.diffID.slice(7, 19)}, ${megabytes(desc.size)})`);
     }
     added.push({ descriptor: desc, diffID: info.diffID, history: history(createdBy) });

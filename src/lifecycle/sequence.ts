@@ -18,6 +18,7 @@ import { analyze, type AnalyzeInputs, type AnalyzeResult } from './analyze.js';
 import type { Cache, CacheMetadata } from './cache.js';
 import { exporterInputs, exportImage, layerSource, saveCache, type ExportResult, type ExportTarget, type KeptLayer } from './export.js';
 import { EarlyLayers } from './earlylayers.js';
+import type { Progress } from '../oci/progress.js';
 import type { Logger } from './log.js';
 import { restore } from './restore.js';
 import { extractSbomLayer } from './sbom.js';
@@ -65,6 +66,8 @@ export interface SequenceInputs {
     run(files: ExtendDockerfile[], base: OpenedImage): Promise<OpenedImage>;
   };
   log: Logger;
+  /** How the export's uploads show themselves on a terminal. */
+  progress?: Progress;
   /** A phase begins (`===> DETECTING`): timed and shown by the caller. */
   phase: (name: string) => void;
 }
@@ -220,6 +223,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
       log,
       keep,
       early,
+      ...(i.progress ? { progress: i.progress } : {}),
     }),
   );
   for (const t of exported.tags) log.info(`Saved ${t}`);

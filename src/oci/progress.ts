@@ -7,6 +7,8 @@ import { Transform, type Readable } from 'node:stream';
 export interface Progress {
   /** A task of `total` bytes; `label` is also the plain line shown where nothing is drawn. */
   task(label: string, total: number): ProgressTask;
+  /** Drawn as it goes (a terminal). Work that already logs a line of its own shows a task only then. */
+  readonly live?: boolean;
 }
 
 export interface ProgressTask {

@@ -258,6 +258,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         },
         log,
         phase,
+        ...(o.progress ? { progress: o.progress } : {}),
       },
       (name) => (name === 'builder' ? buildSandbox : sandbox).run(spec(name)),
     );

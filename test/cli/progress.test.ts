@@ -17,6 +17,7 @@ test('pulling and unpacking a builder, and copying an image: live bars with rate
     assert.equal(tty.code, 0, tty.stdout);
     assert.match(tty.stdout, /\d+% [\d.]+\/[\d.]+ MB [\d.]+ MB\/s ETA \S+ Pulling and unpacking layer \d+\//, 'a live bar per layer');
     assert.match(tty.stdout, /\x1b\[/, 'drawn with the terminal\'s codes');
+    assert.match(tty.stdout, /ETA \S+ Saving layer '[^']+' \(/, 'a live bar per layer the export sends');
     const log = await run(STRATA, ['build', 'log-app', '--builder', p.builder, '--path', p.app], { env: { ...p.env, STRATA_HOME: join(t.path, 'home-log') } });
     assert.equal(log.code, 0, log.stderr);
     const all = log.stdout + log.stderr;
@@ -24,6 +25,7 @@ test('pulling and unpacking a builder, and copying an image: live bars with rate
     const lines = all.split('\n').filter((l) => l.includes('Pulling and unpacking layer'));
     const layers = Number(/layer \d+\/(\d+)/.exec(lines[0] ?? '')?.[1]);
     assert.ok(layers > 0 && lines.length === layers, `one line per layer:\n${lines.join('\n')}`);
+    assert.doesNotMatch(all, /Saving layer/, 'a log keeps its one "Adding layer" line per layer');
     // Copies too: a bar per blob sent on a terminal, a line per blob in a log.
     const copyTty = await run('script', ['-qec', `${STRATA} image copy ${shell(`oci:${p.images}:run`)} ${shell(`oci:${join(t.path, 'copy-tty')}:run`)}`, '/dev/null'], { env: { ...p.env, TERM: 'xterm', CI: '' } });
     assert.equal(copyTty.code, 0, copyTty.stdout);
