@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { at, openDirAt, type ConfinedDir } from '../oci/confined.js';
 
 /**
@@ -7,16 +7,17 @@ import { at, openDirAt, type ConfinedDir } from '../oci/confined.js';
  * target and both mtime and ctime in nanoseconds. Any write to a file moves its ctime, which no program can set
  * back, so an equal fingerprint means equal contents — learned from lstat calls, without reading a byte of data.
  * The walk goes by descriptors from `rel` inside the confined layers dir: a link is hashed as a link, never entered.
- * `seen` is told each entry's latest time, for callers that must know the tree has been left alone for a while.
+ * `seen` is given each entry's lstat (and the top dir's), for callers that learn more from the same walk: when the
+ * tree was last touched, who owns it.
  */
-export function fingerprint(layers: ConfinedDir, rel: string, seen?: (timeNs: bigint) => void): string {
+export function fingerprint(layers: ConfinedDir, rel: string, seen?: (st: BigIntStats, top: boolean) => void): string {
   const h = createHash('sha256');
   const walk = (dirFd: number, relPath: string): void => {
     for (const name of readdirSync(at(dirFd)).sort()) {
       const p = at(dirFd, name);
       const st = lstatSync(p, { bigint: true });
       h.update(`${relPath}/${name}\0${st.mode}\0${st.uid}:${st.gid}\0${st.size}\0${st.ino}\0${st.mtimeNs}\0${st.ctimeNs}\0`);
-      seen?.(st.ctimeNs > st.mtimeNs ? st.ctimeNs : st.mtimeNs);
+      seen?.(st, false);
       if (st.isSymbolicLink()) h.update(`${readlinkSync(p)}\0`);
       if (st.isDirectory()) {
         const fd = openDirAt(dirFd, name);
@@ -34,7 +35,7 @@ export function fingerprint(layers: ConfinedDir, rel: string, seen?: (timeNs: bi
     // its mtime anyway.
     const st = fstatSync(top, { bigint: true });
     h.update(`${st.mode}\0${st.uid}:${st.gid}\0${st.mtimeNs}\0`);
-    seen?.(st.mtimeNs);
+    seen?.(st, true);
     walk(top, '');
   } finally {
     closeSync(top);
@@ -55,7 +56,7 @@ export const recordRel = (rel: string): string => `${rel}.strata-fingerprint`;
  * The diffID a layer dir was recorded with, when its fingerprint still matches; with `recipe`, only when it was made
  * by that same recipe (owners, time, in-image path).
  */
-export function recordedDiffID(layers: ConfinedDir, rel: string, recipe?: string): string | undefined {
+export function recordedDiffID(layers: ConfinedDir, rel: string, recipe?: string, seen?: (st: BigIntStats, top: boolean) => void): string | undefined {
   let rec: Record_;
   try {
     rec = JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
@@ -63,7 +64,7 @@ export function recordedDiffID(layers: ConfinedDir, rel: string, recipe?: string
     return undefined;
   }
   if ((recipe !== undefined && rec.recipe !== recipe) || !layers.isDirectory(rel)) return undefined;
-  return fingerprint(layers, rel) === rec.fingerprint ? rec.diffID : undefined;
+  return fingerprint(layers, rel, seen) === rec.fingerprint ? rec.diffID : undefined;
 }
 
 /** Whether `rel` has a record made by `recipe` for the fingerprint `print` (already taken by the caller). */

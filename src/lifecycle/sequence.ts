@@ -32,7 +32,7 @@ import type { LayerStash } from './stash.js';
  */
 
 /** Runs the detector or builder where buildpacks run; returns its exit code. */
-export type BuildpackRunner = (phase: 'detector' | 'builder') => Promise<number>;
+export type BuildpackRunner = (phase: 'detector' | 'builder', started?: () => void) => Promise<number>;
 
 export interface SequenceInputs {
   platformApi: ApiVersion;
@@ -80,8 +80,8 @@ export interface SequenceResult {
 }
 
 /** What buildpacks may write to belongs to the build user before they run (nothing changes what it owns already). */
-function handOver(dirs: string[], uid: number, gid: number): void {
-  for (const d of dirs) chownTree(d, uid, gid);
+function handOver(dirs: string[], uid: number, gid: number, known?: ReadonlySet<string>): void {
+  for (const d of dirs) chownTree(d, uid, gid, known);
 }
 
 /**
@@ -172,7 +172,15 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
 
   i.phase('DETECTING');
   handOver([i.layersDir, i.appDir], i.uid, i.gid);
-  const detected = await runBuildpacks('detector');
+  // The stash is checked while detection runs (it is outside the sandbox), once the detector has started; with a
+  // runner that does not say when, after it. A failure is the detector's to report.
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  const detecting = runBuildpacks('detector', started);
+  detecting.catch(() => undefined);
+  await Promise.race([running, detecting.then(() => undefined, () => undefined)]);
+  await i.stash?.verify();
+  const detected = await detecting;
   if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack ${i.builderName ? `in ${i.builderName} ` : ''}detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
   const { group, groupExtensions } = afterDetection(i.layersDir);
   const runChosenByExtension = await applyExtensions(i, analysis, groupExtensions);
@@ -186,7 +194,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
   for (const l of r.removed) log.info(`Removed layer ${l}: the cache holds a different version`);
 
   i.phase('BUILDING');
-  handOver([i.layersDir], i.uid, i.gid);
+  handOver([i.layersDir], i.uid, i.gid, new Set(i.stash?.ownedBy(i.uid, i.gid).map((rel) => join(i.layersDir, rel))));
   const layerSourceInputs = { layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), uid: i.uid, gid: i.gid, created: i.created };
   const early = new EarlyLayers({ layersDir: i.layersDir, group, dir: i.keepDir, source: layerSource(layerSourceInputs), created: i.created, log });
   early.start();

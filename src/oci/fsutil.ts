@@ -65,12 +65,14 @@ export async function cachedDir(dest: string, marker: string, fill: (tmp: string
  * Gives a tree to a user, touching only what someone else owns: an unneeded chown would move ctimes, and with them
  * the layer fingerprints that let unchanged layers go unread.
  */
-export function chownTree(dir: string, uid: number, gid: number): void {
+export function chownTree(dir: string, uid: number, gid: number, known?: ReadonlySet<string>): void {
   // Synchronous: each call is a microsecond from the inode cache, where a thread-pool round trip costs tens, and a
-  // rebuild hands over a layers dir of thousands of entries that are nearly all its user's already.
+  // rebuild hands over a layers dir of thousands of entries that are nearly all its user's already. `known`: paths
+  // the caller has seen owned by this user throughout, not walked again.
+  if (known?.has(dir)) return;
   const st = lstatSync(dir);
   if (st.uid !== uid || st.gid !== gid) lchownSync(dir, uid, gid);
-  if (st.isDirectory()) for (const n of readdirSync(dir)) chownTree(join(dir, n), uid, gid);
+  if (st.isDirectory()) for (const n of readdirSync(dir)) chownTree(join(dir, n), uid, gid, known);
 }
 
 export function pathExists(path: string): Promise<boolean> {

@@ -260,7 +260,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         phase,
         ...(o.progress ? { progress: o.progress } : {}),
       },
-      (name) => (name === 'builder' ? buildSandbox : sandbox).run(spec(name)),
+      (name, started) => (name === 'builder' ? buildSandbox : sandbox).run({ ...spec(name), ...(started ? { started } : {}) }),
     );
     if (o.engine) {
       const { loadIntoEngine } = await import('../oci/engine/transfer.js');

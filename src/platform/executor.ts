@@ -34,6 +34,8 @@ export interface SandboxRun {
    * the capabilities a Docker build's RUN has, so package managers work; runc only.
    */
   dockerfileStep?: boolean;
+  /** Told once the sandbox process is running: the caller's own work in the meantime then does not delay its start. */
+  started?: () => void;
 }
 
 /** What one sandboxed run may use: a fork bomb or a runaway build stops at these, not at the host's limits. */
@@ -139,6 +141,7 @@ export class RuncExecutor implements Executor {
     try {
       return await new Promise<number>((resolve, reject) => {
         const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
+        child.once('spawn', () => spec.started?.());
         const guard = guardian(join(this.stateDir, 'runc-state'), id);
         if (spec.output) for (const out of [child.stdout!, child.stderr!]) out.on('data', spec.output);
         // Ctrl-C and SIGTERM reach the sandboxed program (runc passes them on). A program running as PID 1 of its
