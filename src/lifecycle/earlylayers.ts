@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { writeLayerFile, type LayerEntry, type LayerInfo } from '../oci/layer.js';
+import type { BlobStream } from '../oci/store.js';
 import type { GroupEntry } from '../spec/group.js';
 import { fingerprint, recordedAs } from './fingerprint.js';
 import { LayersDir } from './layersdir.js';
@@ -14,6 +15,8 @@ export interface EarlyLayer {
   fingerprint: string;
   path: string;
   info: LayerInfo;
+  /** Sent to the export's streaming output as it was compressed. */
+  sent: boolean;
 }
 
 const POLL_MS = 100;
@@ -41,7 +44,16 @@ export class EarlyLayers {
   private count = 0;
 
   constructor(
-    private readonly o: { layersDir: string; group: GroupEntry[]; dir: string; source: LayerSource; created: Date; log: Logger },
+    private readonly o: {
+      layersDir: string;
+      group: GroupEntry[];
+      dir: string;
+      source: LayerSource;
+      created: Date;
+      log: Logger;
+      /** Starts an upload to the output the export streams buildpack layers to, when there is one. */
+      stream?: () => Promise<BlobStream | undefined>;
+    },
   ) {}
 
   start(): void {
@@ -96,8 +108,16 @@ export class EarlyLayers {
             continue;
           }
           const path = join(this.o.dir, `early-${this.count++}.tar.gz`);
-          const info = await writeLayerFile(entries, path, { mtime: this.o.created });
-          this.made.set(l.rel, { recipe, fingerprint: print, path, info });
+          const sending = await this.o.stream?.();
+          let info: LayerInfo;
+          try {
+            info = await writeLayerFile(entries, path, { mtime: this.o.created, ...(sending ? { copyTo: sending.sink } : {}) });
+          } catch (err) {
+            sending?.abort();
+            throw err;
+          }
+          const sent = sending ? await sending.finish({ mediaType: info.mediaType, digest: info.digest, size: info.size }) : false;
+          this.made.set(l.rel, { recipe, fingerprint: print, path, info, sent });
           this.o.log.debug(`early layers: ${l.rel} tarred while the build went on (${info.diffID.slice(7, 19)})`);
           return;
         }

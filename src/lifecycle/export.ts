@@ -11,7 +11,7 @@ import { runImageEntry, type OpenedImage, type RunImageEntry } from '../oci/imag
 import { layerDiffID, parentPaths, treeEntries, writeLayerFile, type LayerEntry, type LayerInfo, type TreeRoot } from '../oci/layer.js';
 import type { Descriptor } from '../oci/manifest.js';
 import { appendLayers, writeImage, type AddedLayer } from '../oci/mutate.js';
-import type { ImageStore } from '../oci/store.js';
+import type { BlobStream, ImageStore } from '../oci/store.js';
 import type { ApiVersion } from '../spec/api.js';
 import type { GroupEntry } from '../spec/group.js';
 import { checkProcessType } from '../spec/launch.js';
@@ -156,13 +156,24 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
     return sha as Digest;
   };
 
-  /** Makes a layer from entries, or reuses the previous image's when the diffID matches. */
-  const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<Digest> => {
+  /** Makes a layer from entries, or reuses the previous image's when the diffID matches. A buildpack's layer (`send`)
+   * goes to the first output that takes a blob while it is made, as it is compressed. */
+  const streamer = layerStreamer(inputs.outputs);
+  const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string, send = false): Promise<Digest> => {
     const file = join(staging, `layer-${counter++}.tar.gz`);
-    return place(file, await writeLayerFile(entries, file, { mtime: inputs.created }), createdBy);
+    const sending = send ? await streamer?.start() : undefined;
+    let info: LayerInfo;
+    try {
+      info = await writeLayerFile(entries, file, { mtime: inputs.created, ...(sending ? { copyTo: sending.sink } : {}) });
+    } catch (err) {
+      sending?.abort();
+      throw err;
+    }
+    const sent = sending && (await sending.finish({ mediaType: info.mediaType, digest: info.digest, size: info.size }));
+    return place(file, info, createdBy, sent ? streamer?.to : undefined);
   };
   /** A layer blob made here (now or while the build ran) into every output, unless the previous image has it. */
-  const place = async (file: string, info: LayerInfo, createdBy: string): Promise<Digest> => {
+  const place = async (file: string, info: LayerInfo, createdBy: string, sentTo?: ExportTarget): Promise<Digest> => {
     const prev = previousLayers.get(info.diffID);
     // Named in the OCI family; writeImage renames every layer for a Docker run image.
     const desc: Descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
@@ -173,6 +184,10 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
       return reusePrevious(info.diffID, prev, createdBy);
     }
     for (const out of inputs.outputs) {
+      if (out === sentTo) {
+        log.info(`Adding layer ${describe(createdBy)} (${info.diffID.slice(7, 19)}, ${megabytes(desc.size)})`);
+        continue;
+      }
       // The bar starts with the first read: a blob the registry has already is never read, and never shown.
       let task: ProgressTask | undefined;
       const outcome = await out.store.putBlob(desc, async (start, end) => {
@@ -221,14 +236,14 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
           const early = inputs.early?.take(layers, l.rel, recipe);
           if (early) {
             log.debug(`Layer ${describe(createdBy)} was tarred while the build ran and is unchanged since`);
-            record.sha = await place(early.path, early.info, createdBy);
+            record.sha = await place(early.path, early.info, createdBy, early.sent ? streamer?.to : undefined);
           } else if (oldSha && prevOld && (await layerDiffID(owned(l.rel), { mtime: inputs.created })) === oldSha) {
             // The fingerprint moved (a file rewritten with the same bytes, say), but the previous image has this
             // layer: the tar's digest alone decides whether it changed, before anything is compressed.
             log.info(`Reusing layer ${describe(createdBy)} (${oldSha.slice(7, 19)}, same content)`);
             record.sha = await reusePrevious(oldSha, prevOld, createdBy);
           } else {
-            record.sha = await layer(owned(l.rel), createdBy);
+            record.sha = await layer(owned(l.rel), createdBy, true);
           }
           rememberDiffID(layers.dir, l.rel, recipe, record.sha);
           recorded.set(l.rel, record.sha);
@@ -296,6 +311,15 @@ function megabytes(n: number): string {
 function inImagePath(hostLayers: string, imageLayers: string | undefined): (p: string) => string {
   if (!imageLayers || imageLayers === hostLayers) return (p) => p;
   return (p) => (p === hostLayers || p.startsWith(`${hostLayers}/`) ? imageLayers + p.slice(hostLayers.length) : p);
+}
+
+/**
+ * Where a buildpack layer is sent while it is compressed: the first output that can take a blob that way, and how to
+ * start such an upload (undefined when it cannot start: the layer then goes the ordinary way).
+ */
+export function layerStreamer(outputs: ExportTarget[]): { to: ExportTarget; start(): Promise<BlobStream | undefined> } | undefined {
+  const to = outputs.find((o) => o.store.streamBlob);
+  return to?.store.streamBlob ? { to, start: () => to.store.streamBlob!().catch(() => undefined) } : undefined;
 }
 
 /** How the export tars a buildpack's layer dir (owners, place in the image), early tars included. */

@@ -16,7 +16,7 @@ import type { ProjectMetadata } from '../spec/projectmeta.js';
 import { parseToml } from '../spec/toml.js';
 import { analyze, type AnalyzeInputs, type AnalyzeResult } from './analyze.js';
 import type { Cache, CacheMetadata } from './cache.js';
-import { exporterInputs, exportImage, layerSource, saveCache, type ExportResult, type ExportTarget, type KeptLayer } from './export.js';
+import { exporterInputs, exportImage, layerSource, saveCache, layerStreamer, type ExportResult, type ExportTarget, type KeptLayer } from './export.js';
 import { EarlyLayers } from './earlylayers.js';
 import type { Progress } from '../oci/progress.js';
 import type { Logger } from './log.js';
@@ -196,7 +196,16 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
   i.phase('BUILDING');
   handOver([i.layersDir], i.uid, i.gid, new Set(i.stash?.ownedBy(i.uid, i.gid).map((rel) => join(i.layersDir, rel))));
   const layerSourceInputs = { layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), uid: i.uid, gid: i.gid, created: i.created };
-  const early = new EarlyLayers({ layersDir: i.layersDir, group, dir: i.keepDir, source: layerSource(layerSourceInputs), created: i.created, log });
+  const streamer = layerStreamer(i.outputs);
+  const early = new EarlyLayers({
+    layersDir: i.layersDir,
+    group,
+    dir: i.keepDir,
+    source: layerSource(layerSourceInputs),
+    created: i.created,
+    log,
+    ...(streamer ? { stream: streamer.start } : {}),
+  });
   early.start();
   let built: number;
   try {

@@ -2,7 +2,7 @@ import { closeSync, createWriteStream, fstatSync, lstatSync, readdirSync, readli
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable, Writable } from 'node:stream';
+import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { at, openDirAt, openDirNoFollow, type ConfinedDir } from './confined.js';
 import { DigestStream, type Digest } from './digest.js';
 import { StrataError } from './errors.js';
@@ -48,6 +48,37 @@ export interface LayerWriteOptions {
   mtime?: Date;
   /** gzip level (default DEFAULT_GZIP_LEVEL). */
   level?: number;
+  /** Also gets the blob's bytes as they are made (a streamed upload); if it fails, the blob is still written. */
+  copyTo?: Writable;
+}
+
+/** Passes chunks on and copies each into `copy`, keeping to its pace; a copy that fails is dropped, never the pass. */
+class CopyTo extends Transform {
+  private dropped = false;
+
+  constructor(private readonly copy: Writable) {
+    super();
+    copy.on('error', () => {
+      this.dropped = true;
+      this.emit('dropped');
+    });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.dropped || this.copy.write(chunk)) return cb(null, chunk);
+    const go = (): void => {
+      this.copy.off('drain', go);
+      this.off('dropped', go);
+      cb(null, chunk);
+    };
+    this.copy.on('drain', go);
+    this.on('dropped', go);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (!this.dropped) this.copy.end();
+    cb();
+  }
 }
 
 export interface LayerInfo {
@@ -153,7 +184,7 @@ export async function* treeEntries(root: TreeRoot, options: TreeOptions = {}): A
  */
 export async function writeLayer(entries: AsyncIterable<LayerEntry>, out: Writable, options: LayerWriteOptions = {}): Promise<LayerInfo> {
   const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
-  return compressLayer(tarBytes, out, options.level);
+  return compressLayer(tarBytes, out, options.level, options.copyTo);
 }
 
 /**
@@ -168,10 +199,11 @@ export async function layerDiffID(entries: AsyncIterable<LayerEntry>, options: L
 }
 
 /** Gzips an existing tar stream as a layer blob, learning its diffID and digest in the same pass. */
-export async function compressLayer(tarBytes: Readable, out: Writable, level = DEFAULT_GZIP_LEVEL): Promise<LayerInfo> {
+export async function compressLayer(tarBytes: Readable, out: Writable, level = DEFAULT_GZIP_LEVEL, copyTo?: Writable): Promise<LayerInfo> {
   const diff = new DigestStream();
   const blob = new DigestStream();
-  await pipeline(tarBytes, diff, new ParallelGzip(level), blob, out);
+  if (copyTo) await pipeline(tarBytes, diff, new ParallelGzip(level), blob, new CopyTo(copyTo), out);
+  else await pipeline(tarBytes, diff, new ParallelGzip(level), blob, out);
   return { diffID: diff.digest, digest: blob.digest, size: blob.size, uncompressedSize: diff.size, mediaType: MediaType.OciLayerGzip };
 }
 

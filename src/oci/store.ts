@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Digest } from './digest.js';
 import type { Descriptor, ParsedManifest } from './manifest.js';
 
@@ -9,6 +9,18 @@ export type BlobOpener = (start: number, end: number) => Promise<Readable>;
 export interface MountHint {
   registry: string;
   repository: string;
+}
+
+/**
+ * A blob sent while it is still being made (a layer as it is compressed): its bytes go into `sink`, then `finish`
+ * closes the upload under the digest they turned out to have. Any failure only makes `finish` answer false: the
+ * caller still has the blob and puts it the ordinary way.
+ */
+export interface BlobStream {
+  sink: Writable;
+  finish(desc: Descriptor): Promise<boolean>;
+  /** Gives up (the blob was not made after all). */
+  abort(): void;
 }
 
 /**
@@ -36,4 +48,6 @@ export interface ImageStore {
   listTags(): Promise<string[]>;
   /** A mount source for blobs held here, when the backend supports cross-repository mounts. */
   mountHint?(): MountHint;
+  /** Starts an upload of a blob not yet made, where sending while it is made saves time (a registry). */
+  streamBlob?(): Promise<BlobStream>;
 }

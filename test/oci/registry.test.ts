@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { registryFixture } from '../harness/registry.js';
 import { run, runOk } from '../harness/proc.js';
@@ -13,6 +14,7 @@ import { OciLayout } from '../../src/oci/layout.js';
 import { MediaType } from '../../src/oci/mediatype.js';
 import { encodeJson } from '../../src/oci/manifest.js';
 import { sha256 } from '../../src/oci/digest.js';
+import { treeEntries, writeLayerFile } from '../../src/oci/layer.js';
 
 const fx = registryFixture();
 
@@ -143,4 +145,37 @@ test('skopeo inspect reads what strata pushed, including the config', async () =
   assert.equal(out.code, 0, out.stderr);
   const cfg = JSON.parse(out.stdout) as { config: { Labels: Record<string, string> } };
   assert.equal(cfg.config.Labels['org.example.label'], 'yes');
+});
+
+test('a layer sent while it is compressed: one streamed PATCH and a PUT with the digest the registry checks; a failed copy never fails the layer', async () => {
+  const dir = await mkdtemp(join(fx.work, 'stream-'));
+  try {
+    await mkdir(join(dir, 'tree'));
+    await writeFile(join(dir, 'tree', 'data'), randomBytes(3_000_000));
+    const repo = new RegistryClient(fx.reg.host).repository('streamed/app');
+    const sending = await repo.streamBlob();
+    const info = await writeLayerFile(treeEntries(join(dir, 'tree')), join(dir, 'a.tgz'), { copyTo: sending.sink });
+    const desc = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+    assert.equal(await sending.finish(desc), true);
+    assert.equal(await repo.hasBlob(info.digest), true);
+    assert.ok((await readFile(join(dir, 'a.tgz'))).equals(await repo.getBlobBytes(desc)), 'the registry holds the bytes of the file');
+    assert.ok((await fx.reg.requests()).some((l) => l.startsWith('PATCH /v2/streamed/app/blobs/uploads/')));
+    // Closed under another digest, the registry refuses: finish says so, and nothing is stored under either.
+    const wrong = await repo.streamBlob();
+    wrong.sink.end(Buffer.from('not the layer'));
+    assert.equal(await wrong.finish({ ...desc, digest: sha256(Buffer.from('something else')) }), false);
+    // A copy that breaks half-way is dropped; the layer is written whole, the same bytes as without it.
+    let seen = 0;
+    const breaking = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        seen += chunk.length;
+        cb(seen > 100_000 ? new Error('connection reset') : null);
+      },
+    });
+    const again = await writeLayerFile(treeEntries(join(dir, 'tree')), join(dir, 'b.tgz'), { copyTo: breaking });
+    assert.deepEqual(again, info);
+    assert.ok((await readFile(join(dir, 'b.tgz'))).equals(await readFile(join(dir, 'a.tgz'))));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -1,11 +1,11 @@
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { VerifyingStream, sha256, type Digest } from '../digest.js';
 import { NotFoundError, StrataError, errorMessage, isTransient, sleep } from '../errors.js';
 import { parseManifest, type Descriptor, type ParsedManifest } from '../manifest.js';
 import { MANIFEST_ACCEPT } from '../mediatype.js';
 import { isLoopbackRegistry, registryApiHost } from '../reference.js';
-import type { BlobOpener, ImageStore, MountHint } from '../store.js';
+import type { BlobOpener, BlobStream, ImageStore, MountHint } from '../store.js';
 import { header, readBody, send, type CaSource, type HttpRequest, type HttpResponse } from './http.js';
 
 /** Supplies Authorization headers and answers challenges; the anonymous one does neither. */
@@ -333,6 +333,51 @@ export class RegistryRepository implements ImageStore {
   }
 
   /** Sends a blob into an open upload session: one PUT, or PATCH chunks that resume where the registry says. */
+  /**
+   * One streamed PATCH (chunked, no length: the distribution spec's streamed upload) fed as the blob is made, closed
+   * by a PUT with the digest, which the registry checks against what it received.
+   */
+  async streamBlob(): Promise<BlobStream> {
+    const scope = pushScope(this.repository);
+    const location = await this.startUpload(scope);
+    const sink = new PassThrough();
+    let opened = false;
+    const patched = this.client
+      .request(
+        {
+          method: 'PATCH',
+          path: location,
+          headers: { 'Content-Type': 'application/octet-stream' },
+          // Sent once: a stream cannot be replayed, so a challenge or a retry fails the upload instead.
+          body: async () => {
+            if (opened) throw new StrataError('a streamed upload cannot be sent again');
+            opened = true;
+            return sink;
+          },
+          retry: false,
+        },
+        scope,
+      )
+      .then(async (res) => {
+        if (res.status !== 202) throw await this.client.failure(res, `streaming a blob to ${this.description}`);
+        res.body.resume();
+        return this.uploadLocation(res);
+      });
+    patched.catch(() => undefined);
+    return {
+      sink,
+      finish: async (desc) => {
+        try {
+          await this.finishUpload(await patched, desc, scope, Buffer.alloc(0), 0, false);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      abort: () => sink.destroy(),
+    };
+  }
+
   private async sendBlob(location: URL, desc: Descriptor, open: BlobOpener, scope: string): Promise<void> {
     if (desc.size <= (this.options.monolithicMax ?? DEFAULT_MONOLITHIC_MAX)) {
       await this.finishUpload(location, desc, scope, desc.size === 0 ? Buffer.alloc(0) : () => open(0, desc.size), desc.size, false);
