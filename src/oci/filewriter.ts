@@ -38,7 +38,8 @@ interface Batch {
   jobs: FileJob[];
 }
 
-type Reply = { id: number; error?: { message: string; code?: string } };
+/** Each reply hands the batch's buffer back, so the next batch reuses it. */
+type Reply = { id: number; data?: Uint8Array; error?: { message: string; code?: string } };
 
 // The worker side: batches in order, one reply each; the first failure is reported and the rest of that batch skipped.
 if (!isMainThread && parentPort) {
@@ -46,10 +47,10 @@ if (!isMainThread && parentPort) {
   port.on('message', (b: Batch) => {
     try {
       for (const j of b.jobs) writeFileJob(j, b.data);
-      port.postMessage({ id: b.id } satisfies Reply);
+      port.postMessage({ id: b.id, data: b.data } satisfies Reply, [b.data.buffer as ArrayBuffer]);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      port.postMessage({ id: b.id, error: { message: e.message, ...(e.code ? { code: e.code } : {}) } } satisfies Reply);
+      port.postMessage({ id: b.id, data: b.data, error: { message: e.message, ...(e.code ? { code: e.code } : {}) } } satisfies Reply, [b.data.buffer as ArrayBuffer]);
     }
   });
 }
@@ -63,6 +64,15 @@ const IN_FLIGHT = 2;
 let shared: Worker | undefined;
 const waiting = new Map<number, (r: Reply) => void>();
 let nextId = 0;
+// Batch buffers going back and forth instead of a fresh one each time: garbage moved to the worker is collected only
+// when that isolate gets round to it, and an OS layer's thousands of files made a builder's unpack hold some
+// hundred megabytes of it.
+const spare: Buffer[] = [];
+
+function batchBuffer(bytes: number): Buffer {
+  const i = spare.findIndex((b) => b.length >= bytes);
+  return i >= 0 ? spare.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.max(bytes, BATCH_BYTES));
+}
 
 /** One worker for the process, started on first use; it holds the process open only while it has work. */
 function worker(): Worker {
@@ -70,6 +80,7 @@ function worker(): Worker {
     shared = new Worker(new URL(import.meta.url));
     shared.unref();
     shared.on('message', (r: Reply) => {
+      if (r.data && spare.length < IN_FLIGHT + 2) spare.push(Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength));
       const done = waiting.get(r.id);
       waiting.delete(r.id);
       if (!waiting.size) shared?.unref();
@@ -114,9 +125,9 @@ export class FileBatcher {
 
   private async send(): Promise<void> {
     if (!this.jobs.length) return;
-    // One fresh buffer per batch, moved (not copied) to the worker; the parser's chunks are views of larger buffers
-    // that a message would otherwise clone whole.
-    const data = Buffer.allocUnsafeSlow(this.bytes);
+    // One buffer per batch, moved (not copied) to the worker and back; the parser's chunks are views of larger
+    // buffers that a message would otherwise clone whole.
+    const data = batchBuffer(this.bytes);
     let off = 0;
     for (const c of this.chunks) {
       data.set(c, off);
@@ -129,7 +140,7 @@ export class FileBatcher {
     const w = worker();
     w.ref();
     this.flying.push(new Promise<Reply>((resolve) => waiting.set(batch.id, resolve)));
-    w.postMessage(batch, [data.buffer]);
+    w.postMessage(batch, [data.buffer as ArrayBuffer]);
     // Bounded: at most a few batches' bytes held at once.
     while (this.flying.length > IN_FLIGHT) this.settle(await this.flying.shift()!);
   }
