@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { createLogger } from '../lifecycle/log.js';
 import { baseImage, debootstrapTree, hostMirror, type BaseOptions } from '../platform/base.js';
+import { cliProgress } from './progress.js';
 import { outputFor, strataHome } from '../oci/images.js';
 import { commaList } from './options.js';
 
@@ -41,6 +42,7 @@ export function registerBaseCommands(program: Command): void {
         mirror: opts.mirror ?? (await hostMirror()),
         cacheDir: process.env.STRATA_DEBOOTSTRAP_CACHE || join(strataHome(), 'cache', 'debootstrap'),
         log,
+        progress: cliProgress((line) => log.info(line)),
       };
       const work = await mkdtemp(join(tmpdir(), 'strata-base-'));
       try {

@@ -182,7 +182,7 @@ export function registerBuildCommand(program: Command): void {
       if (o.execEnv.includes('/') || !o.execEnv) throw new StrataError(`--exec-env "${o.execEnv}": a name such as production or test`);
       const ids = { ...(o.uid !== undefined ? { uid: numericId(o.uid, '--uid') } : {}), ...(o.gid !== undefined ? { gid: numericId(o.gid, '--gid') } : {}) };
       const cache = cacheOptions(o.cacheImage, o.cache);
-      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await (await import('../platform/defaultbuilder.js')).ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l)))));
+      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await (await import('../platform/defaultbuilder.js')).ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l))), cliProgress((line) => process.stdout.write(stamp(`${line}\n`)))));
       const log = createLogger(globals.quiet ? 'warn' : globals.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
       const executor = async (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }): Promise<Executor> => {
         if (o.executor === 'host') return new HostExecutor();

@@ -15,7 +15,7 @@ export function cliProgress(line: (text: string) => void): Progress {
   const mb = (n: number) => (n / 1e6).toFixed(1);
   return {
     live: true,
-    task(label, total) {
+    task(label, total, unit = 'bytes') {
       // Loaded only for a terminal: a build in a log never pays for the library.
       const { MultiBar: Bars, Presets } = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
       bars ??= new Bars(
@@ -26,11 +26,14 @@ export function cliProgress(line: (text: string) => void): Progress {
       const started = Date.now();
       // The bar counts bytes (at least one, so an empty layer shows as done rather than as nothing).
       const size = Math.max(total, 1);
-      const bar = bars.create(size, 0, { label, done: mb(0), size: mb(total), speed: '0.0', left: '…' });
+      // Steps (a debootstrap's phases) show as n/N with no rate: their units are not bytes.
+      const amount = unit === 'bytes' ? mb : (n: number) => String(n);
+      const format = unit === 'bytes' ? undefined : { format: ' {bar} {percentage}% {done}/{size} ETA {left} {label}' };
+      const bar = bars.create(size, 0, { label, done: amount(0), size: amount(total), speed: '0.0', left: '…' }, format);
       let seen = 0;
       const show = () => {
         const rate = seen / Math.max(0.001, (Date.now() - started) / 1000);
-        bar.update(Math.min(seen, size), { done: mb(seen), speed: mb(rate), left: rate > 0 ? `${Math.ceil(Math.max(0, total - seen) / rate)}s` : '…' });
+        bar.update(Math.min(seen, size), { done: amount(Math.min(seen, total)), speed: mb(rate), left: rate > 0 ? `${Math.ceil(Math.max(0, total - seen) / rate)}s` : '…' });
       };
       return {
         advance(bytes) {

@@ -5,11 +5,14 @@ import { Transform, type Readable } from 'node:stream';
  * draws it on a terminal; elsewhere (CI logs, `-q`) it is one plain line per task, or nothing.
  */
 export interface Progress {
-  /** A task of `total` bytes; `label` is also the plain line shown where nothing is drawn. */
-  task(label: string, total: number): ProgressTask;
+  /** A task of `total` bytes (or steps); `label` is also the plain line shown where nothing is drawn. */
+  task(label: string, total: number, unit?: ProgressUnit): ProgressTask;
   /** Drawn as it goes (a terminal). Work that already logs a line of its own shows a task only then. */
   readonly live?: boolean;
 }
+
+/** What a task counts: bytes (shown in MB with a rate), or steps of some work (shown as n/N). */
+export type ProgressUnit = 'bytes' | 'steps';
 
 export interface ProgressTask {
   advance(bytes: number): void;

@@ -12,6 +12,8 @@ import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer }
 import type { ImageStore } from '../oci/store.js';
 import type { Digest } from '../oci/digest.js';
 import type { Logger } from '../lifecycle/log.js';
+import type { Progress, ProgressTask } from '../oci/progress.js';
+import { createInterface } from 'node:readline';
 
 export interface BaseOptions {
   distro: string;
@@ -23,6 +25,8 @@ export interface BaseOptions {
   /** Where debootstrap trees are kept between runs. */
   cacheDir: string;
   log: Logger;
+  /** Shows debootstrap's phases as they go, when drawn live (a terminal). */
+  progress?: Progress;
 }
 
 const MARKER = '.strata-complete';
@@ -35,14 +39,70 @@ export async function hostMirror(): Promise<string> {
   return m?.[1] ?? 'http://deb.debian.org/debian';
 }
 
-function exec(cmd: string, args: string[], what: string): Promise<void> {
+/** Runs a command, failing with the last line it wrote; `fd3` gets the lines of a status pipe on descriptor 3. */
+function exec(cmd: string, args: string[], what: string, fd3?: (line: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     let err = '';
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
+    const child = spawn(cmd, args, { stdio: ['ignore', fd3 ? 'pipe' : 'ignore', 'pipe', ...(fd3 ? ['pipe' as const] : [])] });
+    for (const out of [child.stdout, child.stderr]) out?.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
+    const status = child.stdio[3];
+    if (fd3 && status && 'on' in status) createInterface({ input: status as NodeJS.ReadableStream }).on('line', fd3);
     child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? `${cmd} is not installed (apt-get install ${cmd})` : `${what}: ${e.message}`)));
     child.on('close', (code) => (code === 0 ? resolve() : reject(new StrataError(`${what} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`))));
   });
+}
+
+/**
+ * debootstrap's progress as debian-installer reads it (`--debian-installer`: `P: now end PHASE` and `PF: what` on
+ * descriptor 3), as one task per phase: downloading, unpacking, configuring. Its `E:` lines name a failure better
+ * than the last line of the log.
+ */
+export class InstallerStatus {
+  private pending?: { now: number; end: number; phase: string };
+  private current?: { phase: string; task: ProgressTask; at: number };
+  private error: { args: string[]; text?: string } | undefined;
+
+  constructor(private readonly progress: Progress) {}
+
+  line(l: string): void {
+    const p = /^P: (\d+) (\d+) (\S+)/.exec(l);
+    if (p) {
+      this.pending = { now: Number(p[1]), end: Number(p[2]), phase: p[3]! };
+      return;
+    }
+    if (l.startsWith('PF: ') && this.pending) {
+      this.step(this.pending, l.slice(4));
+      this.pending = undefined;
+      return;
+    }
+    if (/^E: /.test(l)) this.error = { args: [] };
+    else if (l.startsWith('EA: ') && this.error) this.error.args.push(l.slice(4));
+    else if (l.startsWith('EF: ') && this.error) {
+      const args = [...this.error.args];
+      this.error.text = l.slice(4).replace(/%s/g, () => args.shift() ?? '');
+    }
+  }
+
+  /** The failure debootstrap reported, when it did. */
+  get failure(): string | undefined {
+    return this.error?.text;
+  }
+
+  end(): void {
+    this.current?.task.done();
+    this.current = undefined;
+  }
+
+  private step(p: { now: number; end: number; phase: string }, what: string): void {
+    if (this.current?.phase !== p.phase) {
+      this.current?.task.done();
+      this.current = { phase: p.phase, task: this.progress.task(`debootstrap: ${what}`, p.end, 'steps'), at: 0 };
+    }
+    if (p.now > this.current.at) {
+      this.current.task.advance(p.now - this.current.at);
+      this.current.at = p.now;
+    }
+  }
 }
 
 /**
@@ -71,7 +131,20 @@ export async function debootstrapTree(distro: string, packages: string[], opts: 
   const dir = join(opts.cacheDir, `${distro}-${key}`);
   const { made } = await cachedDir(dir, MARKER, async (tmp) => {
     opts.log.info(`Running debootstrap ${distro}${list.length ? ` with ${list.join(', ')}` : ''} from ${opts.mirror} (cached afterwards)`);
-    await exec('debootstrap', ['--variant=minbase', ...(list.length ? [`--include=${list.join(',')}`] : []), distro, tmp, opts.mirror], `debootstrap ${distro}`);
+    const args = ['--variant=minbase', ...(list.length ? [`--include=${list.join(',')}`] : []), distro, tmp, opts.mirror];
+    if (opts.progress?.live) {
+      // The same run with its status on a pipe: only where the messages go differs, not the tree.
+      const status = new InstallerStatus(opts.progress);
+      try {
+        await exec('debootstrap', ['--debian-installer', ...args], `debootstrap ${distro}`, (l) => status.line(l));
+      } catch (err) {
+        throw status.failure ? new StrataError(`debootstrap ${distro} failed: ${status.failure}`) : err;
+      } finally {
+        status.end();
+      }
+    } else {
+      await exec('debootstrap', args, `debootstrap ${distro}`);
+    }
     await normalise(tmp);
   });
   if (!made) opts.log.info(`Using the cached ${distro} tree ${dir}`);

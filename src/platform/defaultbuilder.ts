@@ -5,6 +5,7 @@ import { resolveImage } from '../oci/image.js';
 import type { Logger } from '../lifecycle/log.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import { baseImage, debootstrapTree, hostMirror } from './base.js';
+import type { Progress } from '../oci/progress.js';
 import { createBuilder } from './builder.js';
 import { readOwnConfig, writeConfig } from './config.js';
 import { outputFor, strataHome } from '../oci/images.js';
@@ -19,7 +20,7 @@ export const DEFAULT_VERSIONS = { node: ['20.20.2', '22.23.3'], defaultNode: '22
  * dependencies inside them, fetched once through the npm client), on Debian bookworm base images made with
  * debootstrap — all in the local store, made on first use and then recorded as the default.
  */
-export async function ensureDefaultBuilder(log: Logger): Promise<string> {
+export async function ensureDefaultBuilder(log: Logger, progress?: Progress): Promise<string> {
   const existing = await outputFor(DEFAULT_BUILDER, false).then((t) => resolveImage(t.store, t.id)).catch(() => undefined);
   if (existing) return DEFAULT_BUILDER;
   log.info(`No builder given (--builder), in project.toml, or configured (strata config default-builder, or pack's default-builder-image).`);
@@ -30,7 +31,7 @@ export async function ensureDefaultBuilder(log: Logger): Promise<string> {
     const mirror = join(home, 'cache', 'node-mirror');
     const deps = await makeNodeMirror(mirror, { node: DEFAULT_VERSIONS.node, yarn: DEFAULT_VERSIONS.yarn, npm: DEFAULT_VERSIONS.npm }, (l) => log.info(l));
     const dirs = await assembleNodeBuildpacks(join(work, 'buildpacks'), deps, { defaultNode: DEFAULT_VERSIONS.defaultNode, mirror });
-    const baseOpts = { distro: 'bookworm', buildPackages: [], runPackages: [], uid: 1000, gid: 1000, mirror: await hostMirror(), cacheDir: process.env.STRATA_DEBOOTSTRAP_CACHE || join(home, 'cache', 'debootstrap'), log };
+    const baseOpts = { distro: 'bookworm', buildPackages: [], runPackages: [], uid: 1000, gid: 1000, mirror: await hostMirror(), cacheDir: process.env.STRATA_DEBOOTSTRAP_CACHE || join(home, 'cache', 'debootstrap'), log, ...(progress ? { progress } : {}) };
     const tree = await debootstrapTree('bookworm', [], baseOpts);
     for (const kind of ['build', 'run'] as const) {
       const t = await outputFor(`strata/base:${kind}-bookworm`, false);
