@@ -13,6 +13,7 @@ import { ApiVersion } from '../spec/api.js';
 import { DirCache } from './cache.js';
 import { createLogger } from './log.js';
 import { runSequence, type BuildpackRunner, type SequenceInputs } from './sequence.js';
+import type { ExportTarget } from './export.js';
 
 // The phase sequence with nothing faked but what buildpacks would write: the "buildpacks" here are functions that write
 // into the layers dir the sequence hands them, and every image is an OCI layout on disk.
@@ -33,6 +34,19 @@ async function world() {
   await writeImage(run, base, emptyManifest(), 'latest');
   const calls: string[] = [];
   return { root, layersDir, appDir, runName: `oci:${runDir}:latest`, out: join(root, 'out'), calls };
+}
+
+type World = Awaited<ReturnType<typeof world>>;
+
+/** A world with its keep dir and an output layout (`app`), removed afterwards. */
+async function inWorld(fn: (w: World, outputs: ExportTarget[]) => Promise<void>): Promise<void> {
+  const w = await world();
+  try {
+    await mkdir(join(w.root, 'keep'));
+    await fn(w, [{ store: await OciLayout.open(w.out, { create: true }), tag: 'app', name: 'app' }]);
+  } finally {
+    await rm(w.root, { recursive: true, force: true });
+  }
 }
 
 function inputs(w: Awaited<ReturnType<typeof world>>, over: Partial<SequenceInputs> = {}): SequenceInputs {
@@ -79,7 +93,7 @@ function buildpacks(w: Awaited<ReturnType<typeof world>>, extra: { detect?: () =
 }
 
 /** The files of the exported image's `web` layer, by path, with a link's target in place of content. */
-async function webLayerFiles(w: Awaited<ReturnType<typeof world>>, r: Awaited<ReturnType<typeof runSequence>>): Promise<Record<string, string>> {
+async function webLayerFiles(w: World, r: Awaited<ReturnType<typeof runSequence>>): Promise<Record<string, string>> {
   const image = await resolveImage(await OciLayout.open(w.out), 'app');
   const sha = r.exported.metadata.buildpacks[0]!.layers?.web?.sha ?? "";
   const desc = image.manifest.manifest.layers[image.config.rootfs.diff_ids.indexOf(sha as `sha256:${string}`)]!;
@@ -96,17 +110,14 @@ async function webLayerFiles(w: Awaited<ReturnType<typeof world>>, r: Awaited<Re
 
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-test('the phase sequence runs analyze, detect, restore, build and export in order, into an image and a cache; the next run reuses the layer', async () => {
-  const w = await world();
-  try {
-    await mkdir(join(w.root, 'keep'));
-    const outLayout = await OciLayout.open(w.out, { create: true });
+test('the phase sequence runs analyze, detect, restore, build and export in order, into an image and a cache; the next run reuses the layer', async () =>
+  inWorld(async (w, outputs) => {
     const cache = await DirCache.open(join(w.root, 'cache'), createLogger('warn', () => undefined));
-    const first = await runSequence(inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], cache }), buildpacks(w));
+    const first = await runSequence(inputs(w, { outputs, cache }), buildpacks(w));
     assert.deepEqual(w.calls, ['ANALYZING', 'DETECTING', 'run detector', 'RESTORING', 'BUILDING', 'run builder', 'EXPORTING']);
     assert.deepEqual(first.group.map((g) => `${g.id}@${g.version}`), ['test/bp@1.0.0']);
     assert.equal(first.analysis.analyzed.runImage?.target?.distro?.name, 'debian', "the run image's target, from its labels");
-    const image = await resolveImage(outLayout, 'app');
+    const image = await resolveImage(outputs[0]!.store, 'app');
     assert.equal(image.manifest.digest, first.exported.digest);
     assert.ok(first.cached?.buildpacks.some((b) => 'web' in b.layers), 'the cache holds the launch layer');
     assert.ok((await readFile(join(w.layersDir, 'analyzed.toml'), 'utf8')).includes('[run-image]'));
@@ -115,25 +126,19 @@ test('the phase sequence runs analyze, detect, restore, build and export in orde
     await rm(w.layersDir, { recursive: true, force: true });
     await mkdir(w.layersDir);
     w.calls.length = 0;
-    const again = await runSequence(inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], cache }), buildpacks(w));
+    const again = await runSequence(inputs(w, { outputs, cache }), buildpacks(w));
     assert.equal(again.analysis.previous?.reference.endsWith(first.exported.digest), true);
     assert.equal(again.exported.digest, first.exported.digest, 'the same inputs, the same image');
     assert.ok(again.exported.reused.length > 0);
-  } finally {
-    await rm(w.root, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('what detection leaves in the layers dir besides its group and plan is removed before the restore, links included and never followed', async () => {
-  const w = await world();
-  try {
-    await mkdir(join(w.root, 'keep'));
+test('what detection leaves in the layers dir besides its group and plan is removed before the restore, links included and never followed', async () =>
+  inWorld(async (w, outputs) => {
     const outside = join(w.root, 'outside');
     await mkdir(outside);
     await writeFile(join(outside, 'precious'), 'keep me');
-    const outLayout = await OciLayout.open(w.out, { create: true });
     const r = await runSequence(
-      inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }] }),
+      inputs(w, { outputs }),
       buildpacks(w, {
         detect: async () => {
           await symlink(outside, join(w.layersDir, 'test_bp'));
@@ -146,10 +151,7 @@ test('what detection leaves in the layers dir besides its group and plan is remo
     assert.deepEqual(await readdir(outside), ['precious'], 'nothing was written through the link');
     assert.ok((await lstat(join(w.layersDir, 'test_bp'))).isDirectory(), 'the link was replaced by the build\'s own dir');
     assert.ok(!(await readdir(w.layersDir)).includes('junk'));
-  } finally {
-    await rm(w.root, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('a detector that finds nothing stops the sequence with exit 20 before anything is restored or built', async () => {
   const w = await world();
@@ -169,34 +171,25 @@ test('a detector that finds nothing stops the sequence with exit 20 before anyth
   }
 });
 
-test('a launch layer left alone while the build goes on is tarred then, and the export takes that tar', async () => {
-  const w = await world();
-  try {
-    await mkdir(join(w.root, 'keep'));
+test('a launch layer left alone while the build goes on is tarred then, and the export takes that tar', async () =>
+  inWorld(async (w, outputs) => {
     const lines: string[] = [];
-    const outLayout = await OciLayout.open(w.out, { create: true });
     const r = await runSequence(
-      inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], log: createLogger('debug', (l) => lines.push(l)) }),
+      inputs(w, { outputs, log: createLogger('debug', (l) => lines.push(l)) }),
       // A later buildpack that takes a while, as one waiting on a package registry does.
       buildpacks(w, { afterBuild: () => pause(800) }),
     );
     assert.match(lines.join(''), /test_bp\/web tarred while the build went on/);
     assert.match(lines.join(''), /'test\/bp:web' was tarred while the build ran and is unchanged since/);
     assert.deepEqual(await webLayerFiles(w, r), { server: 'server built from the app' });
-  } finally {
-    await rm(w.root, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('a layer changed after its early tar is tarred again: same size, new bytes; a file swapped for a link to a host file is a link in the image', async () => {
   for (const change of ['rewrite', 'link'] as const) {
-    const w = await world();
-    try {
-      await mkdir(join(w.root, 'keep'));
+    await inWorld(async (w, outputs) => {
       const lines: string[] = [];
-      const outLayout = await OciLayout.open(w.out, { create: true });
       const r = await runSequence(
-        inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], log: createLogger('debug', (l) => lines.push(l)) }),
+        inputs(w, { outputs, log: createLogger('debug', (l) => lines.push(l)) }),
         buildpacks(w, {
           afterBuild: async (layer) => {
             await pause(800);
@@ -212,19 +205,14 @@ test('a layer changed after its early tar is tarred again: same size, new bytes;
       );
       assert.doesNotMatch(lines.join(''), /was tarred while the build ran/, `${change}: the early tar is not used`);
       assert.deepEqual(await webLayerFiles(w, r), { server: change === 'rewrite' ? 'SERVER BUILT FROM THE APP' : '-> /etc/passwd' });
-    } finally {
-      await rm(w.root, { recursive: true, force: true });
-    }
+    });
   }
 });
 
-test('a layer restored from the cache and left alone by the build is not tarred early: the export reuses it unread', async () => {
-  const w = await world();
-  try {
-    await mkdir(join(w.root, 'keep'));
-    const outLayout = await OciLayout.open(w.out, { create: true });
+test('a layer restored from the cache and left alone by the build is not tarred early: the export reuses it unread', async () =>
+  inWorld(async (w, outputs) => {
     const cache = await DirCache.open(join(w.root, 'cache'), createLogger('warn', () => undefined));
-    await runSequence(inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], cache }), buildpacks(w));
+    await runSequence(inputs(w, { outputs, cache }), buildpacks(w));
     await rm(w.layersDir, { recursive: true, force: true });
     await mkdir(w.layersDir);
     await rm(join(w.root, 'keep'), { recursive: true, force: true });
@@ -244,10 +232,7 @@ test('a layer restored from the cache and left alone by the build is not tarred 
       await pause(600);
       return 0;
     };
-    const again = await runSequence(inputs(w, { outputs: [{ store: outLayout, tag: 'app', name: 'app' }], cache, log: createLogger('debug', (l) => lines.push(l)) }), keeping);
+    const again = await runSequence(inputs(w, { outputs, cache, log: createLogger('debug', (l) => lines.push(l)) }), keeping);
     assert.doesNotMatch(lines.join(''), /tarred while the build went on/);
     assert.deepEqual(again.exported.untouched, ['test/bp:web'], lines.join(''));
-  } finally {
-    await rm(w.root, { recursive: true, force: true });
-  }
-});
+  }));
