@@ -58,9 +58,15 @@ class CopyTo extends Transform {
 
   constructor(private readonly copy: Writable) {
     super();
-    copy.on('error', () => {
+    // An error, or a close before this pass ended it (a destroyed upload): either way the copy is gone.
+    const drop = (): void => {
+      if (this.dropped) return;
       this.dropped = true;
       this.emit('dropped');
+    };
+    copy.on('error', drop);
+    copy.on('close', () => {
+      if (!copy.writableFinished) drop();
     });
   }
 

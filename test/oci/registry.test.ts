@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { join } from 'node:path';
 import { registryFixture } from '../harness/registry.js';
 import { run, runOk } from '../harness/proc.js';
@@ -175,6 +175,14 @@ test('a layer sent while it is compressed: one streamed PATCH and a PUT with the
     const again = await writeLayerFile(treeEntries(join(dir, 'tree')), join(dir, 'b.tgz'), { copyTo: breaking });
     assert.deepEqual(again, info);
     assert.ok((await readFile(join(dir, 'b.tgz'))).equals(await readFile(join(dir, 'a.tgz'))));
+    // Nor does one closed under it without a word, or an upload given up half-way.
+    const closed = new PassThrough();
+    closed.once('data', () => closed.destroy());
+    assert.deepEqual(await writeLayerFile(treeEntries(join(dir, 'tree')), join(dir, 'c.tgz'), { copyTo: closed }), info);
+    const unread = await repo.streamBlob();
+    unread.sink.once('data', () => unread.abort());
+    assert.deepEqual(await writeLayerFile(treeEntries(join(dir, 'tree')), join(dir, 'd.tgz'), { copyTo: unread.sink }), info);
+    assert.equal(await unread.finish(desc), false);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

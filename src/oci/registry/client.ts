@@ -363,7 +363,8 @@ export class RegistryRepository implements ImageStore {
         res.body.resume();
         return this.uploadLocation(res);
       });
-    patched.catch(() => undefined);
+    // A refused or broken PATCH ends the copy too, so the layer's writer never waits on a stream nobody reads.
+    patched.catch((err: unknown) => sink.destroy(err instanceof Error ? err : new Error(String(err))));
     return {
       sink,
       finish: async (desc) => {
