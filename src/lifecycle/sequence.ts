@@ -162,6 +162,40 @@ async function applyExtensions(i: SequenceInputs, analysis: AnalyzeResult, exten
   return switched;
 }
 
+/**
+ * The detector, with the stash checked against its records meanwhile (it is outside the sandbox): from when the
+ * detector has started, or after it with a runner that does not say. A failure is the detector's to report.
+ */
+async function detectCheckingStash(i: SequenceInputs, runBuildpacks: BuildpackRunner): Promise<number> {
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  const detecting = runBuildpacks('detector', started);
+  detecting.catch(() => undefined);
+  await Promise.race([running, detecting.then(() => undefined, () => undefined)]);
+  await i.stash?.verify();
+  return detecting;
+}
+
+/** The builder, with the launch layers of buildpacks that are done tarred (and sent) meanwhile. */
+async function buildTarringEarly(i: SequenceInputs, group: GroupEntry[], runBuildpacks: BuildpackRunner): Promise<{ built: number; early: EarlyLayers }> {
+  const streamer = layerStreamer(i.outputs);
+  const early = new EarlyLayers({
+    layersDir: i.layersDir,
+    group,
+    dir: i.keepDir,
+    source: layerSource({ layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), uid: i.uid, gid: i.gid, created: i.created }),
+    created: i.created,
+    log: i.log,
+    ...(streamer ? { stream: streamer.start } : {}),
+  });
+  early.start();
+  try {
+    return { built: await runBuildpacks('builder'), early };
+  } finally {
+    await early.stop();
+  }
+}
+
 export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRunner): Promise<SequenceResult> {
   const { log } = i;
   i.phase('ANALYZING');
@@ -172,15 +206,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
 
   i.phase('DETECTING');
   handOver([i.layersDir, i.appDir], i.uid, i.gid);
-  // The stash is checked while detection runs (it is outside the sandbox), once the detector has started; with a
-  // runner that does not say when, after it. A failure is the detector's to report.
-  let started!: () => void;
-  const running = new Promise<void>((resolve) => (started = resolve));
-  const detecting = runBuildpacks('detector', started);
-  detecting.catch(() => undefined);
-  await Promise.race([running, detecting.then(() => undefined, () => undefined)]);
-  await i.stash?.verify();
-  const detected = await detecting;
+  const detected = await detectCheckingStash(i, runBuildpacks);
   if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack ${i.builderName ? `in ${i.builderName} ` : ''}detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
   const { group, groupExtensions } = afterDetection(i.layersDir);
   const runChosenByExtension = await applyExtensions(i, analysis, groupExtensions);
@@ -195,24 +221,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
 
   i.phase('BUILDING');
   handOver([i.layersDir], i.uid, i.gid, new Set(i.stash?.ownedBy(i.uid, i.gid).map((rel) => join(i.layersDir, rel))));
-  const layerSourceInputs = { layersDir: i.layersDir, ...(i.imageLayersDir ? { imageLayersDir: i.imageLayersDir } : {}), uid: i.uid, gid: i.gid, created: i.created };
-  const streamer = layerStreamer(i.outputs);
-  const early = new EarlyLayers({
-    layersDir: i.layersDir,
-    group,
-    dir: i.keepDir,
-    source: layerSource(layerSourceInputs),
-    created: i.created,
-    log,
-    ...(streamer ? { stream: streamer.start } : {}),
-  });
-  early.start();
-  let built: number;
-  try {
-    built = await runBuildpacks('builder');
-  } finally {
-    await early.stop();
-  }
+  const { built, early } = await buildTarringEarly(i, group, runBuildpacks);
   if (built !== 0) throw new StrataError(`the build failed (exit ${built}); see the buildpack output above`, built);
 
   i.phase('EXPORTING');
