@@ -110,6 +110,11 @@ async function webLayerFiles(w: World, r: Awaited<ReturnType<typeof runSequence>
 
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Waits until `ok()` holds, for up to 20 s (a loaded CI machine), as a buildpack that takes its time would. */
+async function until(ok: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + 20_000; !ok() && Date.now() < deadline; ) await pause(25);
+}
+
 test('the phase sequence runs analyze, detect, restore, build and export in order, into an image and a cache; the next run reuses the layer', async () =>
   inWorld(async (w, outputs) => {
     const cache = await DirCache.open(join(w.root, 'cache'), createLogger('warn', () => undefined));
@@ -177,7 +182,7 @@ test('a launch layer left alone while the build goes on is tarred then, and the 
     const r = await runSequence(
       inputs(w, { outputs, log: createLogger('debug', (l) => lines.push(l)) }),
       // A later buildpack that takes a while, as one waiting on a package registry does.
-      buildpacks(w, { afterBuild: () => pause(800) }),
+      buildpacks(w, { afterBuild: () => until(() => lines.join('').includes('tarred while the build went on')) }),
     );
     assert.match(lines.join(''), /test_bp\/web tarred while the build went on/);
     assert.match(lines.join(''), /'test\/bp:web' was tarred while the build ran and is unchanged since/);
@@ -192,7 +197,7 @@ test('a layer changed after its early tar is tarred again: same size, new bytes;
         inputs(w, { outputs, log: createLogger('debug', (l) => lines.push(l)) }),
         buildpacks(w, {
           afterBuild: async (layer) => {
-            await pause(800);
+            await until(() => lines.join('').includes('tarred while the build went on'));
             assert.match(lines.join(''), /tarred while the build went on/, 'the early tar was made before the change');
             const file = join(layer, 'server');
             if (change === 'rewrite') await writeFile(file, 'SERVER BUILT FROM THE APP');
