@@ -93,8 +93,17 @@ deps_unpack() {
 # write_unchanged FILE VALUE: writes VALUE to FILE only when it differs. Rewriting a file of a reused layer with the
 # same bytes still marks the layer changed (its ctime moves), and the platform then has to read it again.
 write_unchanged() {
-  if [[ ! -f "$1" ]] || [[ "$(cat "$1")" != "$2" ]]; then
-    mkdir -p "$(dirname "$1")"
+  if [[ ! -f "$1" ]] || [[ "$(<"$1")" != "$2" ]]; then
+    mkdir -p "${1%/*}"
     printf '%s' "$2" >"$1"
   fi
+}
+
+# has_line FILE LINE: whether FILE holds LINE exactly. In bash alone: a rebuild checks its layers' records with it,
+# and starting grep for each check costs more than the check.
+has_line() {
+  local l
+  [[ -f "$1" ]] || return 1
+  while IFS= read -r l || [[ -n "$l" ]]; do [[ "$l" == "$2" ]] && return 0; done <"$1"
+  return 1
 }
