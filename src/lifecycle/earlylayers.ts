@@ -96,6 +96,8 @@ export class EarlyLayers {
           if (!l.meta.types.launch || this.made.has(l.rel) || this.known.has(l.rel) || !layers.dir.isDirectory(l.rel)) continue;
           const quietSince = BigInt(Date.now() - QUIET_MS) * 1_000_000n;
           let newest = BigInt(Math.ceil((layers.dir.lstat(`${l.rel}.toml`)?.ctimeMs ?? 0) * 1e6));
+          // A .toml written just now says the buildpack is still at it: not worth walking the tree to learn that.
+          if (newest >= quietSince) continue;
           // An entry's latest time; the top dir's ctime moves when it is renamed into place, so its mtime only.
           const print = fingerprint(layers.dir, l.rel, (st, top) => {
             const t = top || st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
