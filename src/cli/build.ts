@@ -16,8 +16,6 @@ import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
 import { commaList, repeatable } from './options.js';
 
-/** Linux refuses to start a program with one environment string longer than this (MAX_ARG_STRLEN). */
-
 /** `--env K=V`, or `--env K` to pass K from strata's own environment, as pack does. */
 function parseEnv(items: string[], files: { path: string; text: string }[]): Record<string, string> {
   const env: Record<string, string> = {};

@@ -53,10 +53,11 @@ export interface CacheStage {
 
 /**
  * A volume cache: `committed/` holds each layer as `<diffID hex>.tar.gz` (the exporter's own blob, linked in: saving
- * costs no gunzip and no copy) or `<diffID hex>.tar` (a layer only the cache has), and the metadata. A new cache is written into its own
- * `staging-<pid>-<random>/` and swapped in, under a lock, by renames through `committed-backup/`, so a build killed at
- * any instant leaves a readable cache (the old one, the new one, or the old one under its backup name, which the next
- * open moves back) and parallel builds of one image each save theirs, the last one winning.
+ * costs no gunzip and no copy) or `<diffID hex>.tar` (a layer only the cache has), and the metadata. A new cache is
+ * written into its own `staging-<pid>-<random>/` and swapped in, under a lock, by renames through
+ * `committed-backup/`, so a build killed at any instant leaves a readable cache (the old one, the new one, or the old
+ * one under its backup name, which the next open moves back) and parallel builds of one image each save theirs, the
+ * last one winning.
  */
 export class DirCache implements Cache {
   private constructor(readonly dir: string, private readonly log: Logger) {}

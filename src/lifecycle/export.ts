@@ -237,15 +237,16 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
           if (early) {
             log.debug(`Layer ${describe(createdBy)} was tarred while the build ran and is unchanged since`);
             record.sha = await place(early.path, early.info, createdBy, early.sent ? streamer?.to : undefined);
-          } else if (oldSha && prevOld && (await layerDiffID(owned(l.rel), { mtime: inputs.created })) === oldSha) {
+          } else if (oldSha && prevOld && (await layerDiffID(source(layers, l.rel).entries, { mtime: inputs.created })) === oldSha) {
             // The fingerprint moved (a file rewritten with the same bytes, say), but the previous image has this
             // layer: the tar's digest alone decides whether it changed, before anything is compressed.
             log.info(`Reusing layer ${describe(createdBy)} (${oldSha.slice(7, 19)}, same content)`);
             record.sha = await reusePrevious(oldSha, prevOld, createdBy);
           } else {
-            record.sha = await layer(owned(l.rel), createdBy, true);
+            record.sha = await layer(source(layers, l.rel).entries, createdBy, true);
           }
-          rememberDiffID(layers.dir, l.rel, recipe, record.sha);
+          // An early tar was taken on the fingerprint just read: the record needs no second walk.
+          rememberDiffID(layers.dir, l.rel, recipe, record.sha, early?.fingerprint);
           recorded.set(l.rel, record.sha);
         } else {
           // No dir: the buildpack means "keep the layer from the previous image".
@@ -476,13 +477,14 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
 
   async function fillCache(layers: LayersDir, writer: CacheStage): Promise<CacheMetadata> {
     const owned = (rel: string, fixedModes = false) => ownedTree({ dir: layers.dir, rel }, toImage(layers.dir.pathOf(rel)), options.uid, options.gid, fixedModes);
+    const source = layerSource(options);
     const metadata: CacheMetadata = { buildpacks: [] };
     for (const bp of options.group) {
       const records: Record<string, LayerRecord> = {};
       for (const l of layers.layers(bp.id)) {
         if (!l.meta.types.cache || !layerDirExists(layers, l)) continue;
         // The same tar as the image layer, so the diffIDs agree; the restorer leaves existing parent dirs alone.
-        const recipe = layerRecipe(toImage(l.dir), options.uid, options.gid, options.created);
+        const { recipe } = source(layers, l.rel);
         // The export, just before, confirmed or wrote the records of its launch layers: nothing has run since.
         const known = options.recorded?.get(l.rel) ?? knownDiffID(layers.dir, l.rel, recipe);
         let sha: string;
@@ -494,7 +496,7 @@ export async function saveCache(options: { group: GroupEntry[]; layersDir: strin
           log.debug(`cache: ${bp.id}:${l.name} taken from the exported layer, not tarred again`);
           sha = known;
         } else {
-          sha = await writer.addLayer(owned(l.rel), options.created);
+          sha = await writer.addLayer(source(layers, l.rel).entries, options.created);
           rememberDiffID(layers.dir, l.rel, recipe, sha);
         }
         records[l.name] = { sha, data: l.meta.metadata, build: l.meta.types.build, launch: l.meta.types.launch, cache: true };

@@ -57,23 +57,22 @@ export const recordRel = (rel: string): string => `${rel}.strata-fingerprint`;
  * by that same recipe (owners, time, in-image path).
  */
 export function recordedDiffID(layers: ConfinedDir, rel: string, recipe?: string, seen?: (st: BigIntStats, top: boolean) => void): string | undefined {
-  let rec: Record_;
-  try {
-    rec = JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
-  } catch {
-    return undefined;
-  }
-  if ((recipe !== undefined && rec.recipe !== recipe) || !layers.isDirectory(rel)) return undefined;
+  const rec = readRecord(layers, rel);
+  if (!rec || (recipe !== undefined && rec.recipe !== recipe) || !layers.isDirectory(rel)) return undefined;
   return fingerprint(layers, rel, seen) === rec.fingerprint ? rec.diffID : undefined;
 }
 
 /** Whether `rel` has a record made by `recipe` for the fingerprint `print` (already taken by the caller). */
 export function recordedAs(layers: ConfinedDir, rel: string, recipe: string, print: string): boolean {
+  const rec = readRecord(layers, rel);
+  return rec?.recipe === recipe && rec.fingerprint === print;
+}
+
+function readRecord(layers: ConfinedDir, rel: string): Record_ | undefined {
   try {
-    const rec = JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
-    return rec.recipe === recipe && rec.fingerprint === print;
+    return JSON.parse(layers.readText(recordRel(rel), 1 << 16) ?? '') as Record_;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -81,6 +80,7 @@ export function knownDiffID(layers: ConfinedDir, rel: string, recipe: string): s
   return recordedDiffID(layers, rel, recipe);
 }
 
-export function rememberDiffID(layers: ConfinedDir, rel: string, recipe: string, diffID: string): void {
-  layers.writeFile(recordRel(rel), JSON.stringify({ fingerprint: fingerprint(layers, rel), recipe, diffID } satisfies Record_));
+/** Records `diffID` for the dir as it is now; `print`, when the caller has just taken the dir's fingerprint. */
+export function rememberDiffID(layers: ConfinedDir, rel: string, recipe: string, diffID: string, print = fingerprint(layers, rel)): void {
+  layers.writeFile(recordRel(rel), JSON.stringify({ fingerprint: print, recipe, diffID } satisfies Record_));
 }

@@ -332,7 +332,6 @@ export class RegistryRepository implements ImageStore {
     }
   }
 
-  /** Sends a blob into an open upload session: one PUT, or PATCH chunks that resume where the registry says. */
   /**
    * One streamed PATCH (chunked, no length: the distribution spec's streamed upload) fed as the blob is made, closed
    * by a PUT with the digest, which the registry checks against what it received.
@@ -379,6 +378,7 @@ export class RegistryRepository implements ImageStore {
     };
   }
 
+  /** Sends a blob into an open upload session: one PUT, or PATCH chunks that resume where the registry says. */
   private async sendBlob(location: URL, desc: Descriptor, open: BlobOpener, scope: string): Promise<void> {
     if (desc.size <= (this.options.monolithicMax ?? DEFAULT_MONOLITHIC_MAX)) {
       await this.finishUpload(location, desc, scope, desc.size === 0 ? Buffer.alloc(0) : () => open(0, desc.size), desc.size, false);
