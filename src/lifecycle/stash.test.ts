@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfinedDir } from '../oci/confined.js';
@@ -20,6 +20,11 @@ async function stashed(): Promise<{ dir: string; stash: string; layers: string }
     await writeFile(join(stash, 'bp', name, 'g'), name);
   }
   await chown(join(stash, 'bp', 'other', 'g'), 4242, 4242);
+  // What a buildpack may leave: links out of the layer, to the host and up the tree. The checks walk past them.
+  await mkdir(join(dir, 'outside'));
+  await writeFile(join(dir, 'outside', 'precious'), 'keep');
+  await symlink('/etc', join(stash, 'bp', 'mine', 'etc'));
+  await symlink('../../../outside', join(stash, 'bp', 'mine', 'up'));
   ConfinedDir.with(stash, (d) => {
     rememberDiffID(d, 'bp/mine', 'recipe', `sha256:${'1'.repeat(64)}`);
     rememberDiffID(d, 'bp/other', 'recipe', `sha256:${'2'.repeat(64)}`);
@@ -42,6 +47,9 @@ test('a stash checked ahead (while detection runs) gives its layers by rename, a
     const gid = process.getgid!();
     assert.deepEqual(s.ownedBy(uid, gid), ['bp/mine'], 'a layer with a file of another user is handed over entry by entry');
     assert.equal(await readFile(join(w.layers, 'bp', 'mine', 'f'), 'utf8'), 'mine');
+    assert.ok((await lstat(join(w.layers, 'bp', 'mine', 'etc'))).isSymbolicLink(), 'a link is carried as a link');
+    assert.ok((await lstat(join(w.layers, 'bp', 'mine', 'up'))).isSymbolicLink());
+    assert.deepEqual(await readdir(join(w.dir, 'outside')), ['precious'], 'nothing was written through a link');
   } finally {
     await rm(w.dir, { recursive: true, force: true });
   }
