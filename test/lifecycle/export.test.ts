@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFile, readlink, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { withWorkspace, writeBuildpack, writeExtension, lifecycleRoot, type Workspace } from '../harness/buildpacks.js';
 import { registryFixture } from '../harness/registry.js';
@@ -281,9 +281,16 @@ test('the Platform-API phases end to end: analyzer → detector → builder → 
     assert.equal(after.config.rootfs.diff_ids[0], (await resolveImage(client.repository('cli/run'), 'v2')).config.rootfs.diff_ids[0]);
     assert.match(await readFile(join(ws.root, 'rebase-report.toml'), 'utf8'), new RegExp(after.manifest.digest));
 
-    const multi = await run(bin('exporter'), ['-layers', ws.layers, '-app', ws.app, app, 'other.example.com/x:1'], { env });
+    // A refused export leaves none of its temporary files behind.
+    const tmp = join(ws.root, 'tmp');
+    await mkdir(tmp);
+    const multi = await run(bin('exporter'), ['-layers', ws.layers, '-app', ws.app, app, 'other.example.com/x:1'], { env: { ...env, TMPDIR: tmp } });
     assert.equal(multi.code, 3);
     assert.match(multi.stderr, /writing to multiple registries/);
+    const failed = await run(bin('exporter'), ['-layers', ws.layers, '-app', ws.app, '-launcher', join(ws.root, 'no-launcher'), '-run', runToml, app], { env: { ...env, TMPDIR: tmp } });
+    assert.notEqual(failed.code, 0);
+    assert.match(failed.stderr, /no-launcher/);
+    assert.deepEqual(await readdir(tmp), []);
   }));
 
 /** A buildpack with a launch+cache layer and a cache-only layer, built through every phase with the given cache flags. */
@@ -444,7 +451,8 @@ test('SIGKILL at any moment of an export with a cache leaves a cache the next bu
     for (const delay of [30, 80, 150, 250, 400]) {
       // New content each round, so the cache really is rewritten while the process dies.
       await runOk('sh', ['-c', `echo ${delay} >> ${join(ws.layers, 'test_deps', 'dl', 'pkg')}`]);
-      const child = spawn(bin('exporter'), args, { env, stdio: 'ignore' });
+      // A killed export cannot remove its staging dir: it goes in the workspace, not the machine's /tmp.
+      const child = spawn(bin('exporter'), args, { env: { ...env, TMPDIR: ws.root }, stdio: 'ignore' });
       const closed = new Promise((r) => child.once('close', r));
       await new Promise((r) => setTimeout(r, delay));
       child.kill('SIGKILL');

@@ -57,58 +57,64 @@ export const exporter: Phase = {
     };
     // -parallel: the cache is written while the image is; both only read the layer dirs.
     const caching = v.bool('parallel') ? saveTheCache() : undefined;
-    const prevRef = analyzed.previousImage?.reference;
-    const engine = v.bool('daemon') ? EngineClient.fromEnv(env) : undefined;
-    // An engine trades whole tars, not blobs: in daemon mode a temporary layout holds the previous image and the
-    // output, which is then loaded under every name.
-    const fromEngine = engine && prevRef ? await openEngineImage(engine, prevRef).catch(() => undefined) : undefined;
-    const staging = engine ? await OciLayout.open(await mkdtemp(join(tmpdir(), 'strata-daemon-')), { create: true }) : undefined;
-    try {
-      const prev = fromEngine ? { image: await resolveImage(fromEngine.store, fromEngine.id) } : prevRef ? await openImage(prevRef, so, log).catch(() => undefined) : undefined;
-      const prevMd = prev ? parseLifecycleMetadata(prev.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
-      const result = await exportImage(
-        exporterInputs({
-          group: group.group,
-          layersDir: v.str('layers')!,
-          appDir: v.str('app')!,
-          launcher: await readFile(v.str('launcher')!),
-          run,
-          ...(analyzed.runImage?.image ? { runName: analyzed.runImage.image } : {}),
-          // With extensions in the group, a run image run.toml does not list was chosen by one: it is recorded by name.
-          runImages: await runImagesOf(v, api).then((list) => (group.groupExtensions.length && analyzed.runImage?.image && !list.some((e) => [e.image, ...e.mirrors].includes(analyzed.runImage!.image!)) ? [] : list)),
-          ...(prev ? { previous: { image: prev.image, ...(prevMd ? { metadata: prevMd } : {}) } } : {}),
-          outputs: staging ? [{ store: staging, tag: 'export', name: 'export' }] : await outputsFor(names, true, so),
-          uid: numeric(v, 'uid'),
-          gid: numeric(v, 'gid'),
-          platformApi: api,
-          ...(v.str('process-type') ? { processType: v.str('process-type') } : {}),
-          projectMetadata: await readProjectMetadata(v.str('project-metadata')!),
-          execEnv: execEnv(env),
-          created: createdTime(env),
-          log,
-          keep,
-        }),
-      );
-      if (engine && staging) {
-        let imageId = '';
-        for (const name of names) imageId = await loadIntoEngine(staging, 'export', engine, name);
-        await writeReport(v.str('report')!, { image: { tags: names, imageId } });
-        for (const t of names) log.info(`Loaded ${t} into ${engine.description}`);
-        log.info(`*** Image ID: ${imageId}`);
-      } else {
-        await writeReport(v.str('report')!, { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
-        for (const t of result.tags) log.info(`Saved ${t}`);
-        log.info(`*** Digest: ${result.digest}`);
+    caching?.catch(() => undefined); // awaited below; a failure is reported there, not as an unhandled rejection
+    const exportWith = async (): Promise<void> => {
+      const prevRef = analyzed.previousImage?.reference;
+      const engine = v.bool('daemon') ? EngineClient.fromEnv(env) : undefined;
+      // An engine trades whole tars, not blobs: in daemon mode a temporary layout holds the previous image and the
+      // output, which is then loaded under every name.
+      const fromEngine = engine && prevRef ? await openEngineImage(engine, prevRef).catch(() => undefined) : undefined;
+      const staging = engine ? await OciLayout.open(await mkdtemp(join(tmpdir(), 'strata-daemon-')), { create: true }) : undefined;
+      try {
+        const prev = fromEngine ? { image: await resolveImage(fromEngine.store, fromEngine.id) } : prevRef ? await openImage(prevRef, so, log).catch(() => undefined) : undefined;
+        const prevMd = prev ? parseLifecycleMetadata(prev.image.config.config?.Labels?.[LABEL.lifecycle]) : undefined;
+        const result = await exportImage(
+          exporterInputs({
+            group: group.group,
+            layersDir: v.str('layers')!,
+            appDir: v.str('app')!,
+            launcher: await readFile(v.str('launcher')!),
+            run,
+            ...(analyzed.runImage?.image ? { runName: analyzed.runImage.image } : {}),
+            // With extensions in the group, a run image run.toml does not list was chosen by one: it is recorded by name.
+            runImages: await runImagesOf(v, api).then((list) => (group.groupExtensions.length && analyzed.runImage?.image && !list.some((e) => [e.image, ...e.mirrors].includes(analyzed.runImage!.image!)) ? [] : list)),
+            ...(prev ? { previous: { image: prev.image, ...(prevMd ? { metadata: prevMd } : {}) } } : {}),
+            outputs: staging ? [{ store: staging, tag: 'export', name: 'export' }] : await outputsFor(names, true, so),
+            uid: numeric(v, 'uid'),
+            gid: numeric(v, 'gid'),
+            platformApi: api,
+            ...(v.str('process-type') ? { processType: v.str('process-type') } : {}),
+            projectMetadata: await readProjectMetadata(v.str('project-metadata')!),
+            execEnv: execEnv(env),
+            created: createdTime(env),
+            log,
+            keep,
+          }),
+        );
+        if (engine && staging) {
+          let imageId = '';
+          for (const name of names) imageId = await loadIntoEngine(staging, 'export', engine, name);
+          await writeReport(v.str('report')!, { image: { tags: names, imageId } });
+          for (const t of names) log.info(`Loaded ${t} into ${engine.description}`);
+          log.info(`*** Image ID: ${imageId}`);
+        } else {
+          await writeReport(v.str('report')!, { image: { tags: result.tags, digest: result.digest, manifestSize: result.manifestSize } });
+          for (const t of result.tags) log.info(`Saved ${t}`);
+          log.info(`*** Digest: ${result.digest}`);
+        }
+        if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image`);
+        for (const u of result.untouched) log.info(`Layer ${u} is unchanged (same fingerprint): reused without reading it`);
+      } finally {
+        await fromEngine?.close();
+        if (staging) await rm(staging.root, { recursive: true, force: true });
       }
-      if (result.reused.length) log.info(`Reused ${result.reused.length} layer(s) from the previous image`);
-      for (const u of result.untouched) log.info(`Layer ${u} is unchanged (same fingerprint): reused without reading it`);
-    } finally {
-      await fromEngine?.close();
-      if (staging) await rm(staging.root, { recursive: true, force: true });
-    }
-    try {
       await (caching ?? saveTheCache());
+    };
+    try {
+      await exportWith();
     } finally {
+      // A failed export still waits for a parallel cache save, which reads the kept layers, before they go.
+      await caching?.catch(() => undefined);
       await rm(keep.dir, { recursive: true, force: true });
     }
   },
