@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # From clean: tsc leaves the output of a moved or deleted source behind, and dist/src is what builders carry.
-rm -rf dist/src dist/test dist/bench
+rm -rf dist/src dist/test dist/bench dist/compile-cache
 npx tsc -p tsconfig.json
+bash scripts/node.sh --random-seed=1 scripts/lifecycle-cache.mjs
 # The dashboard's script and style are served as written (no front-end build chain).
 cp -r src/fleet/web/assets dist/src/fleet/web/
 make -s -C launcher

@@ -225,7 +225,7 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
         await copyBlob(foreign.image.store, output.store, d);
         added.push({ descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size }, diffID: c.rootfs.diff_ids[i]!, history: { created_by: `Lifecycle: ${extras.lifecycleImage} ${foreign.version}` } });
       }
-    } else await layer(lifecycleEntries(), `Lifecycle: strata ${VERSION}`);
+    } else await layer(lifecycleEntries(process.execPath, uid), `Lifecycle: strata ${VERSION}`);
     added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
     added.push(...(await storeBuildpackLayers(extensions, output.store, 'Extension')));
     const orderToml = { ...orderToToml(order), ...(orderExtensions.length ? orderToToml(orderExtensions, 'order-extensions') : {}) };

@@ -40,7 +40,7 @@ function file(path: string, source: string | Buffer, mode = 0o644): LayerEntry {
  * interpreter is the Node.js binary shipped beside it (so the build image needs no Node.js, only the glibc and
  * libstdc++ every Debian image has), the compiled lifecycle with its production modules, and the static launcher.
  */
-export async function* lifecycleEntries(nodeBinary: string = process.execPath): AsyncGenerator<LayerEntry> {
+export async function* lifecycleEntries(nodeBinary: string = process.execPath, buildUid?: number): AsyncGenerator<LayerEntry> {
   const root = `${LIFECYCLE_DIR}/strata`;
   // Root-owned and world-readable whatever the checkout's umask was: the build user runs these.
   const own = (e: LayerEntry): LayerEntry => {
@@ -62,6 +62,14 @@ export async function* lifecycleEntries(nodeBinary: string = process.execPath): 
   yield own({ type: 'directory', path: `${root}/dist`, mode: 0o755 });
   const wanted = (rel: string): boolean => LIFECYCLE_CODE.some((c) => rel === c || rel.startsWith(`${c}/`));
   for await (const e of treeEntries(join(PROJECT_ROOT, 'dist', 'src'), { prefix: `${root}/dist/src`, parentDirs: false, include: (rel, st) => wanted(rel) && (st.isDirectory() || compiled(rel)) })) yield own(e);
+  // The compiled code, for the Node.js shipped here only. Node.js keeps one cache per uid (the last part of the
+  // dir's name), so the one made at build time is named for the build user, who reads it and cannot write it.
+  const compiledCache = join(PROJECT_ROOT, 'dist', 'compile-cache');
+  if (buildUid !== undefined && nodeBinary === process.execPath && existsSync(compiledCache)) {
+    const cachePath = `${root}/dist/compile-cache`;
+    const forUser = (path: string): string => cachePath + path.slice(cachePath.length).replace(/^(\/v[^/]*-)\d+(?=\/|$)/, `$1${buildUid}`);
+    for await (const e of treeEntries(compiledCache, { prefix: cachePath, parentDirs: false })) yield own({ ...e, path: forUser(e.path) });
+  }
   yield own({ type: 'directory', path: `${root}/node_modules`, mode: 0o755 });
   for (const m of productionModules()) {
     if (m.includes('/')) yield own({ type: 'directory', path: `${root}/node_modules/${m.split('/')[0]}`, mode: 0o755 });

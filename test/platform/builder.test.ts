@@ -89,7 +89,8 @@ test('builder create: build image + dirs + strata lifecycle + buildpacks + order
   spec.process.terminal = false;
   spec.process.args = ['/cnb/lifecycle/detector', '-log-level', 'debug'];
   spec.process.user = { uid: 1000, gid: 1000 };
-  spec.process.env = ['CNB_PLATFORM_API=0.15', 'PATH=/usr/bin:/bin', 'HOME=/layers'];
+  // Node.js says where its compile cache reads from: the one baked into the lifecycle layer for this user.
+  spec.process.env = ['CNB_PLATFORM_API=0.15', 'PATH=/usr/bin:/bin', 'HOME=/layers', 'NODE_DEBUG_NATIVE=COMPILE_CACHE'];
   spec.process.cwd = '/';
   await writeFile(join(bundle, 'config.json'), JSON.stringify(spec));
   const id = `strata-test-${process.pid}`;
@@ -98,6 +99,11 @@ test('builder create: build image + dirs + strata lifecycle + buildpacks + order
   const diag = detected.code === 0 ? '' : await runOk('sh', ['-c', `cd ${rootfs} && ls -ld . cnb cnb/lifecycle cnb/lifecycle/node cnb/lifecycle/strata cnb/lifecycle/strata/bin cnb/lifecycle/strata/bin/lifecycle lib64 lib64/* 2>&1; head -c 40 cnb/lifecycle/strata/bin/lifecycle`]);
   assert.equal(detected.code, 0, detected.stdout + detected.stderr + diag);
   assert.match(await readFile(join(rootfs, 'layers', 'group.toml'), 'utf8'), /id = "test\/b"/);
+  // The lifecycle's compiled code comes from the layer, made when strata was built; the build user cannot write there.
+  assert.match(detected.stderr, /reading cache from \/cnb\/lifecycle\/strata\/dist\/compile-cache\/v[^/]+-1000\/\w+ for ESM file:\/\/\/cnb\/lifecycle\/strata\/dist\/src\/lifecycle\/cli\.js\.\.\.\[[^\]]*\]\.\.\. success/);
+  const cacheDir = await stat(join(rootfs, 'cnb', 'lifecycle', 'strata', 'dist', 'compile-cache'));
+  assert.equal(cacheDir.uid, 0);
+  assert.equal(cacheDir.mode & 0o022, 0);
 });
 
 test('builder.toml mistakes are one line naming the file; nothing is written', async () => {
