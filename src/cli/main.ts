@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   run: () => import('./run.js').then((m) => m.registerRunCommand),
   images: () => import('./app.js').then((m) => m.registerAppCommands),
   config: () => import('./config.js').then((m) => m.registerConfigCommand),
+  manifest: () => import('./manifest.js').then((m) => m.registerManifestCommands),
   fleet: () => import('./fleet.js').then((m) => m.registerFleetCommands),
 };
 const ALIASES: Record<string, string> = { logout: 'login', rmi: 'images', inspect: 'images', rebase: 'images', sbom: 'images' };

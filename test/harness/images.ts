@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { treeEntries, writeLayerFile } from '../../src/oci/layer.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { appendLayers, emptyConfig, emptyManifest, writeImage } from '../../src/oci/mutate.js';
-import { hostPlatform } from '../../src/oci/manifest.js';
+import { hostPlatform, type PlatformWanted } from '../../src/oci/manifest.js';
 import type { Digest } from '../../src/oci/digest.js';
 import { tempDir } from './proc.js';
 
@@ -20,9 +20,9 @@ export async function writeTree(root: string, files: Record<string, FileSpec>): 
 }
 
 /** Makes a single-platform image in a layout, one layer per file map, with strata's own layer writer. */
-export async function makeLayoutImage(dir: string, tag: string, layers: Record<string, FileSpec>[], labels: Record<string, string> = {}, env: string[] = []): Promise<{ layout: OciLayout; digest: Digest }> {
+export async function makeLayoutImage(dir: string, tag: string, layers: Record<string, FileSpec>[], labels: Record<string, string> = {}, env: string[] = [], platform: PlatformWanted = hostPlatform()): Promise<{ layout: OciLayout; digest: Digest }> {
   const layout = await OciLayout.open(dir, { create: true });
-  let config = emptyConfig(hostPlatform());
+  let config = emptyConfig(platform);
   config.config = { Env: ['PATH=/usr/bin:/bin', ...env], Labels: labels };
   let manifest = emptyManifest();
   const work = await tempDir();
