@@ -28,6 +28,9 @@ const PHASES: Record<string, () => Promise<Phase>> = {
 
 export const PHASE_NAMES = Object.keys(PHASES);
 
+/** Set by a platform that starts a phase before its inputs are ready: the phase waits for `go` on its stdin. */
+export const LIFECYCLE_GATE = 'STRATA_LIFECYCLE_GATE';
+
 /**
  * Runs one lifecycle phase as the Platform API defines its command line, returning the exit code. CNB_PLATFORM_API
  * is checked before anything else is read.
@@ -60,6 +63,9 @@ export async function runPhase(name: string, argv: string[], env: NodeJS.Process
   } catch (err) {
     return fail(err, Exit.InvalidArgs);
   }
+  // A platform that started this sandbox ahead of its inputs (strata build) says `go` on stdin once they are in place;
+  // nothing is read before. Anything else (stdin closed) means the run was called off.
+  if (env[LIFECYCLE_GATE] === '1' && !(await gateOpened())) return Exit.Generic;
   if (phase.refuseRoot && process.getuid?.() === 0) {
     return fail(new StrataError(`refusing to run as root: buildpacks run as the build user (set by CNB_USER_ID in a builder); run ${name} as that user`, Exit.Generic), Exit.Generic);
   }
@@ -69,6 +75,12 @@ export async function runPhase(name: string, argv: string[], env: NodeJS.Process
   } catch (err) {
     return fail(err, phase.errorCode);
   }
+}
+
+async function gateOpened(): Promise<boolean> {
+  let said = '';
+  for await (const chunk of process.stdin) said += String(chunk);
+  return said.startsWith('go');
 }
 
 /** `lifecycle <phase> …` or a binary named after the phase (`/cnb/lifecycle/detector`). */

@@ -34,6 +34,21 @@ import type { LayerStash } from './stash.js';
 /** Runs the detector or builder where buildpacks run; returns its exit code. */
 export type BuildpackRunner = (phase: 'detector' | 'builder', started?: () => void) => Promise<number>;
 
+/** A phase whose sandbox was started ahead of its inputs: told to `go` once they are in place, or called off. */
+export interface HeldPhase {
+  /** Its exit code; `started` is told at once (it runs already) or when its sandbox is up. */
+  go(started?: () => void): Promise<number>;
+  /** Calls it off and waits for its sandbox to be gone; nothing once it was told to go. */
+  cancel(): Promise<void>;
+}
+
+/**
+ * Starts a phase's sandbox now, holding it before it reads anything: the detector's while the analysis talks to
+ * registries, the builder's while detection and the restore run. What it starts must not see the layers dir until
+ * `go` (the platform's sandbox shows it an empty dir until then), so the host's writes there cannot be raced.
+ */
+export type PhaseStarter = (phase: 'detector' | 'builder') => HeldPhase;
+
 export interface SequenceInputs {
   platformApi: ApiVersion;
   layersDir: string;
@@ -196,17 +211,36 @@ async function buildTarringEarly(i: SequenceInputs, group: GroupEntry[], runBuil
   }
 }
 
-export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRunner): Promise<SequenceResult> {
+export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRunner, prestart?: PhaseStarter): Promise<SequenceResult> {
   const { log } = i;
   i.phase('ANALYZING');
-  const analysis = await analyze({ ...i.analyze, log });
-  await writeAnalyzed(join(i.layersDir, 'analyzed.toml'), analysis.analyzed);
+  // Before any sandbox starts: a held one sees the app dir already, and nothing may change a tree while it is walked.
+  if (prestart) handOver([i.layersDir, i.appDir], i.uid, i.gid);
+  const heldDetector = prestart?.('detector');
+  let analysis: AnalyzeResult;
+  try {
+    analysis = await analyze({ ...i.analyze, log });
+    await writeAnalyzed(join(i.layersDir, 'analyzed.toml'), analysis.analyzed);
+  } catch (err) {
+    await heldDetector?.cancel();
+    throw err;
+  }
   log.info(analysis.previous ? `Previous image ${analysis.previous.reference}` : 'No previous image');
   log.info(`Run image ${analysis.run.reference}`);
 
   i.phase('DETECTING');
-  handOver([i.layersDir, i.appDir], i.uid, i.gid);
-  const detected = await detectCheckingStash(i, runBuildpacks);
+  if (!prestart) handOver([i.layersDir, i.appDir], i.uid, i.gid);
+  const heldBuilder = prestart?.('builder');
+  try {
+    return await detectToExport(i, analysis, heldDetector ? (_phase, started) => heldDetector.go(started) : runBuildpacks, heldBuilder ? (_phase, started) => heldBuilder.go(started) : runBuildpacks);
+  } finally {
+    await heldBuilder?.cancel();
+  }
+}
+
+async function detectToExport(i: SequenceInputs, analysis: AnalyzeResult, runDetector: BuildpackRunner, runBuilder: BuildpackRunner): Promise<SequenceResult> {
+  const { log } = i;
+  const detected = await detectCheckingStash(i, runDetector);
   if (detected !== 0) throw new StrataError(detected === Exit.DetectFailed ? `no buildpack ${i.builderName ? `in ${i.builderName} ` : ''}detected this app (exit ${Exit.DetectFailed})` : `detection failed (exit ${detected})`, detected);
   const { group, groupExtensions } = afterDetection(i.layersDir);
   const runChosenByExtension = await applyExtensions(i, analysis, groupExtensions);
@@ -221,7 +255,7 @@ export async function runSequence(i: SequenceInputs, runBuildpacks: BuildpackRun
 
   i.phase('BUILDING');
   handOver([i.layersDir], i.uid, i.gid, new Set(i.stash?.ownedBy(i.uid, i.gid).map((rel) => join(i.layersDir, rel))));
-  const { built, early } = await buildTarringEarly(i, group, runBuildpacks);
+  const { built, early } = await buildTarringEarly(i, group, runBuilder);
   if (built !== 0) throw new StrataError(`the build failed (exit ${built}); see the buildpack output above`, built);
 
   i.phase('EXPORTING');

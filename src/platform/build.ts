@@ -31,7 +31,8 @@ import { writeReport } from '../spec/report.js';
 import { LABEL_BUILDER, type BuilderMetadata } from './builder.js';
 import type { Executor, Mount, SandboxLimits, SandboxRun } from './executor.js';
 import { openByPolicy, outputFor, outputsFor, readers, strataHome, whereLooked } from '../oci/images.js';
-import { runSequence } from '../lifecycle/sequence.js';
+import { runSequence, type HeldPhase } from '../lifecycle/sequence.js';
+import { LIFECYCLE_DIR } from './lifecycle-layer.js';
 import { unpackedRootfs } from './rootfs.js';
 import { lineProgress, type Progress } from '../oci/progress.js';
 import { isRemoteUri } from './download.js';
@@ -261,6 +262,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         ...(o.progress ? { progress: o.progress } : {}),
       },
       (name, started) => (name === 'builder' ? buildSandbox : sandbox).run({ ...spec(name), ...(started ? { started } : {}) }),
+      sandbox.holds && lifecycleHolds(rootfs, o.builder) ? (name) => heldPhase(name === 'builder' ? buildSandbox : sandbox, spec(name), () => (name === 'builder' ? buildSandbox : sandbox)) : undefined,
     );
     if (o.engine) {
       const { loadIntoEngine } = await import('../oci/engine/transfer.js');
@@ -279,6 +281,51 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** Whether the builder's lifecycle is strata's and waits to be told to go (LIFECYCLE_FEATURES in its package.json). */
+function lifecycleHolds(rootfs: string, builder: string): boolean {
+  const text = ConfinedDir.with(rootfs, (d) => d.readText(`${LIFECYCLE_DIR}/strata/package.json`, 1 << 16), { display: `builder ${builder}` });
+  try {
+    const features = (JSON.parse(text ?? '{}') as { features?: unknown }).features;
+    return Array.isArray(features) && features.includes('gate');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A phase's sandbox started now and held (the layers dir shows empty in it) until `go`. A builder whose sandbox was
+ * replaced meanwhile (an extension extended the build image) is called off and run on the new one.
+ */
+function heldPhase(on: Executor, run: SandboxRun, current: () => Executor): HeldPhase {
+  let release!: (go: boolean) => void;
+  const released = new Promise<boolean>((resolve) => (release = resolve));
+  let up = false;
+  let tell: (() => void) | undefined;
+  const running = on.run({ ...run, hold: { destination: '/layers', release: released }, started: () => ((up = true), tell?.()) });
+  running.catch(() => undefined);
+  let settled = false;
+  return {
+    async go(started) {
+      settled = true;
+      if (current() !== on) {
+        release(false);
+        await running.catch(() => undefined);
+        return current().run({ ...run, ...(started ? { started } : {}) });
+      }
+      if (up) started?.();
+      else tell = started;
+      release(true);
+      return running;
+    },
+    async cancel() {
+      if (settled) return;
+      settled = true;
+      release(false);
+      await running.catch(() => undefined);
+    },
+  };
 }
 
 /** Phase headers, timed: each phase lasts until the next one starts. */

@@ -2,11 +2,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsc, existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { processAlive } from '../oci/fsutil.js';
 import { makeMountPoints } from '../oci/confined.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
+import { LIFECYCLE_GATE } from '../lifecycle/cli.js';
 import type { EngineClient } from '../oci/engine/client.js';
 
 /** A host dir seen at another path inside the sandbox. */
@@ -36,6 +37,13 @@ export interface SandboxRun {
   dockerfileStep?: boolean;
   /** Told once the sandbox process is running: the caller's own work in the meantime then does not delay its start. */
   started?: () => void;
+  /**
+   * Started before its inputs are ready (runc only: `holds`). Until `release` resolves, the mount at `destination`
+   * is an empty dir only root may read, so nothing in the sandbox can see or race what the host is still writing there;
+   * then the host binds the mount's real source in (propagated into the sandbox) and tells strata's lifecycle to go
+   * on on its stdin (STRATA_LIFECYCLE_GATE). Resolving false cancels the run: the lifecycle exits without running.
+   */
+  hold?: { destination: string; release: Promise<boolean> };
 }
 
 /** What one sandboxed run may use: a fork bomb or a runaway build stops at these, not at the host's limits. */
@@ -51,7 +59,49 @@ export const DEFAULT_LIMITS: SandboxLimits = { pids: 1024, memoryBytes: 4 * 2 **
 /** Runs one program in isolation and returns its exit code; output goes to ours. */
 export interface Executor {
   readonly name: string;
+  /** Whether `run` takes a `hold`: a sandbox started ahead of its inputs. */
+  readonly holds?: boolean;
   run(spec: SandboxRun): Promise<number>;
+}
+
+
+function command(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new StrataError(`${cmd} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
+  });
+}
+
+/**
+ * An empty dir mounted on itself in a peer group of its own: bound into a container as a slave, it shows nothing until
+ * the host binds something onto it, which then appears in the container too. The owner's pid is in its name, so a
+ * later strata can undo one whose owner was killed (reapOrphans).
+ */
+async function heldMount(stateDir: string): Promise<{ dir: string; fill(source: string): Promise<void>; undo(): Promise<void> }> {
+  const dir = await mkdtemp(join(stateDir, `gate-${process.pid}-`));
+  const undo = () => unmountAll(dir);
+  try {
+    await command('mount', ['--bind', dir, dir]);
+    await command('mount', ['--make-private', dir]);
+    await command('mount', ['--make-shared', dir]);
+  } catch (err) {
+    await undo();
+    throw err;
+  }
+  return { dir, fill: (source) => command('mount', ['--bind', source, dir]), undo };
+}
+
+/** Unmounts everything stacked at `dir` (lazily: a sandbox may still be going away) and removes it. */
+async function unmountAll(dir: string): Promise<void> {
+  // mountinfo escapes space, tab, newline and backslash in paths as octal.
+  const escaped = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  const stacked = readFileSafe('/proc/self/mountinfo')?.split('\n').filter((l) => l.split(' ')[4] === escaped).length ?? 0;
+  for (let i = 0; i < stacked; i++) await command('umount', ['-l', dir]).catch(() => undefined);
+  // Never a recursive removal: were anything still mounted there, it would reach into the build's layers.
+  await rmdir(dir).catch(() => undefined);
 }
 
 let setprivThere: boolean | undefined;
@@ -91,6 +141,7 @@ const DOCKERFILE_CAPS = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOW
  */
 export class RuncExecutor implements Executor {
   readonly name = 'runc';
+  readonly holds = true;
 
   constructor(
     private readonly rootfs: string,
@@ -104,14 +155,20 @@ export class RuncExecutor implements Executor {
     // The owner's pid is in the name, so a later strata can tell a container whose owner was killed.
     const id = `strata-${process.pid}-${randomBytes(4).toString('hex')}`;
     const limits = spec.limits ?? DEFAULT_LIMITS;
-    const bind = (m: Mount) => ({ destination: m.destination, type: 'bind', source: m.source, options: ['rbind', 'nosuid', 'nodev', m.readonly ? 'ro' : 'rw'] });
+    const held = spec.hold ? await heldMount(this.stateDir) : undefined;
+    const heldSource = spec.hold && spec.mounts.find((m) => m.destination === spec.hold!.destination)?.source;
+    if (spec.hold && !heldSource) throw new StrataError(`sandbox: nothing is mounted at ${spec.hold.destination} to hold back`);
+    const bind = (m: Mount) =>
+      held && m.destination === spec.hold?.destination
+        ? { destination: m.destination, type: 'bind', source: held.dir, options: ['rbind', 'rslave', 'nosuid', 'nodev', m.readonly ? 'ro' : 'rw'] }
+        : { destination: m.destination, type: 'bind', source: m.source, options: ['rbind', 'nosuid', 'nodev', m.readonly ? 'ro' : 'rw'] };
     const config = {
       ociVersion: '1.0.2',
       process: {
         terminal: false,
         user: { uid: spec.uid, gid: spec.gid },
         args: spec.args,
-        env: spec.env,
+        env: spec.hold ? [...spec.env, `${LIFECYCLE_GATE}=1`] : spec.env,
         cwd: spec.cwd,
         noNewPrivileges: true,
         capabilities: spec.dockerfileStep && spec.uid === 0 ? { bounding: DOCKERFILE_CAPS, effective: DOCKERFILE_CAPS, permitted: DOCKERFILE_CAPS } : { bounding: DEFAULT_CAPS, effective: DEFAULT_CAPS, permitted: DEFAULT_CAPS, ambient: DEFAULT_CAPS },
@@ -138,10 +195,30 @@ export class RuncExecutor implements Executor {
       },
     };
     await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
+    let releaseFailed: unknown;
+    let ended = false;
+    let filling: Promise<void> | undefined;
     try {
-      return await new Promise<number>((resolve, reject) => {
-        const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: ['ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: [spec.hold ? 'pipe' : 'ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
         child.once('spawn', () => spec.started?.());
+        if (spec.hold && held && heldSource) {
+          const gate = child.stdin!;
+          gate.on('error', () => undefined);
+          // The real dir is bound in before the lifecycle is told to go on: it never reads the empty one.
+          const open = async (): Promise<boolean> => {
+            if (!(await spec.hold!.release.catch(() => false)) || ended) return false;
+            filling = held.fill(heldSource);
+            try {
+              await filling;
+              return true;
+            } catch (err) {
+              releaseFailed = err;
+              return false;
+            }
+          };
+          void open().then((go) => gate.end(go ? 'go\n' : ''));
+        }
         const guard = guardian(join(this.stateDir, 'runc-state'), id);
         if (spec.output) for (const out of [child.stdout!, child.stderr!]) out.on('data', spec.output);
         // Ctrl-C and SIGTERM reach the sandboxed program (runc passes them on). A program running as PID 1 of its
@@ -164,8 +241,16 @@ export class RuncExecutor implements Executor {
           resolve(code ?? (signal ? 128 : 1));
         });
       });
+      if (releaseFailed) throw releaseFailed;
+      return code;
     } finally {
       await rm(bundle, { recursive: true, force: true });
+      ended = true;
+      if (held) {
+        // A release still to come finds the run over and binds nothing; a bind under way finishes before the undo.
+        await filling?.catch(() => undefined);
+        await held.undo();
+      }
     }
   }
 }
@@ -311,8 +396,10 @@ export async function reapOrphans(stateDir: string): Promise<string[]> {
     reaped.push(id);
   }
   for (const b of await readdir(stateDir).catch(() => [] as string[])) {
-    const m = /^bundle-(\d+)-/.exec(b);
-    if (m && !processAlive(Number(m[1]))) await rm(join(stateDir, b), { recursive: true, force: true });
+    const m = /^(bundle|gate)-(\d+)-/.exec(b);
+    if (!m || processAlive(Number(m[2]))) continue;
+    if (m[1] === 'gate') await unmountAll(join(stateDir, b));
+    else await rm(join(stateDir, b), { recursive: true, force: true });
   }
   return reaped;
 }

@@ -7,6 +7,12 @@ import { PROJECT_ROOT, VERSION } from '../version.js';
 export const LIFECYCLE_DIR = 'cnb/lifecycle';
 export const PHASES = ['analyzer', 'detector', 'restorer', 'builder', 'exporter', 'rebaser', 'creator', 'lifecycle'];
 
+/**
+ * What this lifecycle can do beyond the Platform API, for a platform to ask of a builder: `gate`, a phase started
+ * ahead of its inputs waits for `go` on its stdin (STRATA_LIFECYCLE_GATE).
+ */
+export const LIFECYCLE_FEATURES = ['gate'];
+
 /** The packages the lifecycle itself imports; the CLI's and the fleet's (YAML, database, HTTP server) stay out of builders. */
 export const LIFECYCLE_DEPENDENCIES = ['smol-toml', 'tar-stream'];
 
@@ -57,7 +63,7 @@ export async function* lifecycleEntries(nodeBinary: string = process.execPath, b
   yield own({ type: 'directory', path: `${root}/bin`, mode: 0o755 });
   const entry = readFileSync(join(PROJECT_ROOT, 'bin', 'lifecycle'), 'utf8').replace(/^#!.*\n/, `#!/${LIFECYCLE_DIR}/node\n`);
   yield file(`${root}/bin/lifecycle`, Buffer.from(entry), 0o755);
-  yield file(`${root}/package.json`, Buffer.from(JSON.stringify({ name: 'strata-lifecycle', version: VERSION, type: 'module', private: true })));
+  yield file(`${root}/package.json`, Buffer.from(JSON.stringify({ name: 'strata-lifecycle', version: VERSION, type: 'module', private: true, features: LIFECYCLE_FEATURES })));
   const compiled = (rel: string): boolean => !/\.(map|test\.js)$/.test(rel);
   yield own({ type: 'directory', path: `${root}/dist`, mode: 0o755 });
   const wanted = (rel: string): boolean => LIFECYCLE_CODE.some((c) => rel === c || rel.startsWith(`${c}/`));
