@@ -76,33 +76,13 @@ function command(cmd: string, args: string[]): Promise<void> {
 }
 
 /**
- * An empty dir mounted on itself in a peer group of its own: bound into a container as a slave, it shows nothing until
- * the host binds something onto it, which then appears in the container too. The owner's pid is in its name, so a
- * later strata can undo one whose owner was killed (reapOrphans).
+ * runc in a mount namespace of its own, where an empty dir is mounted on itself in a peer group of its own: bound
+ * into the container as a slave, it shows nothing until the host binds something onto it in that namespace (nsenter),
+ * which then appears in the container too. The mounts live only in that namespace, so they go when runc does, however
+ * strata ends; the empty dir carries its owner's pid for a later strata to remove (reapOrphans). The shell says on
+ * fd 3 when the mount is in place.
  */
-async function heldMount(stateDir: string): Promise<{ dir: string; fill(source: string): Promise<void>; undo(): Promise<void> }> {
-  const dir = await mkdtemp(join(stateDir, `gate-${process.pid}-`));
-  const undo = () => unmountAll(dir);
-  try {
-    await command('mount', ['--bind', dir, dir]);
-    await command('mount', ['--make-private', dir]);
-    await command('mount', ['--make-shared', dir]);
-  } catch (err) {
-    await undo();
-    throw err;
-  }
-  return { dir, fill: (source) => command('mount', ['--bind', source, dir]), undo };
-}
-
-/** Unmounts everything stacked at `dir` (lazily: a sandbox may still be going away) and removes it. */
-async function unmountAll(dir: string): Promise<void> {
-  // mountinfo escapes space, tab, newline and backslash in paths as octal.
-  const escaped = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
-  const stacked = readFileSafe('/proc/self/mountinfo')?.split('\n').filter((l) => l.split(' ')[4] === escaped).length ?? 0;
-  for (let i = 0; i < stacked; i++) await command('umount', ['-l', dir]).catch(() => undefined);
-  // Never a recursive removal: were anything still mounted there, it would reach into the build's layers.
-  await rmdir(dir).catch(() => undefined);
-}
+const HELD_RUNC = 'mount --bind "$0" "$0" && mount --make-shared "$0" && echo ready >&3 && exec 3>&- runc "$@"';
 
 let setprivThere: boolean | undefined;
 
@@ -155,12 +135,12 @@ export class RuncExecutor implements Executor {
     // The owner's pid is in the name, so a later strata can tell a container whose owner was killed.
     const id = `strata-${process.pid}-${randomBytes(4).toString('hex')}`;
     const limits = spec.limits ?? DEFAULT_LIMITS;
-    const held = spec.hold ? await heldMount(this.stateDir) : undefined;
     const heldSource = spec.hold && spec.mounts.find((m) => m.destination === spec.hold!.destination)?.source;
     if (spec.hold && !heldSource) throw new StrataError(`sandbox: nothing is mounted at ${spec.hold.destination} to hold back`);
+    const held = spec.hold ? await mkdtemp(join(this.stateDir, `gate-${process.pid}-`)) : undefined;
     const bind = (m: Mount) =>
       held && m.destination === spec.hold?.destination
-        ? { destination: m.destination, type: 'bind', source: held.dir, options: ['rbind', 'rslave', 'nosuid', 'nodev', m.readonly ? 'ro' : 'rw'] }
+        ? { destination: m.destination, type: 'bind', source: held, options: ['rbind', 'rslave', 'nosuid', 'nodev', m.readonly ? 'ro' : 'rw'] }
         : { destination: m.destination, type: 'bind', source: m.source, options: ['rbind', 'nosuid', 'nodev', m.readonly ? 'ro' : 'rw'] };
     const config = {
       ociVersion: '1.0.2',
@@ -200,15 +180,25 @@ export class RuncExecutor implements Executor {
     let filling: Promise<void> | undefined;
     try {
       const code = await new Promise<number>((resolve, reject) => {
-        const child = spawn('runc', ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id], { stdio: [spec.hold ? 'pipe' : 'ignore', spec.output ? 'pipe' : 'inherit', spec.output ? 'pipe' : 'inherit'] });
+        const runcArgs = ['--root', join(this.stateDir, 'runc-state'), 'run', '--bundle', bundle, id];
+        const out = spec.output ? 'pipe' : 'inherit';
+        const child = held
+          ? spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', HELD_RUNC, held, ...runcArgs], { stdio: ['pipe', out, out, 'pipe'] })
+          : spawn('runc', runcArgs, { stdio: ['ignore', out, out] });
         child.once('spawn', () => spec.started?.());
         if (spec.hold && held && heldSource) {
           const gate = child.stdin!;
           gate.on('error', () => undefined);
+          const ready = new Promise<boolean>((resolve) => {
+            const said = child.stdio[3] as NodeJS.ReadableStream;
+            said.once('data', () => resolve(true));
+            said.once('end', () => resolve(false));
+            said.on('error', () => resolve(false));
+          });
           // The real dir is bound in before the lifecycle is told to go on: it never reads the empty one.
           const open = async (): Promise<boolean> => {
-            if (!(await spec.hold!.release.catch(() => false)) || ended) return false;
-            filling = held.fill(heldSource);
+            if (!(await spec.hold!.release.catch(() => false)) || !(await ready) || ended) return false;
+            filling = command('nsenter', ['--target', String(child.pid), '--mount', '--', 'mount', '--bind', heldSource, held]);
             try {
               await filling;
               return true;
@@ -233,7 +223,7 @@ export class RuncExecutor implements Executor {
         const onInt = forward('SIGINT');
         const onTerm = forward('SIGTERM');
         process.on('SIGINT', onInt).on('SIGTERM', onTerm);
-        child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? 'runc is not installed (apt-get install runc), or use --executor host' : `runc: ${e.message}`)));
+        child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? `${held ? 'unshare (util-linux)' : 'runc'} is not installed (apt-get install runc), or use --executor host` : `runc: ${e.message}`)));
         child.on('close', (code, signal) => {
           guard?.kill('SIGKILL');
           if (killer) clearTimeout(killer);
@@ -247,9 +237,9 @@ export class RuncExecutor implements Executor {
       await rm(bundle, { recursive: true, force: true });
       ended = true;
       if (held) {
-        // A release still to come finds the run over and binds nothing; a bind under way finishes before the undo.
+        // A release still to come finds the run over and binds nothing. The mounts went with runc's namespace.
         await filling?.catch(() => undefined);
-        await held.undo();
+        await rmdir(held).catch(() => undefined);
       }
     }
   }
@@ -398,7 +388,8 @@ export async function reapOrphans(stateDir: string): Promise<string[]> {
   for (const b of await readdir(stateDir).catch(() => [] as string[])) {
     const m = /^(bundle|gate)-(\d+)-/.exec(b);
     if (!m || processAlive(Number(m[2]))) continue;
-    if (m[1] === 'gate') await unmountAll(join(stateDir, b));
+    // A gate is an empty dir (its mounts were only ever in runc's own namespace): never removed recursively.
+    if (m[1] === 'gate') await rmdir(join(stateDir, b)).catch(() => undefined);
     else await rm(join(stateDir, b), { recursive: true, force: true });
   }
   return reaped;
