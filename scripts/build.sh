@@ -10,6 +10,12 @@ bash scripts/node.sh --random-seed=1 scripts/lifecycle-cache.mjs
 # The dashboard's script and style are served as written (no front-end build chain).
 cp -r src/fleet/web/assets dist/src/fleet/web/
 make -s -C launcher
+# The launcher for arm64 too, where the cross compiler is (setup.sh installs it on amd64).
+if [ "$(uname -m)" = x86_64 ] && command -v aarch64-linux-gnu-gcc >/dev/null; then
+  make -s -C launcher CC=aarch64-linux-gnu-gcc OUT=build/linux-arm64/launcher
+  rm -rf dist/platforms && mkdir -p dist/platforms/linux-arm64
+  cp launcher/build/linux-arm64/launcher dist/platforms/linux-arm64/launcher
+fi
 out=dist/lifecycle
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"

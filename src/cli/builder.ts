@@ -8,7 +8,7 @@ import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
-import { checkTargets, commaList, labelMap, repeatable, tagAlso } from './options.js';
+import { checkTargets, commaList, labelMap, platformFlag, repeatable, tagAlso } from './options.js';
 import type { ImageStore } from '../oci/store.js';
 
 function tree(order: Order, title = 'Detection Order:'): string {
@@ -37,14 +37,16 @@ export function registerBuilderCommands(program: Command): void {
     .description("make strata's lifecycle into a lifecycle image (for kpack's and the fleet's ClusterLifecycle)")
     .option('--publish', 'push it to its registry (otherwise the local store, or oci:<dir>)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
-    .action(async (name: string, opts: { publish?: boolean; insecureRegistry: string[] }) => {
+    .option('-t, --target <os/arch>', 'a platform to make it for (repeatable, comma list): several make an image index; default this machine’s', commaList, [])
+    .action(async (name: string, opts: { publish?: boolean; insecureRegistry: string[]; target: string[] }) => {
       const { createLifecycleImage } = await import('../platform/builder.js');
+      const platforms = [...new Set(opts.target)].map((t) => platformFlag(t, '--target'));
       let where = '';
       const r = await createLifecycleImage(async () => {
         const out = await outputFor(name, opts.publish ?? false, { insecureRegistries: opts.insecureRegistry });
         where = out.where;
         return out;
-      });
+      }, platforms.length ? platforms : undefined);
       process.stdout.write(`Lifecycle image ${name} (strata ${r.version}) saved to ${where}\n  digest ${r.digest}\n`);
     });
   builder

@@ -4,21 +4,17 @@ import { cliProgress } from './progress.js';
 import { copyImage } from '../oci/copy.js';
 import { EngineClient } from '../oci/engine/client.js';
 import { loadIntoEngine, openEngineImage } from '../oci/engine/transfer.js';
-import { StrataError } from '../oci/errors.js';
 import { resolveImage } from '../oci/image.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
-import { commaList } from './options.js';
+import { commaList, platformFlag } from './options.js';
 
 function storeOptions(opts: { insecureRegistry?: string[] }): StoreOptions {
   return { insecureRegistries: opts.insecureRegistry ?? [] };
 }
 
 function parsePlatform(text: string | undefined): PlatformWanted {
-  if (!text) return hostPlatform();
-  const [os, architecture, variant] = text.split('/');
-  if (!os || !architecture) throw new StrataError(`--platform "${text}": expected os/arch[/variant], e.g. linux/amd64`);
-  return { os, architecture, ...(variant ? { variant } : {}) };
+  return text ? platformFlag(text, '--platform') : hostPlatform();
 }
 
 /** `strata image …`: crane-like verbs over registries and OCI layouts. */

@@ -1,6 +1,6 @@
 import { StrataError } from '../oci/errors.js';
 import { copyImage } from '../oci/copy.js';
-import { hostPlatform } from '../oci/manifest.js';
+import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
 import { outputFor } from '../oci/images.js';
@@ -40,4 +40,11 @@ export function checkTargets(targets: string[]): void {
     const [os, a] = t.split('/');
     if (os !== host.os || (a !== undefined && a !== host.architecture)) throw new StrataError(`--target ${t}: strata makes images for this machine's platform only (${host.os}/${host.architecture})`);
   }
+}
+
+/** `os/arch[/variant]` as a flag's value (`--platform`, `--target`); one line naming the flag when it is not one. */
+export function platformFlag(text: string, flag: string): PlatformWanted {
+  const [os, architecture, variant, extra] = text.split('/');
+  if (!os || !architecture || extra !== undefined) throw new StrataError(`${flag} "${text}": expected os/arch[/variant], e.g. linux/arm64`);
+  return { os, architecture, ...(variant ? { variant } : {}) };
 }

@@ -9,7 +9,8 @@ import type { ResolvedImage } from '../oci/image.js';
 import { NORMALISED_MTIME, parentPaths, writeLayerFile, type LayerEntry } from '../oci/layer.js';
 import { copyBlob } from '../oci/copy.js';
 import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
-import { hostPlatform } from '../oci/manifest.js';
+import { encodeJson, hostPlatform, type Descriptor, type PlatformWanted } from '../oci/manifest.js';
+import { MediaType } from '../oci/mediatype.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
 import { LATEST_BUILDPACK_API, LATEST_PLATFORM_API, SUPPORTED_BUILDPACK_APIS, SUPPORTED_PLATFORM_APIS } from '../spec/api.js';
@@ -18,7 +19,7 @@ import { orderToToml, type Order } from '../spec/order.js';
 import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
 import { checkOrders, collectExtension, collectSource, flattenBuildpacks, LABEL_EXTENSION_LAYERS, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
-import { lifecycleEntries } from './lifecycle-layer.js';
+import { lifecycleEntries, lifecycleParts } from './lifecycle-layer.js';
 import { openByPolicy, requireImage, whereLooked } from '../oci/images.js';
 import type { PullPolicy } from '../oci/images.js';
 
@@ -103,30 +104,38 @@ async function checkRunImage(config: BuilderConfig, build: ResolvedImage, option
  * APIs in `io.buildpacks.builder.metadata`, as the reference lifecycle image has them. A builder made with it carries
  * the same lifecycle as one made without.
  */
-export async function createLifecycleImage(openOutput: () => Promise<{ store: ImageStore; tag: string }>): Promise<{ digest: Digest; version: string }> {
+export async function createLifecycleImage(openOutput: () => Promise<{ store: ImageStore; tag: string }>, platforms: PlatformWanted[] = [hostPlatform()]): Promise<{ digest: Digest; version: string }> {
+  const parts = platforms.map((p) => lifecycleParts(p));
   const work = await mkdtemp(join(tmpdir(), 'strata-lifecycle-image-'));
   try {
     const output = await openOutput();
-    const layers = [];
+    const put = async (file: string, entries: AsyncIterable<LayerEntry>, what: string) => {
+      const path = join(work, file);
+      const info = await writeLayerFile(entries, path, { mtime: NORMALISED_MTIME });
+      const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+      await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
+      return { descriptor, diffID: info.diffID, history: { created_by: what } };
+    };
     const rebaseEntry = async function* (): AsyncGenerator<LayerEntry> {
       yield { type: 'directory', path: 'cnb', mode: 0o755, uid: 0, gid: 0 };
       yield { type: 'directory', path: 'cnb/process', mode: 0o755, uid: 0, gid: 0 };
       yield { type: 'symlink', path: 'cnb/process/rebase', target: '../lifecycle/strata/bin/lifecycle', uid: 0, gid: 0 };
     };
-    for (const [file, entries, what] of [['lifecycle.tar.gz', lifecycleEntries(), `Lifecycle: strata ${VERSION}`], ['rebase.tar.gz', rebaseEntry(), "kpack's rebase command"]] as const) {
-      const path = join(work, file);
-      const info = await writeLayerFile(entries, path, { mtime: NORMALISED_MTIME });
-      const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
-      await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
-      layers.push({ descriptor, diffID: info.diffID, history: { created_by: what } });
-    }
-    const base = emptyConfig(hostPlatform(), NORMALISED_MTIME);
-    const { config, manifest } = appendLayers(base, emptyManifest(), layers);
+    const rebase = await put('rebase.tar.gz', rebaseEntry(), "kpack's rebase command");
     const lifecycleDescriptor = { lifecycle: { version: VERSION }, api: { buildpack: APIS.buildpack.supported.at(-1), platform: APIS.platform.supported.at(-1) }, apis: APIS };
     const labels = { [LABEL_LIFECYCLE_VERSION]: VERSION, [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS), [LABEL_BUILDER]: JSON.stringify(lifecycleDescriptor) };
-    // A user that is not root: kpack's rebase pod runs with runAsNonRoot, and this image can be its rebase image.
-    const { digest } = await writeImage(output.store, { ...config, config: { User: '65532:65532', Labels: labels } }, manifest, output.tag);
-    return { digest, version: VERSION };
+    const images: Descriptor[] = [];
+    for (const [n, p] of parts.entries()) {
+      const lifecycle = await put(`lifecycle-${n}.tar.gz`, lifecycleEntries(p), `Lifecycle: strata ${VERSION}`);
+      const { config, manifest } = appendLayers(emptyConfig(p.platform, NORMALISED_MTIME), emptyManifest(), [lifecycle, rebase]);
+      // A user that is not root: kpack's rebase pod runs with runAsNonRoot, and this image can be its rebase image.
+      // One platform is the image itself; several are an index of them, each stored by digest.
+      const w = await writeImage(output.store, { ...config, config: { User: '65532:65532', Labels: labels } }, manifest, parts.length === 1 ? output.tag : undefined);
+      if (parts.length === 1) return { digest: w.digest, version: VERSION };
+      images.push({ mediaType: MediaType.OciManifest, digest: w.digest, size: w.manifestBytes.length, platform: { ...p.platform } });
+    }
+    const index = encodeJson({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: images });
+    return { digest: await output.store.putManifest(index, MediaType.OciIndex, output.tag), version: VERSION };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -225,7 +234,7 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
         await copyBlob(foreign.image.store, output.store, d);
         added.push({ descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size }, diffID: c.rootfs.diff_ids[i]!, history: { created_by: `Lifecycle: ${extras.lifecycleImage} ${foreign.version}` } });
       }
-    } else await layer(lifecycleEntries(process.execPath, uid), `Lifecycle: strata ${VERSION}`);
+    } else await layer(lifecycleEntries(lifecycleParts(), uid), `Lifecycle: strata ${VERSION}`);
     added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
     added.push(...(await storeBuildpackLayers(extensions, output.store, 'Extension')));
     const orderToml = { ...orderToToml(order), ...(orderExtensions.length ? orderToToml(orderExtensions, 'order-extensions') : {}) };

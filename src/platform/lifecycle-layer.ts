@@ -1,6 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { treeEntries, type LayerEntry } from '../oci/layer.js';
+import { StrataError } from '../oci/errors.js';
+import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
 import { PROJECT_ROOT, VERSION } from '../version.js';
 
 /** Where strata's lifecycle sits in a builder: the phase names, the launcher, and the Node.js runtime they need. */
@@ -15,6 +17,36 @@ export const LIFECYCLE_FEATURES = ['gate'];
 
 /** The packages the lifecycle itself imports; the CLI's and the fleet's (YAML, database, HTTP server) stay out of builders. */
 export const LIFECYCLE_DEPENDENCIES = ['smol-toml', 'tar-stream'];
+
+/**
+ * The two parts of the lifecycle that are machine code, for one platform: the Node.js it runs on and the static
+ * launcher. This machine's own are the Node.js running strata and the launcher the build made; another architecture's
+ * come from setup.sh (`.node-linux-<arch>/`, the npm registry's node-linux-<arch>) and the build (the launcher
+ * cross-compiled into `dist/platforms/linux-<arch>/`).
+ */
+export interface LifecycleParts {
+  platform: PlatformWanted;
+  node: string;
+  launcher: string;
+}
+
+/** The platforms strata can make its lifecycle for: this machine's, and arm64 from an amd64 machine. */
+export const LIFECYCLE_PLATFORMS = ['linux/amd64', 'linux/arm64'];
+
+export function lifecycleParts(platform: PlatformWanted = hostPlatform()): LifecycleParts {
+  const host = hostPlatform();
+  const text = `${platform.os}/${platform.architecture}`;
+  if (platform.os === host.os && platform.architecture === host.architecture) return { platform: host, node: process.execPath, launcher: join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher') };
+  if (platform.os !== 'linux' || !LIFECYCLE_PLATFORMS.includes(text) || host.architecture !== 'amd64') {
+    throw new StrataError(`strata's lifecycle for ${text}: this machine (${host.os}/${host.architecture}) makes it for ${host.os}/${host.architecture}${host.architecture === 'amd64' ? ' and linux/arm64' : ''} only`);
+  }
+  const node = join(PROJECT_ROOT, `.node-linux-${platform.architecture}`, 'bin', 'node');
+  const launcher = join(PROJECT_ROOT, 'dist', 'platforms', `linux-${platform.architecture}`, 'launcher');
+  for (const [what, path] of [['Node.js', node], ['launcher', launcher]] as const) {
+    if (!existsSync(path)) throw new StrataError(`strata's lifecycle for ${text}: no ${what} for it at ${path}; run scripts/setup.sh (it installs Node.js for ${platform.architecture} and the cross compiler), then npm run build`);
+  }
+  return { platform: { os: 'linux', architecture: platform.architecture, ...(platform.architecture === 'arm64' ? { variant: 'v8' } : {}) }, node, launcher };
+}
 
 /** The compiled code a builder's lifecycle runs: the lifecycle and what it imports, not the CLI, platform or fleet. */
 const LIFECYCLE_CODE = ['lifecycle', 'oci', 'spec', 'version.js'];
@@ -46,7 +78,7 @@ function file(path: string, source: string | Buffer, mode = 0o644): LayerEntry {
  * interpreter is the Node.js binary shipped beside it (so the build image needs no Node.js, only the glibc and
  * libstdc++ every Debian image has), the compiled lifecycle with its production modules, and the static launcher.
  */
-export async function* lifecycleEntries(nodeBinary: string = process.execPath, buildUid?: number): AsyncGenerator<LayerEntry> {
+export async function* lifecycleEntries(parts: LifecycleParts = lifecycleParts(), buildUid?: number): AsyncGenerator<LayerEntry> {
   const root = `${LIFECYCLE_DIR}/strata`;
   // Root-owned and world-readable whatever the checkout's umask was: the build user runs these.
   const own = (e: LayerEntry): LayerEntry => {
@@ -57,8 +89,8 @@ export async function* lifecycleEntries(nodeBinary: string = process.execPath, b
   yield own({ type: 'directory', path: 'cnb', mode: 0o755 });
   yield own({ type: 'directory', path: LIFECYCLE_DIR, mode: 0o755 });
   for (const p of [...PHASES].sort()) yield own({ type: 'symlink', path: `${LIFECYCLE_DIR}/${p}`, target: 'strata/bin/lifecycle' });
-  yield file(`${LIFECYCLE_DIR}/launcher`, join(PROJECT_ROOT, 'dist', 'lifecycle', 'launcher'), 0o755);
-  yield file(`${LIFECYCLE_DIR}/node`, nodeBinary, 0o755);
+  yield file(`${LIFECYCLE_DIR}/launcher`, parts.launcher, 0o755);
+  yield file(`${LIFECYCLE_DIR}/node`, parts.node, 0o755);
   yield own({ type: 'directory', path: root, mode: 0o755 });
   yield own({ type: 'directory', path: `${root}/bin`, mode: 0o755 });
   const entry = readFileSync(join(PROJECT_ROOT, 'bin', 'lifecycle'), 'utf8').replace(/^#!.*\n/, `#!/${LIFECYCLE_DIR}/node\n`);
@@ -71,7 +103,7 @@ export async function* lifecycleEntries(nodeBinary: string = process.execPath, b
   // The compiled code, for the Node.js shipped here only. Node.js keeps one cache per uid (the last part of the
   // dir's name), so the one made at build time is named for the build user, who reads it and cannot write it.
   const compiledCache = join(PROJECT_ROOT, 'dist', 'compile-cache');
-  if (buildUid !== undefined && nodeBinary === process.execPath && existsSync(compiledCache)) {
+  if (buildUid !== undefined && parts.node === process.execPath && existsSync(compiledCache)) {
     const cachePath = `${root}/dist/compile-cache`;
     const forUser = (path: string): string => cachePath + path.slice(cachePath.length).replace(/^(\/v[^/]*-)\d+(?=\/|$)/, `$1${buildUid}`);
     for await (const e of treeEntries(compiledCache, { prefix: cachePath, parentDirs: false })) yield own({ ...e, path: forUser(e.path) });
