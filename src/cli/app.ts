@@ -4,9 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
+import type { PlatformWanted } from '../oci/manifest.js';
+import type { ExportTarget } from '../lifecycle/export.js';
 import { openImage } from '../oci/images.js';
 import { LABEL, parseLifecycleMetadata } from '../lifecycle/labels.js';
-import { rebase } from '../lifecycle/rebase.js';
+import { rebase, rebaseIndex } from '../lifecycle/rebase.js';
 import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { writeReport } from '../spec/report.js';
 import { findImage, outputFor, localImages, openByPolicy, requireImage, whereLooked } from '../oci/images.js';
@@ -166,21 +168,30 @@ export function registerAppCommands(program: Command): void {
       if (!runName) throw new StrataError(`${source} records no run image; give --run-image`);
       // Publishing, the run image is read from its registry first, as pack does: its layers are then mounted or
       // already there, and a local copy (perhaps damaged on disk) is only the fallback.
-      const run = (opts.publish && policy !== 'never' ? await openImage(runName, store).catch(() => undefined) : undefined) ?? (await openByPolicy(runName, store, policy));
-      if (!run) throw new StrataError(`run image ${runName} not found ${whereLooked(policy)}`);
-      const outputs = [];
+      const runFor = async (platform?: PlatformWanted) => {
+        const run = (opts.publish && policy !== 'never' ? await openImage(runName, store, undefined, platform).catch(() => undefined) : undefined) ?? (await openByPolicy(runName, store, policy, platform));
+        if (!run) throw new StrataError(`run image ${runName}${platform ? ` for ${platform.os}/${platform.architecture}` : ''} not found ${whereLooked(policy)}`);
+        return run;
+      };
+      const outputs: ExportTarget[] = [];
       for (const n of [name, ...opts.tag]) {
         const t = await outputFor(n, opts.publish ?? false, store);
         outputs.push({ store: t.store, tag: t.tag, name: n });
       }
       const started = process.hrtime.bigint();
-      const r = await rebase({ app: app.image, appName: source, newRun: run.image, newRunName: runName, newRunReference: run.reference, outputs, force: opts.force ?? false });
+      const force = opts.force ?? false;
+      // An index (a multi-platform image): each platform's image onto the run image of that platform.
+      const index = app.image.index;
+      const r = index
+        ? await rebaseIndex({ index, store: app.image.store, appName: source, runFor, newRunName: runName, outputs, force })
+        : await runFor().then((run) => rebase({ app: app.image, appName: source, newRun: run.image, newRunName: runName, newRunReference: run.reference, outputs, force }).then((x) => ({ ...x, images: [{ platform: '', digest: x.digest, runReference: run.reference }] })));
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (opts.reportOutputDir) {
         await mkdir(opts.reportOutputDir, { recursive: true });
         await writeReport(join(opts.reportOutputDir, 'report.toml'), { image: { tags: r.tags, digest: r.digest, manifestSize: r.manifestSize } });
       }
-      process.stdout.write(`Rebased ${name} onto ${run.reference} in ${ms.toFixed(1)} ms\n  digest ${r.digest}\n`);
+      if (index) process.stdout.write(`Rebased ${name} (${r.images.length} platforms) in ${ms.toFixed(1)} ms\n${r.images.map((i) => `  ${i.platform} onto ${i.runReference}\n`).join('')}  digest ${r.digest}\n`);
+      else process.stdout.write(`Rebased ${name} onto ${r.images[0]!.runReference} in ${ms.toFixed(1)} ms\n  digest ${r.digest}\n`);
     });
   const sbom = program.command('sbom').description('software bills of materials of app images');
   sbom

@@ -6,7 +6,8 @@ import { sandboxExecutor } from '../platform/executor.js';
 import { readConfig, sandboxLimits } from '../platform/config.js';
 import { requireImage, strataHome } from '../oci/images.js';
 import { unpackedRootfs } from '../platform/rootfs.js';
-import { repeatable } from './options.js';
+import { platformFlag, repeatable } from './options.js';
+import { hostPlatform } from '../oci/manifest.js';
 
 /** `strata run`: an app image from the local store, a layout or a registry, in the runc sandbox, on the host network. */
 export function registerRunCommand(program: Command): void {
@@ -16,9 +17,14 @@ export function registerRunCommand(program: Command): void {
     .option('-e, --env <NAME=VALUE>', 'env var for the app (repeatable)', repeatable, [])
     .option('--process <type>', 'process type to run instead of the default')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
-    .action(async (name: string, args: string[], opts: { env: string[]; process?: string; insecureRegistry: string[] }) => {
+    .option('--platform <os/arch[/variant]>', "the image to run from an index (default: this machine's)")
+    .action(async (name: string, args: string[], opts: { env: string[]; process?: string; insecureRegistry: string[]; platform?: string }) => {
       const store = { insecureRegistries: opts.insecureRegistry };
-      const { image } = await requireImage(name, store);
+      const host = hostPlatform();
+      const platform = opts.platform ? platformFlag(opts.platform, '--platform') : host;
+      // Another architecture would need emulation registered machine-wide (binfmt), which strata never does.
+      if (platform.os !== host.os || platform.architecture !== host.architecture) throw new StrataError(`--platform ${opts.platform}: this machine runs ${host.os}/${host.architecture} images only (another architecture needs emulation, which strata does not register)`);
+      const { image } = await requireImage(name, store, platform);
       const cfg = image.config.config ?? {};
       for (const e of opts.env) if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(e)) throw new StrataError(`--env "${e}": expected NAME=VALUE`);
       if (opts.process) {

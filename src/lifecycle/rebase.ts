@@ -1,9 +1,10 @@
 import { envValue, type HistoryEntry, type ImageConfig } from '../oci/config.js';
-import { copyBlob } from '../oci/copy.js';
+import { copyBlob, sameRepository } from '../oci/copy.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageStore } from '../oci/store.js';
 import { StrataError } from '../oci/errors.js';
-import type { ResolvedImage } from '../oci/image.js';
+import { resolveImage, type ResolvedImage } from '../oci/image.js';
+import { encodeJson, type Descriptor, type ParsedManifest, type PlatformWanted } from '../oci/manifest.js';
 import { writeImage } from '../oci/mutate.js';
 import { Reference } from '../oci/reference.js';
 import { ApiVersion } from '../spec/api.js';
@@ -26,6 +27,7 @@ export interface RebaseInputs {
 export interface RebaseResult {
   digest: Digest;
   manifestSize: number;
+  mediaType: string;
   tags: string[];
   metadata: LifecycleMetadata;
 }
@@ -65,12 +67,6 @@ function splitHistory(history: HistoryEntry[], n: number): HistoryEntry[] {
     if (!history[i]!.empty_layer) layers++;
   }
   return [];
-}
-
-function sameRepository(a: ImageStore, b: ImageStore): boolean {
-  const x = a.mountHint?.();
-  const y = b.mountHint?.();
-  return x !== undefined && y !== undefined && x.registry === y.registry && x.repository === y.repository;
 }
 
 /**
@@ -131,6 +127,7 @@ export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
   const tags: string[] = [];
   let digest = '' as Digest;
   let manifestSize = 0;
+  let mediaType = '';
   const written: ImageStore[] = [];
   for (const out of inputs.outputs) {
     for (const d of newRun.manifest.manifest.layers) await copyBlob(newRun.store, out.store, d);
@@ -141,7 +138,56 @@ export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
     written.push(out.store);
     digest = w.digest;
     manifestSize = w.manifestBytes.length;
+    mediaType = w.mediaType;
     tags.push(out.name);
   }
-  return { digest, manifestSize, tags, metadata };
+  return { digest, manifestSize, mediaType, tags, metadata };
+}
+
+export interface IndexRebaseInputs {
+  /** The app's index, and the store it and its images are in. */
+  index: Extract<ParsedManifest, { kind: 'index' }>;
+  store: ImageStore;
+  appName: string;
+  /** The new run image for one platform (a run image index is read for the matching one). */
+  runFor: (platform: PlatformWanted) => Promise<{ image: ResolvedImage; reference: string }>;
+  newRunName: string;
+  outputs: ExportTarget[];
+  force: boolean;
+}
+
+export interface IndexRebaseResult {
+  digest: Digest;
+  manifestSize: number;
+  tags: string[];
+  /** Each platform's image as rebased, and the run image it now stands on. */
+  images: { platform: string; digest: Digest; runReference: string }[];
+}
+
+/**
+ * Rebases every image of an app's index onto the run image of its own platform, then writes the index again with
+ * only those entries changed: each image is a rebase as above (a config and a manifest, stored by digest), and the
+ * tags move last, once every image is in place. An entry for a platform the run image lacks fails the whole rebase.
+ */
+export async function rebaseIndex(inputs: IndexRebaseInputs): Promise<IndexRebaseResult> {
+  const images: IndexRebaseResult['images'] = [];
+  const manifests: Descriptor[] = [];
+  const byDigest = inputs.outputs.map((o) => ({ ...o, tag: undefined }));
+  for (const d of inputs.index.index.manifests) {
+    if (!d.platform) fail(`${inputs.appName}: index entry ${d.digest} names no platform; rebase its images one by one`);
+    const platform = `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}`;
+    const app = await resolveImage(inputs.store, d.digest);
+    const run = await inputs.runFor({ os: d.platform.os, architecture: d.platform.architecture, ...(d.platform.variant ? { variant: d.platform.variant } : {}) });
+    const r = await rebase({ app, appName: `${inputs.appName} (${platform})`, newRun: run.image, newRunName: inputs.newRunName, newRunReference: run.reference, outputs: byDigest, force: inputs.force });
+    manifests.push({ ...d, mediaType: r.mediaType, digest: r.digest, size: r.manifestSize });
+    images.push({ platform, digest: r.digest, runReference: run.reference });
+  }
+  const bytes = encodeJson({ ...inputs.index.index, manifests });
+  const tags: string[] = [];
+  let digest = '' as Digest;
+  for (const out of inputs.outputs) {
+    digest = await out.store.putManifest(bytes, inputs.index.mediaType, out.tag);
+    tags.push(out.name);
+  }
+  return { digest, manifestSize: bytes.length, tags, images };
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { StrataError, NotFoundError, errorMessage } from './errors.js';
 import { resolveImage, type ResolvedImage } from './image.js';
+import type { PlatformWanted } from './manifest.js';
 import { OciLayout } from './layout.js';
 import { Reference } from './reference.js';
 import { RegistryRepository } from './registry/client.js';
@@ -47,13 +48,13 @@ export async function localImages(env: NodeJS.ProcessEnv = process.env): Promise
 }
 
 /** Opens an image in its registry (through a mirror when one is set) or layout; undefined when it does not exist. */
-export async function openImage(name: string, options: StoreOptions, log?: Pick<ImageLog, 'debug'>): Promise<OpenedImage | undefined> {
+export async function openImage(name: string, options: StoreOptions, log?: Pick<ImageLog, 'debug'>, platform?: PlatformWanted): Promise<OpenedImage | undefined> {
   // Layout mode records images as `<layout path>@<digest>` (the reference lifecycle's form): such a name is that layout.
   const parsed = parseTarget(options.layoutDir && name.startsWith('/') ? `oci:${name}` : name);
   const viaMirror = parsed.kind === 'registry' && !options.layoutDir ? mirrored(parsed.ref, options.registryMirrors) : undefined;
   if (viaMirror && parsed.kind === 'registry') {
     // The same image under the mirror's name; the reference recorded stays the one asked for (same digest).
-    const m = await openImage(viaMirror.toString(), { ...options, registryMirrors: {} }, log).catch(() => undefined);
+    const m = await openImage(viaMirror.toString(), { ...options, registryMirrors: {} }, log, platform).catch(() => undefined);
     if (m) {
       log?.debug(`${name}: read through the registry mirror ${viaMirror.registry}`);
       return { name, image: m.image, reference: `${parsed.ref.name}@${m.image.manifest.digest}`, local: false };
@@ -63,7 +64,7 @@ export async function openImage(name: string, options: StoreOptions, log?: Pick<
   const target = options.layoutDir && parsed.kind === 'registry' ? layoutTarget(options.layoutDir, parsed.ref) : parsed;
   try {
     const t = await openTarget(target, options);
-    const image = await resolveImage(t.store, t.id);
+    const image = await resolveImage(t.store, t.id, platform);
     // A name layout mode mapped to a path is recorded as that path (no `oci:`), as the reference lifecycle records it.
     const reference =
       target.kind === 'registry' ? `${target.ref.name}@${image.manifest.digest}` : target.kind === 'layout' && target !== parsed ? `${target.dir}@${image.manifest.digest}` : `oci:${target.kind === 'layout' ? target.dir : name}@${image.manifest.digest}`;
@@ -79,13 +80,13 @@ export async function openImage(name: string, options: StoreOptions, log?: Pick<
  * Looks an image up the way strata's commands do: the local store first, then — unless `remote` is false — its
  * registry (or layout). Undefined when neither has it.
  */
-export async function findImage(name: string, options: StoreOptions = {}, remote = true): Promise<OpenedImage | undefined> {
+export async function findImage(name: string, options: StoreOptions = {}, remote = true, platform?: PlatformWanted): Promise<OpenedImage | undefined> {
   const local = await outputFor(name, false, options)
-    .then((t) => resolveImage(t.store, t.id))
+    .then((t) => resolveImage(t.store, t.id, platform))
     .catch(() => undefined);
   if (local) return { name, image: local, reference: `${name.replace(/@sha256:.*$/, '')}@${local.manifest.digest}`, local: true };
   if (!remote) return undefined;
-  return openImage(name, options);
+  return openImage(name, options, undefined, platform);
 }
 
 /** openImage, or a one-line error naming the image: for images that must be there (a builder, a buildpackage). */
@@ -96,20 +97,20 @@ export async function openRequired(name: string, options: StoreOptions, log?: Pi
 }
 
 /** findImage, or a one-line error naming the image. */
-export async function requireImage(name: string, options: StoreOptions = {}): Promise<OpenedImage> {
-  const found = await findImage(name, options);
+export async function requireImage(name: string, options: StoreOptions = {}, platform?: PlatformWanted): Promise<OpenedImage> {
+  const found = await findImage(name, options, true, platform);
   if (!found) throw new StrataError(`image ${name} not found in the local store or its registry`);
   return found;
 }
 
 /** Pull policy: `never` reads only the local store, `always` prefers the registry, `if-not-present` the local store. */
-export async function openByPolicy(name: string, options: StoreOptions, policy: PullPolicy): Promise<OpenedImage | undefined> {
-  if (policy === 'never') return findImage(name, options, false);
+export async function openByPolicy(name: string, options: StoreOptions, policy: PullPolicy, platform?: PlatformWanted): Promise<OpenedImage | undefined> {
+  if (policy === 'never') return findImage(name, options, false, platform);
   if (policy === 'always' && !name.startsWith('oci:')) {
-    const remote = await openImage(name, options).catch(() => undefined);
+    const remote = await openImage(name, options, undefined, platform).catch(() => undefined);
     if (remote) return remote;
   }
-  return findImage(name, options).catch(() => undefined);
+  return findImage(name, options, true, platform).catch(() => undefined);
 }
 
 /** Where an image was looked for under a pull policy, for the line that says it was not found. */

@@ -61,7 +61,7 @@ export function unifyMediaTypes(manifest: ImageManifest): ImageManifest {
  * Docker base stays a Docker image and an OCI base an OCI image, whatever names the layers came with. `freshConfig`
  * says the config is new (a rebase's), so no request asks whether the store has it.
  */
-export async function writeImage(store: ImageStore, config: ImageConfig, anyManifest: ImageManifest, tag: string | undefined, freshConfig = false): Promise<{ digest: Digest; manifestBytes: Buffer; configDigest: Digest }> {
+export async function writeImage(store: ImageStore, config: ImageConfig, anyManifest: ImageManifest, tag: string | undefined, freshConfig = false): Promise<{ digest: Digest; manifestBytes: Buffer; mediaType: string; configDigest: Digest }> {
   const manifest = unifyMediaTypes(anyManifest);
   const docker = manifest.mediaType === MediaType.DockerManifest;
   const configBytes = encodeJson(config);
@@ -69,6 +69,7 @@ export async function writeImage(store: ImageStore, config: ImageConfig, anyMani
   await store.putBlob(configDesc, async () => Readable.from([configBytes]), undefined, freshConfig);
   const out: ImageManifest = { ...manifest, config: configDesc };
   const manifestBytes = encodeJson(out);
-  const digest = await store.putManifest(manifestBytes, out.mediaType ?? MediaType.OciManifest, tag);
-  return { digest, manifestBytes, configDigest: configDesc.digest };
+  const mediaType = out.mediaType ?? MediaType.OciManifest;
+  const digest = await store.putManifest(manifestBytes, mediaType, tag);
+  return { digest, manifestBytes, mediaType, configDigest: configDesc.digest };
 }

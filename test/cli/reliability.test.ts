@@ -87,6 +87,13 @@ printf '[[processes]]\\ntype = "web"\\ncommand = ["bash", "-c", "exit 3"]\\ndefa
     assert.equal(unknown.stderr.trim(), 'strata: error: --process nope: exits has no such process (it has ok, web)');
     const broken = await run(STRATA, ['run', 'exits', '--', '/no/such/program'], { env: p.env });
     assert.notEqual(broken.code, 0);
+    // --platform chooses from an index; this machine's own is the only one it can run (no emulation is registered).
+    const hostArch = process.arch === 'x64' ? 'amd64' : process.arch;
+    assert.equal((await run(STRATA, ['run', 'exits', '--process', 'ok', '--platform', `linux/${hostArch}`], { env: p.env })).code, 0);
+    const other = hostArch === 'amd64' ? 'arm64' : 'amd64';
+    const foreign = await run(STRATA, ['run', 'exits', '--platform', `linux/${other}`], { env: p.env });
+    assert.equal(foreign.code, 1);
+    assert.equal(foreign.stderr.trim(), `strata: error: --platform linux/${other}: this machine runs linux/${hostArch} images only (another architecture needs emulation, which strata does not register)`);
   } finally {
     await t.cleanup();
   }

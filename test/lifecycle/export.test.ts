@@ -632,3 +632,53 @@ printf '[types]\\nlaunch = true\\n[metadata]\\nv = "1"\\n' > "$L/lib.toml"`,
     const sbom = await readFile(join(ws.root, 'bundle', 'rootfs', ws.layers, 'sbom', 'launch', 'test_sbom', 'lib', 'sbom.cdx.json'), 'utf8');
     assert.match(sbom, /"libx"/);
   }));
+
+test('rebase of an index: each platform\'s image onto the run image of its platform, one new index; a platform the run image lacks refuses all', () =>
+  withWorkspace(async (ws) => {
+    await built(ws);
+    const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
+    const cli = { env: { ...process.env, STRATA_HOME: join(ws.root, 'home') } };
+    const reg = fx.reg.host;
+    const client = new RegistryClient(reg);
+    const runRepo = client.repository('mrun/run');
+    const appRepo = client.repository('mapp/app');
+    const platforms = [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }];
+    // Run images v1 and v2, each an index of an amd64 and an arm64 image.
+    for (const v of ['v1', 'v2']) {
+      for (const p of platforms) {
+        const img = await makeLayoutImage(join(ws.root, `run-${v}-${p.architecture}`), 'run', [{ 'etc/os-release': `ID=debian\nARCH=${p.architecture}\n` }, { 'usr/lib/libssl.so': `${v}-${p.architecture}` }], {}, [], p);
+        await copyImage(img.layout, 'run', runRepo, `${v}-${p.architecture}`);
+      }
+      await runOk(STRATA, ['manifest', 'create', `${reg}/mrun/run:${v}`, `${reg}/mrun/run:${v}-amd64`, `${reg}/mrun/run:${v}-arm64`, '--publish'], cli);
+    }
+    // The app built on v1 for each platform, then put in one index.
+    for (const p of platforms) {
+      const runImage = await resolveImage(runRepo, 'v1', p);
+      await exportImage({ ...(await inputs(ws, join(ws.root, `run-v1-${p.architecture}`), [{ store: appRepo, tag: p.architecture, name: `app:${p.architecture}` }])), runImage, runImageName: `${reg}/mrun/run:v1`, runImageReference: `${reg}/mrun/run@${runImage.manifest.digest}`, runImageMirrors: [] });
+    }
+    await runOk(STRATA, ['manifest', 'create', `${reg}/mapp/app:v1`, `${reg}/mapp/app:amd64`, `${reg}/mapp/app:arm64`, '--publish'], cli);
+
+    const out = await runOk(STRATA, ['rebase', `${reg}/mapp/app:v1`, '--publish', '--run-image', `${reg}/mrun/run:v2`], cli);
+    assert.match(out, /\(2 platforms\)/);
+    const index = JSON.parse(await runOk('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${reg}/mapp/app:v1`])) as { manifests: { digest: string; platform: { architecture: string } }[] };
+    assert.deepEqual(index.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+    for (const p of platforms) {
+      const rebased = await resolveImage(appRepo, 'v1', p);
+      const runV2 = await resolveImage(runRepo, 'v2', p);
+      const before = await resolveImage(appRepo, p.architecture);
+      assert.equal(rebased.config.architecture, p.architecture);
+      assert.deepEqual(rebased.config.rootfs.diff_ids.slice(0, 2), runV2.config.rootfs.diff_ids, `${p.architecture}: its own platform's new base`);
+      assert.deepEqual(rebased.config.rootfs.diff_ids.slice(2), before.config.rootfs.diff_ids.slice(2), `${p.architecture}: app layers kept`);
+      assert.match(out, new RegExp(`linux/${p.architecture} onto .*mrun/run@${runV2.manifest.digest}`));
+    }
+
+    // A run image with no arm64 image: the arm64 entry cannot move, so the index stays as it was.
+    const amdOnly = await makeLayoutImage(join(ws.root, 'run-v3'), 'run', [{ 'etc/os-release': 'ID=debian\n' }, { 'usr/lib/libssl.so': 'v3' }], {}, [], platforms[0]);
+    await copyImage(amdOnly.layout, 'run', runRepo, 'v3');
+    const digestBefore = (await runOk(STRATA, ['image', 'digest', `${reg}/mapp/app:v1`], cli)).trim();
+    const refused = await run(STRATA, ['rebase', `${reg}/mapp/app:v1`, '--publish', '--run-image', `${reg}/mrun/run:v3`], cli);
+    assert.notEqual(refused.code, 0);
+    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    assert.match(refused.stderr, /linux\/amd64, but .*\(linux\/arm64\) is linux\/arm64/);
+    assert.equal((await runOk(STRATA, ['image', 'digest', `${reg}/mapp/app:v1`], cli)).trim(), digestBefore);
+  }));
