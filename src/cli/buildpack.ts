@@ -7,7 +7,7 @@ import { StrataError } from '../oci/errors.js';
 import { assemblePackage, flattenBuildpacks, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
 import { outputFor } from '../oci/images.js';
 import { readPackageConfig, type PackageConfig } from '../spec/packagetoml.js';
-import { checkTargets, commaList, labelMap, repeatable, tagAlso } from './options.js';
+import { commaList, labelMap, platformFlag, repeatable, tagAlso } from './options.js';
 import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 
@@ -22,13 +22,13 @@ export function registerBuildpackCommands(program: Command): void {
     .option('--publish', 'push the image to its registry (otherwise it goes to the local store, or oci:<dir>)')
     .option('-l, --label <KEY=VALUE>', 'a label on the buildpackage image (repeatable)', repeatable, [])
     .option('--tag <image>', 'also write the package under this name (repeatable, comma list)', commaList, [])
-    .option('-t, --target <os/arch>', "pack's target platforms: strata makes images for this machine's platform only", commaList, [])
+    .option('-t, --target <os/arch[/variant]>', 'a platform to package for (repeatable, comma list; each one its buildpacks declare): several make an image index', commaList, [])
     .option('--pull-policy <policy>', "accepted for pack's scripts and checked; dependency images are read from where they are named (strata has no daemon to pull into)")
     .option('--flatten', 'put the buildpacks into one layer')
     .option('-e, --flatten-exclude <id@version>', 'keep these in layers of their own when flattening (repeatable, comma list)', commaList, [])
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { config?: string; path: string; format: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten?: boolean; flattenExclude: string[]; target: string[]; insecureRegistry: string[] }) => {
-      checkTargets(opts.target);
+      const targets = opts.target.length ? [...new Set(opts.target)].map((t) => platformFlag(t, '--target')) : undefined;
       if (opts.format !== 'image' && opts.format !== 'file') throw new StrataError(`--format "${opts.format}": use image or file`);
       const cfg = await readConfig();
       pullPolicyOf(opts.pullPolicy, cfg);
@@ -45,12 +45,12 @@ export function registerBuildpackCommands(program: Command): void {
         const pkg = opts.flatten && keys.length > 1 ? { ...assembled, buildpacks: await flattenBuildpacks(assembled.buildpacks, [keys], work, name) } : assembled;
         if (opts.format === 'file') {
           if (!name.endsWith('.cnb')) throw new StrataError(`${name}: a buildpackage file is named <name>.cnb`);
-          await writeBuildpackageFile(pkg, name);
+          await writeBuildpackageFile(pkg, name, targets);
           process.stdout.write(`Successfully created package ${name} (${pkg.entry.id}@${pkg.entry.version}, ${what(pkg.buildpacks.length)})\n`);
           return;
         }
         const t = await outputFor(name, opts.publish ?? false, options);
-        const digest = await writeBuildpackageImage(pkg, t.store, t.tag, labels);
+        const digest = await writeBuildpackageImage(pkg, t.store, t.tag, labels, targets);
         await tagAlso(t.store, digest, opts.tag, opts.publish ?? false, options);
         process.stdout.write(`Successfully created package ${name} in ${t.where} (${pkg.entry.id}@${pkg.entry.version}, ${what(pkg.buildpacks.length)})\n  digest ${digest}\n`);
       } finally {

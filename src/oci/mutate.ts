@@ -73,3 +73,9 @@ export async function writeImage(store: ImageStore, config: ImageConfig, anyMani
   const digest = await store.putManifest(manifestBytes, mediaType, tag);
   return { digest, manifestBytes, mediaType, configDigest: configDesc.digest };
 }
+
+/** One image per platform under one tag: each image already stored by digest, the index naming them written last. */
+export async function writeIndex(store: ImageStore, images: { digest: Digest; size: number; mediaType: string; platform: PlatformWanted }[], tag: string | undefined): Promise<Digest> {
+  const manifests: Descriptor[] = images.map((i) => ({ mediaType: i.mediaType, digest: i.digest, size: i.size, platform: { ...i.platform } }));
+  return store.putManifest(encodeJson({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }), MediaType.OciIndex, tag);
+}

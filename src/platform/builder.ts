@@ -8,9 +8,8 @@ import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { NORMALISED_MTIME, parentPaths, writeLayerFile, type LayerEntry } from '../oci/layer.js';
 import { copyBlob } from '../oci/copy.js';
-import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
-import { encodeJson, hostPlatform, type Descriptor, type PlatformWanted } from '../oci/manifest.js';
-import { MediaType } from '../oci/mediatype.js';
+import { appendLayers, emptyConfig, emptyManifest, writeImage, writeIndex, type AddedLayer } from '../oci/mutate.js';
+import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
 import { LATEST_BUILDPACK_API, LATEST_PLATFORM_API, SUPPORTED_BUILDPACK_APIS, SUPPORTED_PLATFORM_APIS } from '../spec/api.js';
@@ -124,7 +123,7 @@ export async function createLifecycleImage(openOutput: () => Promise<{ store: Im
     const rebase = await put('rebase.tar.gz', rebaseEntry(), "kpack's rebase command");
     const lifecycleDescriptor = { lifecycle: { version: VERSION }, api: { buildpack: APIS.buildpack.supported.at(-1), platform: APIS.platform.supported.at(-1) }, apis: APIS };
     const labels = { [LABEL_LIFECYCLE_VERSION]: VERSION, [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS), [LABEL_BUILDER]: JSON.stringify(lifecycleDescriptor) };
-    const images: Descriptor[] = [];
+    const images: Parameters<typeof writeIndex>[1] = [];
     for (const [n, p] of parts.entries()) {
       const lifecycle = await put(`lifecycle-${n}.tar.gz`, lifecycleEntries(p), `Lifecycle: strata ${VERSION}`);
       const { config, manifest } = appendLayers(emptyConfig(p.platform, NORMALISED_MTIME), emptyManifest(), [lifecycle, rebase]);
@@ -132,10 +131,9 @@ export async function createLifecycleImage(openOutput: () => Promise<{ store: Im
       // One platform is the image itself; several are an index of them, each stored by digest.
       const w = await writeImage(output.store, { ...config, config: { User: '65532:65532', Labels: labels } }, manifest, parts.length === 1 ? output.tag : undefined);
       if (parts.length === 1) return { digest: w.digest, version: VERSION };
-      images.push({ mediaType: MediaType.OciManifest, digest: w.digest, size: w.manifestBytes.length, platform: { ...p.platform } });
+      images.push({ mediaType: w.mediaType, digest: w.digest, size: w.manifestBytes.length, platform: p.platform });
     }
-    const index = encodeJson({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: images });
-    return { digest: await output.store.putManifest(index, MediaType.OciIndex, output.tag), version: VERSION };
+    return { digest: await writeIndex(output.store, images, output.tag), version: VERSION };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

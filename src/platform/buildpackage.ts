@@ -10,14 +10,14 @@ import { extractLayer } from '../oci/extract.js';
 import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import { NORMALISED_MTIME, parentPaths, treeEntries, writeLayerFile, writeTarFile, type LayerEntry } from '../oci/layer.js';
 import { OciLayout } from '../oci/layout.js';
-import { hostPlatform, type Descriptor } from '../oci/manifest.js';
-import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
+import { hostPlatform, type Descriptor, type PlatformWanted } from '../oci/manifest.js';
+import { appendLayers, emptyConfig, emptyManifest, writeImage, writeIndex, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import { escapeId, readDescriptor, type BuildpackDescriptor } from '../spec/buildpack.js';
 import type { Order } from '../spec/order.js';
 import type { BuildpackSource, PackageConfig } from '../spec/packagetoml.js';
-import type { Target } from '../spec/target.js';
+import { anyTargetMatches, type Target } from '../spec/target.js';
 import { downloaded, isRemoteUri } from './download.js';
 
 export const LABEL_BUILDPACKAGE = 'io.buildpacks.buildpackage.metadata';
@@ -254,18 +254,46 @@ function packageLabels(pkg: Buildpackage): Record<string, string> {
   };
 }
 
-/** Writes a buildpackage image: one layer per buildpack and the two labels of spec §15. */
-export async function writeBuildpackageImage(pkg: Buildpackage, store: ImageStore, tag: string, extraLabels: Record<string, string> = {}): Promise<Digest> {
+/**
+ * The platforms a package is made for, each one every buildpack in it declares (spec: `[[targets]]`; none declared
+ * means any); one line naming the buildpack that does not.
+ */
+export function checkPackageTargets(pkg: Buildpackage, platforms: PlatformWanted[]): void {
+  for (const p of platforms) {
+    const image = { os: p.os, arch: p.architecture, ...(p.variant ? { variant: p.variant } : {}) };
+    for (const b of pkg.buildpacks) {
+      const targets = b.info.targets ?? [];
+      if (anyTargetMatches(targets, image)) continue;
+      const named = targets.map((t) => [t.os ?? '*', t.arch ?? '*', ...(t.variant ? [t.variant] : [])].join('/')).join(', ');
+      throw new StrataError(`${b.id}@${b.version} is for ${named} only, not ${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}: add that target to [[targets]] in its buildpack.toml, or leave out --target ${p.os}/${p.architecture}`);
+    }
+  }
+}
+
+/**
+ * Writes a buildpackage image: one layer per buildpack and the two labels of spec §15. Several platforms make an
+ * index of one image each, sharing the buildpacks' layers (uploaded once).
+ */
+export async function writeBuildpackageImage(pkg: Buildpackage, store: ImageStore, tag: string, extraLabels: Record<string, string> = {}, targets?: PlatformWanted[]): Promise<Digest> {
+  // Asked for (`--target`), each platform must be one the buildpacks declare; otherwise this machine's, as ever.
+  if (targets) checkPackageTargets(pkg, targets);
+  const platforms = targets ?? [hostPlatform()];
   const added = await storeBuildpackLayers(pkg.buildpacks, store, pkg.entry.kind === 'extension' ? 'Extension' : 'Buildpack');
-  const { config, manifest } = appendLayers(emptyConfig(hostPlatform(), NORMALISED_MTIME), emptyManifest(), added);
-  return (await writeImage(store, { ...config, config: { ...(config.config ?? {}), Labels: { ...extraLabels, ...packageLabels(pkg) } } }, manifest, tag)).digest;
+  const images: Parameters<typeof writeIndex>[1] = [];
+  for (const platform of platforms) {
+    const { config, manifest } = appendLayers(emptyConfig(platform, NORMALISED_MTIME), emptyManifest(), added);
+    const w = await writeImage(store, { ...config, config: { ...(config.config ?? {}), Labels: { ...extraLabels, ...packageLabels(pkg) } } }, manifest, platforms.length === 1 ? tag : undefined);
+    if (platforms.length === 1) return w.digest;
+    images.push({ mediaType: w.mediaType, digest: w.digest, size: w.manifestBytes.length, platform });
+  }
+  return writeIndex(store, images, tag);
 }
 
 /** Writes a `.cnb`: the package as an OCI layout in an uncompressed tar, under a temp name until complete. */
-export async function writeBuildpackageFile(pkg: Buildpackage, path: string): Promise<Digest> {
+export async function writeBuildpackageFile(pkg: Buildpackage, path: string, targets?: PlatformWanted[]): Promise<Digest> {
   const dir = await mkdtemp(join(tmpdir(), 'strata-cnb-'));
   try {
-    const digest = await writeBuildpackageImage(pkg, await OciLayout.open(dir, { create: true }), 'latest');
+    const digest = await writeBuildpackageImage(pkg, await OciLayout.open(dir, { create: true }), 'latest', {}, targets);
     await writeTarFile(treeEntries(dir), path);
     return digest;
   } finally {

@@ -52,6 +52,19 @@ test('builder create and buildpack package: -l/--label, --tag, --target, -p with
     const meta = (JSON.parse(await runOk('skopeo', ['inspect', `oci:${t.path}/pkgs:2`])) as { Labels: Record<string, string> }).Labels;
     assert.equal(meta.a, 'b');
     assert.match(meta['io.buildpacks.buildpackage.metadata'] ?? '', /"id":"test\/solo"/);
+    // --target for several platforms: an index of one image each, the buildpack's layer shared.
+    await runOk(STRATA, ['buildpack', 'package', `oci:${t.path}/pkgs:multi`, '-p', bp, '--target', 'linux/amd64,linux/arm64/v8'], { env: p.env });
+    const index = JSON.parse(await runOk('skopeo', ['inspect', '--raw', `oci:${t.path}/pkgs:multi`])) as { manifests: { platform: { architecture: string; variant?: string } }[] };
+    assert.deepEqual(index.manifests.map((m) => m.platform), [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }]);
+    const layersOf = async (arch: string) => (JSON.parse(await runOk('skopeo', ['inspect', '--override-arch', arch, `oci:${t.path}/pkgs:multi`])) as { Layers: string[]; Architecture: string });
+    const [amd, arm] = [await layersOf('amd64'), await layersOf('arm64')];
+    assert.equal(arm.Architecture, 'arm64');
+    assert.deepEqual(arm.Layers, amd.Layers);
+    // A buildpack that declares amd64 only is not packaged for arm64: one line naming it and its targets.
+    const amdOnly = await writeBuildpack(join(t.path, 'amd-only'), { id: 'test/amd-only', toml: '[[targets]]\nos = "linux"\narch = "amd64"\n' });
+    const refused = await run(STRATA, ['buildpack', 'package', `oci:${t.path}/pkgs:amd`, '-p', amdOnly, '--target', 'linux/arm64'], { env: p.env });
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stderr.trim(), 'strata: error: test/amd-only@1.0.0 is for linux/amd64 only, not linux/arm64: add that target to [[targets]] in its buildpack.toml, or leave out --target linux/arm64');
     const foreign = await run(STRATA, ['builder', 'create', `oci:${t.path}/b3:1`, '--config', join(t.path, 'builder.toml'), '--target', 'windows/amd64'], { env: p.env });
     assert.match(foreign.stderr.trim(), /^strata: error: --target windows\/amd64: strata makes images for this machine's platform only/);
   } finally {
