@@ -161,18 +161,22 @@ export function registerAppCommands(program: Command): void {
       const policy = pullPolicyOf(opts.pullPolicy, config);
       const store = { insecureRegistries: opts.insecureRegistry, registryMirrors: config['registry-mirrors'] ?? {} };
       const source = opts.previousImage ?? name;
+      // Publishing, the run image is read from its registry first, as pack does: its layers are then mounted or
+      // already there, and a local copy (perhaps damaged on disk) is only the fallback.
+      const openRun = async (runName: string, platform?: PlatformWanted) => {
+        const run = (opts.publish && policy !== 'never' ? await openImage(runName, store, undefined, platform).catch(() => undefined) : undefined) ?? (await openByPolicy(runName, store, policy, platform));
+        if (!run) throw new StrataError(`run image ${runName}${platform ? ` for ${platform.os}/${platform.architecture}` : ''} not found ${whereLooked(policy)}`);
+        return run;
+      };
+      // Named, the run image is read while the app image is (a registry round trip each).
+      const early = opts.runImage ? openRun(opts.runImage) : undefined;
+      early?.catch(() => undefined);
       const app = opts.publish ? await openImage(source, store) : await requireImage(source, store).then((f) => ({ image: f.image }));
       if (!app) throw new StrataError(`image ${source} not found`);
       const md = parseLifecycleMetadata(app.image.config.config?.Labels?.[LABEL.lifecycle]);
       const runName = opts.runImage ?? md?.runImage?.image;
       if (!runName) throw new StrataError(`${source} records no run image; give --run-image`);
-      // Publishing, the run image is read from its registry first, as pack does: its layers are then mounted or
-      // already there, and a local copy (perhaps damaged on disk) is only the fallback.
-      const runFor = async (platform?: PlatformWanted) => {
-        const run = (opts.publish && policy !== 'never' ? await openImage(runName, store, undefined, platform).catch(() => undefined) : undefined) ?? (await openByPolicy(runName, store, policy, platform));
-        if (!run) throw new StrataError(`run image ${runName}${platform ? ` for ${platform.os}/${platform.architecture}` : ''} not found ${whereLooked(policy)}`);
-        return run;
-      };
+      const runFor = (platform?: PlatformWanted) => openRun(runName, platform);
       const outputs: ExportTarget[] = [];
       for (const n of [name, ...opts.tag]) {
         const t = await outputFor(n, opts.publish ?? false, store);
@@ -184,7 +188,7 @@ export function registerAppCommands(program: Command): void {
       const index = app.image.index;
       const r = index
         ? await rebaseIndex({ index, store: app.image.store, appName: source, runFor, newRunName: runName, outputs, force })
-        : await runFor().then((run) => rebase({ app: app.image, appName: source, newRun: run.image, newRunName: runName, newRunReference: run.reference, outputs, force }).then((x) => ({ ...x, images: [{ platform: '', digest: x.digest, runReference: run.reference }] })));
+        : await (early ?? runFor()).then((run) => rebase({ app: app.image, appName: source, newRun: run.image, newRunName: runName, newRunReference: run.reference, outputs, force }).then((x) => ({ ...x, images: [{ platform: '', digest: x.digest, runReference: run.reference }] })));
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       if (opts.reportOutputDir) {
         await mkdir(opts.reportOutputDir, { recursive: true });

@@ -5,6 +5,7 @@ import { Exit } from '../spec/exit.js';
 import type { Phase } from './commands/common.js';
 import { phaseError } from './exit.js';
 import { parseFlags, type FlagValues } from './flags.js';
+import { gateOpened, LIFECYCLE_GATE } from './gate.js';
 import { createLogger, parseLogLevel, type Logger } from './log.js';
 
 /**
@@ -28,8 +29,6 @@ const PHASES: Record<string, () => Promise<Phase>> = {
 
 export const PHASE_NAMES = Object.keys(PHASES);
 
-/** Set by a platform that starts a phase before its inputs are ready: the phase waits for `go` on its stdin. */
-export const LIFECYCLE_GATE = 'STRATA_LIFECYCLE_GATE';
 
 /**
  * Runs one lifecycle phase as the Platform API defines its command line, returning the exit code. CNB_PLATFORM_API
@@ -75,12 +74,6 @@ export async function runPhase(name: string, argv: string[], env: NodeJS.Process
   } catch (err) {
     return fail(err, phase.errorCode);
   }
-}
-
-async function gateOpened(): Promise<boolean> {
-  let said = '';
-  for await (const chunk of process.stdin) said += String(chunk);
-  return said.startsWith('go');
 }
 
 /** `lifecycle <phase> …` or a binary named after the phase (`/cnb/lifecycle/detector`). */

@@ -1,5 +1,6 @@
 import { envValue, type HistoryEntry, type ImageConfig } from '../oci/config.js';
 import { copyBlob, sameRepository } from '../oci/copy.js';
+import { mapLimit } from '../oci/concurrency.js';
 import type { Digest } from '../oci/digest.js';
 import type { ImageStore } from '../oci/store.js';
 import { StrataError } from '../oci/errors.js';
@@ -130,9 +131,10 @@ export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
   let mediaType = '';
   const written: ImageStore[] = [];
   for (const out of inputs.outputs) {
-    for (const d of newRun.manifest.manifest.layers) await copyBlob(newRun.store, out.store, d);
+    // Each blob is a round trip or two (is it there? mount it): all at once, a few at a time.
+    await mapLimit(newRun.manifest.manifest.layers, 4, (d) => copyBlob(newRun.store, out.store, d));
     // Written back into the app's own repository, its layers are there already: the app's manifest names them.
-    if (!sameRepository(app.store, out.store)) for (const d of upperLayers) await copyBlob(app.store, out.store, d);
+    if (!sameRepository(app.store, out.store)) await mapLimit(upperLayers, 4, (d) => copyBlob(app.store, out.store, d));
     // The config is this rebase's own: no repository has it until this rebase writes it (or ran before).
     const w = await writeImage(out.store, config, manifest, out.tag, !written.some((s) => sameRepository(s, out.store)));
     written.push(out.store);

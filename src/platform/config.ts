@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { parseSize } from '../oci/layerlimits.js';
-import { DEFAULT_LIMITS, type SandboxLimits } from './executor.js';
+import { DEFAULT_LIMITS, type SandboxLimits } from './sandboxlimits.js';
 import { Fields, readToml, writeToml, type Table } from '../spec/toml.js';
 import { strataHome, type PullPolicy } from '../oci/images.js';
 import { needHome, userHome } from '../oci/userhome.js';

@@ -7,7 +7,8 @@ import { processAlive } from '../oci/fsutil.js';
 import { makeMountPoints } from '../oci/confined.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
-import { LIFECYCLE_GATE } from '../lifecycle/cli.js';
+import { LIFECYCLE_GATE } from '../lifecycle/gate.js';
+import { DEFAULT_LIMITS, type SandboxLimits } from './sandboxlimits.js';
 import type { EngineClient } from '../oci/engine/client.js';
 
 /** A host dir seen at another path inside the sandbox. */
@@ -46,15 +47,6 @@ export interface SandboxRun {
   hold?: { destination: string; release: Promise<boolean> };
 }
 
-/** What one sandboxed run may use: a fork bomb or a runaway build stops at these, not at the host's limits. */
-export interface SandboxLimits {
-  /** Processes and threads. */
-  pids: number;
-  /** Memory in bytes (runc only: it needs a cgroup, which rootless bubblewrap has none of). */
-  memoryBytes: number;
-}
-
-export const DEFAULT_LIMITS: SandboxLimits = { pids: 1024, memoryBytes: 4 * 2 ** 30 };
 
 /** Runs one program in isolation and returns its exit code; output goes to ours. */
 export interface Executor {

@@ -12,7 +12,8 @@ import { appendLayers, writeImage } from '../oci/mutate.js';
 import { changedEntries, withOverlay } from '../oci/overlaymount.js';
 import { applyDockerfiles, type ExtendDockerfile } from '../lifecycle/extend.js';
 import type { Logger } from '../lifecycle/log.js';
-import { RuncExecutor, type SandboxLimits } from './executor.js';
+import { RuncExecutor } from './executor.js';
+import type { SandboxLimits } from './sandboxlimits.js';
 import { unpackedRootfs } from './rootfs.js';
 import { lineProgress } from '../oci/progress.js';
 
