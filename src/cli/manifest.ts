@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { globals } from './globals.js';
-import { commaList } from './options.js';
+import { commaList, labelMap } from './options.js';
 import { StrataError } from '../oci/errors.js';
-import { annotated, annotationMap, findEntries, indexOf, parseFormat, platformText, withEntries, withoutEntries, type ManifestList } from '../oci/manifestlist.js';
+import { annotated, findEntries, indexOf, parseFormat, platformText, withEntries, withoutEntries, type ManifestList } from '../oci/manifestlist.js';
 import { parseTarget, openTarget, type StoreOptions } from '../oci/target.js';
 import { entriesFrom, localLists, pushList, remoteList } from '../platform/manifests.js';
 
@@ -71,7 +71,7 @@ export function registerManifestCommands(program: Command): void {
     .option('--variant <variant>', 'set the architecture variant')
     .option('--annotations <key=value>', 'set an annotation (repeatable, or comma-separated)', commaList, [])
     .action(async (name: string, which: string, opts: { os?: string; arch?: string; variant?: string; annotations: string[] }) => {
-      const annotations = annotationMap(opts.annotations);
+      const annotations = labelMap(opts.annotations, '--annotations');
       if (!opts.os && !opts.arch && !opts.variant && !Object.keys(annotations).length) throw new StrataError('manifest annotate: nothing to change; give --os, --arch, --variant or --annotations');
       const list = await existing(name);
       await localLists().put(annotated(list, which, { ...(opts.os ? { os: opts.os } : {}), ...(opts.arch ? { arch: opts.arch } : {}), ...(opts.variant ? { variant: opts.variant } : {}), annotations }));

@@ -14,12 +14,12 @@ export function commaList(value: string, previous: string[]): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
 
-/** `--label KEY=VALUE` (repeatable) into a map; a value without `=` is one line naming the flag. */
-export function labelMap(items: string[]): Record<string, string> {
+/** `--label KEY=VALUE` (repeatable; or another such flag) into a map; a value without `=` is one line naming the flag. */
+export function labelMap(items: string[], flag = '--label'): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of items) {
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new StrataError(`--label "${item}": expected KEY=VALUE`);
+    if (eq <= 0) throw new StrataError(`${flag} "${item}": expected KEY=VALUE`);
     out[item.slice(0, eq)] = item.slice(eq + 1);
   }
   return out;

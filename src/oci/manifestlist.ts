@@ -88,17 +88,6 @@ export function platformText(p: Platform | undefined): string {
   return p ? `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}` : 'unknown';
 }
 
-/** `--annotations key=value` (repeatable, comma-separated) into a map; one line naming a malformed one. */
-export function annotationMap(items: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of items) {
-    const eq = item.indexOf('=');
-    if (eq <= 0) throw new StrataError(`--annotations "${item}": expected KEY=VALUE`);
-    out[item.slice(0, eq)] = item.slice(eq + 1);
-  }
-  return out;
-}
-
 /** The lists kept on this machine: one JSON file each under `<strata home>/manifests`, written atomically. */
 export class ManifestLists {
   constructor(readonly dir: string) {}

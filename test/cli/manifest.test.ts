@@ -86,6 +86,7 @@ test('manifest create, annotate, inspect, push, rm, remove and add: an index of 
     [['manifest', 'create', `${reg}/multi/x:1`, `${reg}/multi/app:amd64`, '--format', 'xml'], /--format "xml": expected oci or docker/],
     [['manifest', 'annotate', `${reg}/multi/x:1`, amd.digest, '--arch', 'arm64'], /no local manifest list .*multi\/x:1/],
     [['manifest', 'annotate', list, amd.digest], /nothing to change/],
+    [['manifest', 'annotate', list, amd.digest, '--annotations', 'novalue'], /--annotations "novalue": expected KEY=VALUE/],
     [['manifest', 'remove', `${reg}/multi/x:1`], /no local manifest list/],
   ] as const) {
     const r = await strata([...args]);
