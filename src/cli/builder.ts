@@ -8,7 +8,7 @@ import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
-import { checkTargets, commaList, labelMap, platformFlag, repeatable, tagAlso } from './options.js';
+import { commaList, labelMap, platformFlag, repeatable, tagAlso } from './options.js';
 import type { ImageStore } from '../oci/store.js';
 
 function tree(order: Order, title = 'Detection Order:'): string {
@@ -56,12 +56,12 @@ export function registerBuilderCommands(program: Command): void {
     .option('--publish', 'push the builder to its registry (otherwise the local store, or oci:<dir>)')
     .option('-l, --label <KEY=VALUE>', 'a label on the builder image (repeatable)', repeatable, [])
     .option('--tag <image>', 'also write the builder under this name (repeatable, comma list)', commaList, [])
-    .option('-t, --target <os/arch>', "pack's target platforms: strata makes images for this machine's platform only", commaList, [])
+    .option('-t, --target <os/arch[/variant]>', 'a platform to make the builder for (repeatable, comma list): several make an image index, each from the build image of that platform', commaList, [])
     .option('--pull-policy <policy>', 'always, if-not-present or never, for the build and run images (default from config)')
     .option('--flatten <id@version,…>', 'put these buildpacks into one layer together (repeatable: one layer per flag)', repeatable, [])
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { config: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten: string[]; target: string[]; insecureRegistry: string[] }) => {
-      checkTargets(opts.target);
+      const targets = opts.target.length ? [...new Set(opts.target)].map((t) => platformFlag(t, '--target')) : undefined;
       const cfg = await readConfig();
       const policy = pullPolicyOf(opts.pullPolicy, cfg);
       const labels = labelMap(opts.label);
@@ -75,7 +75,7 @@ export function registerBuilderCommands(program: Command): void {
         where = out.where;
         store = out.store;
         return out;
-      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)) });
+      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)) }, targets);
       await tagAlso(store!, r.digest, opts.tag, opts.publish ?? false, options);
       process.stdout.write(`Successfully created builder image ${name} in ${where}\n  digest ${r.digest}\n  ${r.metadata.buildpacks.length} buildpack(s); run image ${r.metadata.stack.runImage.image}\n`);
     });

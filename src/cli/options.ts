@@ -1,6 +1,6 @@
 import { StrataError } from '../oci/errors.js';
 import { copyImage } from '../oci/copy.js';
-import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
+import type { PlatformWanted } from '../oci/manifest.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
 import { outputFor } from '../oci/images.js';
@@ -30,15 +30,6 @@ export async function tagAlso(from: ImageStore, digest: string, names: string[],
   for (const n of names) {
     const t = await outputFor(n, publish, options);
     await copyImage(from, digest, t.store, t.tag);
-  }
-}
-
-/** pack's `--target os/arch[/variant]`: strata makes images for the machine it runs on, so only that is accepted. */
-export function checkTargets(targets: string[]): void {
-  const host = hostPlatform();
-  for (const t of targets) {
-    const [os, a] = t.split('/');
-    if (os !== host.os || (a !== undefined && a !== host.architecture)) throw new StrataError(`--target ${t}: strata makes images for this machine's platform only (${host.os}/${host.architecture})`);
   }
 }
 

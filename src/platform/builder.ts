@@ -17,8 +17,8 @@ import type { BuilderConfig } from '../spec/buildertoml.js';
 import { orderToToml, type Order } from '../spec/order.js';
 import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
-import { checkOrders, collectExtension, collectSource, flattenBuildpacks, LABEL_EXTENSION_LAYERS, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
-import { lifecycleEntries, lifecycleParts } from './lifecycle-layer.js';
+import { checkOrders, checkPackageTargets, collectExtension, collectSource, flattenBuildpacks, LABEL_EXTENSION_LAYERS, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
+import { lifecycleEntries, lifecycleParts, type LifecycleParts } from './lifecycle-layer.js';
 import { openByPolicy, requireImage, whereLooked } from '../oci/images.js';
 import type { PullPolicy } from '../oci/images.js';
 
@@ -78,11 +78,11 @@ function completeOrder(order: Order, buildpacks: CollectedBuildpack[], file: str
 }
 
 /** Build and run images must agree on os, arch and distro (spec §13); a run image that cannot be read is not checked. */
-async function checkRunImage(config: BuilderConfig, build: ResolvedImage, options: StoreOptions): Promise<void> {
+async function checkRunImage(config: BuilderConfig, build: ResolvedImage, options: StoreOptions, platform?: PlatformWanted): Promise<void> {
   const name = config.runImages[0]!.image;
   let run: ResolvedImage;
   try {
-    run = (await requireImage(name, options)).image;
+    run = (await requireImage(name, options, platform)).image;
   } catch {
     return;
   }
@@ -161,8 +161,8 @@ export interface BuilderExtras {
 }
 
 /** A lifecycle image's layers and what its labels say. */
-async function lifecycleFromImage(name: string, options: StoreOptions): Promise<{ image: ResolvedImage; version: string; apis: Apis }> {
-  const { image } = await requireImage(name, options);
+async function lifecycleFromImage(name: string, options: StoreOptions, platform?: PlatformWanted): Promise<{ image: ResolvedImage; version: string; apis: Apis }> {
+  const { image } = await requireImage(name, options, platform);
   const labels = image.config.config?.Labels ?? {};
   const version = labels[LABEL_LIFECYCLE_VERSION];
   if (!version) throw new StrataError(`lifecycle image ${name} has no ${LABEL_LIFECYCLE_VERSION} label; is it a lifecycle image?`);
@@ -182,21 +182,42 @@ async function lifecycleFromImage(name: string, options: StoreOptions): Promise<
  * layer per buildpack, order.toml, system.toml, run.toml and stack.toml, and the build-config env — with pack's labels.
  * The output is opened only after the inputs are checked, so a bad builder.toml writes nothing.
  */
-export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions, extras: BuilderExtras = {}): Promise<BuilderResult> {
+/** One platform's inputs of a builder: its build image, build user and lifecycle, checked before anything is written. */
+interface PlatformInputs {
+  platform?: PlatformWanted;
+  build: ResolvedImage;
+  uid: number;
+  gid: number;
+  foreign?: Awaited<ReturnType<typeof lifecycleFromImage>>;
+  parts?: LifecycleParts;
+}
+
+async function platformInputs(config: BuilderConfig, options: StoreOptions, extras: BuilderExtras, platform: PlatformWanted | undefined): Promise<PlatformInputs> {
   const policy = extras.policy ?? 'if-not-present';
-  const extraLabels = extras.labels;
   const file = config.file;
-  const found = await openByPolicy(config.buildImage, options, policy);
+  const found = await openByPolicy(config.buildImage, options, policy, platform);
   if (!found) throw new StrataError(`${file}: build image ${config.buildImage}: not found ${whereLooked(policy)}`);
   const build = found.image;
+  // A build image that is no index is the one platform it says, whatever was asked for.
+  if (platform && (build.config.os !== platform.os || build.config.architecture !== platform.architecture)) {
+    throw new StrataError(`${file}: build image ${config.buildImage} has no ${platform.os}/${platform.architecture} image (it is ${build.config.os}/${build.config.architecture}); for --target ${platform.os}/${platform.architecture} it must be an index holding one`);
+  }
   const uidText = envValue(build.config, 'CNB_USER_ID');
   const gidText = envValue(build.config, 'CNB_GROUP_ID');
   if (!uidText || !gidText || !/^\d+$/.test(uidText) || !/^\d+$/.test(gidText)) throw new StrataError(`${file}: build image ${config.buildImage} has no numeric CNB_USER_ID and CNB_GROUP_ID in its env; make it with \`strata base create\``);
-  const uid = Number(uidText);
-  const gid = Number(gidText);
-  await checkRunImage(config, build, options);
-  const foreign = extras.lifecycleImage ? await lifecycleFromImage(extras.lifecycleImage, options) : undefined;
-  const lifecycle = foreign ? { version: foreign.version, apis: foreign.apis } : { version: VERSION, apis: APIS };
+  await checkRunImage(config, build, options, platform);
+  const foreign = extras.lifecycleImage ? await lifecycleFromImage(extras.lifecycleImage, options, platform) : undefined;
+  return { ...(platform ? { platform } : {}), build, uid: Number(uidText), gid: Number(gidText), ...(foreign ? { foreign } : { parts: lifecycleParts(platform) }) };
+}
+
+export async function createBuilder(config: BuilderConfig, openOutput: () => Promise<{ store: ImageStore; tag: string }>, options: StoreOptions, extras: BuilderExtras = {}, targets?: PlatformWanted[]): Promise<BuilderResult> {
+  const extraLabels = extras.labels;
+  const file = config.file;
+  // Without --target, this machine's platform as ever; with it, one image per platform in an index.
+  const inputs: PlatformInputs[] = [];
+  for (const t of targets ?? [undefined]) inputs.push(await platformInputs(config, options, extras, t));
+  const foreignLifecycle = inputs[0]!.foreign;
+  const lifecycle = foreignLifecycle ? { version: foreignLifecycle.version, apis: foreignLifecycle.apis } : { version: VERSION, apis: APIS };
 
   const work = await mkdtemp(join(tmpdir(), 'strata-builder-'));
   try {
@@ -204,6 +225,7 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
     for (const src of config.buildpacks) for (const b of (await collectSource(src, work, options)).buildpacks) all.set(`${b.id}@${b.version}`, b);
     const buildpacks = extras.flatten?.length ? await flattenBuildpacks([...all.values()], extras.flatten, work, file) : [...all.values()];
     checkOrders(buildpacks, file);
+    if (targets) checkPackageTargets(buildpacks, targets);
     const order = completeOrder(config.order, buildpacks, file);
     const extMap = new Map<string, CollectedBuildpack>();
     for (const src of config.extensions) {
@@ -214,78 +236,83 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
     const orderExtensions = completeOrder(config.orderExtensions, extensions, file, 'extensions');
     // Opened only now, once everything has been checked: a bad builder.toml leaves no trace at the destination.
     const output = await openOutput();
-
-    const added: AddedLayer[] = [];
-    let n = 0;
-    const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<void> => {
-      const path = join(work, `layer-${n++}.tar.gz`);
-      const info = await writeLayerFile(entries, path, { mtime: NORMALISED_MTIME });
-      const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
-      await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
-      added.push({ descriptor, diffID: info.diffID, history: { created_by: createdBy } });
-    };
-    for (const d of build.manifest.manifest.layers) await copyBlob(build.store, output.store, d);
-    await layer(dirs(uid, gid), 'Builder: directories');
-    if (foreign) {
-      const { manifest, config: c } = foreign.image;
-      for (const [i, d] of manifest.manifest.layers.entries()) {
-        await copyBlob(foreign.image.store, output.store, d);
-        added.push({ descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size }, diffID: c.rootfs.diff_ids[i]!, history: { created_by: `Lifecycle: ${extras.lifecycleImage} ${foreign.version}` } });
+    const images: Parameters<typeof writeIndex>[1] = [];
+    let metadata!: BuilderMetadata;
+    for (const { platform, build, uid, gid, foreign, parts } of inputs) {
+      const added: AddedLayer[] = [];
+      let n = 0;
+      const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<void> => {
+        const path = join(work, `layer-${n++}.tar.gz`);
+        const info = await writeLayerFile(entries, path, { mtime: NORMALISED_MTIME });
+        const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
+        await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
+        added.push({ descriptor, diffID: info.diffID, history: { created_by: createdBy } });
+      };
+      for (const d of build.manifest.manifest.layers) await copyBlob(build.store, output.store, d);
+      await layer(dirs(uid, gid), 'Builder: directories');
+      if (foreign) {
+        const { manifest, config: c } = foreign.image;
+        for (const [i, d] of manifest.manifest.layers.entries()) {
+          await copyBlob(foreign.image.store, output.store, d);
+          added.push({ descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size }, diffID: c.rootfs.diff_ids[i]!, history: { created_by: `Lifecycle: ${extras.lifecycleImage} ${foreign.version}` } });
+        }
+      } else await layer(lifecycleEntries(parts, uid), `Lifecycle: strata ${VERSION}`);
+      added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
+      added.push(...(await storeBuildpackLayers(extensions, output.store, 'Extension')));
+      const orderToml = { ...orderToToml(order), ...(orderExtensions.length ? orderToToml(orderExtensions, 'order-extensions') : {}) };
+      await layer(files([{ path: 'cnb/order.toml', content: toToml(orderToml) }]), 'Builder: order.toml');
+      const hasSystem = config.system.pre.length + config.system.post.length > 0;
+      if (hasSystem) {
+        const sys = (l: typeof config.system.pre) => l.map((e) => ({ id: e.id, version: e.version, optional: e.optional || undefined }));
+        await layer(files([{ path: 'cnb/system.toml', content: toToml({ system: { pre: { buildpacks: sys(config.system.pre) }, post: { buildpacks: sys(config.system.post) } } }) }]), 'Builder: system.toml');
       }
-    } else await layer(lifecycleEntries(lifecycleParts(), uid), `Lifecycle: strata ${VERSION}`);
-    added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
-    added.push(...(await storeBuildpackLayers(extensions, output.store, 'Extension')));
-    const orderToml = { ...orderToToml(order), ...(orderExtensions.length ? orderToToml(orderExtensions, 'order-extensions') : {}) };
-    await layer(files([{ path: 'cnb/order.toml', content: toToml(orderToml) }]), 'Builder: order.toml');
-    const hasSystem = config.system.pre.length + config.system.post.length > 0;
-    if (hasSystem) {
-      const sys = (l: typeof config.system.pre) => l.map((e) => ({ id: e.id, version: e.version, optional: e.optional || undefined }));
-      await layer(files([{ path: 'cnb/system.toml', content: toToml({ system: { pre: { buildpacks: sys(config.system.pre) }, post: { buildpacks: sys(config.system.post) } } }) }]), 'Builder: system.toml');
-    }
-    const first = config.runImages[0]!;
-    await layer(
-      files([
-        { path: 'cnb/run.toml', content: toToml({ images: config.runImages.map((r) => ({ image: r.image, ...(r.mirrors.length ? { mirrors: r.mirrors } : {}) })) }) },
-        { path: 'cnb/stack.toml', content: toToml({ 'run-image': { image: first.image, ...(first.mirrors.length ? { mirrors: first.mirrors } : {}) } }) },
-      ]),
-      'Builder: run.toml and stack.toml',
-    );
-    if (config.buildEnv.length) {
-      // `<NAME>.delim` beside an append or prepend value, as the platform spec's env files have it.
-      const envFiles = config.buildEnv.flatMap((e) => [
-        { path: `cnb/build-config/env/${e.name}${e.suffix ? `.${e.suffix}` : ''}`, content: e.value },
-        ...(e.delim !== undefined ? [{ path: `cnb/build-config/env/${e.name}.delim`, content: e.delim }] : []),
-      ]);
-      await layer(files(envFiles), 'Builder: build-config env');
-    }
+      const first = config.runImages[0]!;
+      await layer(
+        files([
+          { path: 'cnb/run.toml', content: toToml({ images: config.runImages.map((r) => ({ image: r.image, ...(r.mirrors.length ? { mirrors: r.mirrors } : {}) })) }) },
+          { path: 'cnb/stack.toml', content: toToml({ 'run-image': { image: first.image, ...(first.mirrors.length ? { mirrors: first.mirrors } : {}) } }) },
+        ]),
+        'Builder: run.toml and stack.toml',
+      );
+      if (config.buildEnv.length) {
+        // `<NAME>.delim` beside an append or prepend value, as the platform spec's env files have it.
+        const envFiles = config.buildEnv.flatMap((e) => [
+          { path: `cnb/build-config/env/${e.name}${e.suffix ? `.${e.suffix}` : ''}`, content: e.value },
+          ...(e.delim !== undefined ? [{ path: `cnb/build-config/env/${e.name}.delim`, content: e.delim }] : []),
+        ]);
+        await layer(files(envFiles), 'Builder: build-config env');
+      }
 
-    const metadata: BuilderMetadata = {
-      description: config.description ?? '',
-      buildpacks: buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })),
-      ...(extensions.length ? { extensions: extensions.map((b) => ({ id: b.id, version: b.version, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })) } : {}),
-      stack: { runImage: { image: first.image, mirrors: first.mirrors } },
-      images: config.runImages.map((r) => ({ image: r.image, mirrors: r.mirrors })),
-      lifecycle: { version: lifecycle.version, api: { buildpack: lifecycle.apis.buildpack.supported.at(-1) ?? LATEST_BUILDPACK_API, platform: lifecycle.apis.platform.supported.at(-1) ?? LATEST_PLATFORM_API }, apis: lifecycle.apis },
-      createdBy: { name: 'strata', version: VERSION },
-    };
-    const labels: Record<string, string> = {
-      [LABEL_BUILDER]: JSON.stringify(metadata),
-      [LABEL_ORDER]: JSON.stringify(order.map((g) => ({ group: g.group.map((e) => ({ id: e.id, version: e.version, ...(e.optional ? { optional: true } : {}) })) }))),
-      'io.buildpacks.buildpack.layers': JSON.stringify(layersLabel(buildpacks)),
-      ...(extensions.length
-        ? { [LABEL_EXTENSION_LAYERS]: JSON.stringify(layersLabel(extensions)), [LABEL_ORDER_EXTENSIONS]: JSON.stringify(orderExtensions.map((g) => ({ group: g.group.map((e) => ({ id: e.id, version: e.version })) }))) }
-        : {}),
-      [LABEL_LIFECYCLE_VERSION]: lifecycle.version,
-      [LABEL_LIFECYCLE_APIS]: JSON.stringify(lifecycle.apis),
-      ...(hasSystem ? { [LABEL_SYSTEM]: JSON.stringify(config.system) } : {}),
-      ...(config.stack ? { 'io.buildpacks.stack.id': config.stack.id } : {}),
-    };
-    // A Docker-typed build image keeps Docker media types throughout: writeImage names every layer in one family.
-    let { config: imageConfig, manifest } = appendLayers(build.config, build.manifest.manifest, added);
-    // The user's --label values never replace the builder's own labels.
-    imageConfig = { ...imageConfig, config: { ...(imageConfig.config ?? {}), WorkingDir: '/layers', Labels: { ...(imageConfig.config?.Labels ?? {}), ...(extraLabels ?? {}), ...labels } } };
-    const { digest } = await writeImage(output.store, imageConfig, manifest, output.tag);
-    return { digest, metadata, buildImage: build };
+      metadata = {
+        description: config.description ?? '',
+        buildpacks: buildpacks.map((b) => ({ id: b.id, version: b.version, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })),
+        ...(extensions.length ? { extensions: extensions.map((b) => ({ id: b.id, version: b.version, ...(b.info.homepage ? { homepage: b.info.homepage } : {}) })) } : {}),
+        stack: { runImage: { image: first.image, mirrors: first.mirrors } },
+        images: config.runImages.map((r) => ({ image: r.image, mirrors: r.mirrors })),
+        lifecycle: { version: lifecycle.version, api: { buildpack: lifecycle.apis.buildpack.supported.at(-1) ?? LATEST_BUILDPACK_API, platform: lifecycle.apis.platform.supported.at(-1) ?? LATEST_PLATFORM_API }, apis: lifecycle.apis },
+        createdBy: { name: 'strata', version: VERSION },
+      };
+      const labels: Record<string, string> = {
+        [LABEL_BUILDER]: JSON.stringify(metadata),
+        [LABEL_ORDER]: JSON.stringify(order.map((g) => ({ group: g.group.map((e) => ({ id: e.id, version: e.version, ...(e.optional ? { optional: true } : {}) })) }))),
+        'io.buildpacks.buildpack.layers': JSON.stringify(layersLabel(buildpacks)),
+        ...(extensions.length
+          ? { [LABEL_EXTENSION_LAYERS]: JSON.stringify(layersLabel(extensions)), [LABEL_ORDER_EXTENSIONS]: JSON.stringify(orderExtensions.map((g) => ({ group: g.group.map((e) => ({ id: e.id, version: e.version })) }))) }
+          : {}),
+        [LABEL_LIFECYCLE_VERSION]: lifecycle.version,
+        [LABEL_LIFECYCLE_APIS]: JSON.stringify(lifecycle.apis),
+        ...(hasSystem ? { [LABEL_SYSTEM]: JSON.stringify(config.system) } : {}),
+        ...(config.stack ? { 'io.buildpacks.stack.id': config.stack.id } : {}),
+      };
+      // A Docker-typed build image keeps Docker media types throughout: writeImage names every layer in one family.
+      let { config: imageConfig, manifest } = appendLayers(build.config, build.manifest.manifest, added);
+      // The user's --label values never replace the builder's own labels.
+      imageConfig = { ...imageConfig, config: { ...(imageConfig.config ?? {}), WorkingDir: '/layers', Labels: { ...(imageConfig.config?.Labels ?? {}), ...(extraLabels ?? {}), ...labels } } };
+      const w = await writeImage(output.store, imageConfig, manifest, targets && targets.length > 1 ? undefined : output.tag);
+      if (!targets || targets.length === 1) return { digest: w.digest, metadata, buildImage: build };
+      images.push({ mediaType: w.mediaType, digest: w.digest, size: w.manifestBytes.length, platform: platform! });
+    }
+    return { digest: await writeIndex(output.store, images, output.tag), metadata, buildImage: inputs[0]!.build };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

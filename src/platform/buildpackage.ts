@@ -258,10 +258,10 @@ function packageLabels(pkg: Buildpackage): Record<string, string> {
  * The platforms a package is made for, each one every buildpack in it declares (spec: `[[targets]]`; none declared
  * means any); one line naming the buildpack that does not.
  */
-export function checkPackageTargets(pkg: Buildpackage, platforms: PlatformWanted[]): void {
+export function checkPackageTargets(buildpacks: CollectedBuildpack[], platforms: PlatformWanted[]): void {
   for (const p of platforms) {
     const image = { os: p.os, arch: p.architecture, ...(p.variant ? { variant: p.variant } : {}) };
-    for (const b of pkg.buildpacks) {
+    for (const b of buildpacks) {
       const targets = b.info.targets ?? [];
       if (anyTargetMatches(targets, image)) continue;
       const named = targets.map((t) => [t.os ?? '*', t.arch ?? '*', ...(t.variant ? [t.variant] : [])].join('/')).join(', ');
@@ -276,7 +276,7 @@ export function checkPackageTargets(pkg: Buildpackage, platforms: PlatformWanted
  */
 export async function writeBuildpackageImage(pkg: Buildpackage, store: ImageStore, tag: string, extraLabels: Record<string, string> = {}, targets?: PlatformWanted[]): Promise<Digest> {
   // Asked for (`--target`), each platform must be one the buildpacks declare; otherwise this machine's, as ever.
-  if (targets) checkPackageTargets(pkg, targets);
+  if (targets) checkPackageTargets(pkg.buildpacks, targets);
   const platforms = targets ?? [hostPlatform()];
   const added = await storeBuildpackLayers(pkg.buildpacks, store, pkg.entry.kind === 'extension' ? 'Extension' : 'Buildpack');
   const images: Parameters<typeof writeIndex>[1] = [];

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { probeBuilder, STRATA } from '../harness/probe.js';
 import { run, runOk, tempDir } from '../harness/proc.js';
 import { writeBuildpack } from '../harness/buildpacks.js';
+import { makeLayoutImage } from '../harness/images.js';
 
 test('build: --pre/--post-buildpack around the builder order, --exec-env, repeated --env-file, -t comma lists, --uid/--gid, --disable-system-buildpacks; rebase --report-output-dir and --pull-policy', { timeout: 300_000 }, async () => {
   const t = await tempDir('strata-packflags-');
@@ -66,7 +67,25 @@ test('builder create and buildpack package: -l/--label, --tag, --target, -p with
     assert.equal(refused.code, 1);
     assert.equal(refused.stderr.trim(), 'strata: error: test/amd-only@1.0.0 is for linux/amd64 only, not linux/arm64: add that target to [[targets]] in its buildpack.toml, or leave out --target linux/arm64');
     const foreign = await run(STRATA, ['builder', 'create', `oci:${t.path}/b3:1`, '--config', join(t.path, 'builder.toml'), '--target', 'windows/amd64'], { env: p.env });
-    assert.match(foreign.stderr.trim(), /^strata: error: --target windows\/amd64: strata makes images for this machine's platform only/);
+    assert.match(foreign.stderr.trim(), /^strata: error: .*builder\.toml: build image oci:.*:build has no windows\/amd64 image \(it is linux\/amd64\); for --target windows\/amd64 it must be an index holding one$/);
+
+    // --target for two platforms from build and run images that are indexes: one builder image each, in an index;
+    // the arm64 one carries strata's lifecycle for arm64.
+    const arm64 = { os: 'linux', architecture: 'arm64' };
+    await makeLayoutImage(p.images, 'build-arm64', [{ 'etc/os-release': 'ID=debian\n' }], {}, ['CNB_USER_ID=1000', 'CNB_GROUP_ID=1000'], arm64);
+    await makeLayoutImage(p.images, 'run-arm64', [{ 'etc/os-release': 'ID=debian\n' }], { 'io.buildpacks.rebasable': 'true' }, [], arm64);
+    for (const kind of ['build', 'run']) await runOk(STRATA, ['manifest', 'create', `oci:${p.images}:${kind}-multi`, `oci:${p.images}:${kind}`, `oci:${p.images}:${kind}-arm64`, '--publish'], { env: p.env });
+    const multiToml = join(t.path, 'builder-multi.toml');
+    await writeFile(multiToml, (await readFile(join(t.path, 'builder.toml'), 'utf8')).replace(`${p.images}:build"`, `${p.images}:build-multi"`).replace(`${p.images}:run"`, `${p.images}:run-multi"`));
+    await runOk(STRATA, ['builder', 'create', `oci:${t.path}/bm:1`, '--config', multiToml, '--target', 'linux/amd64,linux/arm64'], { env: p.env });
+    const builders = JSON.parse(await runOk('skopeo', ['inspect', '--raw', `oci:${t.path}/bm:1`])) as { manifests: { digest: string; platform: { architecture: string } }[] };
+    assert.deepEqual(builders.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+    await runOk(STRATA, ['builder', 'create', `oci:${t.path}/bs:1`, '--config', multiToml], { env: p.env });
+    assert.equal((await runOk(STRATA, ['image', 'digest', `oci:${t.path}/bs:1`])).trim(), builders.manifests[0]!.digest, 'the amd64 one is the builder made for this machine');
+    await runOk('skopeo', ['copy', '--override-arch', 'arm64', `oci:${t.path}/bm:1`, `oci:${t.path}/bm-arm:1`]);
+    await runOk('umoci', ['unpack', '--image', `${t.path}/bm-arm:1`, join(t.path, 'bm-arm-bundle')]);
+    assert.match(await runOk('file', ['-b', join(t.path, 'bm-arm-bundle', 'rootfs', 'cnb', 'lifecycle', 'launcher')]), /ARM aarch64/);
+    assert.match(await runOk('file', ['-b', join(t.path, 'bm-arm-bundle', 'rootfs', 'cnb', 'lifecycle', 'node')]), /ARM aarch64/);
   } finally {
     await t.cleanup();
   }
