@@ -14,7 +14,7 @@ import type { ResolvedImage } from '../oci/image.js';
 import { configuredBuild, readConfig } from '../platform/config.js';
 import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
-import { commaList, repeatable } from './options.js';
+import { commaList, platformFlag, repeatable } from './options.js';
 
 /** `--env K=V`, or `--env K` to pass K from strata's own environment, as pack does. */
 function parseEnv(items: string[], files: { path: string; text: string }[]): Record<string, string> {
@@ -129,6 +129,7 @@ export function registerBuildCommand(program: Command): void {
     .option('-p, --path <dir>', 'app source directory', '.')
     .option('--publish', 'push the image to its registry (otherwise it goes to the local store)')
     .option('--run-image <image>', 'run image to use instead of the builder\'s')
+    .option('--platform <os/arch[/variant]>', "the platform of the app image (default this machine's): its run image's image for it, buildpacks told the target, no emulation")
     .option('-e, --env <NAME=VALUE>', 'build-time env var for buildpacks (repeatable)', repeatable, [])
     .option('--env-file <file>', 'file of NAME=VALUE lines (repeatable; later files win)', repeatable, [])
     .option('-t, --tag <image>', 'additional tag (repeatable, comma list)', commaList, [])
@@ -159,7 +160,7 @@ export function registerBuildCommand(program: Command): void {
     .option('--pull-policy <policy>', 'always, if-not-present or never (default from strata config, else if-not-present)')
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', repeatable, [])
     .action(async (image: string, opts: Record<string, unknown>) => {
-      const o = opts as { workspace?: string; preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; extension: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
+      const o = opts as { workspace?: string; preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; extension: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; platform?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
       let path = resolve(o.path);
@@ -213,6 +214,7 @@ export function registerBuildCommand(program: Command): void {
         appPath: path,
         publish: o.publish ?? false,
         ...(o.runImage ? { runImage: o.runImage } : {}),
+        ...(o.platform ? { platform: platformFlag(o.platform, '--platform') } : {}),
         env,
         tags: o.tag,
         clearCache: o.clearCache ?? false,

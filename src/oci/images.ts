@@ -121,11 +121,11 @@ export function whereLooked(policy: PullPolicy): string {
 /** Readers for the three ways images are looked up. */
 export const readers = {
   /** Registries (through mirrors) and layouts: what the lifecycle's phases read. */
-  remote: (options: StoreOptions, log?: ImageLog): ImageReader => (name) => openImage(name, options, log),
+  remote: (options: StoreOptions, log?: ImageLog, platform?: PlatformWanted): ImageReader => (name) => openImage(name, options, log, platform),
   /** The local store only: a local build's previous image. */
-  local: (options: StoreOptions): ImageReader => (name) => findImage(name, options, false),
+  local: (options: StoreOptions, platform?: PlatformWanted): ImageReader => (name) => findImage(name, options, false, platform),
   /** Under a pull policy: builders and run images of a platform build. */
-  byPolicy: (options: StoreOptions, policy: PullPolicy): ImageReader => (name) => openByPolicy(name, options, policy),
+  byPolicy: (options: StoreOptions, policy: PullPolicy, platform?: PlatformWanted): ImageReader => (name) => openByPolicy(name, options, policy, platform),
 };
 
 function registryOf(name: string): string | undefined {

@@ -16,7 +16,8 @@ import { orderToToml, parseOrderFile, type OrderElement, type OrderFile } from '
 import { projectSource, type ProjectBuildpack, type ProjectDescriptor } from '../spec/project.js';
 import { toToml } from '../spec/toml.js';
 import type { CollectedBuildpack } from './buildpackage.js';
-import type { PullPolicy } from '../oci/images.js';
+import type { ImageReader, PullPolicy } from '../oci/images.js';
+import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
 import { copySource } from './source.js';
 import type { EngineClient } from '../oci/engine/client.js';
 import type { Logger } from '../lifecycle/log.js';
@@ -33,7 +34,7 @@ import type { Executor, Mount, SandboxRun } from './executor.js';
 import type { SandboxLimits } from './sandboxlimits.js';
 import { openByPolicy, outputFor, outputsFor, readers, strataHome, whereLooked } from '../oci/images.js';
 import { runSequence, type HeldPhase } from '../lifecycle/sequence.js';
-import { LIFECYCLE_DIR } from './lifecycle-layer.js';
+import { LIFECYCLE_DIR, lifecycleParts } from './lifecycle-layer.js';
 import { unpackedRootfs } from './rootfs.js';
 import { lineProgress, type Progress } from '../oci/progress.js';
 import { isRemoteUri } from './download.js';
@@ -45,6 +46,12 @@ export interface BuildOptions {
   appPath: string;
   publish: boolean;
   runImage?: string;
+  /**
+   * The platform the app image is for, when not this machine's (`--platform`): the run image of that platform, and
+   * detect and build on this machine's builder with CNB_TARGET_* saying the target, as the spec lets buildpacks
+   * that declare it make its layers (no emulation).
+   */
+  platform?: PlatformWanted;
   env: Record<string, string>;
   tags: string[];
   clearCache: boolean;
@@ -182,7 +189,9 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     }
     for (const d of [layers, app, homeDir]) chownTree(d, uid, gid);
 
-    const cacheKey = createHash('sha256').update(o.image).digest('hex').slice(0, 16);
+    // Another architecture's layers are cached apart from this machine's, for the same image name.
+    const foreignArch = o.platform && o.platform.architecture !== hostPlatform().architecture ? `\0${o.platform.os}/${o.platform.architecture}` : '';
+    const cacheKey = createHash('sha256').update(o.image + foreignArch).digest('hex').slice(0, 16);
     const cacheDir = o.cacheDir ?? join(home, 'cache', 'builds', cacheKey);
     const stash = new LayerStash(o.stashDir ?? join(home, 'cache', 'stash', cacheKey), log);
     if (o.clearCache) await Promise.all([rm(cacheDir, { recursive: true, force: true }), rm(stash.dir, { recursive: true, force: true })]);
@@ -235,12 +244,13 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
           ...(o.previousImage ? { previous: o.previousImage } : {}),
           ...(o.runImage ? { runImage: o.runImage } : {}),
           runImages,
-          readPrevious: o.publish ? readers.remote(o.store, log) : readers.local(o.store),
-          readRun: readers.byPolicy(o.store, o.pullPolicy),
+          readPrevious: o.publish ? readers.remote(o.store, log, o.platform) : readers.local(o.store, o.platform),
+          readRun: targetRun(readers.byPolicy(o.store, o.pullPolicy, o.platform), o.platform),
         },
         cache,
         stash,
-        launcher: () => ConfinedDir.with(rootfs, (d) => d.readFile('cnb/lifecycle/launcher', 256 << 20), { display: `builder ${o.builder}` }) ?? noLauncher(o.builder),
+        // For another architecture, strata's own launcher for it: the builder's runs on this machine only.
+        launcher: () => (o.platform && o.platform.architecture !== hostPlatform().architecture ? readFile(lifecycleParts(o.platform).launcher) : (ConfinedDir.with(rootfs, (d) => d.readFile('cnb/lifecycle/launcher', 256 << 20), { display: `builder ${o.builder}` }) ?? noLauncher(o.builder))),
         outputs,
         uid,
         gid,
@@ -282,6 +292,17 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** A run image reader that refuses one not for the target platform (an image, not an index, is the one it is). */
+function targetRun(read: ImageReader, platform: PlatformWanted | undefined): ImageReader {
+  if (!platform) return read;
+  return async (name) => {
+    const run = await read(name);
+    const c = run?.image.config;
+    if (c && (c.os !== platform.os || c.architecture !== platform.architecture)) throw new StrataError(`run image ${name} has no ${platform.os}/${platform.architecture} image (it is ${c.os}/${c.architecture}); for --platform ${platform.os}/${platform.architecture} it must be an index holding one`);
+    return run;
+  };
 }
 
 /** Whether the builder's lifecycle is strata's and waits to be told to go (LIFECYCLE_FEATURES in its package.json). */
