@@ -15,6 +15,10 @@ import { configuredBuild, readConfig } from '../platform/config.js';
 import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
 import { commaList, platformFlag, repeatable } from './options.js';
+import type { Digest } from '../oci/digest.js';
+import type { PlatformWanted } from '../oci/manifest.js';
+import { writeIndex } from '../oci/mutate.js';
+import { outputsFor } from '../oci/images.js';
 
 /** `--env K=V`, or `--env K` to pass K from strata's own environment, as pack does. */
 function parseEnv(items: string[], files: { path: string; text: string }[]): Record<string, string> {
@@ -162,6 +166,7 @@ export function registerBuildCommand(program: Command): void {
     .action(async (image: string, opts: Record<string, unknown>) => {
       const o = opts as { workspace?: string; preBuildpack: string[]; postBuildpack: string[]; disableSystemBuildpacks?: boolean; execEnv: string; uid?: string; gid?: string; dockerHost?: string; lifecycleImage?: string; cache?: string; docker?: boolean; buildpack: string[]; extension: string[]; descriptor?: string; volume: string[]; sbomOutputDir?: string; cacheImage?: string; pullPolicy?: string; builder?: string; path: string; publish?: boolean; runImage?: string; platform?: string; env: string[]; envFile: string[]; tag: string[]; clearCache?: boolean; creationTime?: string; previousImage?: string; defaultProcess?: string; network: string; executor: string; reportOutputDir?: string; insecureRegistry: string[] };
       if (o.network !== 'host' && o.network !== 'none') throw new StrataError(`--network "${o.network}": use host or none`);
+      const network: 'host' | 'none' = o.network;
       if (o.executor !== 'runc' && o.executor !== 'host' && o.executor !== 'docker') throw new StrataError(`--executor "${o.executor}": use runc, docker or host`);
       let path = resolve(o.path);
       const pathStat = await stat(path).catch(() => undefined);
@@ -194,7 +199,10 @@ export function registerBuildCommand(program: Command): void {
         if (!(await engine.inspect(tag))) await loadIntoEngine(ctx.builder.store, ctx.builder.manifest.digest, engine, tag);
         return new EngineExecutor(engine, tag);
       };
-      const r = await runBuild({
+      const platforms = o.platform ? [...new Set(o.platform.split(',').map((x) => x.trim()).filter(Boolean))].map((x) => platformFlag(x, '--platform')) : [undefined];
+      if (platforms.length > 1 && (o.docker || (config.docker && !o.publish))) throw new StrataError('--platform with several platforms makes an image index, which an engine cannot hold: use --publish or an oci: name');
+      const engineOut = o.docker || (config.docker && !o.publish) ? { engine: (await import('../oci/engine/client.js')).EngineClient.fromEnv() } : {};
+      const buildFor = async (platform: PlatformWanted | undefined) => runBuild({
         image,
         builder,
         buildpacks: o.buildpack,
@@ -210,18 +218,19 @@ export function registerBuildCommand(program: Command): void {
         ...(o.sbomOutputDir ? { sbomDir: resolve(o.sbomOutputDir) } : {}),
         ...cache,
         ...configured,
-        ...(o.docker || (config.docker && !o.publish) ? { engine: (await import('../oci/engine/client.js')).EngineClient.fromEnv() } : {}),
+        ...engineOut,
         appPath: path,
         publish: o.publish ?? false,
         ...(o.runImage ? { runImage: o.runImage } : {}),
-        ...(o.platform ? { platform: platformFlag(o.platform, '--platform') } : {}),
+        ...(platform ? { platform } : {}),
+        ...(platforms.length > 1 ? { untagged: true } : {}),
         env,
         tags: o.tag,
         clearCache: o.clearCache ?? false,
         ...(creationTime(o.creationTime) ? { creationTime: creationTime(o.creationTime)! } : {}),
         ...(o.previousImage ? { previousImage: o.previousImage } : {}),
         ...(o.defaultProcess ? { defaultProcess: o.defaultProcess } : {}),
-        network: o.network,
+        network,
         executor,
         ...(o.reportOutputDir ? { reportDir: o.reportOutputDir } : {}),
         store: { insecureRegistries: o.insecureRegistry, registryMirrors },
@@ -231,6 +240,23 @@ export function registerBuildCommand(program: Command): void {
           if (!globals.quiet) process.stdout.write(stamp(`===> ${name}\n`));
         },
       });
+      let r: Awaited<ReturnType<typeof buildFor>>;
+      if (platforms.length === 1) r = await buildFor(platforms[0]);
+      else {
+        // One build per platform (each its own cache), then the index of them under every name.
+        const images: { digest: Digest; size: number; mediaType: string; platform: PlatformWanted }[] = [];
+        for (const platform of platforms) {
+          if (!globals.quiet) process.stdout.write(stamp(`===> PLATFORM ${platform!.os}/${platform!.architecture}${platform!.variant ? `/${platform!.variant}` : ''}\n`));
+          r = await buildFor(platform);
+          const outs = await outputsFor([image, ...o.tag], o.publish ?? false, { insecureRegistries: o.insecureRegistry, registryMirrors });
+          const m = await outs[0]!.store.getManifest(r.digest);
+          images.push({ digest: r.digest, size: m.bytes.length, mediaType: m.mediaType, platform: platform! });
+        }
+        const outs = await outputsFor([image, ...o.tag], o.publish ?? false, { insecureRegistries: o.insecureRegistry, registryMirrors });
+        let digest = '' as Digest;
+        for (const out of outs) digest = await writeIndex(out.store, images, out.tag);
+        r = { ...r!, digest };
+      }
       process.stdout.write(`Successfully built image ${image} (${r.where})\n  digest ${r.digest}\n`);
       // pack users expect `docker run` next: when an engine answers and the image did not go there, say how.
       if (!o.publish && !o.docker && !config.docker && !image.startsWith('oci:')) {

@@ -52,6 +52,8 @@ export interface BuildOptions {
    * that declare it make its layers (no emulation).
    */
   platform?: PlatformWanted;
+  /** Store the image by digest only, tagging nothing (one platform of an index the caller writes). */
+  untagged?: boolean;
   env: Record<string, string>;
   tags: string[];
   clearCache: boolean;
@@ -229,7 +231,8 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     // The export's layer blobs stay (under the build dir, removed with it) so the cache is fed from them.
     const keepDir = join(work, 'export');
     await mkdir(keepDir);
-    const outputs = await outputsFor([o.image, ...o.tags], o.publish, o.store);
+    // One platform of several: its image is stored by digest, and the caller tags the index of them all.
+    const outputs = (await outputsFor([o.image, ...o.tags], o.publish, o.store)).map((out) => (o.untagged ? { ...out, tag: undefined } : out));
     // Local builds keep their images in the local store, published ones in the registry; run images are read under
     // the pull policy (a builder made on this machine names local bases). Detection and build run in the sandbox.
     const { exported: result, group, analysis } = await runSequence(

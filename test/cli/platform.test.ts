@@ -34,6 +34,18 @@ test('build --platform linux/arm64: buildpacks are told the target, the image st
     await runOk('umoci', ['unpack', '--image', `${join(t.path, 'app-layout')}:arm`, join(t.path, 'bundle')]);
     assert.match(await runOk('file', ['-b', join(t.path, 'bundle', 'rootfs', 'cnb', 'lifecycle', 'launcher')]), /ARM aarch64.*statically linked/);
 
+    // Both at once: one build per platform, one index of them under the name.
+    const both = `oci:${join(t.path, 'app-layout')}:both`;
+    const two = await run(STRATA, ['build', both, '--builder', p.builder, '--path', p.app, '--run-image', `oci:${p.images}:run-multi`, '--platform', 'linux/amd64,linux/arm64', '--volume', `${p.out}:/out:rw`], env);
+    assert.equal(two.code, 0, two.stderr + two.stdout);
+    assert.match(two.stdout, /===> PLATFORM linux\/amd64[\s\S]*===> PLATFORM linux\/arm64/);
+    const index = JSON.parse(await runOk('skopeo', ['inspect', '--raw', both])) as { manifests: { digest: string; platform: { architecture: string } }[] };
+    assert.deepEqual(index.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+    for (const arch of ['amd64', 'arm64']) {
+      const c = JSON.parse(await runOk('skopeo', ['inspect', '--override-arch', arch, '--config', both])) as { architecture: string };
+      assert.equal(c.architecture, arch);
+    }
+
     // A run image with no arm64 image, and a buildpack that declares amd64 only: each one line.
     const single = await run(STRATA, ['build', `oci:${join(t.path, 'app-layout')}:x`, '--builder', p.builder, '--path', p.app, '--run-image', `oci:${p.images}:run`, '--platform', 'linux/arm64'], env);
     assert.notEqual(single.code, 0);
