@@ -7,7 +7,10 @@ import { createLogger } from '../lifecycle/log.js';
 import { baseImage, debootstrapTree, hostMirror, type BaseOptions } from '../platform/base.js';
 import { cliProgress } from './progress.js';
 import { outputFor, strataHome } from '../oci/images.js';
-import { commaList } from './options.js';
+import { commaList, platformFlag } from './options.js';
+import type { Digest } from '../oci/digest.js';
+import { withVariant } from '../oci/manifest.js';
+import { writeIndex } from '../oci/mutate.js';
 
 function id(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new StrataError(`${flag} "${text}" is not a numeric id`);
@@ -29,8 +32,10 @@ export function registerBaseCommands(program: Command): void {
     .option('--uid <n>', 'the cnb user id', '1000')
     .option('--gid <n>', 'the cnb group id', '1000')
     .option('--mirror <url>', 'Debian mirror (default: the one apt uses here)')
+    .option('--platform <os/arch,…>', "the platforms to make them for (default this machine's; another architecture is emulated while its packages are configured): several make each image an index")
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
-    .action(async (opts: { buildImage: string; runImage: string; publish?: boolean; distro: string; buildPackages: string[]; runPackages: string[]; uid: string; gid: string; mirror?: string; insecureRegistry: string[] }) => {
+    .action(async (opts: { buildImage: string; runImage: string; publish?: boolean; distro: string; buildPackages: string[]; runPackages: string[]; uid: string; gid: string; mirror?: string; platform?: string; insecureRegistry: string[] }) => {
+      const platforms = opts.platform ? [...new Set(opts.platform.split(',').map((x) => x.trim()).filter(Boolean))].map((x) => platformFlag(x, '--platform')) : [undefined];
       if (!/^[a-z]+$/.test(opts.distro)) throw new StrataError(`--distro "${opts.distro}": give a Debian release name such as bookworm`);
       const log = createLogger('info');
       const options: BaseOptions = {
@@ -48,9 +53,20 @@ export function registerBaseCommands(program: Command): void {
       try {
         const so = { insecureRegistries: opts.insecureRegistry };
         for (const [kind, ref, packages] of [['build', opts.buildImage, opts.buildPackages], ['run', opts.runImage, opts.runPackages]] as const) {
-          const tree = await debootstrapTree(opts.distro, packages, options);
           const out = await outputFor(ref, opts.publish ?? false, so);
-          const digest = await baseImage(kind, tree, options, out.store, out.tag, work);
+          const images: Parameters<typeof writeIndex>[1] = [];
+          let digest = '' as Digest;
+          for (const platform of platforms) {
+            const forPlatform = { ...options, ...(platform ? { platform: withVariant(platform) } : {}) };
+            const tree = await debootstrapTree(opts.distro, packages, forPlatform);
+            // One platform is the image itself; several are an index of them, each stored by digest.
+            digest = await baseImage(kind, tree, forPlatform, out.store, platforms.length > 1 ? undefined : out.tag, work);
+            if (platforms.length > 1) {
+              const m = await out.store.getManifest(digest);
+              images.push({ digest, size: m.bytes.length, mediaType: m.mediaType, platform: withVariant(platform!) });
+            }
+          }
+          if (images.length) digest = await writeIndex(out.store, images, out.tag);
           process.stdout.write(`${kind} image ${ref} (${out.where})\n  digest ${digest}\n`);
         }
       } finally {

@@ -119,6 +119,12 @@ function normaliseVariant(arch: string, variant: string | undefined): string | u
   return variant;
 }
 
+/** A platform as images record it: arm64 with its usual variant (v8) when none is given. */
+export function withVariant(p: PlatformWanted): PlatformWanted {
+  const variant = normaliseVariant(p.architecture, p.variant);
+  return { os: p.os, architecture: p.architecture, ...(variant && p.architecture === 'arm64' ? { variant } : p.variant ? { variant: p.variant } : {}) };
+}
+
 /** Chooses one manifest of an index by os/arch/variant; a wanted platform without a variant accepts any variant. */
 export function selectPlatform(index: ImageIndex, want: PlatformWanted): Descriptor | undefined {
   const candidates = index.manifests.filter((d) => {

@@ -7,7 +7,8 @@ import { imageTime } from '../oci/config.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { NORMALISED_MTIME, treeEntries, writeLayerFile, type LayerEntry } from '../oci/layer.js';
-import { hostPlatform } from '../oci/manifest.js';
+import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
+import { foreignSecondStage, qemuFor } from './foreignstage.js';
 import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
 import type { Digest } from '../oci/digest.js';
@@ -27,6 +28,14 @@ export interface BaseOptions {
   log: Logger;
   /** Shows debootstrap's phases as they go, when drawn live (a terminal). */
   progress?: Progress;
+  /** Another architecture than this machine's (`--platform linux/arm64`): debootstrap's foreign stages, emulated. */
+  platform?: PlatformWanted;
+}
+
+/** The architecture a base is made for, when it is not this machine's. */
+function foreignArch(opts: BaseOptions): string | undefined {
+  const a = opts.platform?.architecture;
+  return a && a !== hostPlatform().architecture ? a : undefined;
 }
 
 const MARKER = '.strata-complete';
@@ -127,11 +136,13 @@ async function normalise(root: string): Promise<void> {
 /** A debootstrap tree for these packages, made once and kept in the cache (made in a temp dir, then renamed in). */
 export async function debootstrapTree(distro: string, packages: string[], opts: BaseOptions): Promise<string> {
   const list = [...new Set(packages)].sort();
-  const key = createHash('sha256').update(`${distro}\n${opts.mirror}\n${list.join(',')}`).digest('hex').slice(0, 16);
-  const dir = join(opts.cacheDir, `${distro}-${key}`);
+  const arch = foreignArch(opts);
+  if (arch) qemuFor(arch);
+  const key = createHash('sha256').update(`${distro}\n${opts.mirror}\n${list.join(',')}${arch ? `\n${arch}` : ''}`).digest('hex').slice(0, 16);
+  const dir = join(opts.cacheDir, `${distro}${arch ? `-${arch}` : ''}-${key}`);
   const { made } = await cachedDir(dir, MARKER, async (tmp) => {
-    opts.log.info(`Running debootstrap ${distro}${list.length ? ` with ${list.join(', ')}` : ''} from ${opts.mirror} (cached afterwards)`);
-    const args = ['--variant=minbase', ...(list.length ? [`--include=${list.join(',')}`] : []), distro, tmp, opts.mirror];
+    opts.log.info(`Running debootstrap ${distro}${arch ? ` for ${arch}` : ''}${list.length ? ` with ${list.join(', ')}` : ''} from ${opts.mirror} (cached afterwards)`);
+    const args = [...(arch ? [`--arch=${arch}`, '--foreign'] : []), '--variant=minbase', ...(list.length ? [`--include=${list.join(',')}`] : []), distro, tmp, opts.mirror];
     if (opts.progress?.live) {
       // The same run with its status on a pipe: only where the messages go differs, not the tree.
       const status = new InstallerStatus(opts.progress);
@@ -144,6 +155,10 @@ export async function debootstrapTree(distro: string, packages: string[], opts: 
       }
     } else {
       await exec('debootstrap', args, `debootstrap ${distro}`);
+    }
+    if (arch) {
+      opts.log.info(`Configuring the ${arch} tree under emulation (debootstrap's second stage; a minute or more)`);
+      await foreignSecondStage(tmp, arch, `debootstrap ${distro} for ${arch}`);
     }
     await normalise(tmp);
   });
@@ -180,7 +195,7 @@ async function* userEntries(root: string, uid: number, gid: number): AsyncGenera
  * One base image: the debootstrap tree as a layer (owners kept, times normalised), the cnb user as a second, and
  * the config and labels the spec asks of build and run images.
  */
-export async function baseImage(kind: 'build' | 'run', root: string, opts: BaseOptions, store: ImageStore, tag: string, work: string): Promise<Digest> {
+export async function baseImage(kind: 'build' | 'run', root: string, opts: BaseOptions, store: ImageStore, tag: string | undefined, work: string): Promise<Digest> {
   const release = await osRelease(root);
   const distroName = release.ID ?? 'debian';
   const distroVersion = release.VERSION_ID ?? opts.distro;
@@ -196,7 +211,7 @@ export async function baseImage(kind: 'build' | 'run', root: string, opts: BaseO
   const packages = kind === 'build' ? opts.buildPackages : opts.runPackages;
   await layer(treeEntries(root, { owners: true, include: (rel) => rel !== MARKER }), `debootstrap --variant=minbase ${opts.distro}${packages.length ? ` --include=${packages.join(',')}` : ''}`);
   await layer(userEntries(root, opts.uid, opts.gid), `cnb user ${opts.uid}:${opts.gid}`);
-  const { config, manifest } = appendLayers(emptyConfig(hostPlatform(), NORMALISED_MTIME), emptyManifest(), added);
+  const { config, manifest } = appendLayers(emptyConfig(opts.platform ?? hostPlatform(), NORMALISED_MTIME), emptyManifest(), added);
   const env = [`PATH=${PATH}`, ...(kind === 'build' ? [`CNB_USER_ID=${opts.uid}`, `CNB_GROUP_ID=${opts.gid}`, `CNB_STACK_ID=${id}`] : [])];
   const labels: Record<string, string> = {
     'io.buildpacks.base.id': id,

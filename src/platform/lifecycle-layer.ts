@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { treeEntries, type LayerEntry } from '../oci/layer.js';
 import { StrataError } from '../oci/errors.js';
-import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
+import { hostPlatform, withVariant, type PlatformWanted } from '../oci/manifest.js';
 import { PROJECT_ROOT, VERSION } from '../version.js';
 
 /** Where strata's lifecycle sits in a builder: the phase names, the launcher, and the Node.js runtime they need. */
@@ -45,7 +45,7 @@ export function lifecycleParts(platform: PlatformWanted = hostPlatform()): Lifec
   for (const [what, path] of [['Node.js', node], ['launcher', launcher]] as const) {
     if (!existsSync(path)) throw new StrataError(`strata's lifecycle for ${text}: no ${what} for it at ${path}; run scripts/setup.sh (it installs Node.js for ${platform.architecture} and the cross compiler), then npm run build`);
   }
-  return { platform: { os: 'linux', architecture: platform.architecture, ...(platform.architecture === 'arm64' ? { variant: 'v8' } : {}) }, node, launcher };
+  return { platform: withVariant({ os: 'linux', architecture: platform.architecture }), node, launcher };
 }
 
 /** The compiled code a builder's lifecycle runs: the lifecycle and what it imports, not the CLI, platform or fleet. */

@@ -74,3 +74,33 @@ test('base create makes Debian build and run images with debootstrap: cnb user, 
     await w.cleanup();
   }
 });
+
+test('base create --platform linux/amd64,linux/arm64: each image an index; the arm64 tree is configured under emulation in a namespace of its own, and no emulator is left registered on the machine', { timeout: 900_000 }, async () => {
+  const t = await tempDir('strata-base-arm64-');
+  try {
+    const e = { env: { ...env, STRATA_HOME: join(t.path, 'home') } };
+    const out = await runOk(STRATA, ['base', 'create', '--build-image', `oci:${t.path}/img:build`, '--run-image', `oci:${t.path}/img:run`, '--platform', 'linux/amd64,linux/arm64'], e);
+    assert.match(out, /run image oci:.*:run/);
+    for (const kind of ['build', 'run']) {
+      const index = JSON.parse(await runOk('skopeo', ['inspect', '--raw', `oci:${t.path}/img:${kind}`])) as { manifests: { platform: unknown }[] };
+      assert.deepEqual(index.manifests.map((m) => m.platform), [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }]);
+    }
+    const arm = JSON.parse(await runOk('skopeo', ['inspect', '--override-arch', 'arm64', '--config', `oci:${t.path}/img:run`])) as { architecture: string; variant: string; config: { Labels: Record<string, string> } };
+    assert.equal(arm.architecture, 'arm64');
+    assert.equal(arm.config.Labels['io.buildpacks.base.distro.name'], 'debian');
+    await runOk('skopeo', ['copy', '--override-arch', 'arm64', `oci:${t.path}/img:run`, `oci:${t.path}/arm:run`]);
+    await runOk('umoci', ['unpack', '--image', `${t.path}/arm:run`, join(t.path, 'bundle')]);
+    const rootfs = join(t.path, 'bundle', 'rootfs');
+    assert.match(await runOk('file', ['-b', join(rootfs, 'usr', 'bin', 'bash')]), /ARM aarch64/);
+    // Its packages were configured (dpkg ran their scripts under emulation), and its programs run on qemu with it.
+    assert.match(await readFile(join(rootfs, 'var', 'lib', 'dpkg', 'status'), 'utf8'), /Package: coreutils\nEssential: yes\nStatus: install ok installed/);
+    // (bash's builtins only: without a registered emulator, a program it started would not run.)
+    const said = await runOk(join(PROJECT_ROOT, '.tools', 'qemu-aarch64-static'), ['-L', rootfs, join(rootfs, 'usr', 'bin', 'bash'), '-c', 'echo "$BASH_VERSION"; while read -r l; do [[ $l == cnb:* ]] && echo "$l"; done < /etc/passwd'], { env: { PATH: '/usr/bin:/bin' } });
+    assert.match(said, /^5\.2\.\d+.*\ncnb:x:1000:1000:/);
+    // The private binfmt_misc went with its namespace: nothing of strata's is registered here.
+    const registered = await run('sh', ['-c', 'ls /proc/sys/fs/binfmt_misc 2>/dev/null']);
+    assert.doesNotMatch(registered.stdout, /strata/);
+  } finally {
+    await t.cleanup();
+  }
+});
