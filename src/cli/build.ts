@@ -11,12 +11,12 @@ import { createLogger } from '../lifecycle/log.js';
 import { runBuild } from '../platform/build.js';
 import { EngineExecutor, HostExecutor, sandboxExecutor, type Executor, type Mount } from '../platform/executor.js';
 import type { ResolvedImage } from '../oci/image.js';
-import { configuredBuild, readConfig } from '../platform/config.js';
+import { configuredBuild, DEFAULT_BUILDER, readConfig } from '../platform/config.js';
 import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
 import { commaList, platformFlag, repeatable } from './options.js';
 import type { Digest } from '../oci/digest.js';
-import type { PlatformWanted } from '../oci/manifest.js';
+import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
 import { writeIndex } from '../oci/mutate.js';
 import { outputsFor } from '../oci/images.js';
 
@@ -186,7 +186,15 @@ export function registerBuildCommand(program: Command): void {
       if (o.execEnv.includes('/') || !o.execEnv) throw new StrataError(`--exec-env "${o.execEnv}": a name such as production or test`);
       const ids = { ...(o.uid !== undefined ? { uid: numericId(o.uid, '--uid') } : {}), ...(o.gid !== undefined ? { gid: numericId(o.gid, '--gid') } : {}) };
       const cache = cacheOptions(o.cacheImage, o.cache);
-      const builder = o.builder ?? descriptor?.builder ?? config['default-builder'] ?? (await (await import('../platform/defaultbuilder.js')).ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l))), cliProgress((line) => process.stdout.write(stamp(`${line}\n`)))));
+      const platforms = o.platform ? [...new Set(o.platform.split(',').map((x) => x.trim()).filter(Boolean))].map((x) => platformFlag(x, '--platform')) : [undefined];
+      const named = o.builder ?? descriptor?.builder ?? config['default-builder'];
+      // The default builder is made on first use, and again for both architectures the first time --platform asks
+      // for another one than this machine's.
+      const foreign = platforms.some((p) => p && p.architecture !== hostPlatform().architecture);
+      const builder =
+        named && (named !== DEFAULT_BUILDER || !foreign)
+          ? named
+          : await (await import('../platform/defaultbuilder.js')).ensureDefaultBuilder(createLogger('info', (l) => process.stdout.write(stamp(l))), cliProgress((line) => process.stdout.write(stamp(`${line}\n`))), platforms.filter((p): p is PlatformWanted => p !== undefined));
       const log = createLogger(globals.quiet ? 'warn' : globals.verbose ? 'debug' : 'info', (l) => process.stdout.write(stamp(l)));
       const executor = async (ctx: { rootfs: string; stateDir: string; builder: ResolvedImage }): Promise<Executor> => {
         if (o.executor === 'host') return new HostExecutor();
@@ -199,7 +207,6 @@ export function registerBuildCommand(program: Command): void {
         if (!(await engine.inspect(tag))) await loadIntoEngine(ctx.builder.store, ctx.builder.manifest.digest, engine, tag);
         return new EngineExecutor(engine, tag);
       };
-      const platforms = o.platform ? [...new Set(o.platform.split(',').map((x) => x.trim()).filter(Boolean))].map((x) => platformFlag(x, '--platform')) : [undefined];
       if (platforms.length > 1 && (o.docker || (config.docker && !o.publish))) throw new StrataError('--platform with several platforms makes an image index, which an engine cannot hold: use --publish or an oci: name');
       const engineOut = o.docker || (config.docker && !o.publish) ? { engine: (await import('../oci/engine/client.js')).EngineClient.fromEnv() } : {};
       const buildFor = async (platform: PlatformWanted | undefined) => runBuild({

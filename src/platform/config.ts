@@ -136,3 +136,6 @@ export function sandboxLimits(config: StrataConfig): SandboxLimits {
   if (memoryBytes < 64 << 20) throw new StrataError(`${configName()}: sandbox-memory-limit ${String(mem)}: at least 64m`);
   return { pids: pids ?? DEFAULT_LIMITS.pids, memoryBytes };
 }
+
+/** The builder strata makes on first use when none is given or configured (`platform/defaultbuilder.ts`). */
+export const DEFAULT_BUILDER = 'strata/builder:nodejs';

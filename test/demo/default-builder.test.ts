@@ -5,7 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run, runOk, tempDir } from '../harness/proc.js';
 import { PROJECT_ROOT } from '../../src/version.js';
-import { freePort } from '../../src/devtools/registry.js';
+import { freePort, startRegistry } from '../../src/devtools/registry.js';
 
 const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
 
@@ -37,6 +37,35 @@ test('out of the box: `strata build myapp --path ./app` makes the default Node.j
     await new Promise((r) => server.once('close', r));
     assert.equal(status, 200);
     assert.match(body, /out of the box on v22\.23\.3/);
+
+    // For amd64 and arm64 with no other flag: the default builder is made again for both (its bases, Node.js and
+    // lifecycle), and the index's arm64 image is really arm64: its Node.js, on its own Debian, answers arm64 under qemu.
+    const multi = `oci:${join(t.path, 'multi')}:1`;
+    const both = await run(STRATA, ['build', multi, '--path', app, '--platform', 'linux/amd64,linux/arm64'], { env });
+    assert.equal(both.code, 0, both.stderr + both.stdout);
+    const index = JSON.parse(await runOk('skopeo', ['inspect', '--raw', multi])) as { manifests: { platform: { architecture: string } }[] };
+    assert.deepEqual(index.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+    await runOk('skopeo', ['copy', '--override-arch', 'arm64', multi, `oci:${join(t.path, 'arm')}:1`]);
+    await runOk('umoci', ['unpack', '--image', `${join(t.path, 'arm')}:1`, join(t.path, 'arm-bundle')]);
+    const rootfs = join(t.path, 'arm-bundle', 'rootfs');
+    const arch = await runOk(join(PROJECT_ROOT, '.tools', 'qemu-aarch64-static'), ['-L', rootfs, join(rootfs, 'layers', 'strata_node-engine', 'node', 'bin', 'node'), '-p', 'process.arch + " " + process.version'], { env: { PATH: '/usr/bin:/bin' } });
+    assert.equal(arch.trim(), 'arm64 v22.23.3');
+    assert.match(await runOk('file', ['-b', join(rootfs, 'cnb', 'lifecycle', 'launcher')]), /ARM aarch64/);
+
+    // The same with --publish: the index and both images (their run images' layers copied from the local store) in a
+    // registry, where skopeo picks each platform's.
+    const registry = await startRegistry();
+    try {
+      const pushed = await run(STRATA, ['build', `${registry.host}/multi/app:1`, '--path', app, '--platform', 'linux/amd64,linux/arm64', '--publish'], { env });
+      assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout);
+      for (const a of ['amd64', 'arm64']) {
+        const c = JSON.parse(await runOk('skopeo', ['inspect', '--tls-verify=false', '--override-arch', a, '--config', `docker://${registry.host}/multi/app:1`])) as { architecture: string };
+        assert.equal(c.architecture, a);
+      }
+      await runOk('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${registry.host}/multi/app:1`, `oci:${join(t.path, 'pulled')}:all`]);
+    } finally {
+      await registry.stop();
+    }
   } finally {
     await t.cleanup();
   }
