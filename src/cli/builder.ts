@@ -75,7 +75,7 @@ export function registerBuilderCommands(program: Command): void {
         where = out.where;
         store = out.store;
         return out;
-      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)) }, targets);
+      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)) }, targets ?? (config.targets.length ? config.targets : undefined));
       await tagAlso(store!, r.digest, opts.tag, opts.publish ?? false, options);
       process.stdout.write(`Successfully created builder image ${name} in ${where}\n  digest ${r.digest}\n  ${r.metadata.buildpacks.length} buildpack(s); run image ${r.metadata.stack.runImage.image}\n`);
     });

@@ -28,15 +28,17 @@ export function registerBuildpackCommands(program: Command): void {
     .option('-e, --flatten-exclude <id@version>', 'keep these in layers of their own when flattening (repeatable, comma list)', commaList, [])
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { config?: string; path: string; format: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten?: boolean; flattenExclude: string[]; target: string[]; insecureRegistry: string[] }) => {
-      const targets = opts.target.length ? [...new Set(opts.target)].map((t) => platformFlag(t, '--target')) : undefined;
+      const flagged = opts.target.length ? [...new Set(opts.target)].map((t) => platformFlag(t, '--target')) : undefined;
       if (opts.format !== 'image' && opts.format !== 'file') throw new StrataError(`--format "${opts.format}": use image or file`);
       const cfg = await readConfig();
       pullPolicyOf(opts.pullPolicy, cfg);
       const labels = labelMap(opts.label);
       const options = { insecureRegistries: opts.insecureRegistry, registryMirrors: cfg['registry-mirrors'] ?? {} };
       // Without a package.toml, --path is a buildpack, or an image extension when it holds extension.toml.
-      const alone = async (): Promise<PackageConfig> => ({ buildpack: { uri: resolve(opts.path) }, ...((await pathExists(join(opts.path, 'extension.toml'))) && !(await pathExists(join(opts.path, 'buildpack.toml'))) ? { kind: 'extension' as const } : {}), dependencies: [], os: 'linux', file: join(resolve(opts.path), 'package.toml') });
+      const alone = async (): Promise<PackageConfig> => ({ buildpack: { uri: resolve(opts.path) }, ...((await pathExists(join(opts.path, 'extension.toml'))) && !(await pathExists(join(opts.path, 'buildpack.toml'))) ? { kind: 'extension' as const } : {}), dependencies: [], os: 'linux', targets: [], file: join(resolve(opts.path), 'package.toml') });
       const config: PackageConfig = opts.config ? await readPackageConfig(opts.config) : await alone();
+      // --target, else package.toml's [[targets]], else this machine's platform.
+      const targets = flagged ?? (config.targets.length ? config.targets : undefined);
       const what = (n: number) => (config.kind === 'extension' ? 'extension' : `${n} buildpack(s)`);
       const work = await mkdtemp(join(tmpdir(), 'strata-package-'));
       try {

@@ -201,6 +201,7 @@ export async function ensureBuilder(builder: ResourceOf<'Builder' | 'ClusterBuil
     buildEnv: [],
     runImages: [{ image: stack.status.runImageTag!, mirrors: [] }],
     stack: { id: stack.spec.id },
+    targets: [],
     warnings: [],
     file: where,
   };

@@ -2,6 +2,7 @@ import { parseOrder, type Order, type OrderElement, parseElement } from './order
 import { resolveUri, type BuildpackSource } from './packagetoml.js';
 import { Fields, SpecError, readToml, type Table } from './toml.js';
 import type { RunImage } from './run.js';
+import { targetPlatforms } from './target.js';
 
 /** pack's builder.toml, as strata reads it. */
 export interface BuilderConfig {
@@ -16,6 +17,8 @@ export interface BuilderConfig {
   buildEnv: { name: string; value: string; suffix?: string; delim?: string }[];
   runImages: RunImage[];
   stack?: { id: string };
+  /** `[[targets]]`: the platforms to make the builder for when `--target` gives none. */
+  targets: { os: string; architecture: string; variant?: string }[];
   /** Things worth one line that do not stop the builder (a [lifecycle] strata does not use). */
   warnings: string[];
   file: string;
@@ -90,6 +93,7 @@ export function parseBuilderConfig(table: Table, file: string): BuilderConfig {
     buildEnv,
     runImages,
     ...(stack.str('id') ? { stack: { id: stack.str('id')! } } : {}),
+    targets: targetPlatforms(f),
     warnings,
     file,
   };

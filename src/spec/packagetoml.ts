@@ -1,5 +1,6 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Fields, SpecError, readToml, type Table } from './toml.js';
+import { targetPlatforms } from './target.js';
 
 /** Where a buildpack comes from in package.toml or builder.toml: a dir, a .tgz, a .cnb file, or an image. */
 export interface BuildpackSource {
@@ -14,10 +15,12 @@ export interface PackageConfig {
   kind?: 'buildpack' | 'extension';
   dependencies: BuildpackSource[];
   os: string;
+  /** `[[targets]]`: the platforms to package for when `--target` gives none. */
+  targets: { os: string; architecture: string; variant?: string }[];
   file: string;
 }
 
-const KNOWN_TOP = new Set(['buildpack', 'extension', 'dependencies', 'platform']);
+const KNOWN_TOP = new Set(['buildpack', 'extension', 'dependencies', 'platform', 'targets']);
 
 /** A uri relative to the config file's dir; `docker://`, `http(s)://` and `file://` forms as pack writes them. */
 export function resolveUri(uri: string, configFile: string): string {
@@ -40,18 +43,19 @@ function packageOs(os: string, file: string): string {
 }
 
 export function parsePackageConfig(table: Table, file: string): PackageConfig {
-  for (const k of Object.keys(table)) if (!KNOWN_TOP.has(k)) throw new SpecError(`${file}: unknown key "${k}" (expected buildpack, extension, dependencies, platform)`);
+  for (const k of Object.keys(table)) if (!KNOWN_TOP.has(k)) throw new SpecError(`${file}: unknown key "${k}" (expected buildpack, extension, dependencies, platform, targets)`);
   const f = new Fields(table, file);
   if (f.has('buildpack') && f.has('extension')) throw new SpecError(`${file}: [buildpack] and [extension] both given; a package holds one of them`);
   if (f.has('extension')) {
     if (f.list('dependencies').length) throw new SpecError(`${file}: an extension package has no [[dependencies]]`);
-    return { buildpack: source(f.sub('extension'), file), kind: 'extension', dependencies: [], os: packageOs(f.sub('platform').str('os') ?? 'linux', file), file };
+    return { buildpack: source(f.sub('extension'), file), kind: 'extension', dependencies: [], os: packageOs(f.sub('platform').str('os') ?? 'linux', file), targets: targetPlatforms(f), file };
   }
   if (!f.has('buildpack')) throw new SpecError(`${file}: [buildpack] (or [extension]) with a uri is required`);
   return {
     buildpack: source(f.sub('buildpack'), file),
     dependencies: f.list('dependencies').map((d) => source(d, file)),
     os: packageOs(f.sub('platform').str('os') ?? 'linux', file),
+    targets: targetPlatforms(f),
     file,
   };
 }

@@ -1,6 +1,7 @@
 import { StrataError } from '../oci/errors.js';
 import type { ImageConfig } from '../oci/config.js';
 import { Exit } from './exit.js';
+import { Fields, SpecError } from './toml.js';
 
 /** The labels a base image states its target with (spec §13). */
 export const TARGET_LABELS = {
@@ -62,4 +63,17 @@ export function imageTargetOf(config: ImageConfig, name: string): ImageTarget {
   const version = labels[TARGET_LABELS.distroVersion];
   if (distro || version) t.distro = { ...(distro ? { name: distro } : {}), ...(version ? { version } : {}) };
   return t;
+}
+
+/**
+ * The image platforms a package.toml or builder.toml `[[targets]]` names (os, arch, variant; distros say nothing
+ * about the image's platform): what `--target` defaults to. Each needs an arch.
+ */
+export function targetPlatforms(f: Fields): { os: string; architecture: string; variant?: string }[] {
+  return f.list('targets').map((t) => {
+    const arch = t.str('arch');
+    if (!arch) throw new SpecError(`${t.where}: a target needs an arch (amd64, arm64, …)`);
+    const variant = t.str('variant') ?? t.str('arch-variant');
+    return { os: t.str('os') ?? 'linux', architecture: arch, ...(variant ? { variant } : {}) };
+  });
 }

@@ -61,6 +61,13 @@ test('builder create and buildpack package: -l/--label, --tag, --target, -p with
     const [amd, arm] = [await layersOf('amd64'), await layersOf('arm64')];
     assert.equal(arm.Architecture, 'arm64');
     assert.deepEqual(arm.Layers, amd.Layers);
+    // package.toml's [[targets]] are the default: the same index without --target.
+    await writeFile(join(t.path, 'package.toml'), `[buildpack]\nuri = "${bp}"\n[[targets]]\nos = "linux"\narch = "amd64"\n[[targets]]\nos = "linux"\narch = "arm64"\nvariant = "v8"\n`);
+    await runOk(STRATA, ['buildpack', 'package', `oci:${t.path}/pkgs:from-toml`, '--config', join(t.path, 'package.toml')], { env: p.env });
+    assert.equal((await runOk(STRATA, ['image', 'digest', `oci:${t.path}/pkgs:from-toml`])).trim(), (await runOk(STRATA, ['image', 'digest', `oci:${t.path}/pkgs:multi`])).trim());
+    await writeFile(join(t.path, 'bad-package.toml'), `[buildpack]\nuri = "${bp}"\n[[targets]]\nos = "linux"\n`);
+    const noArch = await run(STRATA, ['buildpack', 'package', `oci:${t.path}/pkgs:bad`, '--config', join(t.path, 'bad-package.toml')], { env: p.env });
+    assert.match(noArch.stderr.trim(), /^strata: error: .*bad-package\.toml.*targets.*: a target needs an arch \(amd64, arm64, …\)$/);
     // A buildpack that declares amd64 only is not packaged for arm64: one line naming it and its targets.
     const amdOnly = await writeBuildpack(join(t.path, 'amd-only'), { id: 'test/amd-only', toml: '[[targets]]\nos = "linux"\narch = "amd64"\n' });
     const refused = await run(STRATA, ['buildpack', 'package', `oci:${t.path}/pkgs:amd`, '-p', amdOnly, '--target', 'linux/arm64'], { env: p.env });
@@ -82,6 +89,11 @@ test('builder create and buildpack package: -l/--label, --tag, --target, -p with
     assert.deepEqual(builders.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
     await runOk(STRATA, ['builder', 'create', `oci:${t.path}/bs:1`, '--config', multiToml], { env: p.env });
     assert.equal((await runOk(STRATA, ['image', 'digest', `oci:${t.path}/bs:1`])).trim(), builders.manifests[0]!.digest, 'the amd64 one is the builder made for this machine');
+    // builder.toml's [[targets]] are the default: the same index without --target.
+    const targetsToml = join(t.path, 'builder-targets.toml');
+    await writeFile(targetsToml, `${await readFile(multiToml, 'utf8')}\n[[targets]]\nos = "linux"\narch = "amd64"\n\n[[targets]]\nos = "linux"\narch = "arm64"\n`);
+    await runOk(STRATA, ['builder', 'create', `oci:${t.path}/bt:1`, '--config', targetsToml], { env: p.env });
+    assert.equal((await runOk(STRATA, ['image', 'digest', `oci:${t.path}/bt:1`])).trim(), (await runOk(STRATA, ['image', 'digest', `oci:${t.path}/bm:1`])).trim());
     await runOk('skopeo', ['copy', '--override-arch', 'arm64', `oci:${t.path}/bm:1`, `oci:${t.path}/bm-arm:1`]);
     await runOk('umoci', ['unpack', '--image', `${t.path}/bm-arm:1`, join(t.path, 'bm-arm-bundle')]);
     assert.match(await runOk('file', ['-b', join(t.path, 'bm-arm-bundle', 'rootfs', 'cnb', 'lifecycle', 'launcher')]), /ARM aarch64/);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { run, runOk, tempDir } from '../harness/proc.js';
 import { PROJECT_ROOT } from '../../src/version.js';
 import { freePort, startRegistry } from '../../src/devtools/registry.js';
+import { writeApp } from '../../src/demo/demo.js';
 
 const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
 
@@ -52,17 +53,28 @@ test('out of the box: `strata build myapp --path ./app` makes the default Node.j
     assert.equal(arch.trim(), 'arm64 v22.23.3');
     assert.match(await runOk('file', ['-b', join(rootfs, 'cnb', 'lifecycle', 'launcher')]), /ARM aarch64/);
 
-    // The same with --publish: the index and both images (their run images' layers copied from the local store) in a
-    // registry, where skopeo picks each platform's.
+    // The demo's yarn app with --publish: the index and both images (their run images' layers copied from the local
+    // store) in a registry, where skopeo picks each platform's; yarn ran on this machine's Node.js, and the arm64
+    // image's Node.js loads the modules it installed.
+    const demoApp = join(t.path, 'demo-app');
+    await writeApp(demoApp);
+    // yarn reaches the npm registry from the sandbox: through this machine's CAs, as the demo does.
+    await runOk(STRATA, ['config', 'ca-certificates', process.env.NODE_EXTRA_CA_CERTS || process.env.SSL_CERT_FILE || '/etc/ssl/certs/ca-certificates.crt'], { env });
     const registry = await startRegistry();
     try {
-      const pushed = await run(STRATA, ['build', `${registry.host}/multi/app:1`, '--path', app, '--platform', 'linux/amd64,linux/arm64', '--publish'], { env });
+      const pushed = await run(STRATA, ['build', `${registry.host}/multi/app:1`, '--path', demoApp, '--platform', 'linux/amd64,linux/arm64', '--publish'], { env });
       assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout);
       for (const a of ['amd64', 'arm64']) {
         const c = JSON.parse(await runOk('skopeo', ['inspect', '--tls-verify=false', '--override-arch', a, '--config', `docker://${registry.host}/multi/app:1`])) as { architecture: string };
         assert.equal(c.architecture, a);
       }
       await runOk('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${registry.host}/multi/app:1`, `oci:${join(t.path, 'pulled')}:all`]);
+      await runOk('skopeo', ['copy', '--src-tls-verify=false', '--override-arch', 'arm64', `docker://${registry.host}/multi/app:1`, `oci:${join(t.path, 'pulled-arm')}:1`]);
+      await runOk('umoci', ['unpack', '--image', `${join(t.path, 'pulled-arm')}:1`, join(t.path, 'pulled-arm-bundle')]);
+      const armRoot = join(t.path, 'pulled-arm-bundle', 'rootfs');
+      const express = join(armRoot, 'layers', 'strata_yarn-install', 'modules', 'node_modules', 'express');
+      const loaded = await runOk(join(PROJECT_ROOT, '.tools', 'qemu-aarch64-static'), ['-L', armRoot, join(armRoot, 'layers', 'strata_node-engine', 'node', 'bin', 'node'), '-e', `require(${JSON.stringify(express)}); console.log(process.arch, typeof require(${JSON.stringify(express)}))`], { env: { PATH: '/usr/bin:/bin' } });
+      assert.equal(loaded.trim(), 'arm64 function');
     } finally {
       await registry.stop();
     }
