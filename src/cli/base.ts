@@ -7,7 +7,7 @@ import { createLogger } from '../lifecycle/log.js';
 import { baseImage, debootstrapTree, hostMirror, type BaseOptions } from '../platform/base.js';
 import { cliProgress } from './progress.js';
 import { outputFor, strataHome } from '../oci/images.js';
-import { commaList, platformFlag } from './options.js';
+import { commaList, platformList } from './options.js';
 import type { Digest } from '../oci/digest.js';
 import { withVariant } from '../oci/manifest.js';
 import { writeIndex } from '../oci/mutate.js';
@@ -35,7 +35,7 @@ export function registerBaseCommands(program: Command): void {
     .option('--platform <os/arch,…>', "the platforms to make them for (default this machine's; another architecture is emulated while its packages are configured): several make each image an index")
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (opts: { buildImage: string; runImage: string; publish?: boolean; distro: string; buildPackages: string[]; runPackages: string[]; uid: string; gid: string; mirror?: string; platform?: string; insecureRegistry: string[] }) => {
-      const platforms = opts.platform ? [...new Set(opts.platform.split(',').map((x) => x.trim()).filter(Boolean))].map((x) => platformFlag(x, '--platform')) : [undefined];
+      const platforms = platformList(opts.platform ? [opts.platform] : [], '--platform') ?? [undefined];
       if (!/^[a-z]+$/.test(opts.distro)) throw new StrataError(`--distro "${opts.distro}": give a Debian release name such as bookworm`);
       const log = createLogger('info');
       const options: BaseOptions = {

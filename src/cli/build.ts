@@ -14,9 +14,9 @@ import type { ResolvedImage } from '../oci/image.js';
 import { configuredBuild, DEFAULT_BUILDER, readConfig } from '../platform/config.js';
 import { globals, stamp } from './globals.js';
 import { readProject } from '../spec/project.js';
-import { commaList, platformFlag, repeatable } from './options.js';
+import { commaList, platformList, repeatable } from './options.js';
 import type { Digest } from '../oci/digest.js';
-import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
+import { foreignArchitecture, type PlatformWanted } from '../oci/manifest.js';
 import { writeIndex } from '../oci/mutate.js';
 import { outputsFor } from '../oci/images.js';
 
@@ -186,11 +186,11 @@ export function registerBuildCommand(program: Command): void {
       if (o.execEnv.includes('/') || !o.execEnv) throw new StrataError(`--exec-env "${o.execEnv}": a name such as production or test`);
       const ids = { ...(o.uid !== undefined ? { uid: numericId(o.uid, '--uid') } : {}), ...(o.gid !== undefined ? { gid: numericId(o.gid, '--gid') } : {}) };
       const cache = cacheOptions(o.cacheImage, o.cache);
-      const platforms = o.platform ? [...new Set(o.platform.split(',').map((x) => x.trim()).filter(Boolean))].map((x) => platformFlag(x, '--platform')) : [undefined];
+      const platforms = platformList(o.platform ? [o.platform] : [], '--platform') ?? [undefined];
       const named = o.builder ?? descriptor?.builder ?? config['default-builder'];
       // The default builder is made on first use, and again for both architectures the first time --platform asks
       // for another one than this machine's.
-      const foreign = platforms.some((p) => p && p.architecture !== hostPlatform().architecture);
+      const foreign = platforms.some(foreignArchitecture);
       const builder =
         named && (named !== DEFAULT_BUILDER || !foreign)
           ? named

@@ -8,7 +8,7 @@ import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
-import { commaList, labelMap, platformFlag, repeatable, tagAlso } from './options.js';
+import { commaList, labelMap, platformList, repeatable, tagAlso } from './options.js';
 import type { ImageStore } from '../oci/store.js';
 
 function tree(order: Order, title = 'Detection Order:'): string {
@@ -40,7 +40,7 @@ export function registerBuilderCommands(program: Command): void {
     .option('-t, --target <os/arch>', 'a platform to make it for (repeatable, comma list): several make an image index; default this machine’s', commaList, [])
     .action(async (name: string, opts: { publish?: boolean; insecureRegistry: string[]; target: string[] }) => {
       const { createLifecycleImage } = await import('../platform/builder.js');
-      const platforms = [...new Set(opts.target)].map((t) => platformFlag(t, '--target'));
+      const platforms = platformList(opts.target, '--target') ?? [];
       let where = '';
       const r = await createLifecycleImage(async () => {
         const out = await outputFor(name, opts.publish ?? false, { insecureRegistries: opts.insecureRegistry });
@@ -61,7 +61,7 @@ export function registerBuilderCommands(program: Command): void {
     .option('--flatten <id@version,…>', 'put these buildpacks into one layer together (repeatable: one layer per flag)', repeatable, [])
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { config: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten: string[]; target: string[]; insecureRegistry: string[] }) => {
-      const targets = opts.target.length ? [...new Set(opts.target)].map((t) => platformFlag(t, '--target')) : undefined;
+      const targets = platformList(opts.target, '--target');
       const cfg = await readConfig();
       const policy = pullPolicyOf(opts.pullPolicy, cfg);
       const labels = labelMap(opts.label);

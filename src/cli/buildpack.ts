@@ -7,7 +7,7 @@ import { StrataError } from '../oci/errors.js';
 import { assemblePackage, flattenBuildpacks, LABEL_BUILDPACKAGE, openBuildpackage, packagedBuildpacks, writeBuildpackageFile, writeBuildpackageImage } from '../platform/buildpackage.js';
 import { outputFor } from '../oci/images.js';
 import { readPackageConfig, type PackageConfig } from '../spec/packagetoml.js';
-import { commaList, labelMap, platformFlag, repeatable, tagAlso } from './options.js';
+import { commaList, labelMap, platformList, repeatable, tagAlso } from './options.js';
 import { pullPolicyOf, readConfig } from '../platform/config.js';
 import { parseFormat, writeStructured } from './format.js';
 
@@ -28,7 +28,7 @@ export function registerBuildpackCommands(program: Command): void {
     .option('-e, --flatten-exclude <id@version>', 'keep these in layers of their own when flattening (repeatable, comma list)', commaList, [])
     .option('--insecure-registry <host>', 'plain HTTP or unverified TLS for this registry (repeatable)', commaList, [])
     .action(async (name: string, opts: { config?: string; path: string; format: string; publish?: boolean; label: string[]; tag: string[]; pullPolicy?: string; flatten?: boolean; flattenExclude: string[]; target: string[]; insecureRegistry: string[] }) => {
-      const flagged = opts.target.length ? [...new Set(opts.target)].map((t) => platformFlag(t, '--target')) : undefined;
+      const flagged = platformList(opts.target, '--target');
       if (opts.format !== 'image' && opts.format !== 'file') throw new StrataError(`--format "${opts.format}": use image or file`);
       const cfg = await readConfig();
       pullPolicyOf(opts.pullPolicy, cfg);

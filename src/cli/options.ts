@@ -39,3 +39,9 @@ export function platformFlag(text: string, flag: string): PlatformWanted {
   if (!os || !architecture || extra !== undefined) throw new StrataError(`${flag} "${text}": expected os/arch[/variant], e.g. linux/arm64`);
   return { os, architecture, ...(variant ? { variant } : {}) };
 }
+
+/** Platforms from repeated or comma-separated flag values, each once; undefined when none was given. */
+export function platformList(values: string[], flag: string): PlatformWanted[] | undefined {
+  const list = [...new Set(values.flatMap((v) => v.split(',')).map((x) => x.trim()).filter(Boolean))];
+  return list.length ? list.map((x) => platformFlag(x, flag)) : undefined;
+}

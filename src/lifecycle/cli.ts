@@ -29,7 +29,6 @@ const PHASES: Record<string, () => Promise<Phase>> = {
 
 export const PHASE_NAMES = Object.keys(PHASES);
 
-
 /**
  * Runs one lifecycle phase as the Platform API defines its command line, returning the exit code. CNB_PLATFORM_API
  * is checked before anything else is read.

@@ -119,6 +119,11 @@ function normaliseVariant(arch: string, variant: string | undefined): string | u
   return variant;
 }
 
+/** Whether a platform asked for is another architecture than this machine's (undefined: this machine's). */
+export function foreignArchitecture(p: PlatformWanted | undefined): boolean {
+  return p !== undefined && p.architecture !== hostPlatform().architecture;
+}
+
 /** A platform as images record it: arm64 with its usual variant (v8) when none is given. */
 export function withVariant(p: PlatformWanted): PlatformWanted {
   const variant = normaliseVariant(p.architecture, p.variant);

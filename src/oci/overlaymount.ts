@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfinedDir } from './confined.js';
 import { StrataError } from './errors.js';
+import { runCommand } from './command.js';
 import { treeEntries, type LayerEntry } from './layer.js';
 
 /**
@@ -16,27 +16,17 @@ export interface Overlay {
   merged: string;
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let err = '';
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', (e) => reject(new StrataError(`${cmd}: ${e.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new StrataError(`${cmd} ${args[0]}: ${err.trim().split('\n')[0] || `exit ${code}`}`))));
-  });
-}
-
 /** Mounts an overlay of `lower` in `dir` (upper, work and merged made there), runs `use`, and unmounts. */
 export async function withOverlay<T>(lower: string, dir: string, use: (o: Overlay) => Promise<T>): Promise<T> {
   if (process.getuid?.() !== 0) throw new StrataError('applying an image extension\'s Dockerfile needs root (an overlay mount and runc): run strata as root');
   const o = { lower, upper: join(dir, 'upper'), merged: join(dir, 'merged') };
   const work = join(dir, 'work');
   for (const d of [o.upper, work, o.merged]) await mkdir(d, { recursive: true, mode: 0o755 });
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${o.upper},workdir=${work}`, o.merged]);
+  await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${o.upper},workdir=${work}`, o.merged]);
   try {
     return await use(o);
   } finally {
-    await run('umount', [o.merged]).catch(() => run('umount', ['-l', o.merged]));
+    await runCommand('umount', [o.merged]).catch(() => runCommand('umount', ['-l', o.merged]));
   }
 }
 

@@ -7,7 +7,7 @@ import { imageTime } from '../oci/config.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
 import { NORMALISED_MTIME, treeEntries, writeLayerFile, type LayerEntry } from '../oci/layer.js';
-import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
+import { foreignArchitecture, hostPlatform, type PlatformWanted } from '../oci/manifest.js';
 import { foreignSecondStage, qemuFor } from './foreignstage.js';
 import { appendLayers, emptyConfig, emptyManifest, writeImage, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
@@ -34,8 +34,7 @@ export interface BaseOptions {
 
 /** The architecture a base is made for, when it is not this machine's. */
 function foreignArch(opts: BaseOptions): string | undefined {
-  const a = opts.platform?.architecture;
-  return a && a !== hostPlatform().architecture ? a : undefined;
+  return foreignArchitecture(opts.platform) ? opts.platform!.architecture : undefined;
 }
 
 const MARKER = '.strata-complete';

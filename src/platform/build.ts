@@ -17,7 +17,7 @@ import { projectSource, type ProjectBuildpack, type ProjectDescriptor } from '..
 import { toToml } from '../spec/toml.js';
 import type { CollectedBuildpack } from './buildpackage.js';
 import type { ImageReader, PullPolicy } from '../oci/images.js';
-import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
+import { foreignArchitecture, type PlatformWanted } from '../oci/manifest.js';
 import { copySource } from './source.js';
 import type { EngineClient } from '../oci/engine/client.js';
 import type { Logger } from '../lifecycle/log.js';
@@ -192,7 +192,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
     for (const d of [layers, app, homeDir]) chownTree(d, uid, gid);
 
     // Another architecture's layers are cached apart from this machine's, for the same image name.
-    const foreignArch = o.platform && o.platform.architecture !== hostPlatform().architecture ? `\0${o.platform.os}/${o.platform.architecture}` : '';
+    const foreignArch = o.platform && foreignArchitecture(o.platform) ? `\0${o.platform.os}/${o.platform.architecture}` : '';
     const cacheKey = createHash('sha256').update(o.image + foreignArch).digest('hex').slice(0, 16);
     const cacheDir = o.cacheDir ?? join(home, 'cache', 'builds', cacheKey);
     const stash = new LayerStash(o.stashDir ?? join(home, 'cache', 'stash', cacheKey), log);
@@ -253,7 +253,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         cache,
         stash,
         // For another architecture, strata's own launcher for it: the builder's runs on this machine only.
-        launcher: () => (o.platform && o.platform.architecture !== hostPlatform().architecture ? readFile(lifecycleParts(o.platform).launcher) : (ConfinedDir.with(rootfs, (d) => d.readFile('cnb/lifecycle/launcher', 256 << 20), { display: `builder ${o.builder}` }) ?? noLauncher(o.builder))),
+        launcher: () => (o.platform && foreignArchitecture(o.platform) ? readFile(lifecycleParts(o.platform).launcher) : (ConfinedDir.with(rootfs, (d) => d.readFile('cnb/lifecycle/launcher', 256 << 20), { display: `builder ${o.builder}` }) ?? noLauncher(o.builder))),
         outputs,
         uid,
         gid,

@@ -7,6 +7,7 @@ import { processAlive } from '../oci/fsutil.js';
 import { makeMountPoints } from '../oci/confined.js';
 import { join } from 'node:path';
 import { StrataError } from '../oci/errors.js';
+import { runCommand } from '../oci/command.js';
 import { LIFECYCLE_GATE } from '../lifecycle/gate.js';
 import { DEFAULT_LIMITS, type SandboxLimits } from './sandboxlimits.js';
 import type { EngineClient } from '../oci/engine/client.js';
@@ -47,24 +48,12 @@ export interface SandboxRun {
   hold?: { destination: string; release: Promise<boolean> };
 }
 
-
 /** Runs one program in isolation and returns its exit code; output goes to ours. */
 export interface Executor {
   readonly name: string;
   /** Whether `run` takes a `hold`: a sandbox started ahead of its inputs. */
   readonly holds?: boolean;
   run(spec: SandboxRun): Promise<number>;
-}
-
-
-function command(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new StrataError(`${cmd} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
-  });
 }
 
 /**
@@ -190,7 +179,7 @@ export class RuncExecutor implements Executor {
           // The real dir is bound in before the lifecycle is told to go on: it never reads the empty one.
           const open = async (): Promise<boolean> => {
             if (!(await spec.hold!.release.catch(() => false)) || !(await ready) || ended) return false;
-            filling = command('nsenter', ['--target', String(child.pid), '--mount', '--', 'mount', '--bind', heldSource, held]);
+            filling = runCommand('nsenter', ['--target', String(child.pid), '--mount', '--', 'mount', '--bind', heldSource, held]);
             try {
               await filling;
               return true;
@@ -215,7 +204,7 @@ export class RuncExecutor implements Executor {
         const onInt = forward('SIGINT');
         const onTerm = forward('SIGTERM');
         process.on('SIGINT', onInt).on('SIGTERM', onTerm);
-        child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? `${held ? 'unshare (util-linux)' : 'runc'} is not installed (apt-get install runc), or use --executor host` : `runc: ${e.message}`)));
+        child.on('error', (e: NodeJS.ErrnoException) => reject(new StrataError(e.code === 'ENOENT' ? `${held ? 'unshare' : 'runc'} is not installed (apt-get install ${held ? 'util-linux' : 'runc'}), or use --executor host` : `runc: ${e.message}`)));
         child.on('close', (code, signal) => {
           guard?.kill('SIGKILL');
           if (killer) clearTimeout(killer);
