@@ -159,12 +159,22 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
   /** Makes a layer from entries, or reuses the previous image's when the diffID matches. A buildpack's layer (`send`)
    * goes to the first output that takes a blob while it is made, as it is compressed. */
   const streamer = layerStreamer(inputs.outputs);
-  const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string, send = false): Promise<Digest> => {
+  const layer = async (entries: () => AsyncIterable<LayerEntry>, createdBy: string, send = false): Promise<Digest> => {
+    // The layers the lifecycle makes itself (SBOM, app, launcher, config, process types) are mostly the previous
+    // image's again: a tar pass that only hashes decides that, and nothing is compressed for a layer already there.
+    if (!send && previousLayers.size) {
+      const diffID = await layerDiffID(entries(), { mtime: inputs.created });
+      const prev = previousLayers.get(diffID);
+      if (prev) {
+        log.info(`Reusing layer ${describe(createdBy)} (${diffID.slice(7, 19)})`);
+        return reusePrevious(diffID, prev, createdBy);
+      }
+    }
     const file = join(staging, `layer-${counter++}.tar.gz`);
     const sending = send ? await streamer?.start() : undefined;
     let info: LayerInfo;
     try {
-      info = await writeLayerFile(entries, file, { mtime: inputs.created, ...(sending ? { copyTo: sending.sink } : {}) });
+      info = await writeLayerFile(entries(), file, { mtime: inputs.created, ...(sending ? { copyTo: sending.sink } : {}) });
     } catch (err) {
       sending?.abort();
       throw err;
@@ -243,7 +253,7 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
             log.info(`Reusing layer ${describe(createdBy)} (${oldSha.slice(7, 19)}, same content)`);
             record.sha = await reusePrevious(oldSha, prevOld, createdBy);
           } else {
-            record.sha = await layer(source(layers, l.rel).entries, createdBy, true);
+            record.sha = await layer(() => source(layers, l.rel).entries, createdBy, true);
           }
           // An early tar was taken on the fingerprint just read: the record needs no second walk.
           rememberDiffID(layers.dir, l.rel, recipe, record.sha, early?.fingerprint);
@@ -263,18 +273,18 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
     }
 
     if (inputs.platformApi.atLeast('0.8') && layers.isDirectory('sbom/launch')) {
-      metadata.sbom = { sha: await layer(owned('sbom/launch', true), 'Software Bill-of-Materials') };
+      metadata.sbom = { sha: await layer(() => owned('sbom/launch', true), 'Software Bill-of-Materials') };
     }
 
     const slices = await appSlices(inputs.appDir, md.slices, log);
     for (const [i, slice] of slices.entries()) {
-      const sha = await layer(sliceEntries(inputs.appDir, imageAppDir, slice, inputs.uid, inputs.gid), i < slices.length - 1 ? `Application Slice: ${i + 1}` : 'Application Layer');
+      const sha = await layer(() => sliceEntries(inputs.appDir, imageAppDir, slice, inputs.uid, inputs.gid), i < slices.length - 1 ? `Application Slice: ${i + 1}` : 'Application Layer');
       metadata.app.push({ sha });
     }
 
-    metadata.launcher = { sha: await layer(launcherEntries(inputs.launcher), 'Buildpacks Application Launcher') };
-    metadata.config = { sha: await layer(owned('config', true), 'Buildpacks Launcher Config') };
-    metadata['process-types'] = { sha: await layer(processEntries(md), 'Buildpacks Process Types') };
+    metadata.launcher = { sha: await layer(() => launcherEntries(inputs.launcher), 'Buildpacks Application Launcher') };
+    metadata.config = { sha: await layer(() => owned('config', true), 'Buildpacks Launcher Config') };
+    metadata['process-types'] = { sha: await layer(() => processEntries(md), 'Buildpacks Process Types') };
 
     const base = inputs.runImage;
     // The run image's layers: already there, mounted from its repository, or copied once (a layout run image).

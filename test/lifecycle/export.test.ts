@@ -137,8 +137,12 @@ test('a second export of unchanged layers reuses them from the previous image an
     const previous = await resolveImage(repo, 'v1');
     const prevMd = parseLifecycleMetadata(previous.config.config!.Labels![LABEL.lifecycle])!;
     const before = (await fx.reg.requests()).filter((l) => l.startsWith('PUT /v2/export/again/blobs/') || l.startsWith('PATCH /v2/export/again/blobs/')).length;
-    const second = await exportImage(await inputs(ws, runDir, [{ store: repo, tag: 'v2', name: 'v2' }], { image: previous, metadata: prevMd }));
+    const keep = { dir: join(ws.root, 'kept'), files: new Map() };
+    await mkdir(keep.dir);
+    const second = await exportImage({ ...(await inputs(ws, runDir, [{ store: repo, tag: 'v2', name: 'v2' }], { image: previous, metadata: prevMd })), keep });
     assert.equal(second.digest, first.digest, 'reproducible: same inputs, same digest');
+    // The SBOM, app, launcher, config and process-types layers were hashed, not compressed: no blob was made.
+    assert.deepEqual([keep.files.size, await readdir(keep.dir)], [0, []], 'nothing was compressed for layers the previous image has');
     assert.ok(second.reused.includes(prevMd.buildpacks[0]!.layers!.runtime!.sha), 'the runtime layer was reused');
     const after = (await fx.reg.requests()).filter((l) => l.startsWith('PUT /v2/export/again/blobs/') || l.startsWith('PATCH /v2/export/again/blobs/')).length;
     assert.equal(after - before, 0, 'no layer was uploaded again');
