@@ -2,25 +2,33 @@
 # download: file:// and http:// through a mirror (BP_DEPENDENCY_MIRROR), checked against the listed sha256.
 # bash and coreutils only (plus sed, which every Debian has).
 
-# deps_versions TOML ID: the versions listed for ID, one per line.
+# Results come back in REPLY (and DEPS_VALUES), not on stdout: every $(...) is a process, and these run on every
+# rebuild.
+
+# deps_versions TOML ID: the versions listed for ID, in DEPS_VALUES.
 deps_versions() {
   deps_field "$1" "$2" '' version
 }
 
+# host_arch: this machine's architecture, as images name it, in REPLY (bash's own HOSTTYPE: no uname to start).
+host_arch() {
+  case "$HOSTTYPE" in x86_64) REPLY=amd64 ;; aarch64 | arm64) REPLY=arm64 ;; *) REPLY="$HOSTTYPE" ;; esac
+}
+
 # The architecture dependencies are chosen for: the build's target (CNB_TARGET_ARCH, which the platform sets from the
 # run image), else this machine's. An entry with no arch fits any.
-host_arch() {
-  case "$(uname -m)" in x86_64) echo amd64 ;; aarch64 | arm64) echo arm64 ;; *) uname -m ;; esac
-}
-DEPS_ARCH="${CNB_TARGET_ARCH:-$(host_arch)}"
+host_arch
+DEPS_ARCH="${CNB_TARGET_ARCH:-$REPLY}"
 
-# deps_field TOML ID VERSION FIELD: one field of one dependency (VERSION empty = every entry of ID) for DEPS_ARCH.
+# deps_field TOML ID VERSION FIELD: one field of the dependencies of ID (VERSION empty = every entry of ID) for
+# DEPS_ARCH: every match in DEPS_VALUES, the first in REPLY (empty when none).
 deps_field() {
   local toml="$1" id="$2" version="$3" field="$4" line in=0 key val
   local -A entry=()
+  DEPS_VALUES=()
   flush() {
     if [[ "${entry[id]:-}" == "$id" && ( -z "$version" || "${entry[version]:-}" == "$version" ) && ( -z "${entry[arch]:-}" || "${entry[arch]}" == "$DEPS_ARCH" ) && -n "${entry[$field]:-}" ]]; then
-      printf '%s\n' "${entry[$field]}"
+      DEPS_VALUES+=("${entry[$field]}")
     fi
     entry=()
   }
@@ -38,15 +46,16 @@ deps_field() {
     fi
   done <"$toml"
   flush
+  REPLY="${DEPS_VALUES[0]:-}"
 }
 
-# deps_url URI: where to fetch URI from — its host and path under BP_DEPENDENCY_MIRROR when one is set, else the
-# copy an offline buildpack carries in its own deps/ dir, else the URI itself.
+# deps_url URI: where to fetch URI from, in REPLY — its host and path under BP_DEPENDENCY_MIRROR when one is set,
+# else the copy an offline buildpack carries in its own deps/ dir, else the URI itself.
 deps_url() {
   local uri="$1" mirror="${BP_DEPENDENCY_MIRROR:-}" bp="${CNB_BUILDPACK_DIR:-}"
-  if [[ -n "$mirror" ]]; then echo "${mirror%/}/${uri#*://}"
-  elif [[ -n "$bp" && -f "$bp/deps/${uri#*://}" ]]; then echo "file://$bp/deps/${uri#*://}"
-  else echo "$uri"; fi
+  if [[ -n "$mirror" ]]; then REPLY="${mirror%/}/${uri#*://}"
+  elif [[ -n "$bp" && -f "$bp/deps/${uri#*://}" ]]; then REPLY="file://$bp/deps/${uri#*://}"
+  else REPLY="$uri"; fi
 }
 
 # deps_stream URL: the file at URL on stdout. file:// by cat, http:// by bash's /dev/tcp (HTTP/1.0, no TLS: the
@@ -100,7 +109,9 @@ deps_unpack() {
 # write_unchanged FILE VALUE: writes VALUE to FILE only when it differs. Rewriting a file of a reused layer with the
 # same bytes still marks the layer changed (its ctime moves), and the platform then has to read it again.
 write_unchanged() {
-  if [[ ! -f "$1" ]] || [[ "$(<"$1")" != "$2" ]]; then
+  local now=""
+  [[ -f "$1" ]] && { IFS= read -r -d '' now <"$1" || true; }
+  if [[ ! -f "$1" || "$now" != "$2" ]]; then
     mkdir -p "${1%/*}"
     printf '%s' "$2" >"$1"
   fi

@@ -1,24 +1,27 @@
 # Semantic-version ranges in bash (npm's forms: exact, x-ranges, ^, ~, comparators, ||), so the buildpacks need
 # nothing but bash and coreutils. Versions are MAJOR.MINOR.PATCH; pre-release tags are not considered.
+# Results come back in variables, not on stdout: every $(...) is a process, and a build resolves a version on every
+# rebuild.
 
-# Splits "v1.2.3" into three numbers (missing parts are x); prints "maj min pat".
-semver_parts() {
-  local v="${1#v}" IFS=.
-  # shellcheck disable=SC2086
-  set -- $v
-  printf '%s %s %s\n' "${1:-x}" "${2:-x}" "${3:-x}"
+# _semver_parts V: "v1.2.3" as SEMVER_PARTS=(1 2 3), a missing part as x.
+_semver_parts() {
+  local - v="${1#v}" IFS=.
+  set -f
+  # shellcheck disable=SC2206
+  local -a p=($v)
+  SEMVER_PARTS=("${p[0]:-x}" "${p[1]:-x}" "${p[2]:-x}")
 }
 
-# Compares two full versions: prints -1, 0 or 1.
-semver_cmp() {
+# _semver_cmp A B: SEMVER_CMP=-1, 0 or 1 as full version A is below, at or above B.
+_semver_cmp() {
   local a b i
-  read -r -a a <<<"$(semver_parts "$1")"
-  read -r -a b <<<"$(semver_parts "$2")"
+  _semver_parts "$1"; a=("${SEMVER_PARTS[@]}")
+  _semver_parts "$2"; b=("${SEMVER_PARTS[@]}")
+  SEMVER_CMP=0
   for i in 0 1 2; do
-    if ((10#${a[i]} < 10#${b[i]})); then echo -1; return; fi
-    if ((10#${a[i]} > 10#${b[i]})); then echo 1; return; fi
+    if ((10#${a[i]} < 10#${b[i]})); then SEMVER_CMP=-1; return; fi
+    if ((10#${a[i]} > 10#${b[i]})); then SEMVER_CMP=1; return; fi
   done
-  echo 0
 }
 
 _wild() { [[ "$1" == x || "$1" == X || "$1" == '*' ]]; }
@@ -28,7 +31,7 @@ _semver_one() {
   local version="$1" c="$2" op lo hi p
   op="${c%%[0-9xX*v]*}"
   c="${c#"$op"}"
-  read -r -a p <<<"$(semver_parts "$c")"
+  _semver_parts "$c"; p=("${SEMVER_PARTS[@]}")
   case "$op" in
     '^')
       _wild "${p[1]}" && p[1]=0; _wild "${p[2]}" && p[2]=0
@@ -45,17 +48,18 @@ _semver_one() {
       elif _wild "${p[2]}"; then
         case "$op" in '>=' | '<') full="${p[0]}.${p[1]}.0" ;; '>') full="${p[0]}.$((p[1] + 1)).0"; op='>=' ;; '<=') full="${p[0]}.$((p[1] + 1)).0"; op='<' ;; esac
       fi
-      r="$(semver_cmp "$version" "$full")"
+      _semver_cmp "$version" "$full"; r=$SEMVER_CMP
       case "$op" in '>=') ((r >= 0)) ;; '>') ((r > 0)) ;; '<=') ((r <= 0)) ;; '<') ((r < 0)) ;; esac
       return ;;
     '' | '=')
       _wild "${p[0]}" && return 0
       if _wild "${p[1]}"; then lo="${p[0]}.0.0"; hi="$((p[0] + 1)).0.0"
       elif _wild "${p[2]}"; then lo="${p[0]}.${p[1]}.0"; hi="${p[0]}.$((p[1] + 1)).0"
-      else [[ "$(semver_cmp "$version" "${p[0]}.${p[1]}.${p[2]}")" == 0 ]]; return; fi ;;
+      else _semver_cmp "$version" "${p[0]}.${p[1]}.${p[2]}"; ((SEMVER_CMP == 0)); return; fi ;;
     *) return 1 ;;
   esac
-  [[ "$(semver_cmp "$version" "$lo")" != -1 && "$(semver_cmp "$version" "$hi")" == -1 ]]
+  _semver_cmp "$version" "$lo"; ((SEMVER_CMP != -1)) || return 1
+  _semver_cmp "$version" "$hi"; ((SEMVER_CMP == -1))
 }
 
 # semver_satisfies VERSION RANGE: exit 0 when VERSION is in RANGE ("||" alternatives of space-separated comparators).
@@ -73,13 +77,16 @@ semver_satisfies() {
   return 1
 }
 
-# semver_resolve RANGE VERSION...: prints the highest VERSION in RANGE; exit 1 when none is.
+# semver_resolve RANGE VERSION...: the highest VERSION in RANGE into REPLY; exit 1 (REPLY empty) when none is.
 semver_resolve() {
   local range="$1" best="" v
   shift
   for v in "$@"; do
     semver_satisfies "$v" "$range" || continue
-    if [[ -z "$best" || "$(semver_cmp "$v" "$best")" == 1 ]]; then best="$v"; fi
+    if [[ -z "$best" ]]; then best="$v"; continue; fi
+    _semver_cmp "$v" "$best"
+    ((SEMVER_CMP == 1)) && best="$v"
   done
-  [[ -n "$best" ]] && echo "$best"
+  REPLY="$best"
+  [[ -n "$best" ]]
 }

@@ -9,7 +9,7 @@ const AVAILABLE = ['16.20.2', '18.19.0', '18.20.4', '20.11.0', '20.19.5', '20.20
 
 /** node-engine's version choice, run in bash exactly as the buildpack runs it. */
 async function resolve(range: string): Promise<string> {
-  const r = await run('bash', ['-c', `source "${LIB}"; semver_resolve "$1" ${AVAILABLE.join(' ')} || echo NONE`, 'resolve', range]);
+  const r = await run('bash', ['-c', `source "${LIB}"; semver_resolve "$1" ${AVAILABLE.join(' ')} && echo "$REPLY" || echo NONE`, 'resolve', range]);
   return r.stdout.trim();
 }
 
