@@ -60,6 +60,7 @@ if (!isMainThread && parentPort) {
 const BATCH_FILES = 128;
 const BATCH_BYTES = 1 << 20;
 const IN_FLIGHT = 2;
+const IDLE_MS = 250;
 
 let shared: Worker | undefined;
 const waiting = new Map<number, (r: Reply) => void>();
@@ -74,8 +75,32 @@ function batchBuffer(bytes: number): Buffer {
   return i >= 0 ? spare.splice(i, 1)[0]! : Buffer.allocUnsafeSlow(Math.max(bytes, BATCH_BYTES));
 }
 
+let idleTimer: NodeJS.Timeout | undefined;
+
+/**
+ * An idle worker lets the process exit, and after a moment without work it is stopped: its isolate is some ten
+ * megabytes that a build (which unpacks its builder first, then runs for seconds) would otherwise keep to the end.
+ */
+function idle(): void {
+  const w = shared;
+  w?.unref();
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    if (shared !== w || waiting.size) return;
+    shared = undefined;
+    spare.length = 0;
+    void w?.terminate();
+  }, IDLE_MS).unref();
+}
+
+/** Whether the worker is up (it stops a moment after its last batch). */
+export function fileWorkerRunning(): boolean {
+  return shared !== undefined;
+}
+
 /** One worker for the process, started on first use; it holds the process open only while it has work. */
 function worker(): Worker {
+  clearTimeout(idleTimer);
   if (!shared) {
     shared = new Worker(new URL(import.meta.url));
     shared.unref();
@@ -83,7 +108,7 @@ function worker(): Worker {
       if (r.data && spare.length < IN_FLIGHT + 2) spare.push(Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength));
       const done = waiting.get(r.id);
       waiting.delete(r.id);
-      if (!waiting.size) shared?.unref();
+      if (!waiting.size) idle();
       done?.(r);
     });
     shared.on('error', (err) => {

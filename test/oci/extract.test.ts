@@ -4,6 +4,8 @@ import { Readable } from 'node:stream';
 import { mkdir, readdir, readFile, readlink, lstat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extractLayer } from '../../src/oci/extract.js';
+import { fileWorkerRunning } from '../../src/oci/filewriter.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir } from '../harness/proc.js';
 
 import { arena, assertOutsideUntouched, tarOf } from '../hostile/corpus.js';
@@ -157,5 +159,20 @@ test('files through the worker land as written in order: replaced, linked, white
     await assert.rejects(extractLayer(await tarOf([...filler, { name: 'p', body: 'file' }, { name: 'p/q', body: 'under a file' }]), parent, { directFiles: 0 }), /"p\/q" needs "p" to be a directory, but it is a file/);
   } finally {
     await t.cleanup();
+  }
+});
+
+test('the file writer thread stops a moment after an extraction, and starts again for the next one', async () => {
+  const a = await arena();
+  try {
+    const files = (dir: string) => Array.from({ length: 300 }, (_, i) => ({ name: `${dir}/f${i}`, body: `file ${i}` }));
+    await extractLayer(await tarOf(files('one')), a.target);
+    assert.equal(fileWorkerRunning(), true, 'the worker wrote the small files');
+    await sleep(1000);
+    assert.equal(fileWorkerRunning(), false, 'an idle worker does not hold its memory for the rest of the process');
+    await extractLayer(await tarOf(files('two')), a.target);
+    assert.deepEqual([(await readdir(join(a.target, 'one'))).length, (await readdir(join(a.target, 'two'))).length], [300, 300]);
+  } finally {
+    await a.cleanup();
   }
 });
