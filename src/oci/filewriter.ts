@@ -60,7 +60,7 @@ if (!isMainThread && parentPort) {
 const BATCH_FILES = 128;
 const BATCH_BYTES = 1 << 20;
 const IN_FLIGHT = 2;
-const IDLE_MS = 250;
+const IDLE_MS = 1000;
 
 let shared: Worker | undefined;
 const waiting = new Map<number, (r: Reply) => void>();

@@ -168,7 +168,7 @@ test('the file writer thread stops a moment after an extraction, and starts agai
     const files = (dir: string) => Array.from({ length: 300 }, (_, i) => ({ name: `${dir}/f${i}`, body: `file ${i}` }));
     await extractLayer(await tarOf(files('one')), a.target);
     assert.equal(fileWorkerRunning(), true, 'the worker wrote the small files');
-    await sleep(1000);
+    await sleep(1500);
     assert.equal(fileWorkerRunning(), false, 'an idle worker does not hold its memory for the rest of the process');
     await extractLayer(await tarOf(files('two')), a.target);
     assert.deepEqual([(await readdir(join(a.target, 'one'))).length, (await readdir(join(a.target, 'two'))).length], [300, 300]);
