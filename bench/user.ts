@@ -60,6 +60,7 @@ function proc(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env,
 async function procRss(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ seconds: number; rssMB: number; treeMB: number }> {
   const out = join(tmpdir(), `strata-bench-rss-${process.pid}`);
   let own = 0;
+  let watched: number | undefined;
   const watch = setInterval(() => {
     const timePid = watched;
     if (!timePid) return;
@@ -71,7 +72,6 @@ async function procRss(cmd: string, args: string[], env: NodeJS.ProcessEnv): Pro
       // Not started yet, or gone.
     }
   }, 20);
-  let watched: number | undefined;
   try {
     const seconds = await proc('/usr/bin/time', ['-f', '%M', '-o', out, cmd, ...args], env, undefined, (pid) => (watched = pid));
     const treeMB = Number((await readFile(out, 'utf8')).trim().split('\n').pop()) / 1024;

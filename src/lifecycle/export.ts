@@ -156,22 +156,24 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
     return sha as Digest;
   };
 
-  /** Makes a layer from entries, or reuses the previous image's when the diffID matches. A buildpack's layer (`send`)
-   * goes to the first output that takes a blob while it is made, as it is compressed. */
+  /**
+   * Makes a layer from entries, or reuses the previous image's when the diffID matches. With `hashFirst` (the previous
+   * image probably has it), a tar pass that only hashes decides that first, and nothing is compressed for a layer
+   * already there; `note` says why in the log line. A buildpack's layer (`send`) goes to the first output that takes
+   * a blob while it is made, as it is compressed.
+   */
   const streamer = layerStreamer(inputs.outputs);
-  const layer = async (entries: () => AsyncIterable<LayerEntry>, createdBy: string, send = false): Promise<Digest> => {
-    // The layers the lifecycle makes itself (SBOM, app, launcher, config, process types) are mostly the previous
-    // image's again: a tar pass that only hashes decides that, and nothing is compressed for a layer already there.
-    if (!send && previousLayers.size) {
+  const layer = async (entries: () => AsyncIterable<LayerEntry>, createdBy: string, o: { send?: boolean; hashFirst?: boolean; note?: string } = {}): Promise<Digest> => {
+    if (o.hashFirst) {
       const diffID = await layerDiffID(entries(), { mtime: inputs.created });
       const prev = previousLayers.get(diffID);
       if (prev) {
-        log.info(`Reusing layer ${describe(createdBy)} (${diffID.slice(7, 19)})`);
+        log.info(`Reusing layer ${describe(createdBy)} (${diffID.slice(7, 19)}${o.note ?? ''})`);
         return reusePrevious(diffID, prev, createdBy);
       }
     }
     const file = join(staging, `layer-${counter++}.tar.gz`);
-    const sending = send ? await streamer?.start() : undefined;
+    const sending = o.send ? await streamer?.start() : undefined;
     let info: LayerInfo;
     try {
       info = await writeLayerFile(entries(), file, { mtime: inputs.created, ...(sending ? { copyTo: sending.sink } : {}) });
@@ -247,13 +249,10 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
           if (early) {
             log.debug(`Layer ${describe(createdBy)} was tarred while the build ran and is unchanged since`);
             record.sha = await place(early.path, early.info, createdBy, early.sent ? streamer?.to : undefined);
-          } else if (oldSha && prevOld && (await layerDiffID(source(layers, l.rel).entries, { mtime: inputs.created })) === oldSha) {
-            // The fingerprint moved (a file rewritten with the same bytes, say), but the previous image has this
-            // layer: the tar's digest alone decides whether it changed, before anything is compressed.
-            log.info(`Reusing layer ${describe(createdBy)} (${oldSha.slice(7, 19)}, same content)`);
-            record.sha = await reusePrevious(oldSha, prevOld, createdBy);
           } else {
-            record.sha = await layer(() => source(layers, l.rel).entries, createdBy, true);
+            // When the previous image has this layer, the fingerprint moved (a file rewritten with the same bytes,
+            // say) but the content may not have: the tar's digest decides, before anything is compressed.
+            record.sha = await layer(() => source(layers, l.rel).entries, createdBy, { send: true, hashFirst: prevOld !== undefined, note: ', same content' });
           }
           // An early tar was taken on the fingerprint just read: the record needs no second walk.
           rememberDiffID(layers.dir, l.rel, recipe, record.sha, early?.fingerprint);
@@ -272,19 +271,22 @@ async function exportFrom(layers: LayersDir, inputs: ExporterInputs): Promise<Ex
       metadata.buildpacks.push({ key: bp.id, version: bp.version, layers: records, ...(store ? { store: { metadata: store.metadata } } : {}) });
     }
 
+    // The layers the lifecycle makes itself (SBOM, app, launcher, config, process types) are mostly the previous
+    // image's again.
+    const ownFirst = previousLayers.size > 0;
     if (inputs.platformApi.atLeast('0.8') && layers.isDirectory('sbom/launch')) {
-      metadata.sbom = { sha: await layer(() => owned('sbom/launch', true), 'Software Bill-of-Materials') };
+      metadata.sbom = { sha: await layer(() => owned('sbom/launch', true), 'Software Bill-of-Materials', { hashFirst: ownFirst }) };
     }
 
     const slices = await appSlices(inputs.appDir, md.slices, log);
     for (const [i, slice] of slices.entries()) {
-      const sha = await layer(() => sliceEntries(inputs.appDir, imageAppDir, slice, inputs.uid, inputs.gid), i < slices.length - 1 ? `Application Slice: ${i + 1}` : 'Application Layer');
+      const sha = await layer(() => sliceEntries(inputs.appDir, imageAppDir, slice, inputs.uid, inputs.gid), i < slices.length - 1 ? `Application Slice: ${i + 1}` : 'Application Layer', { hashFirst: ownFirst });
       metadata.app.push({ sha });
     }
 
-    metadata.launcher = { sha: await layer(() => launcherEntries(inputs.launcher), 'Buildpacks Application Launcher') };
-    metadata.config = { sha: await layer(() => owned('config', true), 'Buildpacks Launcher Config') };
-    metadata['process-types'] = { sha: await layer(() => processEntries(md), 'Buildpacks Process Types') };
+    metadata.launcher = { sha: await layer(() => launcherEntries(inputs.launcher), 'Buildpacks Application Launcher', { hashFirst: ownFirst }) };
+    metadata.config = { sha: await layer(() => owned('config', true), 'Buildpacks Launcher Config', { hashFirst: ownFirst }) };
+    metadata['process-types'] = { sha: await layer(() => processEntries(md), 'Buildpacks Process Types', { hashFirst: ownFirst }) };
 
     const base = inputs.runImage;
     // The run image's layers: already there, mounted from its repository, or copied once (a layout run image).
