@@ -1,5 +1,6 @@
 import { closeSync, createWriteStream, fstatSync, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
@@ -15,6 +16,9 @@ import { tarStream, type LayerEntry } from './tarwriter.js';
  * is a few percent larger than level 6 and several times cheaper to make.
  */
 export const DEFAULT_GZIP_LEVEL = 1;
+
+/** The one buffer a layer's files are read through on their way to gzip. */
+const READ_BUFFER = 1 << 20;
 
 /** 1980-01-01T00:00:01Z: the earliest time every tar and zip reader agrees on, as the reference tools use. */
 export const NORMALISED_MTIME = new Date(Date.UTC(1980, 0, 1, 0, 0, 1));
@@ -189,8 +193,29 @@ export async function* treeEntries(root: TreeRoot, options: TreeOptions = {}): A
  * data. Owners are the caller's uid/gid with empty names; every mtime is the same.
  */
 export async function writeLayer(entries: AsyncIterable<LayerEntry>, out: Writable, options: LayerWriteOptions = {}): Promise<LayerInfo> {
-  const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
-  return compressLayer(tarBytes, out, options.level, options.copyTo);
+  const gzip = new ParallelGzip(options.level ?? DEFAULT_GZIP_LEVEL);
+  const blob = new DigestStream();
+  const written = options.copyTo ? pipeline(gzip, blob, new CopyTo(options.copyTo), out) : pipeline(gzip, blob, out);
+  // Awaited below; until then a failed destination shows as the next feed failing.
+  written.catch(() => undefined);
+  // The tar is hashed and handed to gzip here, chunk by chunk, rather than through streams that would each hold
+  // chunks: gzip copies a chunk before the next is read, so every file is read through one buffer.
+  const diff = createHash('sha256');
+  let uncompressed = 0;
+  try {
+    for await (const chunk of tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }, Buffer.allocUnsafe(READ_BUFFER))) {
+      diff.update(chunk);
+      uncompressed += chunk.length;
+      await gzip.feed(chunk);
+    }
+    gzip.end();
+  } catch (err) {
+    gzip.destroy(err as Error);
+    await written.catch(() => undefined);
+    throw err;
+  }
+  await written;
+  return { diffID: `sha256:${diff.digest('hex')}`, digest: blob.digest, size: blob.size, uncompressedSize: uncompressed, mediaType: MediaType.OciLayerGzip };
 }
 
 /**
@@ -198,10 +223,9 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry>, out: Writab
  * probably unchanged, this decides reuse at the cost of a read, where making the blob would also pay for compression.
  */
 export async function layerDiffID(entries: AsyncIterable<LayerEntry>, options: LayerWriteOptions = {}): Promise<Digest> {
-  const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
-  const diff = new DigestStream();
-  await pipeline(tarBytes, diff, new Writable({ write: (_c, _e, done) => done() }));
-  return diff.digest;
+  const diff = createHash('sha256');
+  for await (const chunk of tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }, Buffer.allocUnsafe(READ_BUFFER))) diff.update(chunk);
+  return `sha256:${diff.digest('hex')}`;
 }
 
 /** Gzips an existing tar stream as a layer blob, learning its diffID and digest in the same pass. */

@@ -43,3 +43,28 @@ test('the dictionary makes repeated data across blocks compress', async () => {
   const gz = await gzip(data);
   assert.ok(gz.length < 64 * 1024, `expected strong compression, got ${gz.length} bytes`);
 });
+
+test('feed copies each chunk before it returns, and waits for a reader that lags', async () => {
+  const data = Buffer.concat([randomBytes(BLOCK), Buffer.alloc(3 * BLOCK, 'feed')]);
+  const gz = new ParallelGzip(1);
+  const out: Buffer[] = [];
+  let most = 0;
+  const reading = (async () => {
+    for await (const c of gz as AsyncIterable<Buffer>) {
+      out.push(c);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  const scratch = Buffer.alloc(100 * 1024);
+  for (let at = 0; at < data.length; at += scratch.length) {
+    const n = data.copy(scratch, 0, at);
+    await gz.feed(scratch.subarray(0, n));
+    most = Math.max(most, gz.readableLength);
+    // The caller's buffer is its own again: what gzip took must not change with it.
+    scratch.fill(0x55);
+  }
+  gz.end();
+  await reading;
+  assert.deepEqual(gunzipSync(Buffer.concat(out)), data);
+  assert.ok(most <= gz.readableHighWaterMark + BLOCK, `${most} bytes waited for the reader`);
+});

@@ -102,8 +102,12 @@ function headerBlocks(h: RawHeader): Buffer[] {
  * Serialises layer entries as a POSIX ustar stream (PAX records only where a value does not fit), byte for byte
  * the same for the same entries. File contents are read in bounded chunks, synchronously: reads from the page cache
  * are memory copies, and keeping them off libuv's thread pool leaves those threads to the gzip workers.
+ *
+ * With `readInto`, file contents are read into that one buffer, and a chunk yielded from it holds only until the
+ * generator is resumed: for a consumer that copies or hashes each chunk before asking for the next, a layer's worth
+ * of fresh buffers (which V8 frees only when a collection finds them, so they pile up as resident memory) is not made.
  */
-export async function* tarStream(entries: AsyncIterable<LayerEntry>, fields: TarHeaderFields): AsyncGenerator<Buffer> {
+export async function* tarStream(entries: AsyncIterable<LayerEntry>, fields: TarHeaderFields, readInto?: Buffer): AsyncGenerator<Buffer> {
   const mtime = Math.floor(fields.mtime.getTime() / 1000);
   for await (const e of entries) {
     const uid = e.uid ?? fields.uid;
@@ -121,7 +125,7 @@ export async function* tarStream(entries: AsyncIterable<LayerEntry>, fields: Tar
       if (pad) yield pad;
     } else {
       yield* headerBlocks({ path: e.path, type: '0', mode: e.mode, size: e.size, linkname: '', uid, gid, mtime });
-      yield* fileContent(e.source, e.size, e.display ?? e.source);
+      yield* fileContent(e.source, e.size, e.display ?? e.source, readInto);
       const pad = padding(e.size);
       if (pad) yield pad;
     }
@@ -133,7 +137,7 @@ export async function* tarStream(entries: AsyncIterable<LayerEntry>, fields: Tar
  * A file's bytes, opened without following a link and refused unless it is a regular file: a tree walked earlier
  * may have changed since, and a FIFO put in a file's place would block the writer forever.
  */
-function* fileContent(path: string, size: number, display: string): Generator<Buffer> {
+function* fileContent(path: string, size: number, display: string, readInto: Buffer | undefined): Generator<Buffer> {
   let fd: number;
   try {
     fd = openRegular(path, display).fd;
@@ -144,7 +148,7 @@ function* fileContent(path: string, size: number, display: string): Generator<Bu
   try {
     let remaining = size;
     while (remaining > 0) {
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, remaining));
+      const buf = readInto ? readInto.subarray(0, Math.min(readInto.length, remaining)) : Buffer.allocUnsafe(Math.min(READ_CHUNK, remaining));
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) throw new StrataError(`${display}: file shrank while being added to a layer`);
       remaining -= n;

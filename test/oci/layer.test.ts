@@ -4,9 +4,10 @@ import { createReadStream } from 'node:fs';
 import { chmod, chown, link, mkdir, symlink, utimes, writeFile, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { extractLayer } from '../../src/oci/extract.js';
-import { layerTime, NORMALISED_MTIME, treeEntries, writeLayerFile } from '../../src/oci/layer.js';
+import { layerDiffID, layerTime, NORMALISED_MTIME, treeEntries, writeLayer, writeLayerFile, writeTarFile } from '../../src/oci/layer.js';
 import { tempDir } from '../harness/proc.js';
 
 async function makeTree(root: string, time: Date, owner: number): Promise<void> {
@@ -95,6 +96,52 @@ test('a layer extracts back to the same files, links and modes', async () => {
     assert.equal((await stat(join(out, 'hard'))).ino, (await stat(join(out, 'b/nested/file.txt'))).ino);
     assert.equal(await readFile(join(out, 'link'), 'utf8'), 'nested\n');
     assert.equal((await stat(join(out, 'run.sh'))).mtime.toISOString(), NORMALISED_MTIME.toISOString());
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('files bigger than the read buffer, one after another, give the tar that GNU tar reads back, writeTarFile writes and layerDiffID hashes', async () => {
+  const t = await tempDir();
+  try {
+    const src = join(t.path, 'src');
+    await mkdir(src);
+    // Each file spans several reads of the one buffer and several gzip blocks; a chunk overwritten before gzip took
+    // it would change the content or the diffID.
+    const files: Record<string, Buffer> = {};
+    for (const [name, size] of [['a', 3 * 1024 * 1024 + 5], ['b', 1024 * 1024], ['c', 2 * 1024 * 1024 - 3], ['d', 0], ['e', 700 * 1024]] as const) {
+      files[name] = Buffer.concat([randomBytes(Math.floor(size / 2)), Buffer.alloc(size - Math.floor(size / 2), name)]);
+      await writeFile(join(src, name), files[name]);
+    }
+    const info = await writeLayerFile(treeEntries(src), join(t.path, 'l.tgz'));
+    const tarDiffID = await writeTarFile(treeEntries(src), join(t.path, 'l.tar'));
+    assert.equal(info.diffID, tarDiffID);
+    assert.equal(info.diffID, await layerDiffID(treeEntries(src)));
+    assert.equal(info.diffID, await sha(join(t.path, 'l.tar')));
+    assert.equal(info.digest, await sha(join(t.path, 'l.tgz')));
+    const out = join(t.path, 'out');
+    await mkdir(out);
+    execFileSync('tar', ['-xzf', join(t.path, 'l.tgz'), '-C', out]);
+    for (const [name, content] of Object.entries(files)) assert.ok(content.equals(await readFile(join(out, name))), `${name} differs`);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('a layer whose destination fails mid-way is refused, not left waiting', async () => {
+  const t = await tempDir();
+  try {
+    const src = join(t.path, 'src');
+    await mkdir(src);
+    await writeFile(join(src, 'big'), randomBytes(4 * 1024 * 1024));
+    let n = 0;
+    const out = new Writable({
+      write(chunk: Buffer, _e, done) {
+        n += chunk.length;
+        done(n > 1024 * 1024 ? new Error('disk full') : null);
+      },
+    });
+    await assert.rejects(writeLayer(treeEntries(src), out), /disk full/);
   } finally {
     await t.cleanup();
   }
