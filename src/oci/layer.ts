@@ -9,7 +9,7 @@ import { DigestStream, type Digest } from './digest.js';
 import { StrataError } from './errors.js';
 import { MediaType } from './mediatype.js';
 import { ParallelGzip } from './pgzip.js';
-import { tarStream, type LayerEntry } from './tarwriter.js';
+import { tarStream, type LayerEntry, type TarHeaderFields } from './tarwriter.js';
 
 /**
  * gzip level 1, as go-containerregistry (and so the reference lifecycle) writes layers: on typical layer content it
@@ -188,6 +188,16 @@ export async function* treeEntries(root: TreeRoot, options: TreeOptions = {}): A
   }
 }
 
+/** The header fields every layer writer uses: the caller's owner (default root) and the normalised time. */
+function tarFields(options: LayerWriteOptions): TarHeaderFields {
+  return { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 };
+}
+
+/** The uncompressed tar `writeLayer` would compress for these entries and options: its bytes hash to the diffID. */
+export function layerTar(entries: AsyncIterable<LayerEntry>, options: LayerWriteOptions = {}): Readable {
+  return Readable.from(tarStream(entries, tarFields(options)), { objectMode: false });
+}
+
 /**
  * Writes entries as a reproducible tar, gzips it, and reports diffID, digest and sizes — all in one pass over the
  * data. Owners are the caller's uid/gid with empty names; every mtime is the same.
@@ -203,7 +213,7 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry>, out: Writab
   const diff = createHash('sha256');
   let uncompressed = 0;
   try {
-    for await (const chunk of tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }, Buffer.allocUnsafe(READ_BUFFER))) {
+    for await (const chunk of tarStream(entries, tarFields(options), Buffer.allocUnsafe(READ_BUFFER))) {
       diff.update(chunk);
       uncompressed += chunk.length;
       await gzip.feed(chunk);
@@ -224,7 +234,7 @@ export async function writeLayer(entries: AsyncIterable<LayerEntry>, out: Writab
  */
 export async function layerDiffID(entries: AsyncIterable<LayerEntry>, options: LayerWriteOptions = {}): Promise<Digest> {
   const diff = createHash('sha256');
-  for await (const chunk of tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }, Buffer.allocUnsafe(READ_BUFFER))) diff.update(chunk);
+  for await (const chunk of tarStream(entries, tarFields(options), Buffer.allocUnsafe(READ_BUFFER))) diff.update(chunk);
   return `sha256:${diff.digest('hex')}`;
 }
 
@@ -242,8 +252,7 @@ export async function writeTarFile(entries: AsyncIterable<LayerEntry>, dest: str
   const tmp = join(dirname(dest), `.tmp-${process.pid}-${Math.random().toString(36).slice(2)}-${posix.basename(dest)}`);
   const diff = new DigestStream();
   try {
-    const tarBytes = Readable.from(tarStream(entries, { mtime: options.mtime ?? NORMALISED_MTIME, uid: options.uid ?? 0, gid: options.gid ?? 0 }), { objectMode: false });
-    await pipeline(tarBytes, diff, createWriteStream(tmp));
+    await pipeline(layerTar(entries, options), diff, createWriteStream(tmp));
     await rename(tmp, dest);
     return diff.digest;
   } catch (err) {

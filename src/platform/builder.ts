@@ -18,7 +18,7 @@ import { orderToToml, type Order } from '../spec/order.js';
 import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
 import { checkOrders, checkPackageTargets, collectExtension, collectSource, flattenBuildpacks, LABEL_EXTENSION_LAYERS, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
-import { lifecycleEntries, lifecycleParts, type LifecycleParts } from './lifecycle-layer.js';
+import { LIFECYCLE_CREATED_BY, lifecycleEntries, lifecycleParts, type LifecycleParts } from './lifecycle-layer.js';
 import { openByPolicy, requireImage, whereLooked } from '../oci/images.js';
 import type { PullPolicy } from '../oci/images.js';
 
@@ -125,7 +125,7 @@ export async function createLifecycleImage(openOutput: () => Promise<{ store: Im
     const labels = { [LABEL_LIFECYCLE_VERSION]: VERSION, [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS), [LABEL_BUILDER]: JSON.stringify(lifecycleDescriptor) };
     const images: Parameters<typeof writeIndex>[1] = [];
     for (const [n, p] of parts.entries()) {
-      const lifecycle = await put(`lifecycle-${n}.tar.gz`, lifecycleEntries(p), `Lifecycle: strata ${VERSION}`);
+      const lifecycle = await put(`lifecycle-${n}.tar.gz`, lifecycleEntries(p), LIFECYCLE_CREATED_BY);
       const { config, manifest } = appendLayers(emptyConfig(p.platform, NORMALISED_MTIME), emptyManifest(), [lifecycle, rebase]);
       // A user that is not root: kpack's rebase pod runs with runAsNonRoot, and this image can be its rebase image.
       // One platform is the image itself; several are an index of them, each stored by digest.
@@ -256,7 +256,7 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
           await copyBlob(foreign.image.store, output.store, d);
           added.push({ descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size }, diffID: c.rootfs.diff_ids[i]!, history: { created_by: `Lifecycle: ${extras.lifecycleImage} ${foreign.version}` } });
         }
-      } else await layer(lifecycleEntries(parts, uid), `Lifecycle: strata ${VERSION}`);
+      } else await layer(lifecycleEntries(parts, uid), LIFECYCLE_CREATED_BY);
       added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
       added.push(...(await storeBuildpackLayers(extensions, output.store, 'Extension')));
       const orderToml = { ...orderToToml(order), ...(orderExtensions.length ? orderToToml(orderExtensions, 'order-extensions') : {}) };

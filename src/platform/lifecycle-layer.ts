@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { treeEntries, type LayerEntry } from '../oci/layer.js';
 import { StrataError } from '../oci/errors.js';
 import { hostPlatform, withVariant, type PlatformWanted } from '../oci/manifest.js';
+import { envValue } from '../oci/config.js';
+import type { ResolvedImage } from '../oci/image.js';
 import { PROJECT_ROOT, VERSION } from '../version.js';
 
 /** Where strata's lifecycle sits in a builder: the phase names, the launcher, and the Node.js runtime they need. */
@@ -71,6 +73,26 @@ export function productionModules(root: string = PROJECT_ROOT, roots: string[] =
 function file(path: string, source: string | Buffer, mode = 0o644): LayerEntry {
   const size = typeof source === 'string' ? statSync(source).size : source.length;
   return { type: 'file', path, mode, size, source, uid: 0, gid: 0 };
+}
+
+/** How a builder's history names the lifecycle layer this strata made. */
+export const LIFECYCLE_CREATED_BY = `Lifecycle: strata ${VERSION}`;
+
+/**
+ * Layer `i` of a builder as this install would make it, when the builder's history says the layer is this strata's
+ * lifecycle for a platform it can make: the biggest layer of a builder made here need not be downloaded and gunzipped.
+ * A claim only (history is the image's word): the caller checks what these entries make against the layer's diffID.
+ */
+export function ownLifecycleLayer(image: ResolvedImage, i: number): AsyncIterable<LayerEntry> | undefined {
+  const layered = (image.config.history ?? []).filter((h) => !h.empty_layer);
+  if (layered.length !== image.manifest.manifest.layers.length || layered[i]?.created_by !== LIFECYCLE_CREATED_BY) return undefined;
+  const uid = Number(envValue(image.config, 'CNB_USER_ID') ?? NaN);
+  try {
+    const parts = lifecycleParts({ os: image.config.os, architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) });
+    return lifecycleEntries(parts, Number.isInteger(uid) ? uid : undefined);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

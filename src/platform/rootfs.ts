@@ -1,14 +1,16 @@
 import { closeSync, fchmodSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfinedDir, makeMountPoints } from '../oci/confined.js';
 import { digestHex } from '../oci/digest.js';
 import { extractLayer } from '../oci/extract.js';
+import { layerTar, NORMALISED_MTIME } from '../oci/layer.js';
 import { mapLimit } from '../oci/concurrency.js';
 import { cachedDir } from '../oci/fsutil.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { overlayLayers, type LayerTree } from '../oci/overlay.js';
 import { counted, type Progress } from '../oci/progress.js';
+import { ownLifecycleLayer } from './lifecycle-layer.js';
 
 const MARKER = '.complete';
 /** How many layers of one image unpack at once. */
@@ -24,11 +26,29 @@ async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progr
   const diffID = image.config.rootfs.diff_ids[i]!;
   const count = image.manifest.manifest.layers.length;
   const { dir: cached } = await cachedDir(join(dir, 'layers', digestHex(diffID)), MARKER, async (tmp) => {
+    const tree = join(tmp, 'tree');
+    const label = `${image.store.description} layer ${i + 1}`;
+    await mkdir(tree, { mode: 0o755 });
+    const own = ownLifecycleLayer(image, i);
+    if (own) {
+      // Made from this install's own files and checked against the diffID as it is unpacked; a layer that turns out
+      // different (another build of this version) is unpacked from the registry after all.
+      const task = progress?.task(`Unpacking layer ${i + 1}/${count} (${desc.digest.slice(7, 19)}, strata's lifecycle, from this install)`, 1, 'steps');
+      try {
+        const { implicitDirs } = await extractLayer(layerTar(own, { mtime: NORMALISED_MTIME }), tree, { label, diffID, whiteoutMarkers: true });
+        task?.done();
+        await writeFile(join(tmp, 'implicit.json'), JSON.stringify(implicitDirs));
+        return;
+      } catch {
+        task?.done();
+        await rm(tree, { recursive: true, force: true });
+        await mkdir(tree, { mode: 0o755 });
+      }
+    }
     const task = progress?.task(`Pulling and unpacking layer ${i + 1}/${count} (${desc.digest.slice(7, 19)}, ${(desc.size / 1e6).toFixed(1)} MB)`, desc.size);
-    await mkdir(join(tmp, 'tree'), { mode: 0o755 });
     // The blob's digest is checked as it streams; its content must also be the diffID the config promises.
     const blob = await image.store.getBlob(desc);
-    const { implicitDirs } = await extractLayer(task ? counted(blob, task) : blob, join(tmp, 'tree'), { label: `${image.store.description} layer ${i + 1}`, diffID, whiteoutMarkers: true });
+    const { implicitDirs } = await extractLayer(task ? counted(blob, task) : blob, tree, { label, diffID, whiteoutMarkers: true });
     task?.done();
     await writeFile(join(tmp, 'implicit.json'), JSON.stringify(implicitDirs));
   });

@@ -44,7 +44,7 @@ export async function makeLayoutImage(dir: string, tag: string, layers: Record<s
 }
 
 /** An image whose layers are the given tars as they are (gzipped): for layers no well-behaved tool would write. */
-export async function makeRawLayoutImage(dir: string, tag: string, tars: Buffer[]): Promise<{ layout: OciLayout; digest: Digest }> {
+export async function makeRawLayoutImage(dir: string, tag: string, tars: Buffer[], createdBy: string[] = []): Promise<{ layout: OciLayout; digest: Digest }> {
   const { gzipSync } = await import('node:zlib');
   const { sha256 } = await import('../../src/oci/digest.js');
   const { MediaType } = await import('../../src/oci/mediatype.js');
@@ -56,7 +56,7 @@ export async function makeRawLayoutImage(dir: string, tag: string, tars: Buffer[
     const tmp = join(layout.root, `.raw-${i}-${process.pid}`);
     await writeFile(tmp, gz);
     await layout.adoptBlobFile(tmp, sha256(gz));
-    ({ config, manifest } = appendLayers(config, manifest, [{ descriptor: { mediaType: MediaType.OciLayerGzip, digest: sha256(gz), size: gz.length }, diffID: sha256(t), history: { created_by: `raw layer ${i}` } }]));
+    ({ config, manifest } = appendLayers(config, manifest, [{ descriptor: { mediaType: MediaType.OciLayerGzip, digest: sha256(gz), size: gz.length }, diffID: sha256(t), history: { created_by: createdBy[i] ?? `raw layer ${i}` } }]));
   }
   const { digest } = await writeImage(layout, config, manifest, tag);
   return { layout, digest };

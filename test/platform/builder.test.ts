@@ -7,6 +7,10 @@ import { writeBuildpack, orderToml } from '../harness/buildpacks.js';
 import { hostToolImageFiles, makeLayoutImage } from '../harness/images.js';
 import { run, runOk } from '../harness/proc.js';
 import { PROJECT_ROOT } from '../../src/version.js';
+import { resolveImage } from '../../src/oci/image.js';
+import { OciLayout } from '../../src/oci/layout.js';
+import { lineProgress } from '../../src/oci/progress.js';
+import { unpackedRootfs } from '../../src/platform/rootfs.js';
 
 const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
 const fx = registryFixture();
@@ -48,6 +52,15 @@ test('builder create: build image + dirs + strata lifecycle + buildpacks + order
 
   const bundle = join(w, 'bundle');
   await runOk('umoci', ['unpack', '--image', `${out}:1`, bundle]);
+  // A build here does not download or gunzip the lifecycle layer: this install makes the same tree, which the
+  // layer's diffID confirms.
+  const lines: string[] = [];
+  const unpacked = await unpackedRootfs(await resolveImage(await OciLayout.open(out), '1'), join(w, 'rootfs-cache'), lineProgress((l) => lines.push(l)));
+  assert.equal(lines.filter((l) => l.includes("strata's lifecycle, from this install")).length, 1, lines.join('\n'));
+  assert.equal(lines.filter((l) => l.startsWith('Pulling')).length, lines.length - 1);
+  for (const f of ['cnb/lifecycle/node', 'cnb/lifecycle/strata/package.json', 'cnb/lifecycle/strata/bin/lifecycle']) {
+    assert.ok((await readFile(join(unpacked, f))).equals(await readFile(join(bundle, 'rootfs', f))), `${f} as umoci unpacks it`);
+  }
   const rootfs = join(bundle, 'rootfs');
   assert.match(await readFile(join(rootfs, 'cnb/order.toml'), 'utf8'), /id = "test\/c"/);
   assert.match(await readFile(join(rootfs, 'cnb/run.toml'), 'utf8'), /image = "registry\.example\/run:1"/);

@@ -4,6 +4,7 @@ import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveImage } from '../../src/oci/image.js';
 import { unpackedRootfs } from '../../src/platform/rootfs.js';
+import { LIFECYCLE_CREATED_BY } from '../../src/platform/lifecycle-layer.js';
 import { lineProgress } from '../../src/oci/progress.js';
 import { makeRawLayoutImage } from '../harness/images.js';
 import { arena, assertOutsideUntouched, tarBytes } from '../hostile/corpus.js';
@@ -45,6 +46,24 @@ test('an image whose /tmp and /home are links out of the tree: neither moded nor
     const rootfs = await unpackedRootfs(await resolveImage(layout, 'evil'), join(a.target, 'rootfs'));
     assert.ok((await lstat(join(rootfs, 'tmp'))).isSymbolicLink());
     assert.equal((await stat(a.outside)).mode, before);
+    await assertOutsideUntouched(a, ['img', 'outside', 'target']);
+  } finally {
+    await a.cleanup();
+  }
+});
+
+test('a layer whose history claims to be this strata\'s lifecycle, but is not, is unpacked from its blob after all', async () => {
+  const a = await arena();
+  try {
+    // The claim is only the image's word: this install's lifecycle hashes to another diffID, so its tree is not used.
+    const fake = await tarBytes([{ name: 'cnb/lifecycle/node', body: 'not node', mode: 0o755 }, { name: 'cnb/lifecycle/planted', body: 'mine' }]);
+    const { layout } = await makeRawLayoutImage(join(a.root, 'img'), 'claims', [await tarBytes([{ name: 'etc/os-release', body: 'ID=debian\n' }]), fake], ['os', LIFECYCLE_CREATED_BY]);
+    const lines: string[] = [];
+    const rootfs = await unpackedRootfs(await resolveImage(layout, 'claims'), join(a.target, 'rootfs'), lineProgress((l) => lines.push(l)));
+    assert.deepEqual(lines.map((l) => l.replace(/ \(.*/, '')).sort(), ['Pulling and unpacking layer 1/2', 'Pulling and unpacking layer 2/2', 'Unpacking layer 2/2']);
+    assert.equal(await readFile(join(rootfs, 'cnb/lifecycle/node'), 'utf8'), 'not node');
+    assert.equal(await readFile(join(rootfs, 'cnb/lifecycle/planted'), 'utf8'), 'mine');
+    assert.deepEqual((await readdir(join(rootfs, 'cnb/lifecycle'))).sort(), ['node', 'planted'], 'nothing of the attempt is left in the tree');
     await assertOutsideUntouched(a, ['img', 'outside', 'target']);
   } finally {
     await a.cleanup();
