@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { StrataError } from '../oci/errors.js';
 import { createBuilder, LABEL_BUILDER, LABEL_ORDER, LABEL_ORDER_EXTENSIONS, type BuilderMetadata } from '../platform/builder.js';
-import { findImage, outputFor } from '../oci/images.js';
+import { findImage, outputFor, strataHome } from '../oci/images.js';
 import { openImage } from '../oci/images.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { pullPolicyOf, readConfig } from '../platform/config.js';
@@ -10,6 +10,7 @@ import { readBuilderConfig } from '../spec/buildertoml.js';
 import type { Order } from '../spec/order.js';
 import { commaList, labelMap, platformList, repeatable, tagAlso } from './options.js';
 import type { ImageStore } from '../oci/store.js';
+import { OwnLayers } from '../platform/ownlayers.js';
 
 function tree(order: Order, title = 'Detection Order:'): string {
   const lines = [title];
@@ -75,7 +76,7 @@ export function registerBuilderCommands(program: Command): void {
         where = out.where;
         store = out.store;
         return out;
-      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)) }, targets ?? (config.targets.length ? config.targets : undefined));
+      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)), ownLayers: OwnLayers.in(strataHome()) }, targets ?? (config.targets.length ? config.targets : undefined));
       await tagAlso(store!, r.digest, opts.tag, opts.publish ?? false, options);
       process.stdout.write(`Successfully created builder image ${name} in ${where}\n  digest ${r.digest}\n  ${r.metadata.buildpacks.length} buildpack(s); run image ${r.metadata.stack.runImage.image}\n`);
     });

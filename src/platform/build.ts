@@ -39,6 +39,7 @@ import { unpackedRootfs } from './rootfs.js';
 import { lineProgress, type Progress } from '../oci/progress.js';
 import { isRemoteUri } from './download.js';
 import { workDir } from './workdirs.js';
+import { OwnLayers } from './ownlayers.js';
 
 export interface BuildOptions {
   image: string;
@@ -153,7 +154,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
   const phase = steps.phase;
   phase('PREPARING');
   const unpacking = o.progress ?? lineProgress((line) => log.info(`builder: ${line}`));
-  const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'), unpacking);
+  const rootfs = await unpackedRootfs(builderImage, join(home, 'rootfs'), unpacking, OwnLayers.in(home));
   const work = await workDir(join(home, 'builds'), 'build-');
   const layers = join(work, 'layers');
   const app = join(work, 'workspace');
@@ -267,7 +268,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
           build: async (files) => {
             const { extendImage } = await import('./extender.js');
             const extended = await extendImage('build', builderImage, files, extenderContext);
-            buildSandbox = await o.executor({ rootfs: await unpackedRootfs(extended, join(home, 'rootfs'), unpacking), stateDir: join(home, 'run'), builder: extended });
+            buildSandbox = await o.executor({ rootfs: await unpackedRootfs(extended, join(home, 'rootfs'), unpacking, OwnLayers.in(home)), stateDir: join(home, 'run'), builder: extended });
           },
           run: async (files, base) => ({ ...base, image: await (await import('./extender.js')).extendImage('run', base.image, files, extenderContext) }),
         },

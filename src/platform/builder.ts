@@ -19,6 +19,7 @@ import { toToml } from '../spec/toml.js';
 import { VERSION } from '../version.js';
 import { checkOrders, checkPackageTargets, collectExtension, collectSource, flattenBuildpacks, LABEL_EXTENSION_LAYERS, layersLabel, storeBuildpackLayers, type CollectedBuildpack } from './buildpackage.js';
 import { LIFECYCLE_CREATED_BY, lifecycleEntries, lifecycleParts, type LifecycleParts } from './lifecycle-layer.js';
+import { entriesFingerprint, type OwnLayers } from './ownlayers.js';
 import { openByPolicy, requireImage, whereLooked } from '../oci/images.js';
 import type { PullPolicy } from '../oci/images.js';
 
@@ -158,6 +159,8 @@ export interface BuilderExtras {
    * `io.buildpacks.lifecycle.version` and `.apis` labels) to put in the builder instead of strata's own lifecycle.
    */
   lifecycleImage?: string;
+  /** Where strata's own lifecycle layer is remembered, so builds on this machine unpack it from the install. */
+  ownLayers?: OwnLayers;
 }
 
 /** A lifecycle image's layers and what its labels say. */
@@ -241,12 +244,13 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
     for (const { platform, build, uid, gid, foreign, parts } of inputs) {
       const added: AddedLayer[] = [];
       let n = 0;
-      const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<void> => {
+      const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<Digest> => {
         const path = join(work, `layer-${n++}.tar.gz`);
         const info = await writeLayerFile(entries, path, { mtime: NORMALISED_MTIME });
         const descriptor = { mediaType: info.mediaType, digest: info.digest, size: info.size };
         await output.store.putBlob(descriptor, async (start, end) => createReadStream(path, { start, end: end - 1 }));
         added.push({ descriptor, diffID: info.diffID, history: { created_by: createdBy } });
+        return info.diffID;
       };
       for (const d of build.manifest.manifest.layers) await copyBlob(build.store, output.store, d);
       await layer(dirs(uid, gid), 'Builder: directories');
@@ -256,7 +260,10 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
           await copyBlob(foreign.image.store, output.store, d);
           added.push({ descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size }, diffID: c.rootfs.diff_ids[i]!, history: { created_by: `Lifecycle: ${extras.lifecycleImage} ${foreign.version}` } });
         }
-      } else await layer(lifecycleEntries(parts, uid), LIFECYCLE_CREATED_BY);
+      } else {
+        const diffID = await layer(lifecycleEntries(parts, uid), LIFECYCLE_CREATED_BY);
+        await extras.ownLayers?.remember(await entriesFingerprint(lifecycleEntries(parts, uid)), diffID);
+      }
       added.push(...(await storeBuildpackLayers(buildpacks, output.store)));
       added.push(...(await storeBuildpackLayers(extensions, output.store, 'Extension')));
       const orderToml = { ...orderToToml(order), ...(orderExtensions.length ? orderToToml(orderExtensions, 'order-extensions') : {}) };

@@ -12,6 +12,7 @@ import { createBuilder } from './builder.js';
 import { DEFAULT_BUILDER, readOwnConfig, writeConfig } from './config.js';
 import { outputFor, strataHome } from '../oci/images.js';
 import { assembleNodeBuildpacks, makeNodeMirror, nodeBuilderToml } from './nodejs.js';
+import { OwnLayers } from './ownlayers.js';
 
 export { DEFAULT_BUILDER };
 /** What the default builder carries: Node.js LTS lines (22 by default), yarn 1 and npm — pinned, so it is reproducible. */
@@ -55,7 +56,7 @@ export async function ensureDefaultBuilder(log: Logger, progress?: Progress, pla
     }
     await writeFile(join(work, 'builder.toml'), nodeBuilderToml(dirs, 'strata/base:build-bookworm', 'strata/base:run-bookworm', "strata's Node.js builder (offline: Node.js, yarn and npm inside)"));
     const config = await readBuilderConfig(join(work, 'builder.toml'));
-    await createBuilder(config, () => outputFor(DEFAULT_BUILDER, false), {}, {}, multi ? targets : undefined);
+    await createBuilder(config, () => outputFor(DEFAULT_BUILDER, false), {}, { ownLayers: OwnLayers.in(home) }, multi ? targets : undefined);
     const cfg = await readOwnConfig();
     if (!cfg['default-builder']) await writeConfig({ ...cfg, 'default-builder': DEFAULT_BUILDER });
     log.info(`Made ${DEFAULT_BUILDER}; it is now the default builder (strata config default-builder)`);

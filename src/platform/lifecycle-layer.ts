@@ -82,14 +82,15 @@ export const LIFECYCLE_CREATED_BY = `Lifecycle: strata ${VERSION}`;
  * Layer `i` of a builder as this install would make it, when the builder's history says the layer is this strata's
  * lifecycle for a platform it can make: the biggest layer of a builder made here need not be downloaded and gunzipped.
  * A claim only (history is the image's word): the caller checks what these entries make against the layer's diffID.
+ * A function, since the entries are read more than once (fingerprint, diffID, unpack).
  */
-export function ownLifecycleLayer(image: ResolvedImage, i: number): AsyncIterable<LayerEntry> | undefined {
+export function ownLifecycleLayer(image: ResolvedImage, i: number): (() => AsyncIterable<LayerEntry>) | undefined {
   const layered = (image.config.history ?? []).filter((h) => !h.empty_layer);
   if (layered.length !== image.manifest.manifest.layers.length || layered[i]?.created_by !== LIFECYCLE_CREATED_BY) return undefined;
   const uid = Number(envValue(image.config, 'CNB_USER_ID') ?? NaN);
   try {
     const parts = lifecycleParts({ os: image.config.os, architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) });
-    return lifecycleEntries(parts, Number.isInteger(uid) ? uid : undefined);
+    return () => lifecycleEntries(parts, Number.isInteger(uid) ? uid : undefined);
   } catch {
     return undefined;
   }

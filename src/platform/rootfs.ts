@@ -11,6 +11,7 @@ import type { ResolvedImage } from '../oci/image.js';
 import { overlayLayers, type LayerTree } from '../oci/overlay.js';
 import { counted, type Progress } from '../oci/progress.js';
 import { ownLifecycleLayer } from './lifecycle-layer.js';
+import type { OwnLayers } from './ownlayers.js';
 
 const MARKER = '.complete';
 /** How many layers of one image unpack at once. */
@@ -21,7 +22,7 @@ const UNPACK_CONCURRENCY = 3;
  * that shares its OS layer with v1 does not unpack it again). Keyed by diffID, which the extraction checks, so the
  * cache holds only content that hashes to its name. Whiteouts stay as markers for `overlayLayers`.
  */
-async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progress?: Progress): Promise<LayerTree> {
+async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progress?: Progress, own?: OwnLayers): Promise<LayerTree> {
   const desc = image.manifest.manifest.layers[i]!;
   const diffID = image.config.rootfs.diff_ids[i]!;
   const count = image.manifest.manifest.layers.length;
@@ -29,13 +30,13 @@ async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progr
     const tree = join(tmp, 'tree');
     const label = `${image.store.description} layer ${i + 1}`;
     await mkdir(tree, { mode: 0o755 });
-    const own = ownLifecycleLayer(image, i);
-    if (own) {
-      // Made from this install's own files and checked against the diffID as it is unpacked; a layer that turns out
-      // different (another build of this version) is unpacked from the registry after all.
+    const make = own ? ownLifecycleLayer(image, i) : undefined;
+    if (make && (await own!.diffID(make).catch(() => undefined)) === diffID) {
+      // Made from this install's own files and checked against the diffID again as it is unpacked (the record is a
+      // hint); one that turns out different after all is unpacked from the registry.
       const task = progress?.task(`Unpacking layer ${i + 1}/${count} (${desc.digest.slice(7, 19)}, strata's lifecycle, from this install)`, 1, 'steps');
       try {
-        const { implicitDirs } = await extractLayer(layerTar(own, { mtime: NORMALISED_MTIME }), tree, { label, diffID, whiteoutMarkers: true });
+        const { implicitDirs } = await extractLayer(layerTar(make(), { mtime: NORMALISED_MTIME }), tree, { label, diffID, whiteoutMarkers: true });
         task?.done();
         await writeFile(join(tmp, 'implicit.json'), JSON.stringify(implicitDirs));
         return;
@@ -61,13 +62,13 @@ async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progr
  * dir and renamed in so a half-made tree is never used. Sandboxes mount it read-only, so builds cannot change it
  * (nor, through it, the shared layer files); the usual mount points are made up front for that reason.
  */
-export async function unpackedRootfs(image: ResolvedImage, dir: string, progress?: Progress): Promise<string> {
+export async function unpackedRootfs(image: ResolvedImage, dir: string, progress?: Progress, own?: OwnLayers): Promise<string> {
   const target = join(dir, digestHex(image.manifest.digest));
   const rootfs = join(target, 'rootfs');
   await cachedDir(target, MARKER, async (tmp) => {
     // Layers unpack side by side (each into its own dir, each its download, gunzip and writes in one stream): one
     // waits on the network or the disk while another uses a core.
-    const trees = await mapLimit([...image.manifest.manifest.layers.keys()], UNPACK_CONCURRENCY, (i) => unpackedLayer(image, i, dir, progress));
+    const trees = await mapLimit([...image.manifest.manifest.layers.keys()], UNPACK_CONCURRENCY, (i) => unpackedLayer(image, i, dir, progress, own));
     await mkdir(join(tmp, 'rootfs'), { mode: 0o755 });
     overlayLayers(trees, join(tmp, 'rootfs'));
     // Mount points a sandbox needs on a read-only root, which small images may lack.

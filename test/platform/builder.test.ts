@@ -11,6 +11,9 @@ import { resolveImage } from '../../src/oci/image.js';
 import { OciLayout } from '../../src/oci/layout.js';
 import { lineProgress } from '../../src/oci/progress.js';
 import { unpackedRootfs } from '../../src/platform/rootfs.js';
+import { OwnLayers } from '../../src/platform/ownlayers.js';
+import { LIFECYCLE_CREATED_BY } from '../../src/platform/lifecycle-layer.js';
+import { strataHome } from '../../src/oci/images.js';
 
 const STRATA = join(PROJECT_ROOT, 'bin', 'strata');
 const fx = registryFixture();
@@ -52,15 +55,24 @@ test('builder create: build image + dirs + strata lifecycle + buildpacks + order
 
   const bundle = join(w, 'bundle');
   await runOk('umoci', ['unpack', '--image', `${out}:1`, bundle]);
-  // A build here does not download or gunzip the lifecycle layer: this install makes the same tree, which the
-  // layer's diffID confirms.
-  const lines: string[] = [];
-  const unpacked = await unpackedRootfs(await resolveImage(await OciLayout.open(out), '1'), join(w, 'rootfs-cache'), lineProgress((l) => lines.push(l)));
-  assert.equal(lines.filter((l) => l.includes("strata's lifecycle, from this install")).length, 1, lines.join('\n'));
-  assert.equal(lines.filter((l) => l.startsWith('Pulling')).length, lines.length - 1);
-  for (const f of ['cnb/lifecycle/node', 'cnb/lifecycle/strata/package.json', 'cnb/lifecycle/strata/bin/lifecycle']) {
-    assert.ok((await readFile(join(unpacked, f))).equals(await readFile(join(bundle, 'rootfs', f))), `${f} as umoci unpacks it`);
+  // A build here does not download or gunzip the lifecycle layer: builder create remembered what it made, this
+  // install makes the same tree, and the layer's diffID confirms it.
+  const image = await resolveImage(await OciLayout.open(out), '1');
+  const lifecycleDiffID = image.config.rootfs.diff_ids[(image.config.history ?? []).filter((h) => !h.empty_layer).findIndex((h) => h.created_by === LIFECYCLE_CREATED_BY)]!;
+  const remembered = join(strataHome(), 'cache', 'own-layers.json');
+  assert.ok(Object.values(JSON.parse(await readFile(remembered, 'utf8')) as Record<string, string>).includes(lifecycleDiffID));
+  for (const [n, own] of [new OwnLayers(remembered), new OwnLayers(join(w, 'own-layers.json'))].entries()) {
+    // The second has no record: the diffID of what this install makes is worked out once, then remembered.
+    const lines: string[] = [];
+    const unpacked = await unpackedRootfs(image, join(w, `rootfs-cache-${n}`), lineProgress((l) => lines.push(l)), own);
+    assert.equal(lines.filter((l) => l.includes("strata's lifecycle, from this install")).length, 1, lines.join('\n'));
+    assert.equal(lines.filter((l) => l.startsWith('Pulling')).length, lines.length - 1);
+    for (const f of ['cnb/lifecycle/node', 'cnb/lifecycle/strata/package.json', 'cnb/lifecycle/strata/bin/lifecycle']) {
+      assert.ok((await readFile(join(unpacked, f))).equals(await readFile(join(bundle, 'rootfs', f))), `${f} as umoci unpacks it`);
+    }
   }
+  assert.ok(Object.values(JSON.parse(await readFile(join(w, 'own-layers.json'), 'utf8')) as Record<string, string>).includes(lifecycleDiffID));
+
   const rootfs = join(bundle, 'rootfs');
   assert.match(await readFile(join(rootfs, 'cnb/order.toml'), 'utf8'), /id = "test\/c"/);
   assert.match(await readFile(join(rootfs, 'cnb/run.toml'), 'utf8'), /image = "registry\.example\/run:1"/);

@@ -4,7 +4,8 @@ import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveImage } from '../../src/oci/image.js';
 import { unpackedRootfs } from '../../src/platform/rootfs.js';
-import { LIFECYCLE_CREATED_BY } from '../../src/platform/lifecycle-layer.js';
+import { LIFECYCLE_CREATED_BY, ownLifecycleLayer } from '../../src/platform/lifecycle-layer.js';
+import { entriesFingerprint, OwnLayers } from '../../src/platform/ownlayers.js';
 import { lineProgress } from '../../src/oci/progress.js';
 import { makeRawLayoutImage } from '../harness/images.js';
 import { arena, assertOutsideUntouched, tarBytes } from '../hostile/corpus.js';
@@ -52,19 +53,29 @@ test('an image whose /tmp and /home are links out of the tree: neither moded nor
   }
 });
 
-test('a layer whose history claims to be this strata\'s lifecycle, but is not, is unpacked from its blob after all', async () => {
+test('a layer whose history claims to be this strata\'s lifecycle, but is not, is unpacked from its blob, even when a planted record says otherwise', async () => {
   const a = await arena();
   try {
     // The claim is only the image's word: this install's lifecycle hashes to another diffID, so its tree is not used.
     const fake = await tarBytes([{ name: 'cnb/lifecycle/node', body: 'not node', mode: 0o755 }, { name: 'cnb/lifecycle/planted', body: 'mine' }]);
     const { layout } = await makeRawLayoutImage(join(a.root, 'img'), 'claims', [await tarBytes([{ name: 'etc/os-release', body: 'ID=debian\n' }]), fake], ['os', LIFECYCLE_CREATED_BY]);
+    const image = await resolveImage(layout, 'claims');
+    const own = new OwnLayers(join(a.root, 'own-layers.json'));
     const lines: string[] = [];
-    const rootfs = await unpackedRootfs(await resolveImage(layout, 'claims'), join(a.target, 'rootfs'), lineProgress((l) => lines.push(l)));
-    assert.deepEqual(lines.map((l) => l.replace(/ \(.*/, '')).sort(), ['Pulling and unpacking layer 1/2', 'Pulling and unpacking layer 2/2', 'Unpacking layer 2/2']);
+    const rootfs = await unpackedRootfs(image, join(a.target, 'rootfs'), lineProgress((l) => lines.push(l)), own);
+    assert.deepEqual(lines.map((l) => l.replace(/ \(.*/, '')).sort(), ['Pulling and unpacking layer 1/2', 'Pulling and unpacking layer 2/2']);
     assert.equal(await readFile(join(rootfs, 'cnb/lifecycle/node'), 'utf8'), 'not node');
-    assert.equal(await readFile(join(rootfs, 'cnb/lifecycle/planted'), 'utf8'), 'mine');
-    assert.deepEqual((await readdir(join(rootfs, 'cnb/lifecycle'))).sort(), ['node', 'planted'], 'nothing of the attempt is left in the tree');
-    await assertOutsideUntouched(a, ['img', 'outside', 'target']);
+    assert.equal(Object.keys(JSON.parse(await readFile(join(a.root, 'own-layers.json'), 'utf8'))).length, 1, 'what this install makes is remembered');
+
+    // A record planted to say this install makes exactly the claimed layer: the unpack from the install is tried,
+    // fails its diffID check, and leaves nothing behind; the blob is unpacked instead.
+    await own.remember(await entriesFingerprint(ownLifecycleLayer(image, 1)!()), image.config.rootfs.diff_ids[1]!);
+    lines.length = 0;
+    const again = await unpackedRootfs(image, join(a.target, 'rootfs2'), lineProgress((l) => lines.push(l)), own);
+    assert.deepEqual(lines.map((l) => l.replace(/ \(.*/, '')).sort(), ['Pulling and unpacking layer 1/2', 'Pulling and unpacking layer 2/2', 'Unpacking layer 2/2']);
+    assert.equal(await readFile(join(again, 'cnb/lifecycle/planted'), 'utf8'), 'mine');
+    assert.deepEqual((await readdir(join(again, 'cnb/lifecycle'))).sort(), ['node', 'planted'], 'nothing of the attempt is left in the tree');
+    await assertOutsideUntouched(a, ['img', 'outside', 'own-layers.json', 'target']);
   } finally {
     await a.cleanup();
   }
