@@ -19,13 +19,14 @@ export interface EarlyLayer {
   sent: boolean;
 }
 
-const POLL_MS = 100;
+/** A finished runtime layer waits at most this long to be noticed; a look that finds nothing new reads only .toml files. */
+const POLL_MS = 50;
 /**
- * How long a layer dir must have been left alone before it is tarred. File times move in ticks of a few milliseconds,
- * so a write in the same tick as the fingerprint could leave every time as it was; a dir quiet for longer than any
- * tick cannot be written without a time moving past the fingerprint's.
+ * How long a layer dir must have been left alone before it is tarred. File times move in ticks of the kernel's clock
+ * (1 to 10 ms), so a write in the same tick as the fingerprint could leave every time as it was; a dir quiet for
+ * longer than any tick cannot be written without a time moving past the fingerprint's.
  */
-const QUIET_MS = 100;
+const QUIET_MS = 30;
 
 /**
  * The launch layers of buildpacks that have finished, tarred and compressed while later buildpacks still build: on a
