@@ -131,9 +131,11 @@ export async function rebase(inputs: RebaseInputs): Promise<RebaseResult> {
   let mediaType = '';
   const written: ImageStore[] = [];
   for (const out of inputs.outputs) {
-    // Each blob is a round trip or two (is it there? mount it): all at once, a few at a time.
-    await mapLimit(newRun.manifest.manifest.layers, 4, (d) => copyBlob(newRun.store, out.store, d));
-    // Written back into the app's own repository, its layers are there already: the app's manifest names them.
+    // Written back into the app's own repository, the blobs its manifest names are there already (a registry keeps
+    // what a manifest names): the app's layers, and the run layers a patched run image shares with the old one.
+    const there = sameRepository(app.store, out.store) ? new Set(app.manifest.manifest.layers.map((d) => d.digest)) : new Set<string>();
+    // Each other blob is a round trip or two (is it there? mount it): all at once, a few at a time.
+    await mapLimit(newRun.manifest.manifest.layers.filter((d) => !there.has(d.digest)), 4, (d) => copyBlob(newRun.store, out.store, d));
     if (!sameRepository(app.store, out.store)) await mapLimit(upperLayers, 4, (d) => copyBlob(app.store, out.store, d));
     // The config is this rebase's own: no repository has it until this rebase writes it (or ran before).
     const w = await writeImage(out.store, config, manifest, out.tag, !written.some((s) => sameRepository(s, out.store)));

@@ -190,6 +190,10 @@ test('rebase swaps the run layers by writing only a config and a manifest; same 
     assert.ok(!during.some((l) => l.startsWith('GET') && [...layerDigests].some((d) => l.includes(d))), `no layer was downloaded: ${during.join('\n')}`);
     const uploads = during.filter((l) => l.startsWith('POST /v2/rebase/app/blobs/uploads/') && !l.includes('mount='));
     assert.equal(uploads.length, 1, `only the new config is uploaded: ${uploads.join(', ')}`);
+    const shared = runV2.manifest.manifest.layers.filter((d) => app.manifest.manifest.layers.some((a) => a.digest === d.digest));
+    assert.equal(shared.length, 1, 'the two run images share their os-release layer');
+    assert.ok(!during.some((l) => l.includes(shared[0]!.digest.slice(7))), `a run layer the app's manifest names is neither checked nor mounted: ${during.join('\n')}`);
+    assert.ok(during.some((l) => l.includes(runV2.manifest.manifest.layers[1]!.digest.slice(7))), 'the patched layer is mounted');
     const rebased = await resolveImage(appRepo, 'v1');
     assert.equal(rebased.manifest.digest, r.digest);
     assert.notEqual(r.digest, exported.digest);
