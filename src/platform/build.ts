@@ -34,7 +34,7 @@ import type { Executor, Mount, SandboxRun } from './executor.js';
 import type { SandboxLimits } from './sandboxlimits.js';
 import { openByPolicy, outputFor, outputsFor, readers, strataHome, whereLooked } from '../oci/images.js';
 import { runSequence, type HeldPhase } from '../lifecycle/sequence.js';
-import { LIFECYCLE_DIR, lifecycleParts } from './lifecycle-layer.js';
+import { lifecycleHolds, lifecycleParts } from './lifecycle-layer.js';
 import { unpackedRootfs } from './rootfs.js';
 import { lineProgress, type Progress } from '../oci/progress.js';
 import { isRemoteUri } from './download.js';
@@ -277,7 +277,7 @@ export async function runBuild(o: BuildOptions): Promise<BuildResult> {
         ...(o.progress ? { progress: o.progress } : {}),
       },
       (name, started) => (name === 'builder' ? buildSandbox : sandbox).run({ ...spec(name), ...(started ? { started } : {}) }),
-      sandbox.holds && lifecycleHolds(rootfs, o.builder) ? (name) => heldPhase(name === 'builder' ? buildSandbox : sandbox, spec(name), () => (name === 'builder' ? buildSandbox : sandbox)) : undefined,
+      sandbox.holds && lifecycleHolds(rootfs, `builder ${o.builder}`) ? (name) => heldPhase(name === 'builder' ? buildSandbox : sandbox, spec(name), () => (name === 'builder' ? buildSandbox : sandbox)) : undefined,
     );
     if (o.engine) {
       const { loadIntoEngine } = await import('../oci/engine/transfer.js');
@@ -307,17 +307,6 @@ function targetRun(read: ImageReader, platform: PlatformWanted | undefined): Ima
     if (c && (c.os !== platform.os || c.architecture !== platform.architecture)) throw new StrataError(`run image ${name} has no ${platform.os}/${platform.architecture} image (it is ${c.os}/${c.architecture}); for --platform ${platform.os}/${platform.architecture} it must be an index holding one`);
     return run;
   };
-}
-
-/** Whether the builder's lifecycle is strata's and waits to be told to go (LIFECYCLE_FEATURES in its package.json). */
-function lifecycleHolds(rootfs: string, builder: string): boolean {
-  const text = ConfinedDir.with(rootfs, (d) => d.readText(`${LIFECYCLE_DIR}/strata/package.json`, 1 << 16), { display: `builder ${builder}` });
-  try {
-    const features = (JSON.parse(text ?? '{}') as { features?: unknown }).features;
-    return Array.isArray(features) && features.includes('gate');
-  } catch {
-    return false;
-  }
 }
 
 /**

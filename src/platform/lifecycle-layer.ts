@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { treeEntries, type LayerEntry } from '../oci/layer.js';
 import { StrataError } from '../oci/errors.js';
+import { ConfinedDir } from '../oci/confined.js';
 import { hostPlatform, withVariant, type PlatformWanted } from '../oci/manifest.js';
 import { envValue } from '../oci/config.js';
 import type { ResolvedImage } from '../oci/image.js';
@@ -73,6 +74,21 @@ export function productionModules(root: string = PROJECT_ROOT, roots: string[] =
 function file(path: string, source: string | Buffer, mode = 0o644): LayerEntry {
   const size = typeof source === 'string' ? statSync(source).size : source.length;
   return { type: 'file', path, mode, size, source, uid: 0, gid: 0 };
+}
+
+/**
+ * Whether a builder's lifecycle is strata's and waits to be told to go (`gate` among the features in its
+ * package.json). The rootfs is the builder's, so hostile: the file is read without following links, and anything
+ * but a plain small JSON file saying so is a lifecycle that does not wait.
+ */
+export function lifecycleHolds(rootfs: string, display: string): boolean {
+  try {
+    const text = ConfinedDir.with(rootfs, (d) => d.readText(`${LIFECYCLE_DIR}/strata/package.json`, 1 << 16), { display });
+    const features = (JSON.parse(text ?? '{}') as { features?: unknown }).features;
+    return Array.isArray(features) && features.includes('gate');
+  } catch {
+    return false;
+  }
 }
 
 /** How a builder's history names the lifecycle layer this strata made. */

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resolveImage } from '../../src/oci/image.js';
 import { unpackedRootfs } from '../../src/platform/rootfs.js';
-import { LIFECYCLE_CREATED_BY, ownLifecycleLayer } from '../../src/platform/lifecycle-layer.js';
+import { LIFECYCLE_CREATED_BY, lifecycleHolds, ownLifecycleLayer } from '../../src/platform/lifecycle-layer.js';
 import { entriesFingerprint, OwnLayers } from '../../src/platform/ownlayers.js';
 import { lineProgress } from '../../src/oci/progress.js';
 import { makeRawLayoutImage } from '../harness/images.js';
@@ -76,6 +76,34 @@ test('a layer whose history claims to be this strata\'s lifecycle, but is not, i
     assert.equal(await readFile(join(again, 'cnb/lifecycle/planted'), 'utf8'), 'mine');
     assert.deepEqual((await readdir(join(again, 'cnb/lifecycle'))).sort(), ['node', 'planted'], 'nothing of the attempt is left in the tree');
     await assertOutsideUntouched(a, ['img', 'outside', 'own-layers.json', 'target']);
+  } finally {
+    await a.cleanup();
+  }
+});
+
+test('whether a builder\'s lifecycle waits to be told to go is read from its own package.json only, never through a link', async () => {
+  const a = await arena();
+  try {
+    const gate = JSON.stringify({ name: 'strata-lifecycle', features: ['gate'] });
+    const strata = join(a.target, 'cnb/lifecycle/strata');
+    await mkdir(strata, { recursive: true });
+    assert.equal(lifecycleHolds(a.target, 'builder test'), false, 'no package.json: an ordinary lifecycle');
+    await writeFile(join(strata, 'package.json'), gate);
+    assert.equal(lifecycleHolds(a.target, 'builder test'), true);
+    // A hostile builder points the file, or the dir above it, at one outside that says it waits.
+    await writeFile(join(a.outside, 'package.json'), gate);
+    await rm(join(strata, 'package.json'));
+    await symlink(join(a.outside, 'package.json'), join(strata, 'package.json'));
+    assert.equal(lifecycleHolds(a.target, 'builder test'), false, 'a link to a file outside is not followed');
+    await rm(strata, { recursive: true });
+    await symlink(a.outside, strata);
+    assert.equal(lifecycleHolds(a.target, 'builder test'), false, 'a link for the dir is not followed');
+    await rm(strata);
+    await mkdir(strata);
+    await writeFile(join(strata, 'package.json'), `${' '.repeat(1 << 17)}${gate}`);
+    assert.equal(lifecycleHolds(a.target, 'builder test'), false, 'an oversized file is not read');
+    await rm(join(a.outside, 'package.json'));
+    await assertOutsideUntouched(a);
   } finally {
     await a.cleanup();
   }
