@@ -60,7 +60,8 @@ async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progr
  * An image's filesystem assembled once per manifest digest under `dir` and reused by every build after: its layers
  * (each unpacked once, shared) laid over one another with hard links, owners kept (we run as root), made in a temp
  * dir and renamed in so a half-made tree is never used. Sandboxes mount it read-only, so builds cannot change it
- * (nor, through it, the shared layer files); the usual mount points are made up front for that reason.
+ * (nor, through it, the shared layer files); the usual mount points are made up front for that reason. With `own`,
+ * a lifecycle layer this install makes (as its record says) is unpacked from the install's files, not the registry.
  */
 export async function unpackedRootfs(image: ResolvedImage, dir: string, progress?: Progress, own?: OwnLayers): Promise<string> {
   const target = join(dir, digestHex(image.manifest.digest));
