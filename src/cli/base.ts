@@ -8,9 +8,8 @@ import { baseImage, debootstrapTree, hostMirror, type BaseOptions } from '../pla
 import { cliProgress } from './progress.js';
 import { outputFor, strataHome } from '../oci/images.js';
 import { commaList, platformList } from './options.js';
-import type { Digest } from '../oci/digest.js';
 import { withVariant } from '../oci/manifest.js';
-import { writeIndex } from '../oci/mutate.js';
+import { writePlatformImages } from '../oci/mutate.js';
 
 function id(text: string, flag: string): number {
   if (!/^\d+$/.test(text)) throw new StrataError(`${flag} "${text}" is not a numeric id`);
@@ -54,19 +53,11 @@ export function registerBaseCommands(program: Command): void {
         const so = { insecureRegistries: opts.insecureRegistry };
         for (const [kind, ref, packages] of [['build', opts.buildImage, opts.buildPackages], ['run', opts.runImage, opts.runPackages]] as const) {
           const out = await outputFor(ref, opts.publish ?? false, so);
-          const images: Parameters<typeof writeIndex>[1] = [];
-          let digest = '' as Digest;
-          for (const platform of platforms) {
+          const digest = await writePlatformImages(out.store, out.tag, platforms, async (platform, tag) => {
             const forPlatform = { ...options, ...(platform ? { platform: withVariant(platform) } : {}) };
             const tree = await debootstrapTree(opts.distro, packages, forPlatform);
-            // One platform is the image itself; several are an index of them, each stored by digest.
-            digest = await baseImage(kind, tree, forPlatform, out.store, platforms.length > 1 ? undefined : out.tag, work);
-            if (platforms.length > 1) {
-              const m = await out.store.getManifest(digest);
-              images.push({ digest, size: m.bytes.length, mediaType: m.mediaType, platform: withVariant(platform!) });
-            }
-          }
-          if (images.length) digest = await writeIndex(out.store, images, out.tag);
+            return { digest: await baseImage(kind, tree, forPlatform, out.store, tag, work), ...(forPlatform.platform ? { platform: forPlatform.platform } : {}) };
+          });
           process.stdout.write(`${kind} image ${ref} (${out.where})\n  digest ${digest}\n`);
         }
       } finally {

@@ -74,6 +74,41 @@ export async function writeImage(store: ImageStore, config: ImageConfig, anyMani
   return { digest, manifestBytes, mediaType, configDigest: configDesc.digest };
 }
 
+/**
+ * A stored image as an index names it: its manifest's digest, size and media type (read from the store when not
+ * given), and the platform it is for (needed only in an index).
+ */
+export interface PlatformImage {
+  digest: Digest;
+  size?: number;
+  mediaType?: string;
+  platform?: PlatformWanted;
+}
+
+/** `writeImage`'s result as an index names it. */
+export function platformImage(written: { digest: Digest; manifestBytes: Buffer; mediaType: string }, platform?: PlatformWanted): PlatformImage {
+  return { digest: written.digest, size: written.manifestBytes.length, mediaType: written.mediaType, ...(platform ? { platform } : {}) };
+}
+
+/**
+ * Images for one or more platforms under one tag, as every multi-platform writer makes them: one is the image itself,
+ * tagged; several are images stored by digest (`write` gets no tag) and an index of them, tagged, written last.
+ */
+export async function writePlatformImages<T>(store: ImageStore, tag: string | undefined, items: T[], write: (item: T, tag: string | undefined) => Promise<PlatformImage>): Promise<Digest> {
+  if (items.length === 1) return (await write(items[0]!, tag)).digest;
+  const images: { digest: Digest; size: number; mediaType: string; platform: PlatformWanted }[] = [];
+  for (const item of items) {
+    const w = await write(item, undefined);
+    if (!w.platform) throw new Error('an image for an index was written without its platform');
+    if (w.size !== undefined && w.mediaType !== undefined) images.push({ digest: w.digest, size: w.size, mediaType: w.mediaType, platform: w.platform });
+    else {
+      const m = await store.getManifest(w.digest);
+      images.push({ digest: w.digest, size: m.bytes.length, mediaType: m.mediaType, platform: w.platform });
+    }
+  }
+  return writeIndex(store, images, tag);
+}
+
 /** One image per platform under one tag: each image already stored by digest, the index naming them written last. */
 export async function writeIndex(store: ImageStore, images: { digest: Digest; size: number; mediaType: string; platform: PlatformWanted }[], tag: string | undefined): Promise<Digest> {
   const manifests: Descriptor[] = images.map((i) => ({ mediaType: i.mediaType, digest: i.digest, size: i.size, platform: { ...i.platform } }));

@@ -8,7 +8,7 @@ import { StrataError } from '../oci/errors.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { NORMALISED_MTIME, parentPaths, writeLayerFile, type LayerEntry } from '../oci/layer.js';
 import { copyBlob } from '../oci/copy.js';
-import { appendLayers, emptyConfig, emptyManifest, writeImage, writeIndex, type AddedLayer } from '../oci/mutate.js';
+import { appendLayers, emptyConfig, emptyManifest, platformImage, writeImage, writePlatformImages, type AddedLayer } from '../oci/mutate.js';
 import { hostPlatform, type PlatformWanted } from '../oci/manifest.js';
 import type { ImageStore } from '../oci/store.js';
 import type { StoreOptions } from '../oci/target.js';
@@ -124,17 +124,13 @@ export async function createLifecycleImage(openOutput: () => Promise<{ store: Im
     const rebase = await put('rebase.tar.gz', rebaseEntry(), "kpack's rebase command");
     const lifecycleDescriptor = { lifecycle: { version: VERSION }, api: { buildpack: APIS.buildpack.supported.at(-1), platform: APIS.platform.supported.at(-1) }, apis: APIS };
     const labels = { [LABEL_LIFECYCLE_VERSION]: VERSION, [LABEL_LIFECYCLE_APIS]: JSON.stringify(APIS), [LABEL_BUILDER]: JSON.stringify(lifecycleDescriptor) };
-    const images: Parameters<typeof writeIndex>[1] = [];
-    for (const [n, p] of parts.entries()) {
+    const digest = await writePlatformImages(output.store, output.tag, [...parts.entries()], async ([n, p], tag) => {
       const lifecycle = await put(`lifecycle-${n}.tar.gz`, lifecycleEntries(p), LIFECYCLE_CREATED_BY);
       const { config, manifest } = appendLayers(emptyConfig(p.platform, NORMALISED_MTIME), emptyManifest(), [lifecycle, rebase]);
       // A user that is not root: kpack's rebase pod runs with runAsNonRoot, and this image can be its rebase image.
-      // One platform is the image itself; several are an index of them, each stored by digest.
-      const w = await writeImage(output.store, { ...config, config: { User: '65532:65532', Labels: labels } }, manifest, parts.length === 1 ? output.tag : undefined);
-      if (parts.length === 1) return { digest: w.digest, version: VERSION };
-      images.push({ mediaType: w.mediaType, digest: w.digest, size: w.manifestBytes.length, platform: p.platform });
-    }
-    return { digest: await writeIndex(output.store, images, output.tag), version: VERSION };
+      return platformImage(await writeImage(output.store, { ...config, config: { User: '65532:65532', Labels: labels } }, manifest, tag), p.platform);
+    });
+    return { digest, version: VERSION };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -239,9 +235,8 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
     const orderExtensions = completeOrder(config.orderExtensions, extensions, file, 'extensions');
     // Opened only now, once everything has been checked: a bad builder.toml leaves no trace at the destination.
     const output = await openOutput();
-    const images: Parameters<typeof writeIndex>[1] = [];
     let metadata!: BuilderMetadata;
-    for (const { platform, build, uid, gid, foreign, parts } of inputs) {
+    const digest = await writePlatformImages(output.store, output.tag, inputs, async ({ platform, build, uid, gid, foreign, parts }, tag) => {
       const added: AddedLayer[] = [];
       let n = 0;
       const layer = async (entries: AsyncIterable<LayerEntry>, createdBy: string): Promise<Digest> => {
@@ -315,11 +310,9 @@ export async function createBuilder(config: BuilderConfig, openOutput: () => Pro
       let { config: imageConfig, manifest } = appendLayers(build.config, build.manifest.manifest, added);
       // The user's --label values never replace the builder's own labels.
       imageConfig = { ...imageConfig, config: { ...(imageConfig.config ?? {}), WorkingDir: '/layers', Labels: { ...(imageConfig.config?.Labels ?? {}), ...(extraLabels ?? {}), ...labels } } };
-      const w = await writeImage(output.store, imageConfig, manifest, targets && targets.length > 1 ? undefined : output.tag);
-      if (!targets || targets.length === 1) return { digest: w.digest, metadata, buildImage: build };
-      images.push({ mediaType: w.mediaType, digest: w.digest, size: w.manifestBytes.length, platform: platform! });
-    }
-    return { digest: await writeIndex(output.store, images, output.tag), metadata, buildImage: inputs[0]!.build };
+      return platformImage(await writeImage(output.store, imageConfig, manifest, tag), platform);
+    });
+    return { digest, metadata, buildImage: inputs[0]!.build };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

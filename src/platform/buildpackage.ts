@@ -11,7 +11,7 @@ import { resolveImage, type ResolvedImage } from '../oci/image.js';
 import { NORMALISED_MTIME, parentPaths, treeEntries, writeLayerFile, writeTarFile, type LayerEntry } from '../oci/layer.js';
 import { OciLayout } from '../oci/layout.js';
 import { hostPlatform, type Descriptor, type PlatformWanted } from '../oci/manifest.js';
-import { appendLayers, emptyConfig, emptyManifest, writeImage, writeIndex, type AddedLayer } from '../oci/mutate.js';
+import { appendLayers, emptyConfig, emptyManifest, platformImage, writeImage, writePlatformImages, type AddedLayer } from '../oci/mutate.js';
 import type { ImageStore } from '../oci/store.js';
 import { openTarget, parseTarget, type StoreOptions } from '../oci/target.js';
 import { escapeId, readDescriptor, type BuildpackDescriptor } from '../spec/buildpack.js';
@@ -279,14 +279,10 @@ export async function writeBuildpackageImage(pkg: Buildpackage, store: ImageStor
   if (targets) checkPackageTargets(pkg.buildpacks, targets);
   const platforms = targets ?? [hostPlatform()];
   const added = await storeBuildpackLayers(pkg.buildpacks, store, pkg.entry.kind === 'extension' ? 'Extension' : 'Buildpack');
-  const images: Parameters<typeof writeIndex>[1] = [];
-  for (const platform of platforms) {
+  return writePlatformImages(store, tag, platforms, async (platform, tagged) => {
     const { config, manifest } = appendLayers(emptyConfig(platform, NORMALISED_MTIME), emptyManifest(), added);
-    const w = await writeImage(store, { ...config, config: { ...(config.config ?? {}), Labels: { ...extraLabels, ...packageLabels(pkg) } } }, manifest, platforms.length === 1 ? tag : undefined);
-    if (platforms.length === 1) return w.digest;
-    images.push({ mediaType: w.mediaType, digest: w.digest, size: w.manifestBytes.length, platform });
-  }
-  return writeIndex(store, images, tag);
+    return platformImage(await writeImage(store, { ...config, config: { ...(config.config ?? {}), Labels: { ...extraLabels, ...packageLabels(pkg) } } }, manifest, tagged), platform);
+  });
 }
 
 /** Writes a `.cnb`: the package as an OCI layout in an uncompressed tar, under a temp name until complete. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveImage } from '../oci/image.js';
 import { hostPlatform, withVariant, type PlatformWanted } from '../oci/manifest.js';
-import { writeIndex } from '../oci/mutate.js';
+import { writePlatformImages } from '../oci/mutate.js';
 import type { Logger } from '../lifecycle/log.js';
 import { readBuilderConfig } from '../spec/buildertoml.js';
 import { baseImage, debootstrapTree, hostMirror } from './base.js';
@@ -46,13 +46,10 @@ export async function ensureDefaultBuilder(log: Logger, progress?: Progress, pla
     const baseOpts = { distro: 'bookworm', buildPackages: [], runPackages: [], uid: 1000, gid: 1000, mirror: await hostMirror(), cacheDir: process.env.STRATA_DEBOOTSTRAP_CACHE || join(home, 'cache', 'debootstrap'), log, ...(progress ? { progress } : {}) };
     for (const kind of ['build', 'run'] as const) {
       const t = await outputFor(`strata/base:${kind}-bookworm`, false);
-      const images: Parameters<typeof writeIndex>[1] = [];
-      for (const platform of targets) {
+      await writePlatformImages(t.store, t.tag, targets, async (platform, tag) => {
         const opts = multi ? { ...baseOpts, platform } : baseOpts;
-        const digest = await baseImage(kind, await debootstrapTree('bookworm', [], opts), opts, t.store, multi ? undefined : t.tag, work);
-        if (multi) images.push({ digest, size: (await t.store.getManifest(digest)).bytes.length, mediaType: (await t.store.getManifest(digest)).mediaType, platform });
-      }
-      if (multi) await writeIndex(t.store, images, t.tag);
+        return { digest: await baseImage(kind, await debootstrapTree('bookworm', [], opts), opts, t.store, tag, work), platform };
+      });
     }
     await writeFile(join(work, 'builder.toml'), nodeBuilderToml(dirs, 'strata/base:build-bookworm', 'strata/base:run-bookworm', "strata's Node.js builder (offline: Node.js, yarn and npm inside)"));
     const config = await readBuilderConfig(join(work, 'builder.toml'));
