@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { layerDiffID, type LayerEntry } from '../oci/layer.js';
@@ -54,15 +54,20 @@ export class OwnLayers {
     return diffID;
   }
 
+  /** Best effort, as a cache: a record that cannot be written (a read-only home) only means the next unpack hashes. */
   async remember(fingerprint: string, diffID: Digest): Promise<void> {
     const all = { ...(await this.read()) };
     delete all[fingerprint];
     all[fingerprint] = diffID;
     const kept = Object.fromEntries(Object.entries(all).slice(-KEEP));
-    await mkdir(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(kept));
-    await rename(tmp, this.file);
+    const tmp = `${this.file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await mkdir(dirname(this.file), { recursive: true });
+      await writeFile(tmp, JSON.stringify(kept));
+      await rename(tmp, this.file);
+    } catch {
+      await rm(tmp, { force: true }).catch(() => undefined);
+    }
   }
 
   private async read(): Promise<Record<string, Digest>> {

@@ -47,3 +47,20 @@ test('own layers: a diffID is worked out once, then read from the record; a dama
     await t.cleanup();
   }
 });
+
+test('own layers: a record that cannot be written is no failure, only no record', async () => {
+  const t = await tempDir();
+  try {
+    const src = join(t.path, 'src');
+    await mkdir(src);
+    await writeFile(join(src, 'f'), 'content');
+    // Where the record's dir should be, a file: nothing can be written there, whoever runs this.
+    await writeFile(join(t.path, 'cache'), 'not a dir');
+    const own = OwnLayers.in(t.path);
+    assert.equal(await own.diffID(() => treeEntries(src)), await layerDiffID(treeEntries(src)));
+    await own.remember('x', await layerDiffID(treeEntries(src)));
+    assert.equal(await readFile(join(t.path, 'cache'), 'utf8'), 'not a dir');
+  } finally {
+    await t.cleanup();
+  }
+});
