@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { StrataError } from '../oci/errors.js';
 import { createBuilder, LABEL_BUILDER, LABEL_ORDER, LABEL_ORDER_EXTENSIONS, type BuilderMetadata } from '../platform/builder.js';
-import { findImage, outputFor, strataHome } from '../oci/images.js';
+import { findImage, outputFor } from '../oci/images.js';
 import { openImage } from '../oci/images.js';
 import type { ResolvedImage } from '../oci/image.js';
 import { pullPolicyOf, readConfig } from '../platform/config.js';
@@ -71,12 +71,13 @@ export function registerBuilderCommands(program: Command): void {
       for (const w of config.warnings) process.stderr.write(`Warning: ${w}\n`);
       let where = '';
       let store: ImageStore | undefined;
+      const ownLayers = OwnLayers.ofUser();
       const r = await createBuilder(config, async () => {
         const out = await outputFor(name, opts.publish ?? false, options);
         where = out.where;
         store = out.store;
         return out;
-      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)), ownLayers: OwnLayers.in(strataHome()) }, targets ?? (config.targets.length ? config.targets : undefined));
+      }, options, { labels, policy, flatten: opts.flatten.map((g) => g.split(',').map((k) => k.trim()).filter(Boolean)), ...(ownLayers ? { ownLayers } : {}) }, targets ?? (config.targets.length ? config.targets : undefined));
       await tagAlso(store!, r.digest, opts.tag, opts.publish ?? false, options);
       process.stdout.write(`Successfully created builder image ${name} in ${where}\n  digest ${r.digest}\n  ${r.metadata.buildpacks.length} buildpack(s); run image ${r.metadata.stack.runImage.image}\n`);
     });

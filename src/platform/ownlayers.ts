@@ -3,6 +3,7 @@ import { lstatSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isDigest, type Digest } from '../oci/digest.js';
+import { strataHome } from '../oci/images.js';
 import { layerDiffID, type LayerEntry } from '../oci/layer.js';
 
 /** How many fingerprints are kept: one per build user and platform a machine makes builders for, and some history. */
@@ -42,6 +43,15 @@ export class OwnLayers {
   /** The record kept under a strata home's cache. */
   static in(home: string): OwnLayers {
     return new OwnLayers(join(home, 'cache', 'own-layers.json'));
+  }
+
+  /** The record in this user's strata home; none for a user without a home (who then has nothing remembered). */
+  static ofUser(env: NodeJS.ProcessEnv = process.env): OwnLayers | undefined {
+    try {
+      return OwnLayers.in(strataHome(env));
+    } catch {
+      return undefined;
+    }
   }
 
   /** The diffID of `entries()`: remembered, or hashed once (a tar pass, no compression) and remembered. */
