@@ -12,7 +12,7 @@ const KEEP = 32;
 /**
  * What a set of layer entries is made of, cheaply: every entry's path, type, mode and owner, and for a file read
  * from disk its size, inode and times (a changed file moves its ctime), for one held in memory its hash. Equal
- * fingerprints mean the same tar, as long as nobody rewrote a file and reset both its times. (Not the name a file is
+ * fingerprints mean the same tar, short of the clock being turned back as a file is rewritten. (Not the name a file is
  * read by: a tree's walk names its files through descriptors, whose numbers differ from walk to walk.)
  */
 export async function entriesFingerprint(entries: AsyncIterable<LayerEntry>): Promise<string> {
