@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { lstatSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { isDigest, type Digest } from '../oci/digest.js';
+import { writeFileAtomic } from '../oci/fsutil.js';
 import { strataHome } from '../oci/images.js';
 import { layerDiffID, type LayerEntry } from '../oci/layer.js';
 
@@ -69,15 +70,7 @@ export class OwnLayers {
     const all = { ...(await this.read()) };
     delete all[fingerprint];
     all[fingerprint] = diffID;
-    const kept = Object.fromEntries(Object.entries(all).slice(-KEEP));
-    const tmp = `${this.file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    try {
-      await mkdir(dirname(this.file), { recursive: true });
-      await writeFile(tmp, JSON.stringify(kept));
-      await rename(tmp, this.file);
-    } catch {
-      await rm(tmp, { force: true }).catch(() => undefined);
-    }
+    await writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(Object.entries(all).slice(-KEEP)))).catch(() => undefined);
   }
 
   private async read(): Promise<Record<string, Digest>> {

@@ -1,6 +1,7 @@
 import { closeSync, fchmodSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { ConfinedDir, makeMountPoints } from '../oci/confined.js';
 import { digestHex } from '../oci/digest.js';
 import { extractLayer } from '../oci/extract.js';
@@ -30,28 +31,29 @@ async function unpackedLayer(image: ResolvedImage, i: number, dir: string, progr
     const tree = join(tmp, 'tree');
     const label = `${image.store.description} layer ${i + 1}`;
     await mkdir(tree, { mode: 0o755 });
+    const unpack = async (layer: Readable): Promise<void> => {
+      const { implicitDirs } = await extractLayer(layer, tree, { label, diffID, whiteoutMarkers: true });
+      await writeFile(join(tmp, 'implicit.json'), JSON.stringify(implicitDirs));
+    };
     const make = own ? ownLifecycleLayer(image, i) : undefined;
     if (make && (await own!.diffID(make).catch(() => undefined)) === diffID) {
       // Made from this install's own files and checked against the diffID again as it is unpacked (the record is a
       // hint); one that turns out different after all is unpacked from the registry.
       const task = progress?.task(`Unpacking layer ${i + 1}/${count} (${desc.digest.slice(7, 19)}, strata's lifecycle, from this install)`, 1, 'steps');
       try {
-        const { implicitDirs } = await extractLayer(layerTar(make(), { mtime: NORMALISED_MTIME }), tree, { label, diffID, whiteoutMarkers: true });
-        task?.done();
-        await writeFile(join(tmp, 'implicit.json'), JSON.stringify(implicitDirs));
-        return;
+        return await unpack(layerTar(make(), { mtime: NORMALISED_MTIME }));
       } catch {
-        task?.done();
         await rm(tree, { recursive: true, force: true });
         await mkdir(tree, { mode: 0o755 });
+      } finally {
+        task?.done();
       }
     }
     const task = progress?.task(`Pulling and unpacking layer ${i + 1}/${count} (${desc.digest.slice(7, 19)}, ${(desc.size / 1e6).toFixed(1)} MB)`, desc.size);
     // The blob's digest is checked as it streams; its content must also be the diffID the config promises.
     const blob = await image.store.getBlob(desc);
-    const { implicitDirs } = await extractLayer(task ? counted(blob, task) : blob, tree, { label, diffID, whiteoutMarkers: true });
+    await unpack(task ? counted(blob, task) : blob);
     task?.done();
-    await writeFile(join(tmp, 'implicit.json'), JSON.stringify(implicitDirs));
   });
   return { dir: join(cached, 'tree'), implicitDirs: new Set(JSON.parse(await readFile(join(cached, 'implicit.json'), 'utf8')) as string[]) };
 }
